@@ -1,0 +1,1 @@
+"""Database layer: Tortoise models, migrations and connection set-up."""

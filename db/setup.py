@@ -1,0 +1,65 @@
+"""Connecting to the database and bringing its schema up to date."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from tortoise import Tortoise
+from tortoise.migrations.api import migrate
+
+log = logging.getLogger(__name__)
+
+MODELS = ["db.models"]
+MIGRATIONS = "db.migrations"
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    """Tortoise config for one database; times are stored in UTC."""
+    url = database_url
+    if url.startswith("postgresql://"):
+        url = "postgres://" + url[len("postgresql://") :]
+    return {
+        "connections": {"default": url},
+        "apps": {
+            "models": {
+                "models": MODELS,
+                "default_connection": "default",
+                "migrations": MIGRATIONS,
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def _ensure_sqlite_dir(database_url: str) -> None:
+    if database_url.startswith("sqlite://"):
+        path = database_url[len("sqlite://") :].split("?", 1)[0]
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+
+async def migrate_database(database_url: str) -> None:
+    """Apply every pending migration (what `carebot migrate` and `carebot run` do)."""
+    _ensure_sqlite_dir(database_url)
+    await migrate(config=tortoise_config(database_url))
+    await Tortoise.close_connections()
+
+
+async def open_database(database_url: str, *, apply_migrations: bool = True) -> None:
+    """Migrate, then open the connections the app uses."""
+    if apply_migrations:
+        await migrate_database(database_url)
+    else:
+        _ensure_sqlite_dir(database_url)
+    await Tortoise.init(config=tortoise_config(database_url))
+
+
+async def close_database() -> None:
+    await Tortoise.close_connections()
+
+
+# For the `tortoise` command line (makemigrations); reads nothing from the environment.
+TORTOISE_ORM = tortoise_config("sqlite://data/makemigrations.sqlite3")
