@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.migrations.api import migrate
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,10 @@ async def open_database(database_url: str, *, apply_migrations: bool = True) -> 
 
 async def close_database() -> None:
     await Tortoise.close_connections()
+    # Tortoise caches compiled INSERTs per connection *name*, process-wide; a process that
+    # reopens "default" on another dialect (the test suite: SQLite, then PostgreSQL) would
+    # otherwise reuse SQLite's placeholders against PostgreSQL.
+    EXECUTOR_CACHE.clear()
 
 
 # For the `tortoise` command line (makemigrations); reads nothing from the environment.

@@ -1,0 +1,110 @@
+"""Shared fixtures: a fresh database per test, on SQLite and (when reachable) PostgreSQL.
+
+Tests that take the ``db`` fixture run twice: once on a new SQLite file, once on a
+PostgreSQL database this run creates for itself and drops at the end. When PostgreSQL does
+not answer at CAREBOT_TEST_POSTGRES_URL, the PostgreSQL half is skipped and says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from tortoise import Tortoise
+
+from bot.clock import FakeClock
+from db.setup import close_database, migrate_database, open_database
+
+PG_SERVER_URL = os.environ.get(
+    "CAREBOT_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test"
+)
+
+_pg: dict[str, str | None] = {}
+
+
+def _server_and_db(url: str) -> tuple[str, str]:
+    base, _, dbname = url.rpartition("/")
+    return base, dbname
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_SERVER_URL.replace("postgres://", "postgresql://", 1), timeout=3)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _postgres_test_url() -> tuple[str | None, str]:
+    """Create this run's own database once; return (url, why-not)."""
+    if "url" not in _pg:
+        name = f"carebot_test_{os.getpid()}_{secrets.token_hex(3)}"
+        try:
+            asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+        except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+            _pg["url"] = None
+            _pg["why"] = f"PostgreSQL not reachable at {PG_SERVER_URL}: {exc!r}"
+        else:
+            base, _ = _server_and_db(PG_SERVER_URL)
+            _pg["url"] = f"{base}/{name}"
+            _pg["name"] = name
+            _pg["why"] = ""
+            asyncio.run(migrate_database(_pg["url"]))
+    return _pg["url"], _pg.get("why") or ""
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    name = _pg.get("name")
+    if name:
+        try:
+            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        except Exception as exc:  # noqa: BLE001
+            print(f"\ncould not drop test database {name}: {exc!r}")
+
+
+async def _truncate_all() -> None:
+    conn = Tortoise.get_connection("default")
+    tables = [m._meta.db_table for m in Tortoise.apps["models"].values()]
+    await conn.execute_script(
+        "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL for one test: a fresh SQLite file, or this run's PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite://{tmp_path}/carebot.sqlite3"
+        return
+    url, why = _postgres_test_url()
+    if url is None:
+        pytest.skip(why)
+    yield url
+
+
+@pytest_asyncio.fixture
+async def db(db_url: str) -> AsyncIterator[str]:
+    """Open a migrated, empty database for the test and close it afterwards."""
+    if db_url.startswith("sqlite"):
+        await open_database(db_url)
+    else:
+        await open_database(db_url, apply_migrations=False)
+        await _truncate_all()
+    try:
+        yield db_url
+    finally:
+        await close_database()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """Tuesday 2026-11-03 02:00 UTC = 10:00 in Asia/Shanghai."""
+    return FakeClock(datetime(2026, 11, 3, 2, 0, tzinfo=timezone.utc))
