@@ -7,6 +7,7 @@ Handlers and domain code receive a :class:`Settings`; nothing reads the environm
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from dataclasses import dataclass
 from datetime import time
 from typing import Any
@@ -69,6 +70,7 @@ class Settings(BaseSettings):
     webhook_url: str = ""
     webhook_secret: str = ""
     quiet_hours: str = "21:00-09:00"
+    scripts_dir: Path | None = None  # the dealership's own templates, overriding ours
     # Dispatcher tuning (Telegram's documented limits by default).
     send_rate: float = Field(30.0, gt=0, description="messages per second, all chats")
     per_chat_interval: float = Field(1.0, ge=0, description="seconds between two messages to one chat")

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.config import QuietHours
+from bot.config import QuietHours, Settings
 from bot.schedule import shift_out_of_quiet_hours
 from db.models import Touchpoint
 
@@ -45,7 +45,7 @@ class TouchpointPlan:
 
 def delivery_key(vin: str, delivered_at: datetime) -> str:
     """One occasion per car per delivery: a resold car delivered again is a new occasion."""
-    return f"{vin}:{delivered_at.astimezone(ZoneInfo('UTC')):%Y%m%dT%H%M}"
+    return f"{vin}:{delivered_at.astimezone(timezone.utc):%Y%m%dT%H%M}"
 
 
 def plan_delivery(
@@ -86,3 +86,11 @@ async def write_touchpoints(plans: Iterable[TouchpointPlan], *, batch_size: int 
     ]
     if rows:
         await Touchpoint.bulk_create(rows, batch_size=batch_size, ignore_conflicts=True)
+
+
+def journey_rules(settings: Settings) -> JourneyRules:
+    return JourneyRules(
+        tz=settings.tz,
+        quiet=settings.quiet,
+        checkin_expiry=timedelta(hours=settings.checkin_expiry_hours),
+    )

@@ -1,0 +1,126 @@
+"""The one place that wires everything: PTB application, dispatcher, scheduler, web app."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from telegram import BotCommand, Update
+from telegram.ext import Application, ApplicationBuilder
+
+from bot.campaigns.dispatcher import Dispatcher
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.handlers import errors, owner
+from bot.services import SERVICES_KEY, Services
+from bot.texts import Scripts
+from bot.web.server import make_web_app
+
+log = logging.getLogger(__name__)
+
+COMMANDS = [
+    ("start", "绑定车主档案 / link your owner file"),
+    ("help", "帮助 / help"),
+    ("language", "语言 / language"),
+    ("stop", "停止接收 / stop messages"),
+]
+
+
+class CareBot:
+    """A running carebot: start() and stop() bring every part up and down together."""
+
+    def __init__(self, settings: Settings, clock: Clock, scripts_dir: Path | None = None) -> None:
+        self.settings = settings
+        self.clock = clock
+        builder: ApplicationBuilder = (  # type: ignore[type-arg]
+            Application.builder()
+            .token(settings.bot_token)
+            .base_url(f"{settings.telegram_api_url}/bot")
+            .base_file_url(f"{settings.telegram_api_url}/file/bot")
+            .concurrent_updates(True)
+        )
+        if settings.webhook_url:
+            builder = builder.updater(None)
+        self.application = builder.build()
+        self.scripts = Scripts(scripts_dir or settings.scripts_dir)
+        self.dispatcher = Dispatcher(self.application.bot, settings, clock, self.scripts)
+        self.services = Services(settings, clock, self.scripts, self.dispatcher)
+        self.application.bot_data[SERVICES_KEY] = self.services
+        owner.register(self.application)
+        self.application.add_error_handler(errors.report_error)
+        self.web_app = make_web_app(self.services, self.application)
+        self.scheduler: AsyncIOScheduler | None = None
+        self._runner: web.AppRunner | None = None
+        self._offset: int | None = None
+
+    async def initialize(self) -> None:
+        """Reach Telegram (getMe) without receiving updates yet; what tests start with."""
+        await self.application.initialize()
+
+    async def start(self, *, serve_web: bool = True, receive_updates: bool = True,
+                    schedule: bool = True) -> None:
+        await self.application.initialize()
+        if receive_updates:
+            await self._set_commands()
+            await self.application.start()
+            if self.settings.webhook_url:
+                await self.application.bot.set_webhook(
+                    self.settings.webhook_url, secret_token=self.settings.webhook_secret,
+                    allowed_updates=Update.ALL_TYPES,
+                )
+            elif self.application.updater is not None:
+                await self.application.updater.start_polling(allowed_updates=Update.ALL_TYPES)
+        if serve_web:
+            self._runner = web.AppRunner(self.web_app)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, self.settings.web_host, self.settings.web_port)
+            await site.start()
+            log.info("web on http://%s:%s", self.settings.web_host, self.settings.web_port)
+        if schedule:
+            self.scheduler = AsyncIOScheduler(timezone=self.settings.tz)
+            self.scheduler.add_job(
+                self._tick_dispatch, "interval", seconds=self.settings.dispatch_interval,
+                id="dispatch", max_instances=1, coalesce=True,
+            )
+            self.scheduler.start()
+
+    async def _set_commands(self) -> None:
+        await self.application.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
+
+    async def _tick_dispatch(self) -> None:
+        try:
+            report = await self.dispatcher.dispatch_due()
+        except Exception:  # noqa: BLE001 - a failed tick must not kill the scheduler
+            log.exception("dispatcher tick failed; the next tick will retry")
+            return
+        if report.sent or report.failed or report.unreachable:
+            log.info("dispatched: %s", report)
+
+    async def poll_once(self) -> int:
+        """Fetch pending updates once and handle each to completion (tests, sandbox scene)."""
+        updates = await self.application.bot.get_updates(offset=self._offset, timeout=0)
+        for update in updates:
+            self._offset = update.update_id + 1
+            await self.application.process_update(update)
+        return len(updates)
+
+    async def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.application.updater is not None and self.application.updater.running:
+            await self.application.updater.stop()
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
+
+
+def create_app(settings: Settings, clock: Clock | None = None,
+               scripts_dir: Path | None = None) -> CareBot:
+    """Build carebot from typed settings; nothing starts until ``start()``."""
+    return CareBot(settings, clock or SystemClock(), scripts_dir)

@@ -1,0 +1,269 @@
+"""The outbox dispatcher: claims due touchpoints, sends them, records each outcome.
+
+One tick: expire what is stale, skip what must not go out, then claim due rows in batches
+(a claim is a lease: a row left in "sending" by a crash goes back to pending when its lease
+runs out), send them concurrently through the rate limiter, and write each outcome as soon
+as Telegram answers, so a crash repeats at most the messages in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from tortoise.expressions import F, Subquery
+from tortoise.transactions import in_transaction
+
+from bot.campaigns.ratelimit import SendLimiter
+from bot.clock import Clock
+from bot.config import Settings
+from bot.schedule import in_quiet_hours
+from bot.texts import Scripts
+from db.models import Customer, Direction, MessageLog, Touchpoint, TouchpointStatus, Vehicle
+
+log = logging.getLogger(__name__)
+
+MARKETING_PRIORITY_FROM = 10
+
+
+@dataclass
+class DispatchReport:
+    sent: int = 0
+    retried: int = 0
+    unreachable: int = 0
+    failed: int = 0
+    expired: int = 0
+    skipped: int = 0
+    reclaimed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: DispatchReport) -> None:
+        for name in ("sent", "retried", "unreachable", "failed", "expired", "skipped", "reclaimed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors.extend(other.errors)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A rendered message: HTML text and optional inline buttons as (label, data) rows."""
+
+    text: str
+    buttons: list[list[tuple[str, str]]] = field(default_factory=list)
+
+
+def dealer_context(settings: Settings) -> dict[str, str]:
+    return {"name": settings.dealer_name, "phone": settings.dealer_phone}
+
+
+def compose(tp: Touchpoint, customer: Customer, vehicle: Vehicle | None, scripts: Scripts,
+            settings: Settings) -> Outgoing:
+    """Render a touchpoint in the owner's language from the script named by its kind."""
+    text = scripts.render(
+        tp.kind,
+        customer.language,
+        customer=customer,
+        vehicle=vehicle,
+        dealer=dealer_context(settings),
+        payload=tp.payload,
+    )
+    return Outgoing(text=text)
+
+
+def _retry_seconds(exc: RetryAfter) -> float:
+    value: Any = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def backoff(attempts: int) -> timedelta:
+    """Network trouble: 30 s, 1 min, 2 min, ... capped at one hour."""
+    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
+
+
+class Dispatcher:
+    """Sends what is due. Safe to call often; each call is one tick."""
+
+    def __init__(self, bot: Bot, settings: Settings, clock: Clock, scripts: Scripts,
+                 limiter: SendLimiter | None = None) -> None:
+        self.bot = bot
+        self.settings = settings
+        self.clock = clock
+        self.scripts = scripts
+        self.limiter = limiter or SendLimiter(settings.send_rate, settings.per_chat_interval)
+        self._lock = asyncio.Lock()
+
+    async def dispatch_due(self, *, customer_id: int | None = None,
+                           max_batches: int = 1000) -> DispatchReport:
+        """Run one tick; ``customer_id`` limits it to one owner (e.g. right after linking)."""
+        async with self._lock:
+            now = self.clock.now()
+            report = DispatchReport()
+            report.expired = await expire_stale(now)
+            report.reclaimed = await reclaim_expired_leases(now)
+            report.skipped = await skip_excluded(now)
+            if in_quiet_hours(now, self.settings.tz, self.settings.quiet):
+                return report
+            for _ in range(max_batches):
+                batch = await claim_due(
+                    now, limit=self.settings.dispatch_batch,
+                    lease=timedelta(seconds=self.settings.lease_seconds), customer_id=customer_id,
+                )
+                if not batch:
+                    break
+                report.add(await self._send_batch(batch, now))
+            return report
+
+    async def _send_batch(self, batch: list[Touchpoint], now: datetime) -> DispatchReport:
+        report = DispatchReport()
+        sem = asyncio.Semaphore(self.settings.dispatch_concurrency)
+
+        async def one(tp: Touchpoint) -> None:
+            async with sem:
+                await self._send_one(tp, now, report)
+
+        await asyncio.gather(*(one(tp) for tp in batch))
+        return report
+
+    async def _send_one(self, tp: Touchpoint, now: datetime, report: DispatchReport) -> None:
+        customer: Customer = tp.customer
+        chat_id = customer.telegram_chat_id
+        assert chat_id is not None  # claim_due only takes linked owners
+        try:
+            out = compose(tp, customer, tp.vehicle, self.scripts, self.settings)
+        except Exception as exc:  # noqa: BLE001 - a broken script must not stop the outbox
+            log.exception("touchpoint %s: script %r failed to render", tp.id, tp.kind)
+            await _finish(tp, TouchpointStatus.FAILED, error=f"script error: {exc}")
+            report.failed += 1
+            report.errors.append(f"{tp.id}: {exc}")
+            return
+        markup = None
+        if out.buttons:
+            markup = InlineKeyboardMarkup(
+                [[InlineKeyboardButton(label, callback_data=data) for label, data in row]
+                 for row in out.buttons]
+            )
+        await self.limiter.acquire(chat_id)
+        try:
+            message = await self.bot.send_message(
+                chat_id, out.text, parse_mode=ParseMode.HTML, reply_markup=markup
+            )
+        except RetryAfter as exc:
+            wait = _retry_seconds(exc)
+            self.limiter.retry_after(chat_id, wait)
+            await _retry(tp, now + timedelta(seconds=wait), f"429: retry after {wait:g}s",
+                         count_attempt=False)
+            report.retried += 1
+        except Forbidden as exc:
+            await Customer.filter(id=customer.id).update(unreachable_at=now)
+            await _finish(tp, TouchpointStatus.UNREACHABLE, error=str(exc))
+            report.unreachable += 1
+        except BadRequest as exc:
+            log.error("touchpoint %s rejected by Telegram: %s", tp.id, exc)
+            await _finish(tp, TouchpointStatus.FAILED, error=str(exc))
+            report.failed += 1
+            report.errors.append(f"{tp.id}: {exc}")
+        except (NetworkError, TelegramError) as exc:
+            if tp.attempts >= self.settings.max_attempts:
+                await _finish(tp, TouchpointStatus.FAILED,
+                              error=f"gave up after {tp.attempts} attempts: {exc}")
+                report.failed += 1
+            else:
+                await _retry(tp, now + backoff(tp.attempts), str(exc))
+                report.retried += 1
+        else:
+            await Touchpoint.filter(id=tp.id).update(
+                status=TouchpointStatus.SENT, sent_at=now, lease_until=None,
+                telegram_message_id=message.message_id, last_error="",
+            )
+            await MessageLog.create(
+                customer_id=customer.id, touchpoint_id=tp.id, direction=Direction.OUT,
+                chat_id=chat_id, telegram_message_id=message.message_id, kind=tp.kind,
+                text=out.text, created_at=now,
+            )
+            report.sent += 1
+
+
+async def _finish(tp: Touchpoint, status: TouchpointStatus, *, error: str = "") -> None:
+    await Touchpoint.filter(id=tp.id).update(
+        status=status, lease_until=None, last_error=error[:2000], status_reason=error[:200]
+    )
+
+
+async def _retry(tp: Touchpoint, when: datetime, error: str, *, count_attempt: bool = True) -> None:
+    """Back to pending for a later try. A 429 is Telegram pacing us, not a failed attempt."""
+    values: dict[str, Any] = {
+        "status": TouchpointStatus.PENDING, "due_at": when, "lease_until": None,
+        "last_error": error[:2000],
+    }
+    if not count_attempt:
+        values["attempts"] = F("attempts") - 1
+    await Touchpoint.filter(id=tp.id).update(**values)
+
+
+async def expire_stale(now: datetime) -> int:
+    """Pending rows whose window has passed are recorded as expired, never sent late."""
+    unlinked = Subquery(Customer.filter(telegram_chat_id__isnull=True).values("id"))
+    n = await Touchpoint.filter(
+        status=TouchpointStatus.PENDING, expires_at__lt=now, customer_id__in=unlinked
+    ).update(status=TouchpointStatus.EXPIRED,
+             status_reason="the owner had not linked Telegram before it expired")
+    n += await Touchpoint.filter(status=TouchpointStatus.PENDING, expires_at__lt=now).update(
+        status=TouchpointStatus.EXPIRED, status_reason="its window passed before it could be sent"
+    )
+    return n
+
+
+async def reclaim_expired_leases(now: datetime) -> int:
+    """A row stuck in "sending" (the process died mid-send) goes back to the queue."""
+    return await Touchpoint.filter(status=TouchpointStatus.SENDING, lease_until__lt=now).update(
+        status=TouchpointStatus.PENDING, lease_until=None,
+        last_error="lease expired while sending (restart?)",
+    )
+
+
+async def skip_excluded(now: datetime) -> int:
+    """Due rows for owners who declined follow-ups or blocked the bot are skipped, with why."""
+    refused = Subquery(Customer.filter(followups_refused=True).values("id"))
+    n = await Touchpoint.filter(
+        status=TouchpointStatus.PENDING, due_at__lte=now, customer_id__in=refused,
+        priority__lt=MARKETING_PRIORITY_FROM,
+    ).update(status=TouchpointStatus.SKIPPED, status_reason="owner declined follow-ups")
+    blocked = Subquery(Customer.filter(unreachable_at__isnull=False).values("id"))
+    n += await Touchpoint.filter(
+        status=TouchpointStatus.PENDING, due_at__lte=now, customer_id__in=blocked
+    ).update(status=TouchpointStatus.SKIPPED, status_reason="owner unreachable: blocked the bot")
+    return n
+
+
+async def claim_due(now: datetime, *, limit: int, lease: timedelta,
+                    customer_id: int | None = None) -> list[Touchpoint]:
+    """Take up to ``limit`` due rows for linked owners, service before marketing.
+
+    On PostgreSQL concurrent dispatchers skip each other's rows (FOR UPDATE SKIP LOCKED);
+    SQLite has one writer, so the transaction alone is enough.
+    """
+    async with in_transaction():
+        query = Touchpoint.filter(
+            status=TouchpointStatus.PENDING,
+            due_at__lte=now,
+            customer__telegram_chat_id__isnull=False,
+            customer__unreachable_at__isnull=True,
+        )
+        if customer_id is not None:
+            query = query.filter(customer_id=customer_id)
+        ids = await (
+            query.order_by("priority", "due_at", "id").limit(limit)
+            .select_for_update(skip_locked=True).values_list("id", flat=True)
+        )
+        if not ids:
+            return []
+        await Touchpoint.filter(id__in=ids, status=TouchpointStatus.PENDING).update(
+            status=TouchpointStatus.SENDING, lease_until=now + lease, attempts=F("attempts") + 1
+        )
+    rows = await Touchpoint.filter(id__in=ids).select_related("customer", "vehicle")
+    return sorted(rows, key=lambda r: (r.priority, r.due_at, r.id))

@@ -1,0 +1,162 @@
+"""The ``carebot`` command: run, sandbox, migrate, import, link."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    for noisy in ("httpx", "apscheduler", "tortoise", "aiosqlite", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def cmd_run(settings: Settings) -> int:
+    if not settings.has_token:
+        print("No CAREBOT_BOT_TOKEN set: starting the local sandbox instead "
+              "(an emulated Telegram on this machine).")
+        return await cmd_sandbox(settings)
+    from bot.app import create_app
+    from db.setup import close_database, open_database
+
+    await open_database(settings.database_url)
+    carebot = create_app(settings)
+    try:
+        await carebot.start()
+        me = carebot.application.bot
+        print(f"carebot is running as @{me.username} "
+              f"({'webhook ' + settings.webhook_url if settings.webhook_url else 'polling'}); "
+              f"web on http://{settings.web_host}:{settings.web_port}. Ctrl-C stops it.")
+        await _wait_for_signal()
+    finally:
+        await carebot.stop()
+        await close_database()
+    return 0
+
+
+async def cmd_sandbox(settings: Settings) -> int:
+    from bot.sandbox.scene import run_sandbox
+
+    return await run_sandbox(settings)
+
+
+async def cmd_migrate(settings: Settings) -> int:
+    from db.setup import migrate_database
+
+    await migrate_database(settings.database_url)
+    print(f"database is up to date: {settings.database_url}")
+    return 0
+
+
+async def cmd_import(settings: Settings, what: str, path: Path) -> int:
+    from bot.campaigns.journeys import journey_rules
+    from bot.clock import SystemClock
+    from bot.intake import IntakeError, import_deliveries_file
+    from db.setup import close_database, open_database
+
+    if what != "deliveries":
+        print(f"carebot import: unknown kind {what!r}; use: carebot import deliveries FILE",
+              file=sys.stderr)
+        return 2
+    await open_database(settings.database_url)
+    try:
+        result = await import_deliveries_file(
+            path, rules=journey_rules(settings), now=SystemClock().now()
+        )
+    except IntakeError as exc:
+        print(f"carebot import: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await close_database()
+    print(result.summary())
+    return 1 if result.errors else 0
+
+
+async def cmd_link(settings: Settings, phone: str) -> int:
+    from bot.owners import phone_to_e164
+    from db.models import Customer
+    from db.setup import close_database, open_database
+
+    e164 = phone_to_e164(phone)
+    if e164 is None:
+        print(f"carebot link: {phone!r} is not a valid phone number", file=sys.stderr)
+        return 1
+    await open_database(settings.database_url)
+    try:
+        customer = await Customer.get_or_none(phone=e164)
+    finally:
+        await close_database()
+    if customer is None:
+        print(f"carebot link: no owner with phone {e164}; import their delivery first",
+              file=sys.stderr)
+        return 1
+    from telegram import Bot
+
+    username = "<your_bot>"
+    if settings.has_token:
+        bot = Bot(settings.bot_token, base_url=f"{settings.telegram_api_url}/bot")
+        async with bot:
+            username = bot.username
+    print(f"{customer.name} {customer.phone}: https://t.me/{username}?start={customer.link_token}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="carebot", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the bot, scheduler and web (the sandbox if no token)")
+    sub.add_parser("sandbox", help="run against a local Telegram emulator with demo owners")
+    sub.add_parser("migrate", help="apply database migrations")
+    imp = sub.add_parser("import", help="import deliveries from CSV/XLSX")
+    imp.add_argument("what", choices=["deliveries"])
+    imp.add_argument("file", type=Path)
+    link = sub.add_parser("link", help="print an owner's personal deep link")
+    link.add_argument("phone")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"carebot: {exc}", file=sys.stderr)
+        return 2
+    handlers = {
+        "run": lambda: cmd_run(settings),
+        "sandbox": lambda: cmd_sandbox(settings),
+        "migrate": lambda: cmd_migrate(settings),
+        "import": lambda: cmd_import(settings, args.what, args.file),
+        "link": lambda: cmd_link(settings, args.phone),
+    }
+    try:
+        return asyncio.run(handlers[args.command]())
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,251 @@
+"""Owner-facing handlers: linking (/start token or shared contact), help, opt-out, language.
+
+Thin by design: each turns an update into a call of a domain function in ``bot.owners`` and
+answers with a label from the scripts.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot import owners
+from bot.owners import LinkOutcome
+from bot.services import Services, services_of
+from bot.texts import normalize_language
+from db.models import Customer, Direction
+
+log = logging.getLogger(__name__)
+
+AWAITING_CONTACT = "awaiting_contact"
+
+
+def _lang(update: Update, customer: Customer | None) -> str:
+    if customer is not None:
+        return customer.language
+    user = update.effective_user
+    return normalize_language(user.language_code if user else None)
+
+
+async def _say(update: Update, svc: Services, text: str, *, customer: Customer | None,
+               markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
+               = None) -> None:
+    """Answer in the chat (plain text: labels may carry names) and keep it in the log."""
+    chat = update.effective_chat
+    assert chat is not None
+    sent = await chat.send_message(text, reply_markup=markup)
+    await owners.log_message(
+        direction=Direction.OUT, chat_id=chat.id, text=text, now=svc.clock.now(), kind="reply",
+        customer_id=customer.id if customer else None, telegram_message_id=sent.message_id,
+    )
+
+
+async def _log_in(update: Update, svc: Services, customer: Customer | None, kind: str,
+                  text: str) -> None:
+    msg = update.effective_message
+    chat = update.effective_chat
+    assert chat is not None
+    await owners.log_message(
+        direction=Direction.IN, chat_id=chat.id, text=text, now=svc.clock.now(), kind=kind,
+        customer_id=customer.id if customer else None,
+        telegram_message_id=msg.message_id if msg else None,
+    )
+
+
+def _contact_keyboard(svc: Services, lang: str) -> ReplyKeyboardMarkup:
+    button = KeyboardButton(svc.scripts.label("share_contact_button", lang), request_contact=True)
+    return ReplyKeyboardMarkup([[button]], resize_keyboard=True, one_time_keyboard=True)
+
+
+async def _after_link(update: Update, svc: Services, customer: Customer) -> None:
+    text = svc.scripts.label("welcome_linked", customer.language, name=customer.name,
+                             dealer=svc.settings.dealer_name)
+    await _say(update, svc, text, customer=customer, markup=ReplyKeyboardRemove())
+    # Whatever was owed while they were not linked goes out now, if still valid.
+    await svc.dispatcher.dispatch_due(customer_id=customer.id)
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/start [token]: link by deep link, or ask for the phone number."""
+    svc = services_of(context)
+    user, chat = update.effective_user, update.effective_chat
+    assert user is not None and chat is not None
+    now = svc.clock.now()
+    existing = await owners.customer_for_user(user.id)
+    msg = update.effective_message
+    await _log_in(update, svc, existing, "command", msg.text if msg and msg.text else "/start")
+    if context.args:
+        result = await owners.link_by_token(context.args[0], user_id=user.id, chat_id=chat.id,
+                                            now=now)
+        if result.outcome is LinkOutcome.LINKED and result.customer is not None:
+            await _after_link(update, svc, result.customer)
+            return
+        lang = _lang(update, existing)
+        await owners.set_conversation(user.id, AWAITING_CONTACT)
+        await _say(update, svc, svc.scripts.label("token_invalid", lang), customer=existing,
+                   markup=_contact_keyboard(svc, lang))
+        return
+    if existing is not None:
+        text = svc.scripts.label("welcome_back", existing.language, name=existing.name)
+        await _say(update, svc, text, customer=existing)
+        return
+    lang = _lang(update, None)
+    await owners.set_conversation(user.id, AWAITING_CONTACT)
+    await _say(update, svc, svc.scripts.label("ask_contact", lang, dealer=svc.settings.dealer_name),
+               customer=None, markup=_contact_keyboard(svc, lang))
+
+
+async def contact_shared(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A shared contact links the owner, but only if it is their own."""
+    svc = services_of(context)
+    msg, user, chat = update.effective_message, update.effective_user, update.effective_chat
+    assert msg is not None and msg.contact is not None and user is not None and chat is not None
+    existing = await owners.customer_for_user(user.id)
+    await _log_in(update, svc, existing, "contact", msg.contact.phone_number)
+    result = await owners.link_by_contact(
+        msg.contact.phone_number, contact_user_id=msg.contact.user_id, sender_id=user.id,
+        chat_id=chat.id, now=svc.clock.now(),
+    )
+    lang = _lang(update, existing)
+    if result.outcome is LinkOutcome.LINKED and result.customer is not None:
+        await _after_link(update, svc, result.customer)
+    elif result.outcome is LinkOutcome.NOT_OWN_CONTACT:
+        await _say(update, svc, svc.scripts.label("contact_not_own", lang), customer=existing,
+                   markup=_contact_keyboard(svc, lang))
+    else:
+        await _say(update, svc, svc.scripts.label("contact_unknown", lang,
+                                                  phone=svc.settings.dealer_phone),
+                   customer=existing, markup=ReplyKeyboardRemove())
+
+
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services_of(context)
+    user = update.effective_user
+    assert user is not None
+    customer = await owners.customer_for_user(user.id)
+    await _log_in(update, svc, customer, "command", "/help")
+    await _say(update, svc, svc.scripts.label("help", _lang(update, customer),
+                                              phone=svc.settings.dealer_phone), customer=customer)
+
+
+async def stop_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/stop asks first: marketing only, or every follow-up too."""
+    svc = services_of(context)
+    user = update.effective_user
+    assert user is not None
+    customer = await owners.customer_for_user(user.id)
+    await _log_in(update, svc, customer, "command", "/stop")
+    lang = _lang(update, customer)
+    if customer is None:
+        await _say(update, svc, svc.scripts.label("not_linked", lang), customer=None)
+        return
+    keyboard = InlineKeyboardMarkup([
+        [InlineKeyboardButton(svc.scripts.label("stop_marketing_button", lang),
+                              callback_data="stop:marketing")],
+        [InlineKeyboardButton(svc.scripts.label("stop_all_button", lang),
+                              callback_data="stop:all")],
+        [InlineKeyboardButton(svc.scripts.label("cancel_button", lang),
+                              callback_data="stop:cancel")],
+    ])
+    await _say(update, svc, svc.scripts.label("stop_ask", lang), customer=customer,
+               markup=keyboard)
+
+
+async def stop_chosen(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services_of(context)
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    customer = await owners.customer_for_user(query.from_user.id)
+    choice = query.data.partition(":")[2]
+    await query.answer()
+    if customer is None:
+        await query.edit_message_text(svc.scripts.label("not_linked", _lang(update, None)))
+        return
+    await _log_in(update, svc, customer, "button", query.data)
+    lang = customer.language
+    now = svc.clock.now()
+    if choice == "marketing":
+        await owners.stop_marketing(customer, now=now, source="bot:/stop")
+        text = svc.scripts.label("stop_marketing_done", lang, phone=svc.settings.dealer_phone)
+    elif choice == "all":
+        await owners.stop_followups(customer, now=now, source="bot:/stop")
+        text = svc.scripts.label("stop_all_done", lang, phone=svc.settings.dealer_phone)
+    else:
+        text = svc.scripts.label("stop_cancelled", lang)
+    await query.edit_message_text(text)
+
+
+async def language_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services_of(context)
+    user = update.effective_user
+    assert user is not None
+    customer = await owners.customer_for_user(user.id)
+    await _log_in(update, svc, customer, "command", "/language")
+    if customer is None:
+        await _say(update, svc, svc.scripts.label("not_linked", _lang(update, None)),
+                   customer=None)
+        return
+    keyboard = InlineKeyboardMarkup([[
+        InlineKeyboardButton("中文", callback_data="lang:zh_CN"),
+        InlineKeyboardButton("English", callback_data="lang:en"),
+    ]])
+    await _say(update, svc, svc.scripts.label("language_ask", customer.language),
+               customer=customer, markup=keyboard)
+
+
+async def language_chosen(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services_of(context)
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    await query.answer()
+    customer = await owners.customer_for_user(query.from_user.id)
+    if customer is None:
+        return
+    language = normalize_language(query.data.partition(":")[2])
+    await owners.set_language(customer, language)
+    await query.edit_message_text(svc.scripts.label("language_set", language))
+
+
+async def text_received(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Anything else the owner writes is kept; unlinked users are asked to link first."""
+    svc = services_of(context)
+    msg, user = update.effective_message, update.effective_user
+    assert msg is not None and user is not None
+    customer = await owners.customer_for_user(user.id)
+    await _log_in(update, svc, customer, "text", msg.text or msg.caption or "")
+    lang = _lang(update, customer)
+    if customer is None:
+        await _say(update, svc, svc.scripts.label("not_linked", lang), customer=None,
+                   markup=_contact_keyboard(svc, lang))
+        return
+    await _say(update, svc, svc.scripts.label("received", lang), customer=customer)
+
+
+def register(application: Application) -> None:  # type: ignore[type-arg]
+    private = filters.ChatType.PRIVATE
+    application.add_handler(CommandHandler("start", start, filters=private))
+    application.add_handler(CommandHandler("help", help_command, filters=private))
+    application.add_handler(CommandHandler("stop", stop_command, filters=private))
+    application.add_handler(CommandHandler("language", language_command, filters=private))
+    application.add_handler(MessageHandler(private & filters.CONTACT, contact_shared))
+    application.add_handler(CallbackQueryHandler(stop_chosen, pattern=r"^stop:"))
+    application.add_handler(CallbackQueryHandler(language_chosen, pattern=r"^lang:"))
+    application.add_handler(
+        MessageHandler(private & (filters.TEXT | filters.PHOTO) & ~filters.COMMAND, text_received)
+    )

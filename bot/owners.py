@@ -1,0 +1,130 @@
+"""Owners and their Telegram link: plain values in, plain results out (no Telegram types)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+import phonenumbers
+
+from db.models import Conversation, Customer, Direction, MessageLog
+
+log = logging.getLogger(__name__)
+
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class LinkOutcome(StrEnum):
+    LINKED = "linked"
+    NOT_OWN_CONTACT = "not_own_contact"
+    UNKNOWN_PHONE = "unknown_phone"
+    BAD_TOKEN = "bad_token"
+
+
+@dataclass(frozen=True)
+class LinkResult:
+    outcome: LinkOutcome
+    customer: Customer | None = None
+
+
+def phone_to_e164(raw: str, region: str = "CN") -> str | None:
+    """Telegram sends contacts as digits, with or without '+'; normalise to E.164."""
+    text = raw.strip()
+    candidates = [text] if text.startswith("+") else ["+" + text, text]
+    for candidate in candidates:
+        try:
+            number = phonenumbers.parse(candidate, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return None
+
+
+async def _link(customer: Customer, user_id: int, chat_id: int, now: datetime) -> Customer:
+    """Attach a Telegram account to an owner file. One account belongs to one file."""
+    await Customer.filter(telegram_user_id=user_id).exclude(id=customer.id).update(
+        telegram_user_id=None, telegram_chat_id=None
+    )
+    customer.telegram_user_id = user_id
+    customer.telegram_chat_id = chat_id
+    customer.linked_at = now
+    customer.unreachable_at = None  # they are talking to us: reachable again
+    await customer.save(
+        update_fields=["telegram_user_id", "telegram_chat_id", "linked_at", "unreachable_at",
+                       "updated_at"]
+    )
+    await Conversation.filter(telegram_user_id=user_id).delete()
+    return customer
+
+
+async def link_by_token(token: str, *, user_id: int, chat_id: int, now: datetime) -> LinkResult:
+    """The deep link ``t.me/<bot>?start=<token>`` carries the owner's unguessable token."""
+    if not TOKEN_RE.match(token):
+        return LinkResult(LinkOutcome.BAD_TOKEN)
+    customer = await Customer.get_or_none(link_token=token)
+    if customer is None:
+        return LinkResult(LinkOutcome.BAD_TOKEN)
+    return LinkResult(LinkOutcome.LINKED, await _link(customer, user_id, chat_id, now))
+
+
+async def link_by_contact(
+    phone: str, *, contact_user_id: int | None, sender_id: int, chat_id: int, now: datetime
+) -> LinkResult:
+    """A shared contact links only if it is the sender's own (contact.user_id == sender)."""
+    if contact_user_id != sender_id:
+        return LinkResult(LinkOutcome.NOT_OWN_CONTACT)
+    e164 = phone_to_e164(phone)
+    customer = await Customer.get_or_none(phone=e164) if e164 else None
+    if customer is None:
+        return LinkResult(LinkOutcome.UNKNOWN_PHONE)
+    return LinkResult(LinkOutcome.LINKED, await _link(customer, sender_id, chat_id, now))
+
+
+async def customer_for_user(user_id: int) -> Customer | None:
+    return await Customer.get_or_none(telegram_user_id=user_id)
+
+
+async def set_conversation(user_id: int, state: str, data: dict[str, object] | None = None) -> None:
+    await Conversation.update_or_create(
+        telegram_user_id=user_id, defaults={"state": state, "data": data or {}}
+    )
+
+
+async def get_conversation(user_id: int) -> Conversation | None:
+    return await Conversation.get_or_none(telegram_user_id=user_id)
+
+
+async def stop_marketing(customer: Customer, *, now: datetime, source: str) -> None:
+    customer.marketing_consent = False
+    customer.marketing_consent_at = now
+    customer.marketing_consent_source = source
+    await customer.save(update_fields=["marketing_consent", "marketing_consent_at",
+                                       "marketing_consent_source", "updated_at"])
+
+
+async def stop_followups(customer: Customer, *, now: datetime, source: str) -> None:
+    """The owner declined follow-ups: nothing more but what they ask for themselves."""
+    await stop_marketing(customer, now=now, source=source)
+    customer.followups_refused = True
+    customer.followups_refused_at = now
+    await customer.save(update_fields=["followups_refused", "followups_refused_at", "updated_at"])
+
+
+async def set_language(customer: Customer, language: str) -> None:
+    customer.language = language
+    await customer.save(update_fields=["language", "updated_at"])
+
+
+async def log_message(
+    *, direction: Direction, chat_id: int, text: str, now: datetime, kind: str = "text",
+    customer_id: int | None = None, telegram_message_id: int | None = None,
+) -> None:
+    """Keep everything said to and by an owner (the seeds' call log)."""
+    await MessageLog.create(
+        direction=direction, chat_id=chat_id, text=text, kind=kind, created_at=now,
+        customer_id=customer_id, telegram_message_id=telegram_message_id,
+    )

@@ -1,0 +1,95 @@
+"""The aiohttp side: Telegram webhook, intake API, health check.
+
+Routes are thin: they validate, then enqueue or call a domain function.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any
+from urllib.parse import urlparse
+
+from aiohttp import web
+from telegram import Update
+from telegram.ext import Application
+
+from bot.campaigns.journeys import journey_rules
+from bot.intake import import_deliveries_records
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+SERVICES = web.AppKey("services", Services)
+PTB = web.AppKey("ptb", Application)  # type: ignore[type-arg]
+DEFAULT_WEBHOOK_PATH = "/telegram/webhook"
+MAX_BODY = 20 * 1024 * 1024
+
+
+def webhook_path(webhook_url: str) -> str:
+    return urlparse(webhook_url).path or DEFAULT_WEBHOOK_PATH if webhook_url else DEFAULT_WEBHOOK_PATH
+
+
+def _problem(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+async def telegram_webhook(request: web.Request) -> web.Response:
+    """Telegram's POST: check the secret header, then hand the update to PTB's queue."""
+    svc = request.app[SERVICES]
+    secret = svc.settings.webhook_secret
+    given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+    if not secret or not hmac.compare_digest(given.encode(), secret.encode()):
+        return web.Response(status=403, text="forbidden")
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return web.Response(status=400, text="body is not JSON")
+    application = request.app[PTB]
+    update = Update.de_json(data, application.bot)
+    await application.update_queue.put(update)
+    return web.Response(text="ok")
+
+
+def _authorized(request: web.Request) -> bool:
+    key = request.app[SERVICES].settings.api_key
+    auth = request.headers.get("Authorization", "")
+    scheme, _, token = auth.partition(" ")
+    return bool(key) and scheme.lower() == "bearer" and hmac.compare_digest(
+        token.strip().encode(), key.encode()
+    )
+
+
+async def post_deliveries(request: web.Request) -> web.Response:
+    """POST /api/v1/deliveries: a JSON array of deliveries (or {"deliveries": [...]})."""
+    svc = request.app[SERVICES]
+    if not _authorized(request):
+        return _problem(401, "missing or wrong API key: send 'Authorization: Bearer <API_KEY>'"
+                        if svc.settings.api_key else
+                        "the intake API is off: set CAREBOT_API_KEY to enable it")
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _problem(400, "the body is not valid JSON")
+    records = body.get("deliveries") if isinstance(body, dict) else body
+    if not isinstance(records, list):
+        return _problem(422, 'send a JSON array of deliveries, or {"deliveries": [...]}')
+    result = await import_deliveries_records(
+        records, rules=journey_rules(svc.settings), now=svc.clock.now()
+    )
+    return web.json_response(result.to_dict(), status=422 if result.errors else 200)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def make_web_app(services: Services, application: Application) -> web.Application:  # type: ignore[type-arg]
+    app = web.Application(client_max_size=MAX_BODY)
+    app[SERVICES] = services
+    app[PTB] = application
+    app.router.add_post(webhook_path(services.settings.webhook_url), telegram_webhook)
+    app.router.add_post("/api/v1/deliveries", post_deliveries)
+    app.router.add_get("/healthz", healthz)
+    return app

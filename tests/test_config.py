@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+
+from bot.config import ConfigError, load_settings
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("CAREBOT_TIMEZONE", "CAREBOT_QUIET_HOURS", "CAREBOT_DATABASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    s = load_settings(_env_file=None)
+    assert s.timezone == "Asia/Shanghai"
+    assert str(s.quiet) == "21:00-09:00"
+    assert s.database_url == "sqlite://data/carebot.sqlite3"
+    assert (s.web_host, s.web_port) == ("127.0.0.1", 8080)
+    assert s.telegram_api_url == "https://api.telegram.org"
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("CAREBOT_TIMEZONE", "Mars/Olympus"),
+        ("CAREBOT_QUIET_HOURS", "late"),
+        ("CAREBOT_WEB_PORT", "eighty"),
+        ("CAREBOT_STAFF_CHAT_ID", "staff"),
+        ("CAREBOT_DATABASE_URL", "mysql://x"),
+        ("CAREBOT_TELEGRAM_API_URL", "api.telegram.org"),
+    ],
+)
+def test_wrong_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, var: str,
+                                        value: str) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings(_env_file=None)
+    assert var in str(err.value)
+
+
+def test_env_file(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("CAREBOT_DEALER_NAME", raising=False)
+    env = tmp_path / ".env"
+    env.write_text("CAREBOT_DEALER_NAME=广州之星\n", encoding="utf-8")
+    assert load_settings(_env_file=env).dealer_name == "广州之星"
