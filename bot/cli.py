@@ -20,7 +20,7 @@ def _setup_logging(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
-    for noisy in ("httpx", "apscheduler", "tortoise", "aiosqlite", "asyncio"):
+    for noisy in ("httpx", "apscheduler", "tortoise", "aiosqlite", "asyncio", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

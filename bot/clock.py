@@ -37,3 +37,17 @@ class FakeClock:
             raise ValueError("FakeClock needs an aware datetime")
         self._now = when.astimezone(timezone.utc)
         return self._now
+
+
+class OffsetClock:
+    """Real time plus an offset the sandbox can move forward ("two hours later...")."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc) + self._offset
+
+    def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
+        self._offset += delta if delta is not None else timedelta(**kwargs)
+        return self.now()

@@ -7,6 +7,7 @@ quiet hours and daily scans.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 from tortoise.indexes import Index
@@ -166,7 +167,7 @@ class Touchpoint(Model):
     sent_at = fields.DatetimeField(null=True)
     telegram_message_id = fields.BigIntField(null=True)
     last_error = fields.TextField(default="")
-    payload = fields.JSONField(default=dict)
+    payload: dict[str, Any] = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -205,7 +206,7 @@ class Conversation(Model):
     id = fields.IntField(primary_key=True)
     telegram_user_id = fields.BigIntField(unique=True)
     state = fields.CharField(max_length=32, default="")
-    data = fields.JSONField(default=dict)
+    data: dict[str, Any] = fields.JSONField(default=dict)
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:

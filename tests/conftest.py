@@ -108,3 +108,67 @@ async def db(db_url: str) -> AsyncIterator[str]:
 def clock() -> FakeClock:
     """Tuesday 2026-11-03 02:00 UTC = 10:00 in Asia/Shanghai."""
     return FakeClock(datetime(2026, 11, 3, 2, 0, tzinfo=timezone.utc))
+
+
+class BotEnv:
+    """carebot wired to the Telegram emulator over real HTTP, on a fake clock."""
+
+    def __init__(self, emu, carebot, clock: FakeClock, settings) -> None:  # type: ignore[no-untyped-def]
+        self.emu = emu
+        self.carebot = carebot
+        self.clock = clock
+        self.settings = settings
+
+    async def poll(self) -> int:
+        """Handle every update the emulator holds, to completion."""
+        total = 0
+        while n := await self.carebot.poll_once():
+            total += n
+        return total
+
+    async def tick(self):  # type: ignore[no-untyped-def]
+        """One dispatcher tick at the clock's current time."""
+        return await self.carebot.dispatcher.dispatch_due()
+
+
+def make_settings(emu, **overrides):  # type: ignore[no-untyped-def]
+    from bot.config import Settings
+
+    values = dict(
+        bot_token=emu.token,
+        telegram_api_url=emu.api_url,
+        database_url="sqlite://:memory:",
+        dealer_name="星辰汽车",
+        dealer_phone="020-88886666",
+        per_chat_interval=0.0,
+        send_rate=1000.0,
+        webhook_secret="s3cret-hook",
+        api_key="test-api-key",
+    )
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@pytest_asyncio.fixture
+async def emulator() -> AsyncIterator:  # type: ignore[type-arg]
+    from bot.sandbox.emulator import TelegramEmulator
+
+    emu = TelegramEmulator()
+    await emu.start()
+    try:
+        yield emu
+    finally:
+        await emu.stop()
+
+
+@pytest_asyncio.fixture
+async def env(db: str, emulator, clock: FakeClock) -> AsyncIterator[BotEnv]:  # type: ignore[no-untyped-def]
+    from bot.app import create_app
+
+    settings = make_settings(emulator, database_url=db)
+    carebot = create_app(settings, clock)
+    await carebot.initialize()
+    try:
+        yield BotEnv(emulator, carebot, clock, settings)
+    finally:
+        await carebot.stop()

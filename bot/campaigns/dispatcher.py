@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -76,7 +77,9 @@ def compose(tp: Touchpoint, customer: Customer, vehicle: Vehicle | None, scripts
 
 
 def _retry_seconds(exc: RetryAfter) -> float:
-    value: Any = exc.retry_after
+    with warnings.catch_warnings():  # PTB 22 warns that this becomes a timedelta: both work
+        warnings.simplefilter("ignore")
+        value: Any = exc.retry_after
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 

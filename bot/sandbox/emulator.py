@@ -1,0 +1,1616 @@
+"""A local Telegram Bot API server with Telegram's rules, for tests, the demo and benchmarks.
+
+PTB is pointed at it through ``base_url`` (``Application.builder().token(emu.token)
+.base_url(f"{emu.api_url}/bot").base_file_url(emu.file_url)``) and talks real HTTP, so tests exercise PTB itself:
+its request encoding, its error mapping (BadRequest, Forbidden, RetryAfter) and its polling
+or webhook loop. Requests are validated against the Bot API schema (``botapi_schema.json``)
+and against the limits Telegram enforces (text length, callback_data size, HTML entities,
+flood limits), so a call real Telegram would refuse fails here first.
+
+State lives in plain dataclasses (users, chats, messages, topics, updates) so drivers
+(``driver.py``) can act as owners and staff in-process and read transcripts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import itertools
+import json
+import logging
+import math
+import re
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from .driver import GroupDriver, UserDriver
+from .schema import (
+    UploadedFile,
+    ValidationError,
+    canonical_method,
+    coerce_params,
+    validate_params,
+)
+
+logger = logging.getLogger(__name__)
+
+Params = dict[str, Any]
+JSONDict = dict[str, Any]
+
+MAX_TEXT_LENGTH = 4096
+MAX_CAPTION_LENGTH = 1024
+MAX_CALLBACK_DATA_BYTES = 64
+MAX_CALLBACK_ANSWER_LENGTH = 200
+FORUM_ICON_COLORS = (7322096, 16766590, 13338331, 9367192, 16749490, 16478047)
+CHAT_ACTIONS = frozenset(
+    {
+        "typing",
+        "upload_photo",
+        "record_video",
+        "upload_video",
+        "record_voice",
+        "upload_voice",
+        "upload_document",
+        "choose_sticker",
+        "find_location",
+        "record_video_note",
+        "upload_video_note",
+    }
+)
+#: Methods that post a message and so count against Telegram's flood limits.
+SENDING_METHODS = frozenset({"sendMessage", "sendPhoto"})
+#: Methods refused with 403 when the private chat's user blocked the bot.
+BLOCKABLE_METHODS = frozenset({"sendMessage", "sendPhoto", "sendChatAction"})
+_SECRET_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_COMMAND_RE = re.compile(r"[a-z0-9_]{1,32}")
+NOT_MODIFIED = (
+    "message is not modified: specified new message content and reply markup "
+    "are exactly the same as a current content and reply markup of the message"
+)
+# A 1x1 JPEG, so a photo "sent by a user" can be downloaded with getFile like a real one.
+_TINY_JPEG = bytes.fromhex(
+    "ffd8ffe000104a46494600010100000100010000ffdb004300080606070605080707070909080a0c140d0c0b"
+    "0b0c1912130f141d1a1f1e1d1a1c1c20242e2720222c231c1c2837292c30313434341f27393d38323c2e3334"
+    "32ffc0000b080001000101011100ffc4001f0000010501010101010100000000000000000102030405060708"
+    "090a0bffc400b5100002010303020403050504040000017d01020300041105122131410613516107227114"
+    "328191a1082342b1c11552d1f02433627282090a161718191a25262728292a3435363738393a434445464748"
+    "494a535455565758595a636465666768696a737475767778797a838485868788898a92939495969798999aa2"
+    "a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4c5c6c7c8c9cad2d3d4d5d6d7d8d9dae1e2e3e4e5e6e7e8e9"
+    "eaf1f2f3f4f5f6f7f8f9faffda0008010100003f00fbd3ffd9"
+)
+
+
+class ApiError(Exception):
+    """A Bot API error answer: HTTP status = error_code, Telegram's description."""
+
+    def __init__(self, error_code: int, description: str, retry_after: int | None = None):
+        super().__init__(description)
+        self.error_code = error_code
+        self.description = description
+        self.retry_after = retry_after
+
+    def body(self) -> JSONDict:
+        """The JSON body Telegram sends for this error."""
+        body: JSONDict = {
+            "ok": False,
+            "error_code": self.error_code,
+            "description": self.description,
+        }
+        if self.retry_after is not None:
+            body["parameters"] = {"retry_after": self.retry_after}
+        return body
+
+
+def bad_request(what: str) -> ApiError:
+    """400 with Telegram's "Bad Request: " prefix."""
+    return ApiError(400, f"Bad Request: {what}")
+
+
+# --------------------------------------------------------------------------- Telegram HTML
+
+
+class HtmlParseError(ValueError):
+    """Text that Telegram's HTML parse mode refuses ("can't parse entities")."""
+
+
+_HTML_TAG_ENTITY = {
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "span": "spoiler",
+    "tg-spoiler": "spoiler",
+    "a": "text_link",
+    "code": "code",
+    "pre": "pre",
+    "blockquote": "blockquote",
+    "tg-emoji": "custom_emoji",
+}
+_HTML_NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
+_HTML_ENTITY_RE = re.compile(r"&(?:#([0-9]{1,8})|#[xX]([0-9a-fA-F]{1,8})|([a-zA-Z][a-zA-Z0-9]*));")
+_HTML_NAME_RE = re.compile(r"[a-zA-Z0-9_-]*")
+_HTML_UNQUOTED_RE = re.compile(r"[^\s>]*")
+
+
+def utf16_len(text: str) -> int:
+    """Length in UTF-16 code units: the unit of Telegram's entity offsets and lengths."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+@dataclass
+class _OpenTag:
+    name: str
+    start: int  # UTF-16 offset in the plain text
+    attrs: dict[str, str]
+    language: str | None = None
+
+
+def _decode_entity(match: re.Match[str], byte_offset: int) -> str:
+    dec, hexa, name = match.groups()
+    if name is not None:
+        if name not in _HTML_NAMED_ENTITIES:
+            raise HtmlParseError(
+                f'Unsupported HTML entity "&{name};" at byte offset {byte_offset}; only &lt; '
+                "&gt; &amp; &quot; and numeric entities are supported"
+            )
+        return _HTML_NAMED_ENTITIES[name]
+    code = int(dec) if dec is not None else int(hexa, 16)
+    if code == 0 or code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+        raise HtmlParseError(f"Invalid numeric HTML entity at byte offset {byte_offset}")
+    return chr(code)
+
+
+def _unescape_attr(value: str) -> str:
+    """Decode entities in an attribute value leniently (unknown ones stay as written)."""
+
+    def one(match: re.Match[str]) -> str:
+        dec, hexa, name = match.groups()
+        if name is not None:
+            return _HTML_NAMED_ENTITIES.get(name, match.group(0))
+        code = int(dec) if dec is not None else int(hexa, 16)
+        return chr(code) if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else ""
+
+    return _HTML_ENTITY_RE.sub(one, value)
+
+
+def parse_html(source: str) -> tuple[str, list[JSONDict]]:
+    """Parse Telegram HTML into (plain text, entities), refusing what Telegram refuses.
+
+    Follows Telegram's rules: only its tags, properly nested and closed; only &lt; &gt;
+    &amp; &quot; and numeric character references (a lone "&" stays literal). Entity offsets
+    are UTF-16 code units, like Telegram's.
+    """
+    out: list[str] = []
+    pos = 0
+    stack: list[_OpenTag] = []
+    entities: list[JSONDict] = []
+    i, n = 0, len(source)
+
+    def offset(k: int) -> int:
+        return len(source[:k].encode("utf-8"))
+
+    while i < n:
+        ch = source[i]
+        if ch == "&":
+            match = _HTML_ENTITY_RE.match(source, i)
+            if match is None:
+                piece, i = "&", i + 1
+            else:
+                piece, i = _decode_entity(match, offset(i)), match.end()
+        elif ch == "<" and source.startswith("</", i):
+            end = source.find(">", i)
+            if end == -1:
+                raise HtmlParseError(f"Unclosed end tag at byte offset {offset(i)}")
+            name = source[i + 2 : end].strip().lower()
+            if not stack:
+                raise HtmlParseError(f'Unexpected end tag "</{name}>" at byte offset {offset(i)}')
+            top = stack.pop()
+            if top.name != name:
+                raise HtmlParseError(
+                    f'Unmatched end tag at byte offset {offset(i)}, expected "</{top.name}>", '
+                    f'found "</{name}>"'
+                )
+            _close_tag(top, pos, stack, entities)
+            i = end + 1
+            continue
+        elif ch == "<":
+            tag, i = _read_start_tag(source, i, offset)
+            tag.start = pos
+            stack.append(tag)
+            continue
+        else:
+            piece, i = ch, i + 1
+        out.append(piece)
+        pos += utf16_len(piece)
+    if stack:
+        raise HtmlParseError(f'Can\'t find end tag corresponding to start tag "{stack[-1].name}"')
+    entities.sort(key=lambda e: (e["offset"], -e["length"]))
+    return "".join(out), entities
+
+
+def _read_start_tag(source: str, i: int, offset: Callable[[int], int]) -> tuple[_OpenTag, int]:
+    start_offset = offset(i)
+    name_match = _HTML_NAME_RE.match(source, i + 1)
+    assert name_match is not None  # the pattern matches the empty string
+    name = name_match.group(0).lower()
+    if name not in _HTML_TAG_ENTITY:
+        raise HtmlParseError(f'Unsupported start tag "{name}" at byte offset {start_offset}')
+    j = name_match.end()
+    attrs: dict[str, str] = {}
+    n = len(source)
+    while True:
+        while j < n and source[j].isspace():
+            j += 1
+        if j >= n:
+            raise HtmlParseError(f"Unclosed start tag at byte offset {start_offset}")
+        if source[j] == ">":
+            j += 1
+            break
+        attr_match = _HTML_NAME_RE.match(source, j)
+        assert attr_match is not None
+        attr = attr_match.group(0).lower()
+        if not attr:
+            raise HtmlParseError(
+                f'Empty attribute name in the tag "{name}" at byte offset {start_offset}'
+            )
+        j = attr_match.end()
+        while j < n and source[j].isspace():
+            j += 1
+        value = ""
+        if j < n and source[j] == "=":
+            j += 1
+            while j < n and source[j].isspace():
+                j += 1
+            if j < n and source[j] in "\"'":
+                close = source.find(source[j], j + 1)
+                if close == -1:
+                    raise HtmlParseError(f"Unclosed start tag at byte offset {start_offset}")
+                value, j = source[j + 1 : close], close + 1
+            else:
+                unquoted = _HTML_UNQUOTED_RE.match(source, j)
+                assert unquoted is not None
+                value, j = unquoted.group(0), unquoted.end()
+        attrs[attr] = _unescape_attr(value)
+    if name == "span" and attrs.get("class") != "tg-spoiler":
+        raise HtmlParseError(
+            f'Tag "span" must have class "tg-spoiler" at byte offset {start_offset}'
+        )
+    if name == "tg-emoji" and not attrs.get("emoji-id"):
+        raise HtmlParseError(
+            f'Tag "tg-emoji" must have attribute "emoji-id" at byte offset {start_offset}'
+        )
+    return _OpenTag(name=name, start=0, attrs=attrs), j
+
+
+def _close_tag(tag: _OpenTag, pos: int, stack: list[_OpenTag], entities: list[JSONDict]) -> None:
+    length = pos - tag.start
+    kind = _HTML_TAG_ENTITY[tag.name]
+    if tag.name == "code" and stack and stack[-1].name == "pre":
+        language = tag.attrs.get("class", "")
+        if language.startswith("language-"):
+            stack[-1].language = language[len("language-") :]
+            return
+    if length <= 0:
+        return
+    entity: JSONDict = {"type": kind, "offset": tag.start, "length": length}
+    if kind == "text_link":
+        href = tag.attrs.get("href", "")
+        if not href:
+            return
+        entity["url"] = href
+    elif kind == "custom_emoji":
+        entity["custom_emoji_id"] = tag.attrs["emoji-id"]
+    elif kind == "pre" and tag.language:
+        entity["language"] = tag.language
+    elif kind == "blockquote" and "expandable" in tag.attrs:
+        entity["type"] = "expandable_blockquote"
+    entities.append(entity)
+
+
+def _strip_text(text: str, entities: list[JSONDict]) -> tuple[str, list[JSONDict]]:
+    """Trim surrounding whitespace as Telegram does, moving and clipping entities to match."""
+    stripped = text.strip()
+    if stripped == text:
+        return text, entities
+    lead = utf16_len(text[: len(text) - len(text.lstrip())])
+    total = utf16_len(stripped)
+    kept: list[JSONDict] = []
+    for entity in entities:
+        start = max(0, entity["offset"] - lead)
+        end = min(total, entity["offset"] + entity["length"] - lead)
+        if end > start:
+            kept.append({**entity, "offset": start, "length": end - start})
+    return stripped, kept
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass
+class User:
+    """A Telegram user (an owner or a staff member)."""
+
+    id: int
+    first_name: str
+    last_name: str | None = None
+    username: str | None = None
+    language_code: str | None = None
+    is_bot: bool = False
+
+    def to_dict(self) -> JSONDict:
+        """The Bot API User object."""
+        data: JSONDict = {"id": self.id, "is_bot": self.is_bot, "first_name": self.first_name}
+        for key in ("last_name", "username", "language_code"):
+            value = getattr(self, key)
+            if value is not None:
+                data[key] = value
+        return data
+
+
+@dataclass
+class Topic:
+    """A forum topic of a supergroup; its id is the id of the service message creating it."""
+
+    thread_id: int
+    name: str
+    icon_color: int
+    icon_custom_emoji_id: str | None = None
+    closed: bool = False
+    deleted: bool = False
+
+    def to_dict(self) -> JSONDict:
+        """The Bot API ForumTopic object."""
+        data: JSONDict = {
+            "message_thread_id": self.thread_id,
+            "name": self.name,
+            "icon_color": self.icon_color,
+        }
+        if self.icon_custom_emoji_id:
+            data["icon_custom_emoji_id"] = self.icon_custom_emoji_id
+        return data
+
+
+@dataclass
+class StoredMessage:
+    """One message in a chat, in either direction; ``message`` is the Bot API object."""
+
+    message: JSONDict
+    from_bot: bool
+    deleted: bool = False
+
+    @property
+    def message_id(self) -> int:
+        """Telegram's id of the message, unique within its chat."""
+        return int(self.message["message_id"])
+
+    @property
+    def thread_id(self) -> int | None:
+        """The forum topic the message belongs to, if any."""
+        value = self.message.get("message_thread_id")
+        return int(value) if value is not None else None
+
+
+@dataclass
+class Chat:
+    """A private chat (id == the user's id), a group or a supergroup (maybe a forum)."""
+
+    id: int
+    type: str
+    title: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    username: str | None = None
+    is_forum: bool = False
+    blocked: bool = False
+    messages: list[StoredMessage] = field(default_factory=list)
+    next_message_id: int = 1
+    topics: dict[int, Topic] = field(default_factory=dict)
+    reply_keyboard: JSONDict | None = None
+    chat_actions: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> JSONDict:
+        """The Bot API Chat object as embedded in a Message."""
+        data: JSONDict = {"id": self.id, "type": self.type}
+        for key in ("title", "first_name", "last_name", "username"):
+            value = getattr(self, key)
+            if value is not None:
+                data[key] = value
+        if self.is_forum:
+            data["is_forum"] = True
+        return data
+
+    def find(self, message_id: object) -> StoredMessage | None:
+        """The live (not deleted) message with this id, or None."""
+        if not isinstance(message_id, int):
+            return None
+        for stored in reversed(self.messages):
+            if stored.message_id == message_id:
+                return None if stored.deleted else stored
+        return None
+
+    def live_topic(self, thread_id: int) -> Topic | None:
+        """The topic with this id unless deleted."""
+        topic = self.topics.get(thread_id)
+        return None if topic is None or topic.deleted else topic
+
+
+@dataclass
+class CallbackQuery:
+    """A button press and, once the bot answered it, the answer (text, show_alert, url)."""
+
+    id: str
+    user_id: int
+    chat_id: int
+    message_id: int
+    data: str
+    label: str
+    answered: bool = False
+    text: str | None = None
+    show_alert: bool = False
+    url: str | None = None
+
+
+@dataclass
+class StoredFile:
+    """A file known to the emulator, reachable by file_id and downloadable by file_path."""
+
+    file_id: str
+    file_unique_id: str
+    file_path: str
+    data: bytes | None = None
+
+    def to_dict(self) -> JSONDict:
+        """The Bot API File object."""
+        data: JSONDict = {
+            "file_id": self.file_id,
+            "file_unique_id": self.file_unique_id,
+            "file_path": self.file_path,
+        }
+        if self.data is not None:
+            data["file_size"] = len(self.data)
+        return data
+
+
+@dataclass
+class Webhook:
+    """The webhook set with setWebhook, and its delivery health for getWebhookInfo."""
+
+    url: str
+    secret_token: str | None = None
+    max_connections: int = 40
+    allowed_updates: list[str] | None = None
+    last_error_date: int | None = None
+    last_error_message: str | None = None
+    delivered: int = 0
+
+
+@dataclass
+class _Injected:
+    error_code: int
+    description: str
+    retry_after: int | None
+    remaining: int
+
+
+# --------------------------------------------------------------------------- the server
+
+
+class TelegramEmulator:
+    """An in-process Telegram Bot API server: real HTTP for the bot, direct calls for drivers.
+
+    Rate limits are off unless given: ``global_rate`` messages per second overall (sliding
+    1-second window), ``per_chat_interval`` seconds between two messages to one private
+    chat, ``group_per_minute`` messages per minute to one group. They use ``time.monotonic``
+    (real pacing), never the application's business clock. ``validate=False`` skips the
+    schema check (types and required fields) but not Telegram's content rules.
+    """
+
+    #: How many times a webhook delivery is tried before the update is given up.
+    webhook_attempts = 3
+
+    def __init__(
+        self,
+        *,
+        token: str = "123456:TEST-TOKEN",
+        bot_username: str = "carebot_demo_bot",
+        global_rate: float | None = None,
+        per_chat_interval: float | None = None,
+        group_per_minute: int | None = None,
+        validate: bool = True,
+    ) -> None:
+        self.token = token
+        self.bot_username = bot_username
+        self.global_rate = global_rate
+        self.per_chat_interval = per_chat_interval
+        self.group_per_minute = group_per_minute
+        self.validate = validate
+        #: Source of message dates (epoch seconds); a demo may replace it.
+        self.wall_clock: Callable[[], float] = time.time
+        bot_id = int(token.split(":", 1)[0]) if token.split(":", 1)[0].isdigit() else 1
+        self.bot = User(id=bot_id, first_name="CareBot", username=bot_username, is_bot=True)
+        self.users: dict[int, User] = {}
+        self.chats: dict[int, Chat] = {}
+        self.callbacks: dict[str, CallbackQuery] = {}
+        self.files: dict[str, StoredFile] = {}
+        self.commands: dict[tuple[str, str], list[JSONDict]] = {}
+        self.webhook: Webhook | None = None
+        #: calls per method, 429s given, errors per status code.
+        self.stats: dict[str, Any] = {"calls": Counter(), "429": 0, "errors": Counter()}
+        #: Monotonic times of every message sent, per chat id (for pacing checks).
+        self.send_times: dict[int, list[float]] = {}
+        self._updates: list[JSONDict] = []
+        self._allowed_updates: list[str] | None = None
+        self._next_update_id = 1
+        self._ids = itertools.count(1)
+        self._poll_generation = 0
+        self._recent_sends: deque[float] = deque()
+        self._group_sends: dict[int, deque[float]] = {}
+        self._last_private_send: dict[int, float] = {}
+        self._injected: dict[str, deque[_Injected]] = {}
+        self._changed = asyncio.Event()
+        self._closing = False
+        self._runner: web.AppRunner | None = None
+        self._host = "127.0.0.1"
+        self._port: int | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._webhook_task: asyncio.Task[None] | None = None
+        self._api: dict[str, Callable[[Params], Awaitable[Any]]] = {
+            "getMe": self._get_me,
+            "getUpdates": self._get_updates,
+            "setWebhook": self._set_webhook,
+            "deleteWebhook": self._delete_webhook,
+            "getWebhookInfo": self._get_webhook_info,
+            "sendMessage": self._send_message,
+            "editMessageText": self._edit_message_text,
+            "editMessageReplyMarkup": self._edit_message_reply_markup,
+            "deleteMessage": self._delete_message,
+            "answerCallbackQuery": self._answer_callback_query,
+            "setMyCommands": self._set_my_commands,
+            "getMyCommands": self._get_my_commands,
+            "deleteMyCommands": self._delete_my_commands,
+            "getChat": self._get_chat,
+            "sendChatAction": self._send_chat_action,
+            "sendPhoto": self._send_photo,
+            "getFile": self._get_file,
+            "createForumTopic": self._create_forum_topic,
+            "editForumTopic": self._edit_forum_topic,
+            "closeForumTopic": self._close_forum_topic,
+            "reopenForumTopic": self._reopen_forum_topic,
+            "deleteForumTopic": self._delete_forum_topic,
+            "close": self._true,
+            "logOut": self._true,
+        }
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def make_app(self) -> web.Application:
+        """The aiohttp application serving ``/bot<token>/<method>`` and file downloads."""
+        app = web.Application(client_max_size=60 * 1024 * 1024)
+        app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
+        app.on_shutdown.append(self._on_shutdown)
+        app.on_cleanup.append(self._on_cleanup)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Serve on host:port (port 0 picks a free one; see ``api_url``)."""
+        self._closing = False
+        runner = web.AppRunner(self.make_app(), shutdown_timeout=2.0)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        self._runner = runner
+        address = runner.addresses[0]
+        self._host, self._port = host, int(address[1])
+        logger.info("Telegram emulator listening on %s", self.api_url)
+
+    async def stop(self) -> None:
+        """Stop serving: wake long polls, stop webhook delivery, close the server."""
+        self._closing = True
+        self._notify()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self._on_cleanup(None)
+
+    @property
+    def api_url(self) -> str:
+        """Where the server listens, e.g. ``http://127.0.0.1:PORT``; give PTB ``api_url + "/bot"``."""
+        if self._port is None:
+            raise RuntimeError("the emulator is not started")
+        return f"http://{self._host}:{self._port}"
+
+    @property
+    def file_url(self) -> str:
+        """Base for file downloads; give PTB ``base_file_url=emu.file_url``."""
+        return f"{self.api_url}/file/bot"
+
+    async def _on_shutdown(self, _app: web.Application) -> None:
+        self._closing = True
+        self._notify()
+
+    async def _on_cleanup(self, _app: web.Application | None) -> None:
+        task, self._webhook_task = self._webhook_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        http, self._http = self._http, None
+        if http is not None:
+            await http.close()
+
+    # ----------------------------------------------------------------- test hooks
+
+    def fail_next(
+        self,
+        method: str,
+        *,
+        error_code: int = 429,
+        description: str | None = None,
+        retry_after: int | None = None,
+        count: int = 1,
+    ) -> None:
+        """Make the next ``count`` calls of ``method`` fail with this error (after validation).
+
+        A 429 gets ``retry_after`` (default 1) and Telegram's "Too Many Requests" wording.
+        """
+        canonical = canonical_method(method)
+        if canonical is None:
+            raise ValueError(f"unknown Bot API method {method!r}")
+        if error_code == 429 and retry_after is None:
+            retry_after = 1
+        if description is None:
+            description = {
+                400: "Bad Request: injected failure",
+                403: "Forbidden: bot was blocked by the user",
+                429: f"Too Many Requests: retry after {retry_after}",
+                500: "Internal Server Error",
+                502: "Bad Gateway",
+            }.get(error_code, f"Error {error_code}: injected failure")
+        self._injected.setdefault(canonical, deque()).append(
+            _Injected(error_code, description, retry_after, count)
+        )
+
+    @property
+    def pending_updates(self) -> int:
+        """Updates queued and not yet confirmed (polling) or delivered (webhook)."""
+        return len(self._updates)
+
+    async def wait_until(
+        self, predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition"
+    ) -> None:
+        """Wait (without sleeping blindly) until ``predicate()`` holds after some state change."""
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self._changed
+            if predicate():
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            try:
+                await asyncio.wait_for(event.wait(), remaining)
+            except TimeoutError:
+                pass
+
+    async def wait_idle(self, timeout: float = 5.0) -> None:
+        """Wait until every queued update was taken by the bot."""
+        await self.wait_until(lambda: not self._updates, timeout, "the bot to take all updates")
+
+    def min_send_gap(self, chat_id: int | None = None) -> float | None:
+        """Shortest time between two messages to one chat (or to ``chat_id``); None if < 2."""
+        gaps = [
+            b - a
+            for cid, times in self.send_times.items()
+            if chat_id is None or cid == chat_id
+            for a, b in itertools.pairwise(times)
+        ]
+        return min(gaps) if gaps else None
+
+    # ----------------------------------------------------------------- drivers
+
+    def user(
+        self,
+        user_id: int,
+        first_name: str = "Owner",
+        last_name: str | None = None,
+        username: str | None = None,
+        language_code: str | None = "zh-hans",
+    ) -> UserDriver:
+        """A driver acting as this user in their private chat with the bot (chat id = user id)."""
+        user = self.users.get(user_id)
+        if user is None:
+            user = User(user_id, first_name, last_name, username, language_code)
+            self.users[user_id] = user
+        if user_id not in self.chats:
+            self.chats[user_id] = Chat(
+                id=user_id,
+                type="private",
+                first_name=user.first_name,
+                last_name=user.last_name,
+                username=user.username,
+            )
+        return UserDriver(self, user_id)
+
+    def group(self, chat_id: int, title: str, *, is_forum: bool = True) -> GroupDriver:
+        """A driver for a group the bot is an admin of (a supergroup when a forum or -100…)."""
+        if chat_id not in self.chats:
+            supergroup = is_forum or str(chat_id).startswith("-100")
+            self.chats[chat_id] = Chat(
+                id=chat_id,
+                type="supergroup" if supergroup else "group",
+                title=title,
+                is_forum=is_forum,
+            )
+        return GroupDriver(self, chat_id)
+
+    def ensure_user(self, user_id: int) -> User:
+        """The user with this id, created with a placeholder name if unknown."""
+        user = self.users.get(user_id)
+        if user is None:
+            user = User(user_id, f"User{user_id}", language_code="zh-hans")
+            self.users[user_id] = user
+        return user
+
+    def user_message(
+        self, chat_id: int, user_id: int, content: JSONDict, thread_id: int | None = None
+    ) -> JSONDict:
+        """Post a message from a user into a chat and queue the ``message`` update."""
+        chat = self.chats[chat_id]
+        user = self.ensure_user(user_id)
+        if thread_id is not None and (not chat.is_forum or chat.live_topic(thread_id) is None):
+            raise AssertionError(f"chat {chat_id} has no topic {thread_id}")
+        stored = self._new_message(chat, user.to_dict(), False, thread_id, content)
+        keyboard = chat.reply_keyboard
+        if keyboard is not None and keyboard.get("one_time_keyboard"):
+            chat.reply_keyboard = None
+        self.queue_update("message", stored.message)
+        return stored.message
+
+    def press_button(
+        self, chat_id: int, user_id: int, label: str, thread_id: int | None = None
+    ) -> JSONDict:
+        """Press the inline button ``label`` on the latest bot message showing it."""
+        chat = self.chats[chat_id]
+        labels: list[str] = []
+        for stored in reversed(chat.messages):
+            if stored.deleted or not stored.from_bot:
+                continue
+            if thread_id is not None and stored.thread_id != thread_id:
+                continue
+            rows = (stored.message.get("reply_markup") or {}).get("inline_keyboard") or []
+            for button in itertools.chain.from_iterable(rows):
+                if button.get("text") != label:
+                    labels.append(str(button.get("text")))
+                    continue
+                if "callback_data" not in button:
+                    raise AssertionError(f"button {label!r} is not a callback button: {button}")
+                return self._queue_callback(chat, user_id, stored, button["callback_data"], label)
+        where = f" (topic {thread_id})" if thread_id is not None else ""
+        raise AssertionError(
+            f"no bot message in chat {chat_id}{where} has a button {label!r}; "
+            f"buttons shown: {list(dict.fromkeys(labels))}"
+        )
+
+    def _queue_callback(
+        self, chat: Chat, user_id: int, stored: StoredMessage, data: str, label: str
+    ) -> JSONDict:
+        user = self.ensure_user(user_id)
+        query_id = str(next(self._ids) * 1_000_003 + 7)
+        self.callbacks[query_id] = CallbackQuery(
+            query_id, user_id, chat.id, stored.message_id, data, label
+        )
+        query: JSONDict = {
+            "id": query_id,
+            "from": user.to_dict(),
+            "message": json.loads(json.dumps(stored.message)),
+            "chat_instance": str(abs(hash((chat.id, self.bot.id))) % 10**18),
+            "data": data,
+        }
+        self.queue_update("callback_query", query)
+        return query
+
+    def set_blocked(self, user_id: int, blocked: bool) -> None:
+        """Block or unblock the bot as this user; Telegram tells the bot with my_chat_member."""
+        chat = self.chats[user_id]
+        if chat.blocked == blocked:
+            return
+        chat.blocked = blocked
+        old, new = ("member", "kicked") if blocked else ("kicked", "member")
+
+        def member(status: str) -> JSONDict:
+            data: JSONDict = {"user": self.bot.to_dict(), "status": status}
+            if status == "kicked":
+                data["until_date"] = 0
+            return data
+
+        self.queue_update(
+            "my_chat_member",
+            {
+                "chat": chat.to_dict(),
+                "from": self.users[user_id].to_dict(),
+                "date": int(self.wall_clock()),
+                "old_chat_member": member(old),
+                "new_chat_member": member(new),
+            },
+        )
+
+    def add_file(self, data: bytes | None, kind: str = "photos", ext: str = "jpg") -> StoredFile:
+        """Register a file so the bot can resend it by file_id or download it via getFile."""
+        number = next(self._ids)
+        stored = StoredFile(
+            file_id=f"AgAC{number:08d}emu",
+            file_unique_id=f"AQAD{number:06d}",
+            file_path=f"{kind}/file_{number}.{ext}",
+            data=data,
+        )
+        self.files[stored.file_id] = stored
+        return stored
+
+    def photo_sizes(self, stored: StoredFile) -> list[JSONDict]:
+        """A PhotoSize list for a stored photo (Telegram sends several sizes; one suffices)."""
+        size: JSONDict = {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "width": 800,
+            "height": 600,
+        }
+        if stored.data is not None:
+            size["file_size"] = len(stored.data)
+        return [size]
+
+    def tiny_photo(self) -> StoredFile:
+        """A new downloadable 1x1 JPEG, as if a user had sent a photo."""
+        return self.add_file(_TINY_JPEG)
+
+    # ----------------------------------------------------------------- updates
+
+    def queue_update(self, kind: str, payload: JSONDict) -> JSONDict:
+        """Append an update (increasing update_id) for polling or webhook delivery."""
+        update = {"update_id": self._next_update_id, kind: payload}
+        self._next_update_id += 1
+        self._updates.append(update)
+        self._notify()
+        return update
+
+    def _notify(self) -> None:
+        """Wake everyone waiting for a state change (long polls, webhook loop, wait_until)."""
+        event, self._changed = self._changed, asyncio.Event()
+        event.set()
+
+    def _confirm(self, offset: int) -> None:
+        if offset < 0:
+            del self._updates[: max(0, len(self._updates) + offset)]
+        elif offset > 0:
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+        else:
+            return
+        self._notify()
+
+    def _take(self, limit: int) -> list[JSONDict]:
+        allowed = self._allowed_updates
+        if allowed:
+            kept = [u for u in self._updates if _update_kind(u) in allowed]
+            if len(kept) != len(self._updates):
+                self._updates = kept
+                self._notify()
+        return [json.loads(json.dumps(u)) for u in self._updates[:limit]]
+
+    # ----------------------------------------------------------------- HTTP plumbing
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        name = request.match_info["method"]
+        if not hmac.compare_digest(token.encode(), self.token.encode()):
+            return self._error(ApiError(401, "Unauthorized"))
+        method = canonical_method(name)
+        if method is None:
+            return self._error(ApiError(404, "Not Found"))
+        self.stats["calls"][method] += 1
+        try:
+            raw = await self._read_params(request)
+            params = coerce_params(method, raw)
+            if self.validate:
+                validate_params(method, params)
+            self._inject(method)
+            impl = self._api.get(method)
+            if impl is None:
+                logger.info("emulator: %s is not emulated; answering true", method)
+                result: Any = True
+            else:
+                result = await impl(params)
+        except ValidationError as exc:
+            return self._error(ApiError(400, exc.description))
+        except ApiError as exc:
+            return self._error(exc)
+        except Exception:  # an emulator bug must answer, not hang the bot
+            logger.exception("emulator failed on %s", method)
+            return self._error(ApiError(500, "Internal Server Error: emulator failure"))
+        logger.debug("emulator: %s ok", method)
+        self._notify()
+        return web.json_response({"ok": True, "result": result})
+
+    def _error(self, error: ApiError) -> web.Response:
+        if error.error_code == 429:
+            self.stats["429"] += 1
+        self.stats["errors"][error.error_code] += 1
+        logger.debug("emulator: %s %s", error.error_code, error.description)
+        return web.json_response(error.body(), status=error.error_code)
+
+    async def _read_params(self, request: web.Request) -> dict[str, object]:
+        params: dict[str, object] = dict(request.query)
+        if not request.can_read_body:
+            return params
+        if request.content_type == "application/json":
+            try:
+                body = await request.json()
+            except ValueError as exc:
+                raise bad_request("can't parse JSON request body") from exc
+            if not isinstance(body, dict):
+                raise bad_request("JSON request body must be an object")
+            params.update(body)
+            return params
+        form = await request.post()
+        for key, value in form.items():
+            if isinstance(value, web.FileField):
+                params[key] = UploadedFile(value.filename, value.content_type, value.file.read())
+            else:
+                params[key] = value
+        for key, item in list(params.items()):
+            if isinstance(item, str) and item.startswith("attach://"):
+                part = params.get(item[len("attach://") :])
+                if isinstance(part, UploadedFile):
+                    params[key] = part
+        return params
+
+    async def _handle_file(self, request: web.Request) -> web.Response:
+        if not hmac.compare_digest(request.match_info["token"].encode(), self.token.encode()):
+            return self._error(ApiError(401, "Unauthorized"))
+        path = request.match_info["path"]
+        for stored in self.files.values():
+            if stored.file_path == path and stored.data is not None:
+                return web.Response(body=stored.data, content_type="application/octet-stream")
+        return self._error(ApiError(404, "Not Found"))
+
+    def _inject(self, method: str) -> None:
+        queue = self._injected.get(method)
+        if not queue:
+            return
+        injected = queue[0]
+        injected.remaining -= 1
+        if injected.remaining <= 0:
+            queue.popleft()
+        raise ApiError(injected.error_code, injected.description, injected.retry_after)
+
+    # ----------------------------------------------------------------- rules
+
+    def _chat(self, params: Params, key: str = "chat_id") -> Chat:
+        value = params.get(key)
+        if value is None:
+            raise bad_request(f"{key} is required")
+        chat: Chat | None = None
+        if isinstance(value, int):
+            chat = self.chats.get(value)
+        elif isinstance(value, str) and value.startswith("@"):
+            name = value[1:].lower()
+            chat = next(
+                (c for c in self.chats.values() if (c.username or "").lower() == name), None
+            )
+        if chat is None:
+            if value in self.users:  # known (say, from a group) but never started the bot
+                raise ApiError(403, "Forbidden: bot can't initiate conversation with a user")
+            raise bad_request("chat not found")
+        return chat
+
+    def _thread(self, chat: Chat, params: Params) -> int | None:
+        thread_id = params.get("message_thread_id")
+        if thread_id is None or not chat.is_forum:
+            return None
+        if not isinstance(thread_id, int) or chat.live_topic(thread_id) is None:
+            raise bad_request("message thread not found")
+        return thread_id
+
+    def _check_reachable(self, chat: Chat, method: str) -> None:
+        if chat.blocked and method in BLOCKABLE_METHODS:
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
+
+    def _check_rate(self, chat: Chat) -> None:
+        """Refuse with 429 a message past Telegram's flood limits (checked, not yet recorded)."""
+        now = time.monotonic()
+        waits: list[float] = []
+        if self.global_rate is not None:
+            window = self._recent_sends
+            while window and window[0] <= now - 1.0:
+                window.popleft()
+            if len(window) >= self.global_rate:
+                # The send is allowed once enough of the oldest sends leave the window.
+                index = min(len(window) - 1, math.floor(len(window) - self.global_rate))
+                waits.append(window[index] + 1.0 - now)
+        if self.per_chat_interval is not None and chat.type == "private":
+            last = self._last_private_send.get(chat.id)
+            if last is not None and now - last < self.per_chat_interval:
+                waits.append(last + self.per_chat_interval - now)
+        if self.group_per_minute is not None and chat.type != "private":
+            group = self._group_sends.setdefault(chat.id, deque())
+            while group and group[0] <= now - 60.0:
+                group.popleft()
+            if len(group) >= self.group_per_minute:
+                waits.append(group[len(group) - self.group_per_minute] + 60.0 - now)
+        if waits:
+            retry_after = max(1, math.ceil(max(waits)))
+            raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
+
+    def _record_send(self, chat: Chat) -> None:
+        now = time.monotonic()
+        self._recent_sends.append(now)
+        if len(self._recent_sends) > 100_000:
+            self._recent_sends.popleft()
+        if chat.type == "private":
+            self._last_private_send[chat.id] = now
+        else:
+            self._group_sends.setdefault(chat.id, deque()).append(now)
+        self.send_times.setdefault(chat.id, []).append(now)
+
+    def _format(
+        self, params: Params, text_key: str, entities_key: str, limit: int, *, caption: bool
+    ) -> tuple[str, list[JSONDict]]:
+        """Apply parse_mode and Telegram's length rules; return (plain text, entities)."""
+        text = params.get(text_key)
+        if text is None:
+            text = ""
+        if not isinstance(text, str):
+            raise bad_request(f'field "{text_key}" must be of type String')
+        parse_mode = params.get("parse_mode")
+        entities: list[JSONDict] = []
+        if parse_mode in (None, ""):
+            given = params.get(entities_key)
+            if isinstance(given, list):
+                entities = [e for e in given if isinstance(e, dict)]
+        elif not isinstance(parse_mode, str):
+            raise bad_request("unsupported parse_mode")
+        elif parse_mode.lower() == "html":
+            try:
+                text, entities = parse_html(text)
+            except HtmlParseError as exc:
+                raise bad_request(f"can't parse entities: {exc}") from exc
+        elif parse_mode.lower() not in ("markdown", "markdownv2"):
+            raise bad_request(f"unsupported parse_mode {parse_mode!r}")
+        text, entities = _strip_text(text, entities)
+        if caption:
+            if len(text) > limit:
+                raise bad_request("message caption is too long")
+        else:
+            if not text:
+                raise bad_request("message text is empty")
+            if len(text) > limit:
+                raise bad_request("message is too long")
+        return text, entities
+
+    def _check_markup(self, markup: object, *, inline_only: bool = False) -> JSONDict | None:
+        """Check reply_markup as Telegram does, above all callback_data's 64-byte limit."""
+        if markup is None:
+            return None
+        if not isinstance(markup, dict):
+            raise bad_request("can't parse reply keyboard markup JSON object")
+        if "inline_keyboard" in markup:
+            rows = markup["inline_keyboard"]
+            if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+                raise bad_request(
+                    'field "inline_keyboard" of the InlineKeyboardMarkup should be an Array of '
+                    "Arrays"
+                )
+            if sum(len(r) for r in rows) > 100:
+                raise bad_request("BUTTONS_TOO_MUCH")
+            for button in itertools.chain.from_iterable(rows):
+                self._check_inline_button(button)
+            return markup
+        if inline_only:
+            raise bad_request("object expected as reply markup")
+        if "keyboard" in markup:
+            rows = markup["keyboard"]
+            if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+                raise bad_request(
+                    'field "keyboard" of the ReplyKeyboardMarkup should be an Array of Arrays'
+                )
+            for button in itertools.chain.from_iterable(rows):
+                text = button if isinstance(button, str) else (button or {}).get("text")
+                if not isinstance(text, str) or not text:
+                    raise bad_request("can't parse keyboard button: text must be non-empty")
+            return markup
+        if markup.get("remove_keyboard") is True or markup.get("force_reply") is True:
+            return markup
+        raise bad_request("can't parse reply keyboard markup JSON object")
+
+    @staticmethod
+    def _check_inline_button(button: object) -> None:
+        if not isinstance(button, dict):
+            raise bad_request("can't parse inline keyboard button: object expected")
+        if not isinstance(button.get("text"), str) or not button["text"]:
+            raise bad_request("can't parse inline keyboard button: text must be non-empty")
+        if "callback_data" in button:
+            data = button["callback_data"]
+            if not isinstance(data, str):
+                raise bad_request(
+                    "can't parse inline keyboard button: callback_data must be String"
+                )
+            if not 1 <= len(data.encode("utf-8")) <= MAX_CALLBACK_DATA_BYTES:
+                raise bad_request("BUTTON_DATA_INVALID")
+        elif "url" in button:
+            url = button["url"]
+            if not isinstance(url, str) or not re.match(r"(https?|tg)://\S+$", url):
+                raise bad_request("BUTTON_URL_INVALID")
+        elif not any(
+            key in button
+            for key in (
+                "web_app",
+                "login_url",
+                "switch_inline_query",
+                "switch_inline_query_current_chat",
+                "switch_inline_query_chosen_chat",
+                "copy_text",
+                "callback_game",
+                "pay",
+            )
+        ):
+            raise bad_request(
+                "can't parse inline keyboard button: Text buttons are unallowed in the inline "
+                "keyboard"
+            )
+
+    def _new_message(
+        self,
+        chat: Chat,
+        sender: JSONDict,
+        from_bot: bool,
+        thread_id: int | None,
+        content: JSONDict,
+    ) -> StoredMessage:
+        message: JSONDict = {
+            "message_id": chat.next_message_id,
+            "from": sender,
+            "chat": chat.to_dict(),
+            "date": int(self.wall_clock()),
+        }
+        chat.next_message_id += 1
+        if thread_id is not None:
+            message["message_thread_id"] = thread_id
+            message["is_topic_message"] = True
+        message.update({k: v for k, v in content.items() if v is not None})
+        stored = StoredMessage(message=message, from_bot=from_bot)
+        chat.messages.append(stored)
+        self._notify()
+        return stored
+
+    def _reply_target(self, chat: Chat, params: Params) -> StoredMessage | None:
+        reply = params.get("reply_parameters")
+        if not isinstance(reply, dict) or reply.get("message_id") is None:
+            return None
+        target = chat.find(reply.get("message_id"))
+        if target is None and not reply.get("allow_sending_without_reply"):
+            raise bad_request("message to be replied not found")
+        return target
+
+    def _bot_send(self, method: str, chat: Chat, params: Params, content: JSONDict) -> JSONDict:
+        """Shared tail of send methods: reachability, flood limits, store, reply keyboards."""
+        thread_id = self._thread(chat, params)
+        markup = self._check_markup(params.get("reply_markup"))
+        target = self._reply_target(chat, params)
+        if target is not None:
+            content["reply_to_message"] = {
+                k: v for k, v in target.message.items() if k != "reply_to_message"
+            }
+            if thread_id is None and chat.is_forum:
+                thread_id = target.thread_id
+        self._check_reachable(chat, method)
+        self._check_rate(chat)
+        self._record_send(chat)
+        if markup is not None:
+            if "keyboard" in markup:
+                chat.reply_keyboard = markup
+            elif markup.get("remove_keyboard"):
+                chat.reply_keyboard = None
+            if "inline_keyboard" in markup:
+                content["reply_markup"] = markup
+        stored = self._new_message(chat, self.bot.to_dict(), True, thread_id, content)
+        return stored.message
+
+    def _own_message(self, params: Params) -> tuple[Chat, StoredMessage]:
+        if params.get("inline_message_id") is not None:
+            raise bad_request("inline messages are not emulated")
+        chat = self._chat(params)
+        if params.get("message_id") is None:
+            raise bad_request("message_id is required")
+        stored = chat.find(params.get("message_id"))
+        if stored is None:
+            raise bad_request("message to edit not found")
+        if not stored.from_bot:
+            raise bad_request("message can't be edited")
+        return chat, stored
+
+    def _edit(self, stored: StoredMessage, changes: JSONDict) -> JSONDict:
+        message = stored.message
+        if all(message.get(k) == v for k, v in changes.items()):
+            raise bad_request(NOT_MODIFIED)
+        for key, value in changes.items():
+            if value is None:
+                message.pop(key, None)
+            else:
+                message[key] = value
+        message["edit_date"] = int(self.wall_clock())
+        self._notify()
+        return message
+
+    def _topic(self, chat: Chat, params: Params) -> Topic:
+        if not chat.is_forum:
+            raise bad_request("the chat is not a forum")
+        thread_id = params.get("message_thread_id")
+        topic = chat.live_topic(thread_id) if isinstance(thread_id, int) else None
+        if topic is None:
+            raise bad_request("TOPIC_ID_INVALID")
+        return topic
+
+    def _service(self, chat: Chat, thread_id: int, content: JSONDict) -> StoredMessage:
+        return self._new_message(chat, self.bot.to_dict(), True, thread_id, content)
+
+    # ----------------------------------------------------------------- methods
+
+    async def _true(self, _params: Params) -> bool:
+        return True
+
+    async def _get_me(self, _params: Params) -> JSONDict:
+        return {
+            **self.bot.to_dict(),
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
+        }
+
+    async def _get_updates(self, params: Params) -> list[JSONDict]:
+        if self.webhook is not None:
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; use "
+                "deleteWebhook to delete the webhook first",
+            )
+        limit = min(100, max(1, int(params.get("limit") or 100)))
+        timeout = max(0.0, float(params.get("timeout") or 0))
+        allowed = params.get("allowed_updates")
+        if isinstance(allowed, list):
+            self._allowed_updates = [str(a) for a in allowed]
+        self._poll_generation += 1
+        generation = self._poll_generation
+        self._confirm(int(params.get("offset") or 0))
+        self._notify()  # an older long poll still waiting must give way (409)
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self._changed
+            batch = self._take(limit)
+            if batch or self._closing:
+                return batch
+            if generation != self._poll_generation:
+                raise ApiError(
+                    409,
+                    "Conflict: terminated by other getUpdates request; make sure that only one "
+                    "bot instance is running",
+                )
+            if self.webhook is not None:
+                raise ApiError(409, "Conflict: terminated by setWebhook request")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            try:
+                await asyncio.wait_for(event.wait(), remaining)
+            except TimeoutError:
+                pass
+
+    async def _set_webhook(self, params: Params) -> bool:
+        url = params.get("url") or ""
+        if not url:
+            return await self._delete_webhook(params)
+        if not re.match(r"https?://[^/\s]+", url):
+            raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+        secret = params.get("secret_token")
+        if secret is not None and not _SECRET_TOKEN_RE.fullmatch(secret):
+            raise bad_request("secret token contains unallowed characters")
+        if params.get("drop_pending_updates"):
+            self._updates.clear()
+        allowed = params.get("allowed_updates")
+        if isinstance(allowed, list):
+            self._allowed_updates = [str(a) for a in allowed]
+        self.webhook = Webhook(
+            url=url,
+            secret_token=secret,
+            max_connections=int(params.get("max_connections") or 40),
+            allowed_updates=self._allowed_updates,
+        )
+        self._notify()
+        if self._webhook_task is None or self._webhook_task.done():
+            self._webhook_task = asyncio.get_running_loop().create_task(self._webhook_loop())
+        return True
+
+    async def _delete_webhook(self, params: Params) -> bool:
+        if params.get("drop_pending_updates"):
+            self._updates.clear()
+        self.webhook = None
+        self._notify()
+        return True
+
+    async def _get_webhook_info(self, _params: Params) -> JSONDict:
+        info: JSONDict = {
+            "url": self.webhook.url if self.webhook else "",
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._updates),
+        }
+        if self.webhook is not None:
+            info["max_connections"] = self.webhook.max_connections
+            if self.webhook.allowed_updates:
+                info["allowed_updates"] = self.webhook.allowed_updates
+            if self.webhook.last_error_date is not None:
+                info["last_error_date"] = self.webhook.last_error_date
+                info["last_error_message"] = self.webhook.last_error_message
+        return info
+
+    async def _send_message(self, params: Params) -> JSONDict:
+        chat = self._chat(params)
+        text, entities = self._format(params, "text", "entities", MAX_TEXT_LENGTH, caption=False)
+        content: JSONDict = {"text": text, "entities": entities or None}
+        return self._bot_send("sendMessage", chat, params, content)
+
+    async def _send_photo(self, params: Params) -> JSONDict:
+        chat = self._chat(params)
+        photo = params.get("photo")
+        if isinstance(photo, UploadedFile):
+            if not photo.data:
+                raise bad_request("file must be non-empty")
+            stored = self.add_file(photo.data)
+        elif isinstance(photo, str) and photo in self.files:
+            stored = self.files[photo]
+        elif isinstance(photo, str) and re.match(r"https?://\S+$", photo):
+            stored = self.add_file(None)
+        else:
+            raise bad_request("wrong file identifier/HTTP URL specified")
+        caption, entities = self._format(
+            params, "caption", "caption_entities", MAX_CAPTION_LENGTH, caption=True
+        )
+        content: JSONDict = {
+            "photo": self.photo_sizes(stored),
+            "caption": caption or None,
+            "caption_entities": entities or None,
+        }
+        return self._bot_send("sendPhoto", chat, params, content)
+
+    async def _edit_message_text(self, params: Params) -> JSONDict:
+        _chat, stored = self._own_message(params)
+        if "text" not in stored.message:
+            raise bad_request("there is no text in the message to edit")
+        text, entities = self._format(params, "text", "entities", MAX_TEXT_LENGTH, caption=False)
+        markup = self._check_markup(params.get("reply_markup"), inline_only=True)
+        # Like Telegram, an edit without reply_markup removes the inline keyboard.
+        return self._edit(
+            stored, {"text": text, "entities": entities or None, "reply_markup": markup}
+        )
+
+    async def _edit_message_reply_markup(self, params: Params) -> JSONDict:
+        _chat, stored = self._own_message(params)
+        markup = self._check_markup(params.get("reply_markup"), inline_only=True)
+        return self._edit(stored, {"reply_markup": markup})
+
+    async def _delete_message(self, params: Params) -> bool:
+        chat = self._chat(params)
+        stored = chat.find(params.get("message_id"))
+        if stored is None:
+            raise bad_request("message to delete not found")
+        stored.deleted = True
+        self._notify()
+        return True
+
+    async def _answer_callback_query(self, params: Params) -> bool:
+        query = self.callbacks.get(str(params.get("callback_query_id")))
+        if query is None or query.answered:
+            raise bad_request(
+                "query is too old and response timeout expired or query ID is invalid"
+            )
+        text = params.get("text")
+        if isinstance(text, str) and len(text) > MAX_CALLBACK_ANSWER_LENGTH:
+            raise bad_request("MESSAGE_TOO_LONG")
+        query.answered = True
+        query.text = text
+        query.show_alert = bool(params.get("show_alert"))
+        query.url = params.get("url")
+        self._notify()
+        return True
+
+    @staticmethod
+    def _commands_key(params: Params) -> tuple[str, str]:
+        scope = params.get("scope") or {"type": "default"}
+        return json.dumps(scope, sort_keys=True), str(params.get("language_code") or "")
+
+    async def _set_my_commands(self, params: Params) -> bool:
+        commands = params.get("commands")
+        if not isinstance(commands, list) or len(commands) > 100:
+            raise bad_request("BOT_COMMANDS_TOO_MUCH")
+        for command in commands:
+            if not isinstance(command, dict) or not _COMMAND_RE.fullmatch(
+                str(command.get("command", ""))
+            ):
+                raise bad_request("BOT_COMMAND_INVALID")
+            description = command.get("description")
+            if not isinstance(description, str) or not 1 <= len(description) <= 256:
+                raise bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
+        self.commands[self._commands_key(params)] = commands
+        return True
+
+    async def _get_my_commands(self, params: Params) -> list[JSONDict]:
+        return self.commands.get(self._commands_key(params), [])
+
+    async def _delete_my_commands(self, params: Params) -> bool:
+        self.commands.pop(self._commands_key(params), None)
+        return True
+
+    async def _get_chat(self, params: Params) -> JSONDict:
+        chat = self._chat(params)
+        return {
+            **chat.to_dict(),
+            "accent_color_id": 0,
+            "max_reaction_count": 11,
+            "accepted_gift_types": {
+                "unlimited_gifts": False,
+                "limited_gifts": False,
+                "unique_gifts": False,
+                "premium_subscription": False,
+                "gifts_from_channels": False,
+            },
+        }
+
+    async def _send_chat_action(self, params: Params) -> bool:
+        chat = self._chat(params)
+        action = params.get("action")
+        if action not in CHAT_ACTIONS:
+            raise bad_request("wrong parameter action in request")
+        self._thread(chat, params)
+        self._check_reachable(chat, "sendChatAction")
+        chat.chat_actions.append(str(action))
+        return True
+
+    async def _get_file(self, params: Params) -> JSONDict:
+        stored = self.files.get(str(params.get("file_id")))
+        if stored is None:
+            raise bad_request("invalid file_id")
+        return stored.to_dict()
+
+    async def _create_forum_topic(self, params: Params) -> JSONDict:
+        chat = self._chat(params)
+        if chat.type != "supergroup" or not chat.is_forum:
+            raise bad_request("the chat is not a forum")
+        name = params.get("name") or ""
+        if not name:
+            raise bad_request("TOPIC_TITLE_EMPTY")
+        if len(name) > 128:
+            raise bad_request("TOPIC_TITLE_TOO_LONG")
+        icon_color = params.get("icon_color", FORUM_ICON_COLORS[0])
+        if icon_color not in FORUM_ICON_COLORS:
+            raise bad_request("TOPIC_ICON_COLOR_INVALID")
+        thread_id = chat.next_message_id
+        topic = Topic(thread_id, name, icon_color, params.get("icon_custom_emoji_id"))
+        chat.topics[thread_id] = topic
+        created: JSONDict = {"name": name, "icon_color": icon_color}
+        if topic.icon_custom_emoji_id:
+            created["icon_custom_emoji_id"] = topic.icon_custom_emoji_id
+        self._service(chat, thread_id, {"forum_topic_created": created})
+        return topic.to_dict()
+
+    async def _edit_forum_topic(self, params: Params) -> bool:
+        chat = self._chat(params)
+        topic = self._topic(chat, params)
+        name = params.get("name")
+        emoji = params.get("icon_custom_emoji_id")
+        if name is not None and not 1 <= len(name) <= 128:
+            raise bad_request("TOPIC_TITLE_EMPTY" if not name else "TOPIC_TITLE_TOO_LONG")
+        if (name is None or name == topic.name) and (
+            emoji is None or emoji == (topic.icon_custom_emoji_id or "")
+        ):
+            raise bad_request("TOPIC_NOT_MODIFIED")
+        edited: JSONDict = {}
+        if name is not None:
+            topic.name = edited["name"] = name
+        if emoji is not None:
+            topic.icon_custom_emoji_id = emoji or None
+            edited["icon_custom_emoji_id"] = emoji
+        self._service(chat, topic.thread_id, {"forum_topic_edited": edited})
+        return True
+
+    async def _close_forum_topic(self, params: Params) -> bool:
+        return self._set_topic_closed(params, closed=True)
+
+    async def _reopen_forum_topic(self, params: Params) -> bool:
+        return self._set_topic_closed(params, closed=False)
+
+    def _set_topic_closed(self, params: Params, *, closed: bool) -> bool:
+        chat = self._chat(params)
+        topic = self._topic(chat, params)
+        if topic.closed == closed:
+            raise bad_request("TOPIC_NOT_MODIFIED")
+        topic.closed = closed
+        kind = "forum_topic_closed" if closed else "forum_topic_reopened"
+        self._service(chat, topic.thread_id, {kind: {}})
+        return True
+
+    async def _delete_forum_topic(self, params: Params) -> bool:
+        chat = self._chat(params)
+        topic = self._topic(chat, params)
+        topic.deleted = True
+        for stored in chat.messages:
+            if stored.thread_id == topic.thread_id:
+                stored.deleted = True
+        self._notify()
+        return True
+
+    # ----------------------------------------------------------------- webhook delivery
+
+    async def _webhook_loop(self) -> None:
+        """Deliver queued updates to the webhook in order, one at a time, until it is removed."""
+        while not self._closing and self.webhook is not None:
+            event = self._changed
+            if not self._updates:
+                await event.wait()
+                continue
+            update = self._updates[0]
+            allowed = self._allowed_updates
+            if not allowed or _update_kind(update) in allowed:
+                try:
+                    await self._deliver(self.webhook, update)
+                except Exception:  # delivery must never stop for good on one bad update
+                    logger.exception("webhook: could not deliver update %s", update["update_id"])
+            if self._updates and self._updates[0] is update:
+                self._updates.pop(0)
+                self._notify()
+
+    async def _deliver(self, hook: Webhook, update: JSONDict) -> bool:
+        """POST one update; retry a few times; on failure record the error and move on."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        headers = {}
+        if hook.secret_token:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = hook.secret_token
+        error = ""
+        for attempt in range(self.webhook_attempts):
+            if attempt:
+                await asyncio.sleep(0.05 * 4**attempt)
+            try:
+                async with self._http.post(hook.url, json=update, headers=headers) as response:
+                    await response.read()
+                    if 200 <= response.status < 300:
+                        hook.delivered += 1
+                        return True
+                    error = f"Wrong response from the webhook: {response.status} {response.reason}"
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                error = f"Connection failed: {exc!r}"
+            logger.warning(
+                "webhook delivery of update %s failed (attempt %d): %s",
+                update["update_id"],
+                attempt + 1,
+                error,
+            )
+        hook.last_error_date = int(self.wall_clock())
+        hook.last_error_message = error
+        logger.error("webhook: giving up update %s: %s", update["update_id"], error)
+        return False
+
+
+def _update_kind(update: JSONDict) -> str:
+    return next(k for k in update if k != "update_id")
