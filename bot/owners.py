@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-import phonenumbers
-
+from bot.phones import PhoneError, normalize_phone
 from db.models import Conversation, Customer, Direction, MessageLog
 
 log = logging.getLogger(__name__)
@@ -31,16 +30,15 @@ class LinkResult:
 
 
 def phone_to_e164(raw: str, region: str = "CN") -> str | None:
-    """Telegram sends contacts as digits, with or without '+'; normalise to E.164."""
+    """Telegram sends a contact's number as international digits without '+'
+    ("8613800138000"); staff type it any way. Same E.164 as the import, or None."""
     text = raw.strip()
     candidates = [text] if text.startswith("+") else ["+" + text, text]
     for candidate in candidates:
         try:
-            number = phonenumbers.parse(candidate, region)
-        except phonenumbers.NumberParseException:
+            return normalize_phone(candidate, region)
+        except PhoneError:
             continue
-        if phonenumbers.is_valid_number(number):
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return None
 
 
@@ -112,6 +110,12 @@ async def stop_followups(customer: Customer, *, now: datetime, source: str) -> N
     customer.followups_refused = True
     customer.followups_refused_at = now
     await customer.save(update_fields=["followups_refused", "followups_refused_at", "updated_at"])
+
+
+async def mark_reachable(user_id: int, *, blocked: bool, now: datetime) -> bool:
+    """Telegram told us the owner blocked (or unblocked) the bot; True if it is an owner."""
+    value = now if blocked else None
+    return bool(await Customer.filter(telegram_user_id=user_id).update(unreachable_at=value))
 
 
 async def set_language(customer: Customer, language: str) -> None:

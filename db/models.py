@@ -95,6 +95,7 @@ class Vehicle(Model):
     customer: fields.ForeignKeyRelation[Customer] = fields.ForeignKeyField(
         "models.Customer", related_name="vehicles", on_delete=fields.RESTRICT
     )
+    customer_id: int
     delivered_at = fields.DatetimeField(null=True)
     sales_advisor = fields.CharField(max_length=100, default="")
     insurance_expiry = fields.DateField(null=True)
@@ -155,6 +156,8 @@ class Touchpoint(Model):
     vehicle: fields.ForeignKeyNullableRelation[Vehicle] = fields.ForeignKeyField(
         "models.Vehicle", related_name="touchpoints", null=True, on_delete=fields.SET_NULL
     )
+    customer_id: int
+    vehicle_id: int | None
     kind = fields.CharField(max_length=32)
     occasion_key = fields.CharField(max_length=64)
     priority = fields.SmallIntField(default=0)  # 0 = service, higher = later (marketing)

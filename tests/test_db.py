@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 
 async def test_vin_is_unique_and_touchpoint_key_is_unique(db: str) -> None:
     c = await Customer.create(name="张三", phone="+8613800138000", link_token="t1")
-    await Vehicle.create(vin="LSVAU2180N2183294", customer=c)
+    await Vehicle.create(vin="LSVAU218XN2183294", customer=c)
     with pytest.raises(IntegrityError):
-        await Vehicle.create(vin="LSVAU2180N2183294", customer=c)
+        await Vehicle.create(vin="LSVAU218XN2183294", customer=c)
     due = datetime(2026, 11, 3, tzinfo=timezone.utc)
     await Touchpoint.create(customer=c, kind="k", occasion_key="o", due_at=due)
     with pytest.raises(IntegrityError):

@@ -355,8 +355,8 @@ async def test_checkin_touchpoint_due_two_hours_after_delivery(
     assert vehicle.delivered_at == delivered
     tp = await Touchpoint.get(kind=CHECKIN)
     assert tp.due_at == delivered + timedelta(hours=2)
-    assert tp.vehicle_id == vehicle.id  # type: ignore[attr-defined]
-    assert tp.customer_id == vehicle.customer_id  # type: ignore[attr-defined]
+    assert tp.vehicle_id == vehicle.id
+    assert tp.customer_id == vehicle.customer_id
 
 
 async def test_reimport_changes_nothing(db: str, clock: FakeClock, tmp_path: Path) -> None:

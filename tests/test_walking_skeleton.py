@@ -298,3 +298,17 @@ async def test_english_owner_gets_english_checkin(env: BotEnv, tmp_path: Path) -
     text = owner.bot_texts()[-1]
     assert "Hello Tom <b>Lee</b>" in text  # escaped in HTML, shown literally to the owner
     assert "Star S7" in text and "two hours" in text
+
+
+async def test_blocking_is_noticed_before_any_send(env: BotEnv, tmp_path: Path) -> None:
+    """Telegram tells the bot when an owner blocks it (my_chat_member): no 403 needed."""
+    env.clock.set(local(2026, 11, 3, 10, 30))
+    await import_file(env, write_csv(tmp_path / "d.csv",
+                                     [delivery_row(VIN_A, "13800138000", "2026-11-03 10:00")]))
+    owner = await link_by_contact(env, 5001, "13800138000")
+    owner.block()
+    await env.poll()
+    assert (await Customer.get(phone="+8613800138000")).unreachable_at == env.clock.now()
+    owner.unblock()
+    await env.poll()
+    assert (await Customer.get(phone="+8613800138000")).unreachable_at is None

@@ -19,6 +19,7 @@ from telegram import (
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
     ContextTypes,
     MessageHandler,
@@ -237,6 +238,18 @@ async def text_received(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     await _say(update, svc, svc.scripts.label("received", lang), customer=customer)
 
 
+async def membership_changed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The owner blocked or unblocked the bot: mark them (un)reachable at once."""
+    svc = services_of(context)
+    change = update.my_chat_member
+    if change is None or change.chat.type != "private":
+        return
+    blocked = change.new_chat_member.status in ("kicked", "left")
+    if await owners.mark_reachable(change.from_user.id, blocked=blocked, now=svc.clock.now()):
+        log.info("owner %s %s the bot", change.from_user.id,
+                 "blocked" if blocked else "unblocked")
+
+
 def register(application: Application) -> None:  # type: ignore[type-arg]
     private = filters.ChatType.PRIVATE
     application.add_handler(CommandHandler("start", start, filters=private))
@@ -244,6 +257,9 @@ def register(application: Application) -> None:  # type: ignore[type-arg]
     application.add_handler(CommandHandler("stop", stop_command, filters=private))
     application.add_handler(CommandHandler("language", language_command, filters=private))
     application.add_handler(MessageHandler(private & filters.CONTACT, contact_shared))
+    application.add_handler(
+        ChatMemberHandler(membership_changed, ChatMemberHandler.MY_CHAT_MEMBER)
+    )
     application.add_handler(CallbackQueryHandler(stop_chosen, pattern=r"^stop:"))
     application.add_handler(CallbackQueryHandler(language_chosen, pattern=r"^lang:"))
     application.add_handler(
