@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -19,6 +20,10 @@ from bot.texts import Scripts
 from bot.web.server import make_web_app
 
 log = logging.getLogger(__name__)
+
+# Feature modules, each with ``register(application, services)`` (handlers, composers,
+# text routes) and optionally ``schedule(scheduler, services)`` (APScheduler ticks).
+FEATURES: list[Any] = [owner]
 
 COMMANDS = [
     ("start", "绑定车主档案 / link your owner file"),
@@ -48,7 +53,8 @@ class CareBot:
         self.dispatcher = Dispatcher(self.application.bot, settings, clock, self.scripts)
         self.services = Services(settings, clock, self.scripts, self.dispatcher)
         self.application.bot_data[SERVICES_KEY] = self.services
-        owner.register(self.application)
+        for feature in FEATURES:
+            feature.register(self.application, self.services)
         self.application.add_error_handler(errors.report_error)
         self.web_app = make_web_app(self.services, self.application)
         self.scheduler: AsyncIOScheduler | None = None
@@ -84,6 +90,10 @@ class CareBot:
                 self._tick_dispatch, "interval", seconds=self.settings.dispatch_interval,
                 id="dispatch", max_instances=1, coalesce=True,
             )
+            for feature in FEATURES:
+                schedule_jobs = getattr(feature, "schedule", None)
+                if schedule_jobs is not None:
+                    schedule_jobs(self.scheduler, self.services)
             self.scheduler.start()
 
     async def _set_commands(self) -> None:

@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def database(settings: Settings) -> AsyncIterator[None]:
+    """Open the (migrated) database for a one-shot command and close it afterwards."""
+    from db.setup import close_database, open_database
+
+    await open_database(settings.database_url)
+    try:
+        yield
+    finally:
+        await close_database()
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -122,18 +136,33 @@ async def cmd_link(settings: Settings, phone: str) -> int:
     return 0
 
 
+# Feature modules that add their own subcommands: each has
+# ``add_commands(sub)`` adding parsers with ``set_defaults(run=<async fn(settings, args)>)``.
+FEATURE_COMMANDS: tuple[str, ...] = ()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="carebot", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="run the bot, scheduler and web (the sandbox if no token)")
-    sub.add_parser("sandbox", help="run against a local Telegram emulator with demo owners")
-    sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser(
+        "run", help="run the bot, scheduler and web (the sandbox if no token)"
+    ).set_defaults(run=lambda s, a: cmd_run(s))
+    sub.add_parser(
+        "sandbox", help="run against a local Telegram emulator with demo owners"
+    ).set_defaults(run=lambda s, a: cmd_sandbox(s))
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(
+        run=lambda s, a: cmd_migrate(s)
+    )
     imp = sub.add_parser("import", help="import deliveries from CSV/XLSX")
     imp.add_argument("what", choices=["deliveries"])
     imp.add_argument("file", type=Path)
+    imp.set_defaults(run=lambda s, a: cmd_import(s, a.what, a.file))
     link = sub.add_parser("link", help="print an owner's personal deep link")
     link.add_argument("phone")
+    link.set_defaults(run=lambda s, a: cmd_link(s, a.phone))
+    for module_name in FEATURE_COMMANDS:
+        importlib.import_module(module_name).add_commands(sub)
     return parser
 
 
@@ -145,15 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"carebot: {exc}", file=sys.stderr)
         return 2
-    handlers = {
-        "run": lambda: cmd_run(settings),
-        "sandbox": lambda: cmd_sandbox(settings),
-        "migrate": lambda: cmd_migrate(settings),
-        "import": lambda: cmd_import(settings, args.what, args.file),
-        "link": lambda: cmd_link(settings, args.phone),
-    }
     try:
-        return asyncio.run(handlers[args.command]())
+        return int(asyncio.run(args.run(settings, args)))
     except KeyboardInterrupt:
         return 130
 

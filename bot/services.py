@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bot.clock import Clock
@@ -10,9 +11,17 @@ from bot.config import Settings
 from bot.texts import Scripts
 
 if TYPE_CHECKING:
+    from telegram import Update
+    from telegram.ext import ContextTypes
+
     from bot.campaigns.dispatcher import Dispatcher
+    from db.models import Customer
 
 SERVICES_KEY = "carebot.services"
+
+# A handler of free text from an owner: returns True when it took the message. Routes run
+# in priority order (lower first) before the default "thank you, we got it".
+TextRoute = Callable[["Update", "ContextTypes.DEFAULT_TYPE", "Customer | None"], Awaitable[bool]]
 
 
 @dataclass
@@ -21,6 +30,11 @@ class Services:
     clock: Clock
     scripts: Scripts
     dispatcher: Dispatcher
+    text_routes: list[tuple[int, TextRoute]] = field(default_factory=list)
+
+    def add_text_route(self, priority: int, route: TextRoute) -> None:
+        self.text_routes.append((priority, route))
+        self.text_routes.sort(key=lambda pr: pr[0])
 
 
 def services_of(context: Any) -> Services:

@@ -3,7 +3,7 @@
 Messages are Jinja2 templates (``bot/scripts/<lang>/<key>.html``) rendered in a *sandboxed*
 environment with HTML autoescape, because Telegram parses them as HTML and a name or plate
 from an import must never become markup. Short labels (buttons, one-line replies) live in
-``bot/scripts/<lang>/labels.toml``. A dealership overrides any file from its own folder
+``bot/scripts/<lang>/*.toml`` (one file per feature; keys must not repeat across files). A dealership overrides any file from its own folder
 (``CAREBOT_SCRIPTS_DIR``); a language without a file falls back to zh_CN.
 """
 
@@ -31,6 +31,7 @@ class Scripts:
     def __init__(self, override_dir: Path | None = None) -> None:
         self._dirs = [d for d in (override_dir, PACKAGED) if d is not None]
         self._envs: dict[str, SandboxedEnvironment] = {}
+        self._label_cache: dict[str, dict[str, str]] = {}
 
     def _env(self, lang: str) -> SandboxedEnvironment:
         env = self._envs.get(lang)
@@ -66,9 +67,16 @@ class Scripts:
         raise KeyError(f"no label {key!r} in {lang} or {DEFAULT_LANGUAGE}")
 
     def _labels(self, lang: str) -> dict[str, str]:
+        cached = self._label_cache.get(lang)
+        if cached is not None:
+            return cached
         merged: dict[str, str] = {}
         for d in reversed(self._dirs):  # packaged first, overrides on top
-            merged.update(_read_labels(d / lang / "labels.toml"))
+            folder = d / lang
+            if folder.is_dir():
+                for path in sorted(folder.glob("*.toml")):
+                    merged.update(_read_labels(path))
+        self._label_cache[lang] = merged
         return merged
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import warnings
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -62,8 +63,13 @@ def dealer_context(settings: Settings) -> dict[str, str]:
     return {"name": settings.dealer_name, "phone": settings.dealer_phone}
 
 
+# A feature that needs more than the script (buttons, extra context) registers a composer
+# for its kind: ``dispatcher.composers[kind] = async fn(tp, customer, vehicle) -> Outgoing``.
+Composer = Callable[[Touchpoint, Customer, Vehicle | None], Awaitable[Outgoing]]
+
+
 def compose(tp: Touchpoint, customer: Customer, vehicle: Vehicle | None, scripts: Scripts,
-            settings: Settings) -> Outgoing:
+            settings: Settings, **extra: Any) -> Outgoing:
     """Render a touchpoint in the owner's language from the script named by its kind."""
     text = scripts.render(
         tp.kind,
@@ -72,6 +78,7 @@ def compose(tp: Touchpoint, customer: Customer, vehicle: Vehicle | None, scripts
         vehicle=vehicle,
         dealer=dealer_context(settings),
         payload=tp.payload,
+        **extra,
     )
     return Outgoing(text=text)
 
@@ -99,6 +106,7 @@ class Dispatcher:
         self.scripts = scripts
         self.limiter = limiter or SendLimiter(settings.send_rate, settings.per_chat_interval)
         self._lock = asyncio.Lock()
+        self.composers: dict[str, Composer] = {}
 
     async def dispatch_due(self, *, customer_id: int | None = None,
                            max_batches: int = 1000) -> DispatchReport:
@@ -137,7 +145,11 @@ class Dispatcher:
         chat_id = customer.telegram_chat_id
         assert chat_id is not None  # claim_due only takes linked owners
         try:
-            out = compose(tp, customer, tp.vehicle, self.scripts, self.settings)
+            composer = self.composers.get(tp.kind)
+            if composer is not None:
+                out = await composer(tp, customer, tp.vehicle)
+            else:
+                out = compose(tp, customer, tp.vehicle, self.scripts, self.settings)
         except Exception as exc:  # noqa: BLE001 - a broken script must not stop the outbox
             log.exception("touchpoint %s: script %r failed to render", tp.id, tp.kind)
             await _finish(tp, TouchpointStatus.FAILED, error=f"script error: {exc}")

@@ -37,14 +37,14 @@ log = logging.getLogger(__name__)
 AWAITING_CONTACT = "awaiting_contact"
 
 
-def _lang(update: Update, customer: Customer | None) -> str:
+def lang_of(update: Update, customer: Customer | None) -> str:
     if customer is not None:
         return customer.language
     user = update.effective_user
     return normalize_language(user.language_code if user else None)
 
 
-async def _say(update: Update, svc: Services, text: str, *, customer: Customer | None,
+async def say(update: Update, svc: Services, text: str, *, customer: Customer | None,
                markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
                = None) -> None:
     """Answer in the chat (plain text: labels may carry names) and keep it in the log."""
@@ -57,7 +57,7 @@ async def _say(update: Update, svc: Services, text: str, *, customer: Customer |
     )
 
 
-async def _log_in(update: Update, svc: Services, customer: Customer | None, kind: str,
+async def log_in(update: Update, svc: Services, customer: Customer | None, kind: str,
                   text: str) -> None:
     msg = update.effective_message
     chat = update.effective_chat
@@ -77,7 +77,7 @@ def _contact_keyboard(svc: Services, lang: str) -> ReplyKeyboardMarkup:
 async def _after_link(update: Update, svc: Services, customer: Customer) -> None:
     text = svc.scripts.label("welcome_linked", customer.language, name=customer.name,
                              dealer=svc.settings.dealer_name)
-    await _say(update, svc, text, customer=customer, markup=ReplyKeyboardRemove())
+    await say(update, svc, text, customer=customer, markup=ReplyKeyboardRemove())
     # Whatever was owed while they were not linked goes out now, if still valid.
     await svc.dispatcher.dispatch_due(customer_id=customer.id)
 
@@ -90,25 +90,25 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     now = svc.clock.now()
     existing = await owners.customer_for_user(user.id)
     msg = update.effective_message
-    await _log_in(update, svc, existing, "command", msg.text if msg and msg.text else "/start")
+    await log_in(update, svc, existing, "command", msg.text if msg and msg.text else "/start")
     if context.args:
         result = await owners.link_by_token(context.args[0], user_id=user.id, chat_id=chat.id,
                                             now=now)
         if result.outcome is LinkOutcome.LINKED and result.customer is not None:
             await _after_link(update, svc, result.customer)
             return
-        lang = _lang(update, existing)
+        lang = lang_of(update, existing)
         await owners.set_conversation(user.id, AWAITING_CONTACT)
-        await _say(update, svc, svc.scripts.label("token_invalid", lang), customer=existing,
+        await say(update, svc, svc.scripts.label("token_invalid", lang), customer=existing,
                    markup=_contact_keyboard(svc, lang))
         return
     if existing is not None:
         text = svc.scripts.label("welcome_back", existing.language, name=existing.name)
-        await _say(update, svc, text, customer=existing)
+        await say(update, svc, text, customer=existing)
         return
-    lang = _lang(update, None)
+    lang = lang_of(update, None)
     await owners.set_conversation(user.id, AWAITING_CONTACT)
-    await _say(update, svc, svc.scripts.label("ask_contact", lang, dealer=svc.settings.dealer_name),
+    await say(update, svc, svc.scripts.label("ask_contact", lang, dealer=svc.settings.dealer_name),
                customer=None, markup=_contact_keyboard(svc, lang))
 
 
@@ -118,19 +118,19 @@ async def contact_shared(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     msg, user, chat = update.effective_message, update.effective_user, update.effective_chat
     assert msg is not None and msg.contact is not None and user is not None and chat is not None
     existing = await owners.customer_for_user(user.id)
-    await _log_in(update, svc, existing, "contact", msg.contact.phone_number)
+    await log_in(update, svc, existing, "contact", msg.contact.phone_number)
     result = await owners.link_by_contact(
         msg.contact.phone_number, contact_user_id=msg.contact.user_id, sender_id=user.id,
         chat_id=chat.id, now=svc.clock.now(),
     )
-    lang = _lang(update, existing)
+    lang = lang_of(update, existing)
     if result.outcome is LinkOutcome.LINKED and result.customer is not None:
         await _after_link(update, svc, result.customer)
     elif result.outcome is LinkOutcome.NOT_OWN_CONTACT:
-        await _say(update, svc, svc.scripts.label("contact_not_own", lang), customer=existing,
+        await say(update, svc, svc.scripts.label("contact_not_own", lang), customer=existing,
                    markup=_contact_keyboard(svc, lang))
     else:
-        await _say(update, svc, svc.scripts.label("contact_unknown", lang,
+        await say(update, svc, svc.scripts.label("contact_unknown", lang,
                                                   phone=svc.settings.dealer_phone),
                    customer=existing, markup=ReplyKeyboardRemove())
 
@@ -140,8 +140,8 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     user = update.effective_user
     assert user is not None
     customer = await owners.customer_for_user(user.id)
-    await _log_in(update, svc, customer, "command", "/help")
-    await _say(update, svc, svc.scripts.label("help", _lang(update, customer),
+    await log_in(update, svc, customer, "command", "/help")
+    await say(update, svc, svc.scripts.label("help", lang_of(update, customer),
                                               phone=svc.settings.dealer_phone), customer=customer)
 
 
@@ -151,10 +151,10 @@ async def stop_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     user = update.effective_user
     assert user is not None
     customer = await owners.customer_for_user(user.id)
-    await _log_in(update, svc, customer, "command", "/stop")
-    lang = _lang(update, customer)
+    await log_in(update, svc, customer, "command", "/stop")
+    lang = lang_of(update, customer)
     if customer is None:
-        await _say(update, svc, svc.scripts.label("not_linked", lang), customer=None)
+        await say(update, svc, svc.scripts.label("not_linked", lang), customer=None)
         return
     keyboard = InlineKeyboardMarkup([
         [InlineKeyboardButton(svc.scripts.label("stop_marketing_button", lang),
@@ -164,7 +164,7 @@ async def stop_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         [InlineKeyboardButton(svc.scripts.label("cancel_button", lang),
                               callback_data="stop:cancel")],
     ])
-    await _say(update, svc, svc.scripts.label("stop_ask", lang), customer=customer,
+    await say(update, svc, svc.scripts.label("stop_ask", lang), customer=customer,
                markup=keyboard)
 
 
@@ -176,9 +176,9 @@ async def stop_chosen(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     choice = query.data.partition(":")[2]
     await query.answer()
     if customer is None:
-        await query.edit_message_text(svc.scripts.label("not_linked", _lang(update, None)))
+        await query.edit_message_text(svc.scripts.label("not_linked", lang_of(update, None)))
         return
-    await _log_in(update, svc, customer, "button", query.data)
+    await log_in(update, svc, customer, "button", query.data)
     lang = customer.language
     now = svc.clock.now()
     if choice == "marketing":
@@ -197,16 +197,16 @@ async def language_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     user = update.effective_user
     assert user is not None
     customer = await owners.customer_for_user(user.id)
-    await _log_in(update, svc, customer, "command", "/language")
+    await log_in(update, svc, customer, "command", "/language")
     if customer is None:
-        await _say(update, svc, svc.scripts.label("not_linked", _lang(update, None)),
+        await say(update, svc, svc.scripts.label("not_linked", lang_of(update, None)),
                    customer=None)
         return
     keyboard = InlineKeyboardMarkup([[
         InlineKeyboardButton("中文", callback_data="lang:zh_CN"),
         InlineKeyboardButton("English", callback_data="lang:en"),
     ]])
-    await _say(update, svc, svc.scripts.label("language_ask", customer.language),
+    await say(update, svc, svc.scripts.label("language_ask", customer.language),
                customer=customer, markup=keyboard)
 
 
@@ -229,13 +229,16 @@ async def text_received(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     msg, user = update.effective_message, update.effective_user
     assert msg is not None and user is not None
     customer = await owners.customer_for_user(user.id)
-    await _log_in(update, svc, customer, "text", msg.text or msg.caption or "")
-    lang = _lang(update, customer)
+    await log_in(update, svc, customer, "text", msg.text or msg.caption or "")
+    for _, route in svc.text_routes:
+        if await route(update, context, customer):
+            return
+    lang = lang_of(update, customer)
     if customer is None:
-        await _say(update, svc, svc.scripts.label("not_linked", lang), customer=None,
+        await say(update, svc, svc.scripts.label("not_linked", lang), customer=None,
                    markup=_contact_keyboard(svc, lang))
         return
-    await _say(update, svc, svc.scripts.label("received", lang), customer=customer)
+    await say(update, svc, svc.scripts.label("received", lang), customer=customer)
 
 
 async def membership_changed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -250,7 +253,7 @@ async def membership_changed(update: Update, context: ContextTypes.DEFAULT_TYPE)
                  "blocked" if blocked else "unblocked")
 
 
-def register(application: Application) -> None:  # type: ignore[type-arg]
+def register(application: Application, services: Services) -> None:  # type: ignore[type-arg]
     private = filters.ChatType.PRIVATE
     application.add_handler(CommandHandler("start", start, filters=private))
     application.add_handler(CommandHandler("help", help_command, filters=private))
