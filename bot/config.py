@@ -13,10 +13,11 @@ from datetime import time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TELEGRAM_API_URL = "https://api.telegram.org"
+_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
@@ -110,6 +111,23 @@ class Settings(BaseSettings):
             raise ValueError("use sqlite://PATH or postgres://user@host:port/db")
         return v
 
+    @field_validator("webhook_secret")
+    @classmethod
+    def _telegram_secret(cls, v: str) -> str:
+        if v and not _SECRET.match(v):
+            raise ValueError("Telegram accepts 1-256 characters of A-Z a-z 0-9 _ -")
+        return v
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError(
+                "CAREBOT_WEBHOOK_URL is set but CAREBOT_WEBHOOK_SECRET is empty: every webhook "
+                "must check its secret; set one, e.g. python3 -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'"
+            )
+        return self
+
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -134,6 +152,9 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
+            if not err["loc"]:  # a rule across several variables names them itself
+                lines.append(str(err["msg"]).removeprefix("Value error, "))
+                continue
             name = "CAREBOT_" + "_".join(str(p) for p in err["loc"]).upper()
             lines.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -40,3 +40,17 @@ def test_env_file(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: i
     env = tmp_path / ".env"
     env.write_text("CAREBOT_DEALER_NAME=广州之星\n", encoding="utf-8")
     assert load_settings(_env_file=env).dealer_name == "广州之星"
+
+
+def test_webhook_needs_a_valid_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAREBOT_WEBHOOK_URL", "https://bot.example.com/telegram/webhook")
+    monkeypatch.delenv("CAREBOT_WEBHOOK_SECRET", raising=False)
+    with pytest.raises(ConfigError) as err:
+        load_settings(_env_file=None)
+    assert "CAREBOT_WEBHOOK_SECRET" in str(err.value)
+    monkeypatch.setenv("CAREBOT_WEBHOOK_SECRET", "has spaces!")
+    with pytest.raises(ConfigError) as err:
+        load_settings(_env_file=None)
+    assert "CAREBOT_WEBHOOK_SECRET" in str(err.value)
+    monkeypatch.setenv("CAREBOT_WEBHOOK_SECRET", "Ab_3-xyz")
+    assert load_settings(_env_file=None).webhook_secret == "Ab_3-xyz"
