@@ -138,7 +138,7 @@ async def cmd_link(settings: Settings, phone: str) -> int:
 
 # Feature modules that add their own subcommands: each has
 # ``add_commands(sub)`` adding parsers with ``set_defaults(run=<async fn(settings, args)>)``.
-FEATURE_COMMANDS: tuple[str, ...] = ()
+FEATURE_COMMANDS: tuple[str, ...] = ("bot.bench",)
 
 
 def build_parser() -> argparse.ArgumentParser:
