@@ -1,0 +1,389 @@
+"""``carebot scripts check`` and ``carebot outbox``: the scripts and the outbox, for people.
+
+    carebot scripts check                  # every template, every language, sample data
+    carebot outbox                         # today's touchpoints by kind and status
+    carebot outbox --from 2026-11-01 --to 2026-11-30
+    carebot outbox --customer 13800138000  # one owner's timeline (or --customer VIN)
+"""
+
+from __future__ import annotations
+
+import argparse
+import string
+import sys
+import tomllib
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateSyntaxError, meta
+from jinja2.sandbox import SandboxedEnvironment
+
+from bot.config import Settings
+from bot.texts import LANGUAGES, PACKAGED
+
+# --- scripts check ---------------------------------------------------------------------------
+
+_NOW = datetime(2026, 11, 3, 2, 0, tzinfo=UTC)
+# Sample payloads of the kinds whose payload we know; any other template gets a payload that
+# answers every key with a sample value (its own feature's tests cover its real payload).
+SAMPLE_PAYLOADS: dict[str, dict[str, Any]] = {
+    "delivery_checkin": {},
+    "followup_3d": {"vin": "LSVAU2180N2183294", "delivered_on": "2026-10-31"},
+    "visit_7d": {"vin": "LSVAU2180N2183294", "delivered_on": "2026-10-27"},
+    "first_service_reminder": {"vin": "LSVAU2180N2183294", "delivered_on": "2026-10-16"},
+    "service_followup": {
+        "visit_id": 1, "visit_kind": "maintenance", "left_on": "2026-11-01",
+        "major_repair": False, "advisor": "李娜", "mileage": 5120,
+        "next_service_on": "2027-05-01", "next_service_km": 15120,
+    },
+    "service_due": {"visit_id": 1, "next_service_on": "2026-11-10", "next_service_km": 15120},
+    "birthday": {"day": "2026-11-03"},
+    "insurance_expiry": {"expiry": "2026-12-03", "lead_days": 30, "days_left": 30},
+    "licence_expiry": {"expiry": "2026-12-03", "lead_days": 30, "days_left": 30},
+    "holiday": {"name": "国庆节", "day": "2026-10-01"},
+    "booking_reminder": {"booking_id": 1, "day": "2026-11-04", "slot": "morning",
+                         "kind": "first_service"},
+}
+# Known kinds are also checked with vehicle=None (owner-level messages have no car, and a
+# car may be gone from the file), except those always written with a car.
+VEHICLE_REQUIRED = ("delivery_checkin",)
+
+
+class _AnyPayload(dict[str, Any]):
+    """A payload for a template whose payload we don't know: every key has a sample."""
+
+    def __missing__(self, key: str) -> str:
+        return "sample"
+
+
+class _Sample:
+    """Stands in for context a feature passes that we know nothing about (``ticket``...):
+    any attribute, item or call is another sample, printed as "sample". Syntax, filters and
+    everything else in the template are still checked strictly. A feature gives real samples
+    with ``SCRIPT_SAMPLES`` in its module (see :func:`feature_samples`)."""
+
+    def __getattr__(self, name: str) -> _Sample:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Sample()
+
+    def __getitem__(self, key: Any) -> _Sample:
+        return _Sample()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _Sample:
+        return _Sample()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(())
+
+    def __str__(self) -> str:
+        return "sample"
+
+
+def feature_samples() -> dict[str, dict[str, Any]]:
+    """Extra sample context by template key, from each feature module's ``SCRIPT_SAMPLES``
+    (``{"ticket_opened": {"ticket": {...}}}``): context its composer passes besides
+    customer, vehicle, dealer and payload."""
+    from bot.app import FEATURES
+
+    merged: dict[str, dict[str, Any]] = {}
+    for feature in FEATURES:
+        for key, extra in (getattr(feature, "SCRIPT_SAMPLES", None) or {}).items():
+            merged.setdefault(key, {}).update(extra)
+    return merged
+
+
+def _sample_customer(lang: str) -> Any:
+    from db.models import Customer
+
+    return Customer(
+        id=1, name="王伟", phone="+8613800138000", birthday=date(1985, 6, 1),
+        birthday_lunar=False, birthday_md="G0601", licence_expiry=date(2026, 12, 3),
+        language=lang, advisor="李娜", link_token="sample", telegram_user_id=5001,
+        telegram_chat_id=5001, linked_at=_NOW, created_at=_NOW, updated_at=_NOW,
+    )
+
+
+def _sample_vehicle() -> Any:
+    from db.models import Vehicle
+
+    return Vehicle(
+        id=1, vin="LSVAU2180N2183294", plate="粤A12345", model="星辰 S7", customer_id=1,
+        delivered_at=_NOW - timedelta(days=3), sales_advisor="李娜",
+        insurance_expiry=date(2026, 12, 3), mileage=5120, created_at=_NOW, updated_at=_NOW,
+    )
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: Path
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}" if self.line else f"{self.path}: {self.message}"
+
+
+def _env(folder: Path) -> SandboxedEnvironment:
+    """The same environment as :class:`bot.texts.Scripts`, on one folder only, so each file
+    is checked itself (not the one that would shadow it)."""
+    return SandboxedEnvironment(
+        loader=FileSystemLoader(str(folder)), autoescape=True, undefined=StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False,
+    )
+
+
+def _line_of(exc: BaseException, path: Path) -> int | None:
+    """The template line an error was raised at (Jinja puts template frames in tracebacks)."""
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename and Path(frame.filename).name == path.name:
+            line = frame.lineno
+    return line
+
+
+def _script_dirs(settings: Settings) -> list[Path]:
+    dirs = [PACKAGED]
+    if settings.scripts_dir is not None:
+        dirs.append(Path(settings.scripts_dir))
+    return dirs
+
+
+def check_scripts(
+    dirs: list[Path], extra: dict[str, dict[str, Any]] | None = None
+) -> tuple[int, list[Problem]]:
+    """Render every template of every language with sample data; parse every label file.
+
+    Returns (files checked, problems). Each problem names the file and, where known, the line.
+    """
+    extra = extra or {}
+    checked = 0
+    problems: list[Problem] = []
+    for folder in dirs:
+        if not folder.is_dir():
+            problems.append(Problem(folder, None, "scripts folder does not exist"))
+            continue
+        for lang in LANGUAGES:
+            lang_dir = folder / lang
+            if not lang_dir.is_dir():
+                continue
+            env = _env(lang_dir)
+            for path in sorted(lang_dir.glob("*.html")):
+                checked += 1
+                problems += _check_template(env, path, lang, extra.get(path.stem, {}))
+            problems += _check_labels(lang_dir)
+            checked += len(list(lang_dir.glob("*.toml")))
+    return checked, problems
+
+
+def _check_template(
+    env: SandboxedEnvironment, path: Path, lang: str, extra: dict[str, Any]
+) -> Iterator[Problem]:
+    kind = path.stem
+    try:
+        source = path.read_text(encoding="utf-8")
+        names = meta.find_undeclared_variables(env.parse(source))
+        template = env.get_template(path.name)
+    except TemplateSyntaxError as exc:
+        yield Problem(path, exc.lineno, f"syntax error: {exc.message}")
+        return
+    except (TemplateError, UnicodeDecodeError) as exc:
+        yield Problem(path, None, f"cannot load: {exc}")
+        return
+    known = kind in SAMPLE_PAYLOADS
+    payload: dict[str, Any] = dict(SAMPLE_PAYLOADS[kind]) if known else _AnyPayload()
+    vehicles = [_sample_vehicle()]
+    if known and kind not in VEHICLE_REQUIRED:
+        vehicles.append(None)
+    for vehicle in vehicles:
+        context = {
+            "customer": _sample_customer(lang), "vehicle": vehicle,
+            "dealer": {"name": "星辰汽车", "phone": "020-88886666"}, "payload": payload,
+        }
+        context.update(extra)
+        if not known:
+            context.update({n: _Sample() for n in names if n not in context})
+        try:
+            text = template.render(**context).strip()
+        except Exception as exc:  # noqa: BLE001 - any error in a script is what we report
+            note = " (vehicle=None)" if vehicle is None else ""
+            yield Problem(path, _line_of(exc, path), f"{type(exc).__name__}: {exc}{note}")
+            return
+        if not text:
+            yield Problem(path, None, "renders to an empty message")
+        elif len(text) > 4096:
+            yield Problem(path, None, f"renders to {len(text)} characters; Telegram takes 4096")
+
+
+def _check_labels(lang_dir: Path) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: dict[str, Path] = {}
+    formatter = string.Formatter()
+    for path in sorted(lang_dir.glob("*.toml")):
+        try:
+            with path.open("rb") as fh:
+                data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            line = getattr(exc, "lineno", None)
+            problems.append(Problem(path, line, f"not valid TOML: {exc}"))
+            continue
+        for key, value in data.items():
+            if key in seen:
+                problems.append(Problem(path, None, f"label {key!r} is also in {seen[key].name}"))
+            seen[key] = path
+            if not isinstance(value, str):
+                problems.append(Problem(path, None, f"label {key!r} is not text"))
+                continue
+            try:
+                list(formatter.parse(value))
+            except ValueError as exc:
+                problems.append(Problem(path, None, f"label {key!r}: {exc}"))
+    return problems
+
+
+async def run_scripts_check(settings: Settings, args: argparse.Namespace) -> int:
+    checked, problems = check_scripts(_script_dirs(settings), feature_samples())
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"scripts check: {len(problems)} problem(s) in {checked} files", file=sys.stderr)
+        return 1
+    print(f"scripts check: {checked} files OK ({', '.join(LANGUAGES)})")
+    return 0
+
+
+# --- outbox ------------------------------------------------------------------------------
+
+
+def _parse_day(value: str, flag: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise SystemExit(f"carebot outbox: {flag} {value!r} is not a date; use YYYY-MM-DD") from None
+
+
+async def outbox_counts(start: datetime, end: datetime) -> list[tuple[str, str, int]]:
+    """(kind, status, count) of the touchpoints due in [start, end)."""
+    from tortoise.functions import Count
+
+    from db.models import Touchpoint
+
+    rows = await (
+        Touchpoint.filter(due_at__gte=start, due_at__lt=end)
+        .annotate(n=Count("id")).group_by("kind", "status").values_list("kind", "status", "n")
+    )
+    return sorted((str(k), str(s), int(n)) for k, s, n in rows)
+
+
+def format_counts(rows: list[tuple[str, str, int]]) -> str:
+    """A kind x status table with totals."""
+    from db.models import TouchpointStatus
+
+    statuses = [s.value for s in TouchpointStatus]
+    kinds = sorted({k for k, _, _ in rows})
+    cell = {(k, s): n for k, s, n in rows}
+    width = max([len("kind"), len("total"), *(len(k) for k in kinds)])
+    head = "kind".ljust(width) + "".join(s.rjust(12) for s in statuses) + "total".rjust(9)
+    lines = [head, "-" * len(head)]
+    for k in kinds:
+        lines.append(k.ljust(width) + "".join(str(cell.get((k, s), 0)).rjust(12)
+                                              for s in statuses)
+                     + str(sum(cell.get((k, s), 0) for s in statuses)).rjust(9))
+    lines.append("total".ljust(width) + "".join(
+        str(sum(cell.get((k, s), 0) for k in kinds)).rjust(12) for s in statuses)
+        + str(sum(n for _, _, n in rows)).rjust(9))
+    return "\n".join(lines)
+
+
+async def find_customer(query: str) -> Any:
+    """An owner by phone (any common form) or by a VIN of one of their cars."""
+    from bot.owners import phone_to_e164
+    from bot.vin import normalize_vin
+    from db.models import Customer, Vehicle
+
+    e164 = phone_to_e164(query)
+    if e164 is not None:
+        found = await Customer.get_or_none(phone=e164)
+        if found is not None:
+            return found
+    vehicle = await Vehicle.get_or_none(vin=normalize_vin(query))
+    if vehicle is not None:
+        return await Customer.get_or_none(id=vehicle.customer_id)
+    return None
+
+
+async def timeline(customer_id: int, tz: Any) -> list[str]:
+    """One owner's touchpoints, oldest due first: due, kind, status, sent, car, why."""
+    from db.models import Booking, Touchpoint
+
+    def local(when: datetime | None) -> str:
+        return f"{when.astimezone(tz):%Y-%m-%d %H:%M}" if when else "-"
+
+    lines = [f"{'due':16}  {'kind':22} {'status':11} {'sent':16}  {'car':10} why"]
+    for tp in await Touchpoint.filter(customer_id=customer_id).order_by("due_at", "id") \
+            .select_related("vehicle"):
+        car = (tp.vehicle.plate or tp.vehicle.vin[-6:]) if tp.vehicle else "-"
+        why = tp.status_reason or (tp.last_error[:60] if tp.last_error else "")
+        lines.append(f"{local(tp.due_at):16}  {tp.kind:22} {tp.status.value:11} "
+                     f"{local(tp.sent_at):16}  {car:10} {why}")
+    books = await Booking.filter(customer_id=customer_id).order_by("day", "id")
+    for b in books:
+        lines.append(f"booking #{b.id}: {b.day} {b.slot}, {b.kind.value}, {b.status.value}"
+                     f" (made {local(b.created_at)})")
+    return lines
+
+
+async def run_outbox(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.campaigns.timing import end_of_local_day, local_date
+    from bot.cli import database
+    from bot.clock import SystemClock
+
+    tz = settings.tz
+    async with database(settings):
+        if args.customer:
+            customer = await find_customer(args.customer)
+            if customer is None:
+                print(f"carebot outbox: no owner with phone or VIN {args.customer!r}",
+                      file=sys.stderr)
+                return 1
+            state = ("declined follow-ups" if customer.followups_refused else
+                     "unreachable (blocked the bot)" if customer.unreachable_at else
+                     "linked" if customer.telegram_chat_id else "not linked to Telegram")
+            print(f"{customer.name} {customer.phone} ({customer.language}, {state})")
+            for line in await timeline(customer.id, tz):
+                print(line)
+            return 0
+        today = local_date(SystemClock().now(), tz)
+        first = _parse_day(args.date_from, "--from") if args.date_from else today
+        last = _parse_day(args.date_to, "--to") if args.date_to else first
+        if last < first:
+            print("carebot outbox: --to is before --from", file=sys.stderr)
+            return 2
+        start = end_of_local_day(first - timedelta(days=1), tz)
+        rows = await outbox_counts(start, end_of_local_day(last, tz))
+    print(f"touchpoints due {first}..{last} ({settings.timezone})")
+    print(format_counts(rows) if rows else "(none)")
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    scripts = sub.add_parser("scripts", help="check the message scripts (templates, labels)")
+    scripts_sub = scripts.add_subparsers(dest="scripts_command", required=True)
+    scripts_sub.add_parser(
+        "check", help="render every template in every language with sample data",
+        description="Renders every template (also those in CAREBOT_SCRIPTS_DIR) with sample "
+                    "data and strict undefined names; fails with file and line on any error.",
+    ).set_defaults(run=run_scripts_check)
+    outbox = sub.add_parser(
+        "outbox", help="touchpoints by kind and status, or one owner's timeline",
+        description="Counts of touchpoints due in a date range (local days, default today), "
+                    "by kind and status; or --customer for one owner's timeline.",
+    )
+    outbox.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD")
+    outbox.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD")
+    outbox.add_argument("--customer", metavar="PHONE|VIN", help="one owner's timeline")
+    outbox.set_defaults(run=run_outbox)
