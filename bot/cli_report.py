@@ -1,0 +1,182 @@
+"""``carebot report``: the satisfaction and complaint KPIs of a period, for people or tools.
+
+    carebot report --month 2026-11
+    carebot report --week 2026-W45 --by advisor
+    carebot report --from 2026-11-01 --to 2026-11-15 --format csv
+
+Formulas: docs/kpi.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from datetime import timedelta
+from typing import Any
+
+from bot.config import Settings
+from bot.kpi import (
+    DEALERSHIP,
+    UNASSIGNED,
+    KpiReport,
+    Kpis,
+    Period,
+    PeriodError,
+    month_period,
+    range_period,
+    week_period,
+)
+
+
+def add_commands(sub: Any) -> None:
+    report = sub.add_parser(
+        "report", help="satisfaction and complaint KPIs for a month, a week or dates",
+        description="KPIs of a period in the dealership's time zone (formulas: docs/kpi.md). "
+                    "Without a period: the current month.",
+    )
+    when = report.add_mutually_exclusive_group()
+    when.add_argument("--month", metavar="YYYY-MM", help="a calendar month, e.g. 2026-11")
+    when.add_argument("--week", metavar="YYYY-Www", help="an ISO week, e.g. 2026-W45")
+    report.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD",
+                        help="first day (with --to)")
+    report.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD",
+                        help="last day, included (with --from)")
+    report.add_argument("--by", choices=["dealership", "advisor"], default="dealership",
+                        help="also one column per advisor")
+    report.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    report.set_defaults(run=run_report)
+
+
+def period_from_args(args: argparse.Namespace, settings: Settings) -> Period:
+    """The period the arguments name; the current local month when none is given."""
+    ranged = args.date_from is not None or args.date_to is not None
+    if ranged and (args.month or args.week):
+        raise PeriodError("give --month, --week, or --from/--to, not several")
+    if ranged:
+        if args.date_from is None or args.date_to is None:
+            raise PeriodError("--from and --to go together")
+        return range_period(args.date_from, args.date_to)
+    if args.week:
+        return week_period(args.week)
+    if args.month:
+        return month_period(args.month)
+    from bot.clock import SystemClock
+
+    today = SystemClock().now().astimezone(settings.tz)
+    return month_period(f"{today.year:04d}-{today.month:02d}")
+
+
+async def run_report(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.cli import database
+    from bot.kpi import compute
+
+    try:
+        period = period_from_args(args, settings)
+    except PeriodError as exc:
+        print(f"carebot report: {exc}", file=sys.stderr)
+        return 2
+    async with database(settings):
+        report = await compute(period, settings.tz, by_advisor=args.by == "advisor",
+                               low_threshold=settings.survey_low_threshold)
+    print(render(report, args.format, settings.timezone), end="")
+    return 0
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def _avg(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _name(scope: str) -> str:
+    return {DEALERSHIP: "dealership", UNASSIGNED: "(no advisor)"}.get(scope, scope)
+
+
+def _rows(k: Kpis) -> list[tuple[str, str]]:
+    rows = [
+        ("follow-ups due", str(k.followups_due)),
+        ("follow-ups sent", str(k.followups_sent)),
+        ("follow-ups reached", str(k.followups_reached)),
+        ("follow-up rate", _pct(k.followup_rate)),
+        ("responses", str(k.responses)),
+        ("response rate", _pct(k.response_rate)),
+        ("unreachable owners", str(k.unreachable_owners)),
+        ("scores", str(k.scores)),
+        ("average score", _avg(k.average)),
+    ]
+    rows += [(f"  score {n}", str(k.distribution[n])) for n in range(1, 11)]
+    rows += [
+        ("share of 9-10", _pct(k.share_9_10)),
+        ("owners served", str(k.owners_served)),
+        ("delighted owners (9-10)", str(k.delighted_owners)),
+        ("delight rate", _pct(k.delight_rate)),
+        ("returning owners", str(k.returning_owners)),
+        ("return rate", _pct(k.return_rate)),
+        ("complaints opened", str(k.tickets_opened)),
+        ("complaint rate", _pct(k.complaint_rate)),
+        ("low scores", str(k.low_scores)),
+    ]
+    rows += [(f"  {c}", str(n)) for c, n in k.categories.items()]
+    rows += [
+        ("  (no category)", str(k.uncategorised_low)),
+        ("strongest categories", ", ".join(k.strongest) or "-"),
+        ("weakest categories", ", ".join(k.weakest) or "-"),
+        ("complaint handling scores", str(k.handling_scores)),
+        ("complaint handling average", _avg(k.handling_average)),
+    ]
+    return rows
+
+
+def render(report: KpiReport, fmt: str, timezone_name: str = "") -> str:
+    """The report as an aligned text table, CSV (one row per scope) or JSON."""
+    scopes = [report.dealership, *report.advisors]
+    if fmt == "json":
+        return json.dumps(report.as_dict(), ensure_ascii=False, indent=2) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        flat = [_flat(k) for k in scopes]
+        writer.writerow(["period", *flat[0].keys()])
+        for row in flat:
+            writer.writerow([report.period.label, *row.values()])
+        return out.getvalue()
+    columns = [[label for label, _ in _rows(report.dealership)]]
+    headers = ["", *(_name(k.scope) for k in scopes)]
+    for k in scopes:
+        columns.append([value for _, value in _rows(k)])
+    widths = [max(len(h), *(len(v) for v in col)) for h, col in zip(headers, columns)]
+    title = (f"carebot KPIs {report.period.label} ({report.period.start} to "
+             f"{report.period.end - timedelta(days=1)}"
+             f"{', ' + timezone_name if timezone_name else ''})")
+    lines = [title, "  ".join(h.ljust(w) if i == 0 else h.rjust(w)
+                              for i, (h, w) in enumerate(zip(headers, widths)))]
+    for r in range(len(columns[0])):
+        lines.append("  ".join(col[r].ljust(w) if i == 0 else col[r].rjust(w)
+                               for i, (col, w) in enumerate(zip(columns, widths))))
+    return "\n".join(lines) + "\n"
+
+
+def _flat(k: Kpis) -> dict[str, Any]:
+    data = k.as_dict()
+    flat: dict[str, Any] = {"scope": _name(k.scope)}
+    for key, value in data.items():
+        if key == "scope":
+            continue
+        if isinstance(value, dict):
+            for sub_key, sub_value in value.items():
+                flat[f"{key}_{sub_key}"] = sub_value
+        elif isinstance(value, list):
+            flat[key] = " ".join(value)
+        elif isinstance(value, float):
+            flat[key] = round(value, 4)
+        else:
+            flat[key] = "" if value is None else value
+    return flat
