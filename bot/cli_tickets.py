@@ -1,0 +1,184 @@
+"""``carebot staff …``, ``carebot ticket show``, ``carebot complaints report``.
+
+Staff identity is the Telegram user id an admin registers here; display names are only for
+signatures and mentions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from bot.config import Settings
+
+ROLES = ("agent", "advisor", "supervisor", "manager", "marketing", "admin")
+
+
+def add_commands(sub: Any) -> None:
+    staff = sub.add_parser("staff", help="register staff who act on tickets (by Telegram id)")
+    staff_sub = staff.add_subparsers(dest="staff_command", required=True)
+    add = staff_sub.add_parser("add", help="add or update a staff member")
+    add.add_argument("--telegram-id", type=int, required=True)
+    add.add_argument("--name", required=True)
+    add.add_argument("--role", choices=ROLES, required=True)
+    add.set_defaults(run=cmd_staff_add)
+    staff_sub.add_parser("list", help="list staff").set_defaults(run=cmd_staff_list)
+    remove = staff_sub.add_parser("remove", help="deactivate a staff member (kept for history)")
+    remove.add_argument("--telegram-id", type=int, required=True)
+    remove.set_defaults(run=cmd_staff_remove)
+
+    ticket = sub.add_parser("ticket", help="complaint tickets")
+    ticket_sub = ticket.add_subparsers(dest="ticket_command", required=True)
+    show = ticket_sub.add_parser("show", help="a ticket with its whole history")
+    show.add_argument("number", help="T-0042 (or 42)")
+    show.set_defaults(run=cmd_ticket_show)
+
+    complaints = sub.add_parser("complaints", help="complaint statistics")
+    complaints_sub = complaints.add_subparsers(dest="complaints_command", required=True)
+    report = complaints_sub.add_parser("report", help="a month's complaints: counts, times, "
+                                                      "breaches, reopen rate")
+    report.add_argument("--month", required=True, type=_month, help="YYYY-MM")
+    report.set_defaults(run=cmd_complaints_report)
+
+
+def _month(value: str) -> date:
+    m = re.fullmatch(r"(\d{4})-(\d{1,2})", value.strip())
+    if not m or not 1 <= int(m.group(2)) <= 12:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a month; use YYYY-MM, e.g. 2026-11")
+    return date(int(m.group(1)), int(m.group(2)), 1)
+
+
+async def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.cli import database
+    from db.models import Staff, StaffRole
+
+    async with database(settings):
+        staff, created = await Staff.update_or_create(
+            telegram_id=args.telegram_id,
+            defaults={"name": args.name, "role": StaffRole(args.role), "active": True},
+        )
+    print(f"{'added' if created else 'updated'}: {staff.name} ({staff.role}), "
+          f"Telegram id {staff.telegram_id}")
+    return 0
+
+
+async def cmd_staff_list(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.cli import database
+    from db.models import Staff
+
+    async with database(settings):
+        rows = await Staff.all().order_by("role", "name")
+    if not rows:
+        print("no staff registered; add one: carebot staff add --telegram-id N --name X "
+              "--role agent")
+        return 0
+    for s in rows:
+        print(f"{s.telegram_id or '-':>14}  {s.role:<10}  {'active ' if s.active else 'removed'}"
+              f"  {s.name}")
+    return 0
+
+
+async def cmd_staff_remove(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.cli import database
+    from db.models import Staff
+
+    async with database(settings):
+        n = await Staff.filter(telegram_id=args.telegram_id).update(active=False)
+    if not n:
+        print(f"carebot staff remove: no staff with Telegram id {args.telegram_id}",
+              file=sys.stderr)
+        return 1
+    print(f"removed: Telegram id {args.telegram_id} can no longer act on tickets")
+    return 0
+
+
+def _fmt(when: datetime | None, settings: Settings) -> str:
+    return when.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M") if when else "-"
+
+
+async def cmd_ticket_show(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.cli import database
+    from bot.tickets import parse_number
+    from db.models import Customer, Staff, Ticket, TicketEvent, TicketMessage, Vehicle
+
+    raw = args.number.strip()
+    ticket_id = int(raw) if raw.isdigit() else parse_number(raw)
+    if ticket_id is None:
+        print(f"carebot ticket show: {raw!r} is not a ticket number (T-0042)", file=sys.stderr)
+        return 2
+    async with database(settings):
+        ticket = await Ticket.get_or_none(id=ticket_id)
+        if ticket is None:
+            print(f"carebot ticket show: no ticket {raw}", file=sys.stderr)
+            return 1
+        customer = await Customer.get(id=ticket.customer_id)
+        vehicle = await Vehicle.get_or_none(id=ticket.vehicle_id) if ticket.vehicle_id else None
+        handler = await Staff.get_or_none(id=ticket.handler_id) if ticket.handler_id else None
+        events = await TicketEvent.filter(ticket_id=ticket.id).order_by("created_at", "id") \
+            .select_related("actor")
+        messages = await TicketMessage.filter(ticket_id=ticket.id).order_by("created_at", "id") \
+            .select_related("staff")
+    f = lambda w: _fmt(w, settings)  # noqa: E731
+    print(f"{ticket.number}  {ticket.state}  level {ticket.level}"
+          f"{'  MAJOR' if ticket.major else ''}  ({ticket.channel}, {ticket.category})")
+    print(f"owner:      {customer.name} {customer.phone}")
+    if vehicle:
+        print(f"vehicle:    {vehicle.model} {vehicle.plate} {vehicle.vin}")
+    print(f"handler:    {handler.name + ' (' + handler.role + ')' if handler else '-'}")
+    print(f"opened:     {f(ticket.created_at)}")
+    print(f"1st answer: due {f(ticket.first_answer_due)}, given {f(ticket.first_answered_at)}")
+    print(f"handler:    due {f(ticket.handler_answer_due)}; resolved {f(ticket.resolved_at)}")
+    print(f"running:    {ticket.due_kind or '-'} {f(ticket.due_at)}; breaches {ticket.breaches},"
+          f" reopened {ticket.reopen_count}x")
+    print(f"problem:    {ticket.description}")
+    if ticket.resolution:
+        print(f"resolution: {ticket.resolution}")
+        print(f"improvement:{' ' + ticket.improvement if ticket.improvement else ' -'}")
+    if ticket.handling_score is not None:
+        print(f"rated:      {ticket.handling_score}/10; closed {f(ticket.closed_at)}")
+    print("\nevents:")
+    for e in events:
+        actor = e.actor.name if e.actor else "system"
+        extra = f"  [{e.reason}]" if e.reason else ""
+        print(f"  {f(e.created_at)}  {e.kind:<9} {actor:<12} {e.text[:100]}{extra}")
+    print("\nmessages:")
+    for m in messages:
+        who = {"in": customer.name, "out": m.staff.name if m.staff else "staff",
+               "note": f"note by {m.staff.name if m.staff else 'staff'}"}.get(m.direction, "")
+        body = m.text or ("[photo]" if m.photo_file_id else "")
+        pending = "" if m.relayed_at else "  (not relayed yet)"
+        print(f"  {f(m.created_at)}  {who}: {body}{pending}")
+    return 0
+
+
+def _duration(value: timedelta | None) -> str:
+    if value is None:
+        return "-"
+    minutes = int(value.total_seconds() // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+async def cmd_complaints_report(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.cli import database
+    from bot.tickets import complaint_stats, facts_between
+
+    first: date = args.month
+    nxt = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
+    tz = settings.tz
+    start = datetime(first.year, first.month, 1, tzinfo=tz)
+    end = datetime(nxt.year, nxt.month, 1, tzinfo=tz)
+    async with database(settings):
+        stats = complaint_stats(await facts_between(start, end))
+    print(f"complaints opened in {first:%Y-%m}: {stats.total}")
+    print("by category: " + ", ".join(f"{k} {v}" for k, v in (stats.by_category or {}).items()))
+    print("by level:    " + ", ".join(f"{k} {v}" for k, v in (stats.by_level or {}).items()))
+    print(f"median time to first answer: {_duration(stats.median_first_answer)}")
+    print(f"median time to resolution:   {_duration(stats.median_resolution)}")
+    print(f"deadline breaches: {stats.breaches} (on {stats.tickets_breached} tickets)")
+    rate = stats.reopen_rate
+    print(f"reopened: {stats.reopened} ({rate:.0%})" if rate is not None else "reopened: 0")
+    print(f"closed: {stats.closed}")
+    return 0

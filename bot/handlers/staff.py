@@ -1,0 +1,751 @@
+"""The staff side of complaint tickets: the staff supergroup (``CAREBOT_STAFF_CHAT_ID``).
+
+Each ticket is one forum topic (``T-0042 · 张伟 · 粤A12345 · 质量``) whose first message is
+the ticket card with Claim / Escalate / Major / Resolve; in a group without topics the card
+is a plain message and the ticket lives in its reply thread. Owner messages are queued in
+``TicketMessage`` and relayed here within Telegram's 20 messages per minute per group
+(batched when the budget runs low, never dropped); staff messages in a topic go to the
+owner as plain text (nothing to inject) signed with the staff member's registered name.
+``/note`` stays internal. Staff identity is the Telegram user id an admin registered.
+
+:class:`StaffSide` is also the tickets' *effects* (``services.extensions["tickets"]``):
+after every change in :mod:`bot.tickets` it updates the card, posts escalations with
+mentions of the next level, and tells the owner where the complaint stands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import warnings
+from collections import deque
+from datetime import datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.base import BaseScheduler
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot import owners, tickets
+from bot.campaigns.dispatcher import dealer_context
+from bot.services import Services, services_of
+from bot.texts import DEFAULT_LANGUAGE
+from bot.tickets import EventKind, Outcome
+from db import models
+from db.models import (
+    Conversation,
+    Customer,
+    Direction,
+    Staff,
+    Ticket,
+    TicketEvent,
+    TicketMessage,
+    TicketState,
+    Vehicle,
+    Visit,
+)
+
+log = logging.getLogger(__name__)
+
+GROUP_PER_MINUTE = 20  # Telegram: about 20 messages per minute to one group
+RESERVE = 5  # kept back for cards and escalations, which must never wait
+COMFORT = 10  # above this many free slots owner messages go one by one, else batched
+TEXT_CHUNK = 3800  # a batch message stays under Telegram's 4096 characters
+RESOLUTION_STATE = "tkstaff:resolution"
+IMPROVEMENT_STATE = "tkstaff:improvement"
+CALLBACK_PREFIX = "tk"
+
+
+def _local(when: datetime | None, svc: Services) -> str:
+    return when.astimezone(svc.settings.tz).strftime("%Y-%m-%d %H:%M") if when else ""
+
+
+def _retry_seconds(exc: RetryAfter) -> float:
+    with warnings.catch_warnings():  # PTB 22 warns that this becomes a timedelta: both work
+        warnings.simplefilter("ignore")
+        value: Any = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+class StaffSide:
+    """Everything the bot writes in the staff chat, and the owner notices of tickets."""
+
+    def __init__(self, services: Services) -> None:
+        self.svc = services
+        self.chat_id = services.settings.staff_chat_id
+        self.lang = DEFAULT_LANGUAGE
+        self._sent: deque[datetime] = deque()
+        self._hold_until: datetime | None = None
+        self._forum: bool | None = None
+        self._relay_lock = asyncio.Lock()
+        self._publish_lock = asyncio.Lock()
+
+    @property
+    def bot(self) -> Any:
+        return self.svc.dispatcher.bot
+
+    def label(self, key: str, **fmt: Any) -> str:
+        return self.svc.scripts.label(key, self.lang, **fmt)
+
+    # ------------------------------------------------------------ group budget
+
+    def budget(self, now: datetime) -> int:
+        """Free sends to the staff group in the minute ending now (0 while Telegram said wait)."""
+        if self._hold_until is not None and now < self._hold_until:
+            return 0
+        while self._sent and self._sent[0] <= now - timedelta(minutes=1):
+            self._sent.popleft()
+        return GROUP_PER_MINUTE - len(self._sent)
+
+    def _thread_kwargs(self, ticket: Ticket | None) -> dict[str, Any]:
+        if ticket is None:
+            return {}
+        if ticket.topic_thread_id:
+            return {"message_thread_id": ticket.topic_thread_id}
+        if ticket.card_message_id:
+            return {"reply_parameters": ReplyParameters(ticket.card_message_id,
+                                                        allow_sending_without_reply=True)}
+        return {}
+
+    async def send(self, ticket: Ticket | None, text: str, *, as_html: bool = False,
+                   markup: InlineKeyboardMarkup | None = None, photo: str = "",
+                   thread_id: int | None = None) -> Message | None:
+        """Post in the staff chat (in the ticket's topic or thread); None if Telegram refused."""
+        if self.chat_id is None:
+            return None
+        now = self.svc.clock.now()
+        kwargs = self._thread_kwargs(ticket)
+        if thread_id is not None and not kwargs:
+            kwargs["message_thread_id"] = thread_id
+        parse_mode = ParseMode.HTML if as_html else None
+        try:
+            if photo:
+                msg: Message = await self.bot.send_photo(
+                    self.chat_id, photo, caption=text[:1024] or None, parse_mode=parse_mode,
+                    reply_markup=markup, **kwargs)
+            else:
+                msg = await self.bot.send_message(self.chat_id, text[:4096], parse_mode=parse_mode,
+                                                  reply_markup=markup, **kwargs)
+        except RetryAfter as exc:
+            self._hold_until = now + timedelta(seconds=_retry_seconds(exc))
+            log.warning("staff chat: Telegram asks to wait %ss", _retry_seconds(exc))
+            return None
+        except TelegramError as exc:
+            log.error("staff chat: could not post (%s)", exc)
+            return None
+        self._sent.append(now)
+        return msg
+
+    async def is_forum(self) -> bool:
+        if self._forum is None and self.chat_id is not None:
+            try:
+                chat = await self.bot.get_chat(self.chat_id)
+            except TelegramError as exc:
+                log.error("staff chat %s unreachable: %s", self.chat_id, exc)
+                return False
+            self._forum = bool(chat.is_forum)
+        return bool(self._forum)
+
+    # ------------------------------------------------------------ the card
+
+    def _cat(self, category: str, lang: str | None = None, short: bool = False) -> str:
+        key = f"cat_short_{category}" if short else f"cat_{category}"
+        return self.svc.scripts.label(key, lang or self.lang)
+
+    def _level(self, level: str, lang: str | None = None) -> str:
+        return self.svc.scripts.label(f"level_{level}", lang or self.lang)
+
+    def topic_name(self, ticket: Ticket, customer: Customer, vehicle: Vehicle | None) -> str:
+        car = (vehicle.plate or vehicle.model or vehicle.vin[-6:]) if vehicle else "-"
+        name = f"{ticket.number} · {customer.name} · {car} · {self._cat(ticket.category, short=True)}"
+        return name[:128]
+
+    def buttons(self, ticket: Ticket) -> InlineKeyboardMarkup | None:
+        if ticket.state not in tickets.ACTIVE_STATES:
+            return None
+        row = [
+            InlineKeyboardButton(self.label(f"tk_{action}_button"),
+                                 callback_data=f"{CALLBACK_PREFIX}:{action}:{ticket.id}")
+            for action in ("claim", "escalate", "major", "resolve")
+        ]
+        return InlineKeyboardMarkup([row[:2], row[2:]])
+
+    async def card_text(self, ticket: Ticket) -> str:
+        svc = self.svc
+        customer = await Customer.get(id=ticket.customer_id)
+        vehicles = await Vehicle.filter(customer_id=customer.id).order_by("-delivered_at", "id")
+        vehicle_ids = [v.id for v in vehicles]
+        visits = await Visit.filter(vehicle_id__in=vehicle_ids).order_by("-left_at").limit(3) \
+            if vehicle_ids else []
+        plates = {v.id: v.plate or v.model for v in vehicles}
+        earlier = await Ticket.filter(customer_id=customer.id).exclude(id=ticket.id) \
+            .order_by("-created_at").limit(5)
+        handler = await Staff.get_or_none(id=ticket.handler_id) if ticket.handler_id else None
+        scores: list[str] = []
+        score_model = getattr(models, "Score", None)  # the satisfaction feature's scores
+        if score_model is not None:
+            try:
+                rows = await score_model.filter(customer_id=customer.id) \
+                    .order_by("-created_at").limit(3)
+                for s in rows:
+                    cat = getattr(s, "category", None)
+                    scores.append(f"{s.score}/10 {_local(s.created_at, svc)[:10]}"
+                                  + (f" {self._cat(cat)}" if cat in tickets.CATEGORIES else ""))
+            except Exception:  # noqa: BLE001 - the card must not depend on another feature
+                log.exception("card: recent scores unavailable")
+        return svc.scripts.render(
+            "staff_ticket_card", self.lang,
+            t={
+                "number": ticket.number, "category": self._cat(ticket.category),
+                "level": self._level(ticket.level), "major": ticket.major,
+                "state": self.label(f"state_{ticket.state}"),
+                "channel": self.label(f"channel_{ticket.channel}"),
+                "created": _local(ticket.created_at, svc), "description": ticket.description,
+                "first_due": _local(ticket.first_answer_due, svc),
+                "first_answered": _local(ticket.first_answered_at, svc),
+                "handler_due": _local(ticket.handler_answer_due, svc),
+                "due": _local(ticket.due_at, svc),
+                "handler": f"{handler.name}（{self._level(handler.role) if handler.role in tickets.LEVELS else handler.role}）" if handler else "",
+                "resolution": ticket.resolution, "improvement": ticket.improvement,
+                "score": ticket.handling_score,
+            },
+            c={"name": customer.name, "phone": customer.phone,
+               "linked": customer.telegram_chat_id is not None},
+            vehicles=[{"model": v.model, "plate": v.plate, "vin": v.vin,
+                       "delivered": _local(v.delivered_at, svc)[:10]} for v in vehicles],
+            visits=[f"{_local(v.left_at, svc)[:10]} {v.kind} {plates.get(v.vehicle_id, '')} "
+                    f"{v.advisor}".strip() for v in visits],
+            scores=scores,
+            earlier=[f"{e.number} {self._cat(e.category)} {self.label(f'state_{e.state}')}"
+                     for e in earlier],
+        )
+
+    async def publish(self, ticket: Ticket) -> Ticket:
+        """Create the ticket's topic (forum) and post its card, once."""
+        if self.chat_id is None:
+            return ticket
+        async with self._publish_lock:
+            ticket = await Ticket.get(id=ticket.id)
+            if ticket.card_message_id is not None:
+                return ticket
+            if ticket.topic_thread_id is None and await self.is_forum():
+                customer = await Customer.get(id=ticket.customer_id)
+                vehicle = await Vehicle.get_or_none(id=ticket.vehicle_id) \
+                    if ticket.vehicle_id else None
+                try:
+                    topic = await self.bot.create_forum_topic(
+                        self.chat_id, self.topic_name(ticket, customer, vehicle))
+                except TelegramError as exc:
+                    log.error("ticket %s: could not create its topic: %s", ticket.number, exc)
+                    return ticket
+                ticket.topic_thread_id = topic.message_thread_id
+                await ticket.save(update_fields=["topic_thread_id", "updated_at"])
+            msg = await self.send(ticket, await self.card_text(ticket), as_html=True,
+                                  markup=self.buttons(ticket))
+            if msg is not None:
+                ticket.card_message_id = msg.message_id
+                await ticket.save(update_fields=["card_message_id", "updated_at"])
+            return ticket
+
+    async def refresh_card(self, ticket: Ticket) -> None:
+        if self.chat_id is None or ticket.card_message_id is None:
+            return
+        try:
+            await self.bot.edit_message_text(
+                await self.card_text(ticket), chat_id=self.chat_id,
+                message_id=ticket.card_message_id, parse_mode=ParseMode.HTML,
+                reply_markup=self.buttons(ticket))
+        except BadRequest as exc:
+            if "not modified" not in str(exc).lower():
+                log.warning("ticket %s: card not updated: %s", ticket.number, exc)
+        except TelegramError as exc:
+            log.warning("ticket %s: card not updated: %s", ticket.number, exc)
+
+    async def publish_pending(self, limit: int = 20) -> int:
+        """Tickets recorded without effects (a CLI, a failed send) get their topic now."""
+        if self.chat_id is None:
+            return 0
+        rows = await Ticket.filter(card_message_id__isnull=True,
+                                   state__in=tickets.ACTIVE_STATES).order_by("id").limit(limit)
+        done = 0
+        for ticket in rows:
+            if (await self.publish(ticket)).card_message_id is not None:
+                done += 1
+        return done
+
+    # ------------------------------------------------------------ mentions
+
+    async def mentions(self, level: str) -> str:
+        """HTML mentions of the active staff of a level, by Telegram id (not display name)."""
+        staff = await Staff.filter(role=level, active=True, telegram_id__isnull=False) \
+            .order_by("id")
+        if not staff:
+            return html.escape(self.label("tk_nobody", level=self._level(level)))
+        return "、".join(
+            f'<a href="tg://user?id={s.telegram_id}">{html.escape(s.name)}</a>' for s in staff)
+
+    # ------------------------------------------------------------ effects
+
+    async def on_event(self, ticket: Ticket, event: TicketEvent) -> None:
+        """React to a ticket change: staff topic and the owner's notice."""
+        kind = event.kind
+        if kind == EventKind.OPENED:
+            ticket = await self.publish(ticket)
+            await self.notify_owner(ticket, "ticket_opened")
+            await self.flush()
+            return
+        if kind == EventKind.NOTE or kind == EventKind.RATED:
+            return
+        if self.chat_id is not None and ticket.card_message_id is None:
+            ticket = await self.publish(ticket)
+        else:
+            await self.refresh_card(ticket)
+        esc = html.escape
+        if kind == EventKind.CLAIMED:
+            handler = await Staff.get_or_none(id=ticket.handler_id) if ticket.handler_id else None
+            name = handler.name if handler else ""
+            await self.send(ticket, self.label("tk_claimed_notice", number=ticket.number,
+                                               name=name, due=_local(ticket.due_at, self.svc)))
+            await self.notify_owner(ticket, "ticket_claimed", staff=name)
+        elif kind == EventKind.ESCALATED:
+            before, _, _ = event.text.partition(" -> ")
+            text = self.label(
+                "tk_escalation", number=esc(ticket.number),
+                from_level=esc(self._level(before) if before in tickets.LEVELS else before),
+                to_level=esc(self._level(ticket.level)), reason=esc(event.reason),
+                mentions=await self.mentions(ticket.level),
+                due=esc(_local(ticket.due_at, self.svc)))
+            await self.send(ticket, text, as_html=True)
+            await self.notify_owner(ticket, "ticket_escalated")
+        elif kind == EventKind.BREACH:
+            text = self.label("tk_breach", number=esc(ticket.number), reason=esc(event.reason),
+                              mentions=await self.mentions(ticket.level),
+                              due=esc(_local(ticket.due_at, self.svc)))
+            await self.send(ticket, text, as_html=True)
+        elif kind == EventKind.RESOLVED:
+            handler = await Staff.get_or_none(id=event.actor_id) if event.actor_id else None
+            await self.send(ticket, self.label(
+                "tk_resolved_notice", number=ticket.number, name=handler.name if handler else "",
+                days=f"{self.svc.settings.ticket_followup_days:g}"))
+            await self.notify_owner(ticket, "ticket_resolved")
+        elif kind == EventKind.REOPENED:
+            await self._topic_closed(ticket, closed=False)
+            text = self.label("tk_reopened", number=esc(ticket.number),
+                              score=esc(str(ticket.handling_score)),
+                              to_level=esc(self._level(ticket.level)),
+                              mentions=await self.mentions(ticket.level),
+                              due=esc(_local(ticket.due_at, self.svc)))
+            await self.send(ticket, text, as_html=True)
+            await self.notify_owner(ticket, "ticket_reopened")
+        elif kind == EventKind.CLOSED:
+            await self.send(ticket, self.label("tk_closed_notice", number=ticket.number,
+                                               score=ticket.handling_score))
+            await self.notify_owner(ticket, "ticket_closed")
+            await self._topic_closed(ticket, closed=True)
+
+    async def _topic_closed(self, ticket: Ticket, *, closed: bool) -> None:
+        if self.chat_id is None or not ticket.topic_thread_id:
+            return
+        try:
+            if closed:
+                await self.bot.close_forum_topic(self.chat_id, ticket.topic_thread_id)
+            else:
+                await self.bot.reopen_forum_topic(self.chat_id, ticket.topic_thread_id)
+        except TelegramError as exc:  # e.g. not modified: it already was
+            log.info("ticket %s: topic %s: %s", ticket.number,
+                     "close" if closed else "reopen", exc)
+
+    # ------------------------------------------------------------ the owner
+
+    async def notify_owner(self, ticket: Ticket, key: str, *, staff: str = "") -> bool:
+        """Tell the owner where their complaint stands (an HTML script by key)."""
+        customer = await Customer.get(id=ticket.customer_id)
+        if customer.telegram_chat_id is None or customer.unreachable_at is not None:
+            return False
+        vehicle = await Vehicle.get_or_none(id=ticket.vehicle_id) if ticket.vehicle_id else None
+        lang = customer.language
+        text = self.svc.scripts.render(
+            key, lang, customer=customer, vehicle=vehicle, dealer=dealer_context(self.svc.settings),
+            staff=staff,
+            ticket={"number": ticket.number, "category": self._cat(ticket.category, lang),
+                    "level": self._level(ticket.level, lang), "resolution": ticket.resolution,
+                    "due": _local(ticket.due_at, self.svc)},
+        )
+        return await self._to_owner(customer, text, kind=key, parse_mode=ParseMode.HTML)
+
+    async def _to_owner(self, customer: Customer, text: str, *, kind: str,
+                        parse_mode: str | None = None, photo: str = "") -> bool:
+        chat_id = customer.telegram_chat_id
+        if chat_id is None or customer.unreachable_at is not None:
+            return False
+        now = self.svc.clock.now()
+        try:
+            if photo:
+                msg = await self.bot.send_photo(chat_id, photo, caption=text[:1024] or None,
+                                                parse_mode=parse_mode)
+            else:
+                msg = await self.bot.send_message(chat_id, text[:4096], parse_mode=parse_mode)
+        except Forbidden:
+            await Customer.filter(id=customer.id).update(unreachable_at=now)
+            return False
+        except TelegramError as exc:
+            log.error("owner %s: ticket message not sent: %s", customer.id, exc)
+            return False
+        await owners.log_message(direction=Direction.OUT, chat_id=chat_id, text=text, now=now,
+                                 kind=kind, customer_id=customer.id,
+                                 telegram_message_id=msg.message_id)
+        return True
+
+    async def send_to_owner(self, ticket: Ticket, staff: Staff, text: str,
+                            photo: str = "") -> bool:
+        """A staff message to the owner: plain text (nothing to inject), signed by name."""
+        customer = await Customer.get(id=ticket.customer_id)
+        signature = self.svc.scripts.label("tk_staff_signature", customer.language,
+                                           staff=staff.name, dealer=self.svc.settings.dealer_name)
+        signed = f"{text}\n\n{signature}" if text else signature
+        return await self._to_owner(customer, signed, kind="ticket", photo=photo)
+
+    # ------------------------------------------------------------ relay owner -> staff
+
+    async def flush(self, *, immediate: bool = False) -> int:
+        """Relay queued owner messages into their topics; returns how many were relayed.
+
+        ``immediate`` (right after the owner wrote) sends only while the group's minute has
+        room to spare; the relay job sends the rest batched, one message per ticket, keeping
+        a reserve for cards and escalations. Nothing is marked relayed unless Telegram took it.
+        """
+        if self.chat_id is None:
+            return 0
+        async with self._relay_lock:
+            pending = await TicketMessage.filter(direction="in", relayed_at__isnull=True) \
+                .order_by("id").limit(2000)
+            if not pending:
+                return 0
+            groups: dict[int, list[TicketMessage]] = {}
+            for m in pending:
+                groups.setdefault(m.ticket_id, []).append(m)
+            relayed = 0
+            for ticket_id, msgs in groups.items():
+                ticket = await Ticket.get(id=ticket_id)
+                if ticket.card_message_id is None:
+                    ticket = await self.publish(ticket)
+                    if ticket.card_message_id is None:
+                        continue
+                now = self.svc.clock.now()
+                free = self.budget(now)
+                if free <= RESERVE or (immediate and free <= COMFORT):
+                    break
+                customer = await Customer.get(id=ticket.customer_id)
+                if free > COMFORT and len(msgs) == 1:
+                    relayed += await self._relay_one(ticket, customer, msgs[0])
+                else:
+                    relayed += await self._relay_batch(ticket, customer, msgs)
+            return relayed
+
+    def _header(self, ticket: Ticket, customer: Customer, count: int = 1) -> str:
+        if count > 1:
+            return self.label("tk_owner_batch_header", number=ticket.number, name=customer.name,
+                              count=count)
+        return self.label("tk_owner_header", number=ticket.number, name=customer.name)
+
+    async def _relay_one(self, ticket: Ticket, customer: Customer, m: TicketMessage) -> int:
+        text = f"{self._header(ticket, customer)}\n{m.text}".rstrip()
+        if await self.send(ticket, text, photo=m.photo_file_id) is None:
+            return 0
+        await TicketMessage.filter(id=m.id).update(relayed_at=self.svc.clock.now())
+        return 1
+
+    async def _relay_batch(self, ticket: Ticket, customer: Customer,
+                           msgs: list[TicketMessage]) -> int:
+        """Owner texts in as few messages as fit; photos one by one while the budget lasts."""
+        texts = [m for m in msgs if not m.photo_file_id]
+        photos = [m for m in msgs if m.photo_file_id]
+        relayed = 0
+        chunk: list[TicketMessage] = []
+        size = 0
+
+        async def send_chunk(part: list[TicketMessage]) -> int:
+            if not part:
+                return 0
+            if self.budget(self.svc.clock.now()) <= RESERVE:
+                return 0
+            lines = [self._header(ticket, customer, len(part))]
+            lines += [f"{m.created_at.astimezone(self.svc.settings.tz):%H:%M} {m.text}"
+                      for m in part]
+            if await self.send(ticket, "\n".join(lines)) is None:
+                return 0
+            await TicketMessage.filter(id__in=[m.id for m in part]) \
+                .update(relayed_at=self.svc.clock.now())
+            return len(part)
+
+        for m in texts:
+            line = len(m.text) + 8
+            if chunk and size + line > TEXT_CHUNK:
+                sent = await send_chunk(chunk)
+                relayed += sent
+                if not sent:
+                    return relayed
+                chunk, size = [], 0
+            if line > TEXT_CHUNK:  # one very long message: alone, cut to fit
+                m.text = m.text[:TEXT_CHUNK - 8]
+            chunk.append(m)
+            size += line
+        relayed += await send_chunk(chunk)
+        for m in photos:
+            if self.budget(self.svc.clock.now()) <= RESERVE:
+                break
+            relayed += await self._relay_one(ticket, customer, m)
+        return relayed
+
+    # ------------------------------------------------------------ reading staff messages
+
+    async def ticket_of_message(self, msg: Message) -> Ticket | None:
+        """The ticket a staff-chat message belongs to: its topic, or the thread it replies in."""
+        if msg.is_topic_message and msg.message_thread_id:
+            ticket = await Ticket.get_or_none(topic_thread_id=msg.message_thread_id)
+            if ticket is not None:
+                return ticket
+        reply = msg.reply_to_message
+        if reply is not None and reply.from_user is not None and reply.from_user.is_bot:
+            number = tickets.parse_number(reply.text or reply.caption or "")
+            if number is not None:
+                return await Ticket.get_or_none(id=number)
+        return None
+
+
+def side_of(svc: Services) -> StaffSide:
+    side: StaffSide = svc.extensions[tickets.EFFECTS_KEY]
+    return side
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Claim / Escalate / Major / Resolve on a ticket card; only registered staff may."""
+    svc = services_of(context)
+    side = side_of(svc)
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    _, _, rest = query.data.partition(":")
+    action, _, raw_id = rest.partition(":")
+    staff = await tickets.staff_for(query.from_user.id)
+    if staff is None or not tickets.is_ticket_staff(staff.role):
+        log.warning("ticket button %r pressed by unregistered user %s", query.data,
+                    query.from_user.id)
+        await query.answer(side.label("tk_not_staff"), show_alert=True)
+        return
+    if not raw_id.isdigit():
+        await query.answer(side.label("tk_unknown"), show_alert=True)
+        return
+    ticket_id = int(raw_id)
+    now = svc.clock.now()
+    outcome: Outcome
+    ticket: Ticket | None
+    if action == "claim":
+        outcome, ticket = await tickets.claim(ticket_id, staff, now=now, services=svc)
+        done_text = side.label("tk_claimed_toast", number=ticket.number) if ticket else ""
+    elif action in ("escalate", "major"):
+        major = action == "major"
+        reason = f"{'marked major' if major else 'escalated'} by {staff.name}"
+        outcome, ticket = await tickets.escalate(ticket_id, now=now, services=svc, actor=staff,
+                                                 reason=reason, major=major)
+        done_text = side.label("tk_escalated_toast",
+                               level=side._level(ticket.level)) if ticket else ""
+    elif action == "resolve":
+        outcome, ticket = await _start_resolve(side, ticket_id, staff, query.from_user.id)
+        done_text = ""
+    else:
+        await query.answer(side.label("tk_unknown"), show_alert=True)
+        return
+    if outcome is Outcome.DONE:
+        await query.answer(done_text or None)
+        return
+    level = side._level(ticket.level) if ticket else ""
+    messages = {
+        Outcome.NOT_STAFF: side.label("tk_not_staff"),
+        Outcome.NOT_ALLOWED: side.label("tk_not_allowed", level=level),
+        Outcome.NOT_ACTIVE: side.label("tk_not_active") if ticket else side.label("tk_unknown"),
+        Outcome.ALREADY: side.label("tk_already"),
+        Outcome.TOP: side.label("tk_top"),
+    }
+    await query.answer(messages[outcome], show_alert=True)
+
+
+async def _start_resolve(side: StaffSide, ticket_id: int, staff: Staff,
+                         user_id: int) -> tuple[Outcome, Ticket | None]:
+    """Resolve asks the resolver for the resolution, then the improvement measure."""
+    ticket = await Ticket.get_or_none(id=ticket_id)
+    if ticket is None or ticket.state not in tickets.ACTIVE_STATES:
+        return Outcome.NOT_ACTIVE, ticket
+    if not tickets.can_act(staff.role, ticket.level):
+        return Outcome.NOT_ALLOWED, ticket
+    await owners.set_conversation(user_id, RESOLUTION_STATE, {"ticket_id": ticket.id})
+    await side.send(ticket, side.label("tk_resolve_ask_resolution", name=staff.name))
+    return Outcome.DONE, ticket
+
+
+async def _resolve_step(side: StaffSide, conv: Conversation, ticket: Ticket, staff: Staff,
+                        text: str, user_id: int) -> None:
+    svc = side.svc
+    if not text.strip():
+        return
+    if conv.state == RESOLUTION_STATE:
+        await owners.set_conversation(user_id, IMPROVEMENT_STATE,
+                                      {"ticket_id": ticket.id, "resolution": text})
+        await side.send(ticket, side.label("tk_resolve_ask_improvement"))
+        return
+    await Conversation.filter(telegram_user_id=user_id).delete()
+    outcome, _ = await tickets.resolve(ticket.id, staff, resolution=str(conv.data.get(
+        "resolution", "")), improvement=text, now=svc.clock.now(), services=svc)
+    if outcome is not Outcome.DONE:
+        await side.send(ticket, side.label("tk_not_active" if outcome is Outcome.NOT_ACTIVE
+                                           else "tk_not_allowed",
+                                           level=side._level(ticket.level)))
+
+
+async def on_staff_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A message in a ticket's topic: the resolve dialogue, or a reply relayed to the owner."""
+    svc = services_of(context)
+    side = side_of(svc)
+    msg, user = update.effective_message, update.effective_user
+    if msg is None or user is None or user.is_bot:
+        return
+    ticket = await side.ticket_of_message(msg)
+    if ticket is None:
+        return  # staff talking among themselves outside any ticket
+    staff = await tickets.staff_for(user.id)
+    if staff is None or not tickets.is_ticket_staff(staff.role):
+        log.warning("message in %s topic from unregistered user %s: not relayed",
+                    ticket.number, user.id)
+        await side.send(ticket, side.label("tk_not_registered"))
+        return
+    text = msg.text or msg.caption or ""
+    conv = await owners.get_conversation(user.id)
+    if conv is not None and conv.state in (RESOLUTION_STATE, IMPROVEMENT_STATE) \
+            and conv.data.get("ticket_id") == ticket.id:
+        await _resolve_step(side, conv, ticket, staff, text, user.id)
+        return
+    if ticket.state == TicketState.CLOSED:
+        await side.send(ticket, side.label("tk_not_active"))
+        return
+    photo = msg.photo[-1].file_id if msg.photo else ""
+    if not text and not photo:
+        return
+    if ticket.handler_id is None and ticket.state in tickets.ACTIVE_STATES \
+            and tickets.can_act(staff.role, ticket.level):
+        # answering an unclaimed ticket takes it: the owner hears who handles it first
+        _, claimed = await tickets.claim(ticket.id, staff, now=svc.clock.now(), services=svc)
+        ticket = claimed or ticket
+    if await side.send_to_owner(ticket, staff, text, photo):
+        await tickets.record_staff_answer(ticket, staff, text, now=svc.clock.now(), services=svc,
+                                          photo_file_id=photo)
+    else:
+        customer = await Customer.get(id=ticket.customer_id)
+        await side.send(ticket, side.label("tk_owner_unreachable", phone=customer.phone))
+
+
+async def note_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/note text in a ticket's topic: kept on the ticket, never sent to the owner."""
+    svc = services_of(context)
+    side = side_of(svc)
+    msg, user = update.effective_message, update.effective_user
+    if msg is None or user is None:
+        return
+    staff = await tickets.staff_for(user.id)
+    if staff is None:
+        return
+    ticket = await side.ticket_of_message(msg)
+    text = " ".join(context.args or [])
+    if ticket is None or not text:
+        await side.send(ticket, side.label("tk_note_usage"),
+                        thread_id=msg.message_thread_id if msg.is_topic_message else None)
+        return
+    await tickets.add_note(ticket, staff, text, now=svc.clock.now())
+
+
+async def ticket_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/ticket <phone|plate|VIN> <text>: open a ticket for an owner who phoned or came in."""
+    svc = services_of(context)
+    side = side_of(svc)
+    msg, user = update.effective_message, update.effective_user
+    if msg is None or user is None:
+        return
+    thread = msg.message_thread_id if msg.is_topic_message else None
+    staff = await tickets.staff_for(user.id)
+    if staff is None or not tickets.is_ticket_staff(staff.role):
+        await side.send(None, side.label("tk_not_staff"), thread_id=thread)
+        return
+    args = context.args or []
+    if len(args) < 2:
+        await side.send(None, side.label("tk_ticket_usage"), thread_id=thread)
+        return
+    customer, vehicle = await tickets.find_customer(args[0])
+    if customer is None:
+        await side.send(None, side.label("tk_ticket_not_found", query=args[0]), thread_id=thread)
+        return
+    ticket = await tickets.open_ticket(
+        customer_id=customer.id, vehicle_id=vehicle.id if vehicle else None, channel="staff",
+        category="other", description=" ".join(args[1:]), now=svc.clock.now(), services=svc,
+        actor_id=staff.id)
+    await side.send(None, side.label("tk_ticket_opened", name=customer.name,
+                                     number=ticket.number), thread_id=thread)
+
+
+# --------------------------------------------------------------------------- wiring
+
+
+async def deadline_tick(services: Services) -> None:
+    """The minute job: escalate missed deadlines; also catch up on unpublished tickets."""
+    try:
+        await tickets.check_deadlines(services.clock.now(), services)
+        await side_of(services).publish_pending()
+    except Exception:  # noqa: BLE001 - a failed tick must not kill the scheduler
+        log.exception("ticket deadline check failed; the next tick retries")
+
+
+async def relay_tick(services: Services) -> None:
+    """The relay job: owner messages still queued go to the staff chat, batched."""
+    try:
+        await side_of(services).flush()
+    except Exception:  # noqa: BLE001
+        log.exception("ticket relay failed; the next tick retries")
+
+
+def register(application: Application, services: Services) -> None:  # type: ignore[type-arg]
+    tickets.sla_rules(services.settings)  # a wrong calendar stops start-up, naming the variable
+    services.extensions[tickets.EFFECTS_KEY] = StaffSide(services)
+    application.add_handler(CallbackQueryHandler(on_button, pattern=rf"^{CALLBACK_PREFIX}:"))
+    chat_id = services.settings.staff_chat_id
+    if chat_id is None:
+        log.warning("CAREBOT_STAFF_CHAT_ID is not set: tickets are recorded but no staff "
+                    "chat shows them")
+        return
+    staff_chat = filters.Chat(chat_id=chat_id)
+    application.add_handler(CommandHandler("note", note_command, filters=staff_chat))
+    application.add_handler(CommandHandler("ticket", ticket_command, filters=staff_chat))
+    application.add_handler(MessageHandler(
+        staff_chat & (filters.TEXT | filters.PHOTO) & ~filters.COMMAND, on_staff_message))
+
+
+def schedule(scheduler: BaseScheduler, services: Services) -> None:
+    scheduler.add_job(deadline_tick, "interval", minutes=1, args=[services],
+                      id="ticket_deadlines", max_instances=1, coalesce=True)
+    scheduler.add_job(relay_tick, "interval", seconds=3, args=[services], id="ticket_relay",
+                      max_instances=1, coalesce=True)
