@@ -1,0 +1,194 @@
+"""``carebot campaign create|preview|test|schedule|pause|resume|cancel|stats|list|audience``
+and ``carebot tag add|remove PHONE TAG``. See docs/campaigns.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bot.config import Settings
+
+
+def _now() -> datetime:
+    from bot.clock import SystemClock
+
+    return SystemClock().now()
+
+
+def _print(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def load_spec(path: Path) -> dict[str, Any]:
+    """A campaign definition file (.toml or .json): name, messages, buttons, audience, ..."""
+    text = path.read_text(encoding="utf-8")
+    data: Any = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("the file must hold one object (a table)")
+    return data
+
+
+def parse_local(value: str, settings: Settings) -> datetime:
+    """'YYYY-MM-DD HH:MM' in the dealership's time zone (or an ISO time with its offset)."""
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"{value!r} is not a time; use 'YYYY-MM-DD HH:MM'") from None
+    return when if when.tzinfo else when.replace(tzinfo=settings.tz)
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.campaigns import promotions
+    from bot.cli import database
+    from bot.owners import phone_to_e164
+
+    rules = promotions.campaign_rules(settings)
+    dealer = {"name": settings.dealer_name, "phone": settings.dealer_phone}
+    try:
+        async with database(settings):
+            action = args.action
+            now = _now()
+            if action == "tag":
+                phone = phone_to_e164(args.phone)
+                if phone is None:
+                    raise promotions.CampaignError(f"{args.phone!r} is not a phone number")
+                if args.tag_action == "add":
+                    done = await promotions.add_tag(phone, args.tag, now=now)
+                else:
+                    done = await promotions.remove_tag(phone, args.tag)
+                print(f"{phone} {args.tag}: {'done' if done else 'nothing to change'}")
+                return 0
+            if action == "create":
+                spec = load_spec(args.file)
+                campaign = await promotions.create_campaign(
+                    name=spec.get("name", ""), messages=spec.get("messages", {}),
+                    buttons=spec.get("buttons"), audience=spec.get("audience"),
+                    marketer=str(spec.get("marketer", "")), event_date=spec.get("event_date"),
+                    now=now, dealer=dealer,
+                )
+                print(f"campaign {campaign.id} created (draft): {campaign.name}")
+                return 0
+            if action == "list":
+                from db.models import Campaign
+
+                for c in await Campaign.all().order_by("-id"):
+                    send = f"{c.send_at.astimezone(settings.tz):%Y-%m-%d %H:%M}" \
+                        if c.send_at else "-"
+                    print(f"{c.id:>5}  {c.status:<10} {send:<16}  {c.name}")
+                return 0
+            if action == "audience":
+                audience = promotions.parse_audience(json.loads(args.filters))
+                _print((await promotions.count_audience(audience, now=now,
+                                                        rules=rules)).to_dict())
+                return 0
+            campaign = await promotions.get_campaign(args.id)
+            if action == "preview":
+                from bot.texts import Scripts
+
+                _print(await promotions.preview(campaign, now=now, rules=rules,
+                                                scripts=Scripts(settings.scripts_dir),
+                                                settings=settings))
+            elif action == "test":
+                return await _test_send(settings, campaign, args.staff)
+            elif action == "schedule":
+                at = parse_local(args.at, settings) if args.at else now
+                await promotions.schedule_campaign(campaign, send_at=at, now=now, rules=rules,
+                                                   force_reason=args.force or "")
+                print(f"campaign {campaign.id} scheduled for "
+                      f"{campaign.send_at.astimezone(settings.tz):%Y-%m-%d %H:%M}"  # type: ignore[union-attr]
+                      + (f" (forced: {campaign.force_reason})" if campaign.force_reason else ""))
+            elif action == "pause":
+                print(f"campaign {campaign.id} paused; "
+                      f"{await promotions.pause(campaign, now=now)} messages held")
+            elif action == "resume":
+                print(f"campaign {campaign.id} resumed; "
+                      f"{await promotions.resume(campaign, now=now)} messages back in the queue")
+            elif action == "cancel":
+                print(f"campaign {campaign.id} cancelled; "
+                      f"{await promotions.cancel(campaign, now=now)} messages will not be sent")
+            elif action == "stats":
+                await promotions.finish_done(now=now)
+                _print(await promotions.stats(await promotions.get_campaign(args.id)))
+    except (promotions.CampaignError, ValueError, OSError, tomllib.TOMLDecodeError) as exc:
+        print(f"carebot campaign: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _test_send(settings: Settings, campaign: Any, staff_ref: str) -> int:
+    """Send the campaign, as an owner would see it, to a staff member's own chat."""
+    from telegram import Bot
+
+    from bot.texts import Scripts
+    from db.models import Staff
+
+    staff = await (Staff.get_or_none(telegram_id=int(staff_ref)) if staff_ref.lstrip("-").isdigit()
+                   else Staff.filter(name=staff_ref).first())
+    if staff is None or staff.telegram_id is None:
+        print(f"carebot campaign: no staff member {staff_ref!r} with a Telegram id",
+              file=sys.stderr)
+        return 1
+    if not settings.has_token:
+        print("carebot campaign: CAREBOT_BOT_TOKEN is not set", file=sys.stderr)
+        return 1
+    text, markup = await promotions_test_message(campaign, staff.name, settings,
+                                                 Scripts(settings.scripts_dir))
+    bot = Bot(settings.bot_token, base_url=f"{settings.telegram_api_url}/bot")
+    async with bot:
+        await bot.send_message(staff.telegram_id, text, parse_mode="HTML", reply_markup=markup)
+    print(f"test message sent to {staff.name}")
+    return 0
+
+
+async def promotions_test_message(campaign: Any, name: str, settings: Settings,
+                                  scripts: Any) -> tuple[str, Any]:
+    """The message with a sample owner named after the staff member, marked as a test."""
+    from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+    from bot.campaigns import promotions
+    from db.models import Customer
+
+    sample = Customer(name=name, phone="+8613800000000", language="zh_CN", link_token="test")
+    out = promotions.compose_campaign(campaign, sample, None, scripts, settings)
+    markup = InlineKeyboardMarkup([
+        [InlineKeyboardButton(label, url=data[4:]) if data.startswith("url:")
+         else InlineKeyboardButton(label, callback_data=data) for label, data in row]
+        for row in out.buttons
+    ])
+    return scripts.label("campaign_test_prefix", "zh_CN") + out.text, markup
+
+
+def add_commands(sub: Any) -> None:
+    camp = sub.add_parser("campaign", help="marketing campaigns (docs/campaigns.md)")
+    actions = camp.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create a draft from a .toml/.json file")
+    create.add_argument("file", type=Path)
+    actions.add_parser("list", help="every campaign with its status")
+    aud = actions.add_parser("audience", help="count an audience: JSON filters")
+    aud.add_argument("filters", help='e.g. \'{"models": ["星辰 S7"], "min_visits": 2}\'')
+    for name, text in (("preview", "count the audience and render for three owners"),
+                       ("pause", "hold every message not yet sent"),
+                       ("resume", "send the held messages"),
+                       ("cancel", "stop every message not yet sent"),
+                       ("stats", "results: targeted, excluded, sent, presses, ...")):
+        actions.add_parser(name, help=text).add_argument("id", type=int)
+    test = actions.add_parser("test", help="send it to a staff member's own chat")
+    test.add_argument("id", type=int)
+    test.add_argument("staff", help="staff name or Telegram id")
+    sched = actions.add_parser("schedule", help="schedule at a local time (default now)")
+    sched.add_argument("id", type=int)
+    sched.add_argument("--at", help="'YYYY-MM-DD HH:MM' local time")
+    sched.add_argument("--force", help="reason to send later than 14 days before the event")
+    camp.set_defaults(run=run)
+    tag = sub.add_parser("tag", help="tag owners for campaign audiences")
+    tag_actions = tag.add_subparsers(dest="tag_action", required=True)
+    for name in ("add", "remove"):
+        p = tag_actions.add_parser(name)
+        p.add_argument("phone")
+        p.add_argument("tag")
+    tag.set_defaults(run=run, action="tag")
