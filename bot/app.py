@@ -14,7 +14,8 @@ from telegram.ext import Application, ApplicationBuilder
 from bot.campaigns.dispatcher import Dispatcher
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
-from bot.handlers import errors, owner
+from bot.handlers import complaint, errors, marketing, owner, staff, survey
+from bot import touchpoints
 from bot.services import SERVICES_KEY, Services
 from bot.texts import Scripts
 from bot.web.server import make_web_app
@@ -23,13 +24,15 @@ log = logging.getLogger(__name__)
 
 # Feature modules, each with ``register(application, services)`` (handlers, composers,
 # text routes) and optionally ``schedule(scheduler, services)`` (APScheduler ticks).
-FEATURES: list[Any] = [owner]
+FEATURES: list[Any] = [owner, survey, staff, complaint, marketing, touchpoints]
 
 COMMANDS = [
     ("start", "绑定车主档案 / link your owner file"),
     ("help", "帮助 / help"),
     ("language", "语言 / language"),
     ("stop", "停止接收 / stop messages"),
+    ("complain", "投诉与求助 / complaints and help"),
+    ("subscribe", "接收优惠活动 / receive offers"),
 ]
 
 
@@ -73,7 +76,7 @@ class CareBot:
             await self.application.start()
             if self.settings.webhook_url:
                 await self.application.bot.set_webhook(
-                    self.settings.webhook_url, secret_token=self.settings.webhook_secret,
+                    self.settings.webhook_endpoint, secret_token=self.settings.webhook_secret,
                     allowed_updates=Update.ALL_TYPES,
                 )
             elif self.application.updater is not None:

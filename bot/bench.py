@@ -86,11 +86,12 @@ async def bench_dispatch(*, owners: int, rate: float, doubles: float = 0.1) -> l
                                 due_at=clock.now()) for cid in ids[:second]]
             await Touchpoint.bulk_create(rows, batch_size=1000)
             total = len(rows)
-            settings = Settings(
-                _env_file=None, bot_token=emu.token, telegram_api_url=emu.api_url,
-                send_rate=rate * 0.98, per_chat_interval=1.0, quiet_hours="off",
-                dispatch_batch=500, dispatch_concurrency=64,
-            )
+            values: dict[str, Any] = {
+                "_env_file": None, "bot_token": emu.token, "telegram_api_url": emu.api_url,
+                "send_rate": rate * 0.98, "per_chat_interval": 1.0, "quiet_hours": "off",
+                "dispatch_batch": 500, "dispatch_concurrency": 64,
+            }
+            settings = Settings(**values)
             bot = Bot(emu.token, base_url=f"{emu.api_url}/bot")
             async with bot:
                 dispatcher = Dispatcher(bot, settings, clock, Scripts(scripts_dir))

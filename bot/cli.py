@@ -86,16 +86,17 @@ async def cmd_migrate(settings: Settings) -> int:
 async def cmd_import(settings: Settings, what: str, path: Path) -> int:
     from bot.campaigns.journeys import journey_rules
     from bot.clock import SystemClock
-    from bot.intake import IntakeError, import_deliveries_file
+    from bot.intake import IntakeError, import_deliveries_file, import_visits_file
     from db.setup import close_database, open_database
 
-    if what != "deliveries":
-        print(f"carebot import: unknown kind {what!r}; use: carebot import deliveries FILE",
+    importers = {"deliveries": import_deliveries_file, "visits": import_visits_file}
+    if what not in importers:
+        print(f"carebot import: unknown kind {what!r}; use: carebot import deliveries|visits FILE",
               file=sys.stderr)
         return 2
     await open_database(settings.database_url)
     try:
-        result = await import_deliveries_file(
+        result = await importers[what](
             path, rules=journey_rules(settings), now=SystemClock().now()
         )
     except IntakeError as exc:
@@ -138,7 +139,8 @@ async def cmd_link(settings: Settings, phone: str) -> int:
 
 # Feature modules that add their own subcommands: each has
 # ``add_commands(sub)`` adding parsers with ``set_defaults(run=<async fn(settings, args)>)``.
-FEATURE_COMMANDS: tuple[str, ...] = ("bot.bench",)
+FEATURE_COMMANDS: tuple[str, ...] = ("bot.bench", "bot.cli_tickets", "bot.cli_report",
+                                     "bot.cli_touchpoints", "bot.cli_campaigns")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,8 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations").set_defaults(
         run=lambda s, a: cmd_migrate(s)
     )
-    imp = sub.add_parser("import", help="import deliveries from CSV/XLSX")
-    imp.add_argument("what", choices=["deliveries"])
+    imp = sub.add_parser("import", help="import deliveries or workshop visits from CSV/XLSX")
+    imp.add_argument("what", choices=["deliveries", "visits"])
     imp.add_argument("file", type=Path)
     imp.set_defaults(run=lambda s, a: cmd_import(s, a.what, a.file))
     link = sub.add_parser("link", help="print an owner's personal deep link")

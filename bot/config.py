@@ -11,12 +11,14 @@ from pathlib import Path
 from dataclasses import dataclass
 from datetime import time
 from typing import Any
+from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TELEGRAM_API_URL = "https://api.telegram.org"
+DEFAULT_WEBHOOK_PATH = "/telegram/webhook"
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
@@ -81,6 +83,92 @@ class Settings(BaseSettings):
     max_attempts: int = Field(5, ge=1, le=50)
     lease_seconds: int = Field(300, ge=10)
     checkin_expiry_hours: float = Field(12.0, gt=0)
+    # Satisfaction surveys (issue 4): answer window, low-score threshold, re-asks, review link.
+    survey_open_days: float = Field(7.0, gt=0, description="a survey accepts answers this long")
+    survey_low_threshold: int = Field(6, ge=1, le=10, description="at or below: complaint")
+    survey_change_hours: float = Field(24.0, ge=0, description="an answer may change this long")
+    survey_max_reasks: int = Field(2, ge=0, le=10, description="re-asks after a non-score")
+    survey_handover_minutes: float = Field(
+        30.0, gt=0, description="a low score goes to complaints at the latest after this"
+    )
+    review_url: str = ""  # optional public review page offered after a 9 or 10
+    # Complaint tickets (issue 5): the 211 deadlines, counted on a business-hours calendar.
+    ticket_business_hours: str = "08:30-18:00"  # local HH:MM-HH:MM, or "off" for plain hours
+    ticket_business_days: str = "1-7"  # ISO weekdays, "1-5" or "1,2,3,4,5,6"
+    ticket_first_answer_hours: float = Field(2.0, gt=0, description="first answer to the owner")
+    ticket_handler_answer_days: float = Field(1.0, gt=0, description="handler's answer, business days")
+    ticket_level_answer_hours: float = Field(2.0, gt=0, description="an escalated level must act")
+    ticket_followup_days: float = Field(1.0, gt=0, description="rating asked after Resolve")
+    handling_score_threshold: int = Field(6, ge=1, le=10, description="at or below reopens")
+
+    # Scheduled touchpoints (issue 3): journey days (local days after the cause) and local
+    # send times, the daily occasions scan, booking. See docs/touchpoints.md.
+    followup_day: int = Field(3, ge=1, le=30, description="3-day follow-up: day after delivery")
+    followup_time: str = "10:00"
+    followup_grace_days: int = Field(1, ge=0, le=14, description="valid this many days after")
+    visit_day: int = Field(7, ge=1, le=60, description="7-day care visit: day after delivery")
+    visit_time: str = "10:00"
+    visit_grace_days: int = Field(1, ge=0, le=14)
+    first_service_day: int = Field(18, ge=1, le=120, description="走合保养 reminder day")
+    first_service_time: str = "10:00"
+    first_service_deadline_day: int = Field(21, ge=1, le=180, description="valid until this day")
+    service_followup_day: int = Field(2, ge=0, le=14, description="day after the car left")
+    service_followup_time: str = "10:00"
+    service_followup_deadline_day: int = Field(3, ge=0, le=30, description="valid until this day")
+    major_repair_followup_days: int = Field(7, ge=0, le=60, description="major repair: valid until")
+    service_interval_months: int = Field(6, ge=0, le=60, description="next service; 0 = unknown")
+    service_interval_km: int = Field(10000, ge=0, le=100000)
+    service_due_lead_days: int = Field(7, ge=0, le=60, description="service-due reminder lead")
+    service_due_time: str = "10:00"
+    scan_time: str = "09:30"  # the daily occasions scan; birthdays and holidays go out then
+    scan_catchup_days: int = Field(31, ge=0, le=366, description="days a scan looks back")
+    insurance_lead_days: str = "30,7"
+    licence_lead_days: str = "30"
+    holidays: str = "01-01:元旦,L01-01:春节,L08-15:中秋节,10-01:国庆节"  # "L": lunar date
+    holidays_file: Path | None = None  # one "MM-DD:name" a line, added to ``holidays``
+    booking_weekdays: str = "1-7"  # ISO weekdays the workshop takes bookings
+    booking_horizon_days: int = Field(14, ge=1, le=90)
+    booking_reminder_time: str = "18:00"  # local time the day before the booking
+
+    # Marketing campaigns (issue 6): the weekly cap, how long an unsent message stays
+    # valid, the event notice lead, how often scheduled campaigns are launched.
+    marketing_weekly_cap: int = Field(2, ge=1, le=50, description="per owner, rolling 7 days")
+    campaign_valid_days: float = Field(3.0, gt=0, description="unsent messages expire after")
+    campaign_event_lead_days: int = Field(14, ge=0, le=365, description="notice before event")
+    campaign_tick_seconds: float = Field(30.0, gt=0, description="launch/finish check interval")
+
+    @field_validator("followup_time", "visit_time", "first_service_time", "service_followup_time",
+                     "service_due_time", "scan_time", "booking_reminder_time")
+    @classmethod
+    def _touchpoint_time(cls, v: str) -> str:
+        from bot.campaigns.timing import parse_hhmm
+
+        parse_hhmm(v)
+        return v
+
+    @field_validator("insurance_lead_days", "licence_lead_days")
+    @classmethod
+    def _lead_days(cls, v: str) -> str:
+        from bot.campaigns.timing import parse_day_list
+
+        parse_day_list(v)
+        return v
+
+    @field_validator("holidays")
+    @classmethod
+    def _holiday_list(cls, v: str) -> str:
+        from bot.campaigns.timing import parse_holidays
+
+        parse_holidays(v)
+        return v
+
+    @field_validator("booking_weekdays")
+    @classmethod
+    def _weekdays(cls, v: str) -> str:
+        from bot.campaigns.timing import parse_weekdays
+
+        parse_weekdays(v)
+        return v
 
     @field_validator("timezone")
     @classmethod
@@ -127,6 +215,15 @@ class Settings(BaseSettings):
                 "print(secrets.token_urlsafe(32))'"
             )
         return self
+
+    @property
+    def webhook_endpoint(self) -> str:
+        """The URL given to setWebhook; a URL without a path gets /telegram/webhook."""
+        if not self.webhook_url:
+            return ""
+        parsed = urlparse(self.webhook_url)
+        return self.webhook_url if parsed.path not in ("", "/") else \
+            self.webhook_url.rstrip("/") + DEFAULT_WEBHOOK_PATH
 
     @property
     def tz(self) -> ZoneInfo:

@@ -33,15 +33,20 @@ from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from bot.campaigns.journeys import (
+    FIRST_SERVICE,
+    SERVICE_DUE,
     JourneyRules,
     TouchpointPlan,
     delivery_key,
     plan_delivery,
+    plan_visit,
+    visit_key,
     write_touchpoints,
 )
+from bot.campaigns.timing import birthday_key
 from bot.phones import PhoneError, normalize_phone, parse_phone
 from bot.vin import VinCheck, check_vin, normalize_vin
-from db.models import Customer, Touchpoint, TouchpointStatus, Vehicle
+from db.models import Customer, Touchpoint, TouchpointStatus, Vehicle, Visit, VisitKind
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,10 @@ __all__ = [
     "normalize_phone",
     "normalize_vin",
     "validate_delivery",
+    "VisitRow",
+    "import_visits_file",
+    "import_visits_records",
+    "validate_visit",
 ]
 
 CHUNK_SIZE = 1000
@@ -83,6 +92,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "phone_number",
     ),
     "birthday": ("birthday", "生日", "出生日期", "date_of_birth", "birth_date", "dob"),
+    "birthday_calendar": (
+        "birthday_calendar", "生日类型", "生日历法", "农历生日", "birthday_type", "lunar_birthday",
+    ),
     "licence_expiry": (
         "licence_expiry", "license_expiry", "驾照到期", "驾驶证到期日", "驾照到期日", "驾驶证到期",
         "驾驶证有效期至", "driving_licence_expiry", "driving_license_expiry",
@@ -94,9 +106,13 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "sales_advisor": ("sales_advisor", "销售顾问", "销售", "sales_consultant", "salesperson"),
     "language": ("language", "语言", "语种", "lang"),
+    "marketing_consent": ("marketing_consent", "营销同意", "同意营销", "营销授权", "consent"),
 }  # fmt: skip
 REQUIRED = ("vin", "owner_name", "phone", "delivered_at")
 _DATE_FIELDS = ("birthday", "licence_expiry", "insurance_expiry", "delivered_at")
+_LUNAR_WORDS = frozenset({"农历", "阴历", "旧历", "lunar", "l", "是", "y", "yes", "true", "1"})
+_SOLAR_WORDS = frozenset({"公历", "阳历", "新历", "gregorian", "solar", "g", "否", "n", "no",
+                          "false", "0"})
 _MAX_LEN = {"owner_name": 100, "model": 100, "sales_advisor": 100, "plate": 20}
 
 _LANGUAGES: dict[str, str] = {
@@ -168,6 +184,8 @@ class DeliveryRow:
     insurance_expiry: date | None = None
     sales_advisor: str | None = None
     language: str | None = None  # "zh_CN" or "en"
+    birthday_lunar: bool | None = None  # celebrates the 农历 anniversary of ``birthday``
+    marketing_consent: bool | None = None  # yes/no/是/否/1/0; recorded by bot.consent (issue 6)
 
 
 @dataclass
@@ -236,9 +254,9 @@ def _header_key(text: str) -> str:
     return _HEADER_NOISE.sub("", text).casefold()
 
 
-def _build_aliases() -> dict[str, tuple[str, int]]:
+def _build_aliases(columns: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, int]]:
     aliases: dict[str, tuple[str, int]] = {}
-    for name, names in COLUMNS.items():
+    for name, names in columns.items():
         for rank, alias in enumerate(names):
             key = _header_key(alias)
             if key in aliases and aliases[key][0] != name:
@@ -247,27 +265,43 @@ def _build_aliases() -> dict[str, tuple[str, int]]:
     return aliases
 
 
-_ALIASES = _build_aliases()
+_ALIASES = _build_aliases(COLUMNS)
 
 
-def column_field(header: Any) -> tuple[str, int] | None:
+@dataclass(frozen=True)
+class _Spec:
+    """What one kind of file holds: its columns, the required ones and the date columns."""
+
+    what: str
+    columns: Mapping[str, Sequence[str]]
+    required: Sequence[str]
+    date_fields: Sequence[str]
+    aliases: Mapping[str, tuple[str, int]]
+
+
+DELIVERIES = _Spec("deliveries", COLUMNS, REQUIRED, _DATE_FIELDS, _ALIASES)
+
+
+def column_field(header: Any, spec: _Spec = DELIVERIES) -> tuple[str, int] | None:
     """(canonical field, preference rank) for a column header, or None if not ours."""
     if header is None:
         return None
-    return _ALIASES.get(_header_key(str(header)))
+    return spec.aliases.get(_header_key(str(header)))
 
 
 def _is_blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _canonical(record: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def _canonical(
+    record: Mapping[str, Any], spec: _Spec = DELIVERIES
+) -> tuple[dict[str, Any], list[str]]:
     """Map a record's keys to canonical fields; where two keys mean one field, the preferred
     non-blank one wins. Returns the values and the keys that mean nothing to us."""
     best: dict[str, tuple[int, Any]] = {}
     unknown: list[str] = []
     for key, value in record.items():
-        found = column_field(key)
+        found = column_field(key, spec)
         if found is None:
             unknown.append(str(key))
             continue
@@ -357,8 +391,12 @@ def _parse_when(value: Any) -> date | datetime | None:
         raise _FieldError(f"{text!r} is not a real date or time") from None
 
 
-def _day(value: Any) -> date | None:
+def _day(value: Any, tz: tzinfo | None = None) -> date | None:
+    """A calendar date. An aware timestamp (JavaScript's toISOString() of a local midnight,
+    "1988-03-11T16:00:00Z") is read in the dealership's zone, where it is 03-12."""
     when = _parse_when(value)
+    if isinstance(when, datetime) and when.tzinfo is not None and tz is not None:
+        when = when.astimezone(tz)
     day = when.date() if isinstance(when, datetime) else when
     if day is not None and not 1900 <= day.year < 2200:
         raise _FieldError(f"{day.isoformat()} is not a plausible date")
@@ -390,6 +428,34 @@ def _language(value: Any) -> str | None:
             "the owner's language is left as it was (zh_CN for a new owner)"
         )
     return found
+
+
+def _calendar(value: Any) -> bool | None:
+    """生日类型: True for a lunar (农历) birthday, False for Gregorian, None when not given."""
+    if isinstance(value, bool):
+        return value
+    text = _text(value)
+    if text is None:
+        return None
+    key = text.casefold()
+    if key in _LUNAR_WORDS:
+        return True
+    if key in _SOLAR_WORDS:
+        return False
+    raise _FieldError(
+        f"{text!r}: write 农历/lunar or 公历/gregorian; the owner's birthday calendar is left "
+        "as it was (Gregorian for a new owner)"
+    )
+
+
+def _consent(value: Any) -> bool | None:
+    """营销同意 column (issue 6): yes/no/是/否/1/0, blank = unchanged."""
+    from bot.consent import parse_consent
+
+    try:
+        return parse_consent(None if _is_blank(value) else value)
+    except ValueError as exc:
+        raise _FieldError(str(exc)) from None
 
 
 def _plate(value: Any) -> str | None:
@@ -467,7 +533,7 @@ def _validate(
     if delivered_at is not None and delivered_at > now + FUTURE_TOLERANCE:
         local = delivered_at.astimezone(tz)
         errors.append(RowError(row, "delivered_at", f"{local:%Y-%m-%d %H:%M} is in the future"))
-    birthday = get("birthday", _day)
+    birthday = get("birthday", lambda v: _day(v, tz))
     if birthday is not None and birthday > now.astimezone(tz).date():
         errors.append(RowError(row, "birthday", f"{birthday.isoformat()} is in the future"))
     delivery = DeliveryRow(
@@ -479,10 +545,12 @@ def _validate(
         plate=get("plate", _plate),
         model=get("model", _text),
         birthday=birthday,
-        licence_expiry=get("licence_expiry", _day),
-        insurance_expiry=get("insurance_expiry", _day),
+        licence_expiry=get("licence_expiry", lambda v: _day(v, tz)),
+        insurance_expiry=get("insurance_expiry", lambda v: _day(v, tz)),
         sales_advisor=get("sales_advisor", _text),
         language=get("language", _language, warn_only=True),
+        birthday_lunar=get("birthday_calendar", _calendar, warn_only=True),
+        marketing_consent=get("marketing_consent", _consent, warn_only=True),
     )
     if errors:
         return None, errors, warnings
@@ -532,7 +600,7 @@ def _read_text_table(path: Path) -> Iterator[tuple[int, Sequence[Any]]]:
         raise IntakeError(f"{path.name}, row {reader.line_num}: {exc}") from None
 
 
-def _read_xlsx_table(path: Path) -> Iterator[tuple[int, Sequence[Any]]]:
+def _read_xlsx_table(path: Path, spec: _Spec = DELIVERIES) -> Iterator[tuple[int, Sequence[Any]]]:
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
@@ -545,7 +613,7 @@ def _read_xlsx_table(path: Path) -> Iterator[tuple[int, Sequence[Any]]]:
         for index, sheet in enumerate(sheets):
             sheet.reset_dimensions()  # type: ignore[union-attr]  # some exporters write wrong ones
             rows = list(enumerate(sheet.iter_rows(min_row=1, values_only=True), start=1))
-            if index + 1 < len(sheets) and _find_header(rows) is None:
+            if index + 1 < len(sheets) and _find_header(rows, spec) is None:
                 continue  # e.g. a cover sheet: take the first sheet with our columns
             yield from rows
             return
@@ -553,11 +621,13 @@ def _read_xlsx_table(path: Path) -> Iterator[tuple[int, Sequence[Any]]]:
         workbook.close()
 
 
-def _find_header(rows: Sequence[tuple[int, Sequence[Any]]]) -> tuple[int, Sequence[Any]] | None:
+def _find_header(
+    rows: Sequence[tuple[int, Sequence[Any]]], spec: _Spec = DELIVERIES
+) -> tuple[int, Sequence[Any]] | None:
     """The header row: the first of the first few rows naming two or more of our columns
     (DMS exports often put a title line above it)."""
     for number, cells in rows[:HEADER_SEARCH_ROWS]:
-        if len({f[0] for c in cells if (f := column_field(c)) is not None}) >= 2:
+        if len({f[0] for c in cells if (f := column_field(c, spec)) is not None}) >= 2:
             return number, cells
     return None
 
@@ -576,12 +646,12 @@ def _excel_serial(value: Any) -> Any:
 
 
 def _file_records(
-    path: Path,
+    path: Path, spec: _Spec = DELIVERIES
 ) -> tuple[list[tuple[int, dict[str, Any]]], list[RowError]]:
     """Read a CSV/XLSX file into (row number, canonical record) pairs; skips empty rows."""
     suffix = path.suffix.lower()
     if suffix in _XLSX_SUFFIXES:
-        rows = list(_read_xlsx_table(path))
+        rows = list(_read_xlsx_table(path, spec))
         excel = True
     elif suffix in _TEXT_SUFFIXES:
         rows = list(_read_text_table(path))
@@ -592,27 +662,28 @@ def _file_records(
         raise IntakeError(f"{path.name}: unknown file type {suffix or '(none)'}; use .csv or .xlsx")
     if not any(any(not _is_blank(c) for c in cells) for _, cells in rows):
         raise IntakeError(f"{path.name} is empty")
-    header = _find_header(rows)
+    header = _find_header(rows, spec)
     if header is None:
         first = next(cells for _, cells in rows if any(not _is_blank(c) for c in cells))
         raise IntakeError(
             f"{path.name}: no header row found in the first {HEADER_SEARCH_ROWS} rows; "
-            "expected column names such as VIN/车架号, owner_name/车主姓名, phone/手机, "
-            f"delivered_at/交车时间; first row is: {_show_headers(first)}"
+            "expected column names such as "
+            + ", ".join(f"{n}/{spec.columns[n][1]}" for n in spec.required)
+            + f"; first row is: {_show_headers(first)}"
         )
     header_row, header_cells = header
     columns: dict[str, list[tuple[int, int]]] = {}
     ignored: list[str] = []
     for index, cell in enumerate(header_cells):
-        found = column_field(cell)
+        found = column_field(cell, spec)
         if found is None:
             if not _is_blank(cell):
                 ignored.append(str(cell).strip())
             continue
         columns.setdefault(found[0], []).append((found[1], index))
-    missing = [name for name in REQUIRED if name not in columns]
+    missing = [name for name in spec.required if name not in columns]
     if missing:
-        wanted = "; ".join(f"{name} (or {', '.join(COLUMNS[name][1:4])})" for name in missing)
+        wanted = "; ".join(f"{name} (or {', '.join(spec.columns[name][1:4])})" for name in missing)
         raise IntakeError(
             f"{path.name}: missing required column{'s' if len(missing) > 1 else ''}: {wanted}. "
             f"Headers found in row {header_row}: {_show_headers(header_cells)}"
@@ -635,7 +706,7 @@ def _file_records(
                     value = cells[index]
                     break
             if value is not None:
-                if excel and name in _DATE_FIELDS:
+                if excel and name in spec.date_fields:
                     value = _excel_serial(value)
                 record[name] = value
         if record:
@@ -661,6 +732,7 @@ class _Owner:
     licence_expiry: date | None = None
     language: str | None = None
     advisor: str | None = None
+    birthday_lunar: bool | None = None
 
 
 @dataclass
@@ -722,6 +794,7 @@ def _prepare(
                 licence_expiry=d.licence_expiry,
                 language=d.language,
                 advisor=d.sales_advisor,
+                birthday_lunar=d.birthday_lunar,
             )
             continue
         if owner.name != d.owner_name:
@@ -737,6 +810,8 @@ def _prepare(
         owner.birthday = d.birthday or owner.birthday
         owner.licence_expiry = d.licence_expiry or owner.licence_expiry
         owner.language = d.language or owner.language
+        if d.birthday_lunar is not None:
+            owner.birthday_lunar = d.birthday_lunar
         owner.advisor = owner.advisor or d.sales_advisor
     return winners, owners, result
 
@@ -854,8 +929,13 @@ def _as_datetime(value: Any) -> datetime | None:
 
 
 _STALE_REASON = "delivery corrected by import"
-_CUSTOMER_NEW = ("name", "phone", "birthday", "licence_expiry", "language", "advisor", "link_token")
-_CUSTOMER_SET = ("name", "birthday", "licence_expiry", "language", "advisor")
+_CUSTOMER_NEW = (
+    "name", "phone", "birthday", "licence_expiry", "language", "advisor", "birthday_lunar",
+    "birthday_md", "link_token",
+)
+_CUSTOMER_SET = (
+    "name", "birthday", "licence_expiry", "language", "advisor", "birthday_lunar", "birthday_md",
+)
 _VEHICLE_SET = (
     "plate",
     "model",
@@ -884,17 +964,22 @@ async def _store_chunk(
         touched: set[str] = set()  # phones whose file was created or changed here
         changed: list[list[Any]] = []
         found = await bulk.select(Customer, ("id", "phone", *_CUSTOMER_SET), "phone", phones)
-        for cid, phone, name, raw_birthday, raw_licence, language, advisor in found:
+        for cid, phone, name, raw_birthday, raw_licence, language, advisor, raw_lunar, md in found:
             customer_ids[phone] = cid
             o = owners[phone]
             birthday, licence = _as_date(raw_birthday), _as_date(raw_licence)
-            current = [name, birthday, licence, language, advisor]
+            lunar = bool(raw_lunar)
+            current = [name, birthday, licence, language, advisor, lunar, md]
+            new_birthday = o.birthday or birthday
+            new_lunar = lunar if o.birthday_lunar is None else o.birthday_lunar
             target = [
                 o.name,
-                o.birthday or birthday,
+                new_birthday,
                 o.licence_expiry or licence,
                 o.language or language,
                 advisor or o.advisor or "",
+                new_lunar,
+                birthday_key(new_birthday, new_lunar),
             ]
             if target != current:
                 changed.append([*target, cid])
@@ -913,6 +998,8 @@ async def _store_chunk(
                         o.licence_expiry,
                         o.language or DEFAULT_LANGUAGE,
                         o.advisor or "",
+                        bool(o.birthday_lunar),
+                        birthday_key(o.birthday, bool(o.birthday_lunar)),
                         secrets.token_urlsafe(24),
                     ]
                     for o in new_owners
@@ -933,6 +1020,7 @@ async def _store_chunk(
         changed = []
         moved: dict[int, int] = {}  # row -> previous owner's id
         stale: list[list[Any]] = []  # pending touchpoints of a superseded delivery
+        corrected: list[tuple[int, str]] = []  # (customer, old key): same owner, new time
         status: dict[int, str] = {}
         for d in rows:
             customer_id = customer_ids[d.phone]
@@ -965,13 +1053,17 @@ async def _store_chunk(
                 changed.append([*target, vid])
             if owner_id != customer_id:
                 moved[d.row] = owner_id
-            if delivered_at is not None and (owner_id, delivered_at) != (
+            old_key = delivery_key(d.vin, delivered_at) if delivered_at is not None else None
+            if old_key is not None and (owner_id, old_key) != (
                 customer_id,
-                d.delivered_at,
+                delivery_key(d.vin, d.delivered_at),
             ):
                 # A corrected delivery time or owner: what was planned for the old one must
-                # not go out (it would greet the wrong person, or greet twice).
-                stale.append([_STALE_REASON, owner_id, delivery_key(d.vin, delivered_at)])
+                # not go out (it would greet the wrong person, or greet twice). Compared at
+                # the key's resolution (minutes): an export with seconds changes nothing.
+                stale.append([_STALE_REASON, owner_id, old_key])
+                if owner_id == customer_id:
+                    corrected.append((customer_id, old_key))
                 if delivered_at != d.delivered_at:
                     out.warnings.append(
                         RowError(
@@ -1018,7 +1110,18 @@ async def _store_chunk(
                 delivered_at=d.delivered_at,
                 rules=rules,
             )
-        await write_touchpoints(plans, batch_size=CHUNK_SIZE)
+        if corrected:
+            # Same owner, corrected time: what already went out for the old time is not sent
+            # again for the new one (each touchpoint is sent once).
+            already = {
+                (cid, kind)
+                for cid, key in corrected
+                for kind in await Touchpoint.filter(
+                    customer_id=cid, occasion_key=key, status=TouchpointStatus.SENT
+                ).using_db(conn).values_list("kind", flat=True)
+            }
+            plans = [p for p in plans if (p.customer_id, p.kind) not in already]
+        await write_touchpoints(plans, batch_size=CHUNK_SIZE, now=now, conn=conn)
 
     for kind in status.values():
         if kind == "created":
@@ -1080,6 +1183,13 @@ async def _import(
         result.unchanged += stored.unchanged
         result.errors += stored.errors
         result.warnings += stored.warnings
+    failed_rows = {e.row for e in result.errors}
+    consents = {d.phone: d.marketing_consent for d in winners
+                if d.marketing_consent is not None and d.row not in failed_rows}
+    if consents:  # each change of consent is kept on record (bot.consent, issue 6)
+        from bot.consent import apply_import
+
+        await apply_import(consents, now=now)
     result.errors.sort(key=lambda e: e.row)
     result.warnings.sort(key=lambda w: w.row)
     log.info(
@@ -1099,7 +1209,7 @@ async def import_deliveries_file(path: Path, *, rules: JourneyRules, now: dateti
     Raises :class:`IntakeError` when the file as a whole cannot be used.
     """
     path = Path(path)
-    records, warnings = await asyncio.to_thread(_file_records, path)
+    records, warnings = await asyncio.to_thread(_file_records, path, DELIVERIES)
     log.info("importing %d rows from %s", len(records), path.name)
     return await _import(records, rules=rules, now=now, warnings=warnings)
 
@@ -1133,5 +1243,366 @@ async def import_deliveries_records(
             continue
         candidates.append((number, values))
     return await _import(
+        candidates, rules=rules, now=now, errors=errors, warnings=warnings, extra_rows=len(errors)
+    )
+
+
+# --- workshop visits (issue 3) -------------------------------------------------------------
+
+VISIT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "vin": COLUMNS["vin"],
+    "kind": (
+        "kind", "visit_kind", "维修类型", "业务类型", "工单类型", "服务类型", "进厂类型", "类型",
+        "repair_type", "job_type",
+    ),
+    "left_at": (
+        "left_at", "出厂时间", "出厂日期", "离厂时间", "完工时间", "结算时间", "交车出厂时间",
+        "left_workshop_at", "left_on", "completed_at",
+    ),
+    "advisor": ("advisor", "服务顾问", "接待顾问", "service_advisor", "顾问"),
+    "mileage": ("mileage", "里程", "行驶里程", "进厂里程", "公里数", "odometer", "km"),
+    "major_repair": ("major_repair", "是否大修", "大修", "major"),
+    "next_service_on": (
+        "next_service_on", "下次保养日期", "下次保养时间", "next_service_date", "next_service",
+    ),
+    "next_service_km": ("next_service_km", "下次保养里程", "next_service_mileage"),
+}  # fmt: skip
+VISIT_REQUIRED = ("vin", "kind", "left_at")
+VISITS = _Spec(
+    "visits", VISIT_COLUMNS, VISIT_REQUIRED, ("left_at", "next_service_on"),
+    _build_aliases(VISIT_COLUMNS),
+)
+_VISIT_KINDS: dict[str, VisitKind] = {
+    **dict.fromkeys(("firstservice", "首保", "首次保养", "走合保养", "磨合保养", "首次免费保养"),
+                    VisitKind.FIRST_SERVICE),
+    **dict.fromkeys(("maintenance", "保养", "定期保养", "常规保养", "例行保养", "service"),
+                    VisitKind.MAINTENANCE),
+    **dict.fromkeys(("repair", "维修", "一般维修", "机修", "故障维修", "机电维修"), VisitKind.REPAIR),
+    **dict.fromkeys(("warranty", "保修", "索赔", "三包", "质保", "保修维修"), VisitKind.WARRANTY),
+    **dict.fromkeys(("accident", "事故", "事故车", "事故维修", "钣喷", "钣金", "钣金喷漆", "保险",
+                     "保险理赔", "insurance", "accidentinsurance"), VisitKind.ACCIDENT),
+}  # fmt: skip
+_TRUE_WORDS = frozenset({"是", "y", "yes", "true", "1", "x", "√", "✓", "大修", "major"})
+_FALSE_WORDS = frozenset({"否", "n", "no", "false", "0", "小修"})
+MAX_MILEAGE = 3_000_000
+
+
+@dataclass(frozen=True)
+class VisitRow:
+    """A validated workshop visit."""
+
+    row: int
+    vin: str
+    kind: VisitKind
+    left_at: datetime  # UTC
+    advisor: str = ""
+    mileage: int | None = None
+    major_repair: bool = False
+    next_service_on: date | None = None
+    next_service_km: int | None = None
+
+    @property
+    def key(self) -> tuple[str, datetime, str]:
+        return self.vin, self.left_at, self.kind.value
+
+
+def _visit_kind(value: Any) -> VisitKind | None:
+    text = _text(value)
+    if text is None:
+        return None
+    found = _VISIT_KINDS.get(_header_key(text))
+    if found is None:
+        raise _FieldError(
+            f"{text!r} is not a visit kind; use first_service/首保, maintenance/保养, "
+            "repair/维修, warranty/保修 or accident/事故"
+        )
+    return found
+
+
+def _flag(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    text = _text(value)
+    if text is None:
+        return None
+    key = text.casefold()
+    if key in _TRUE_WORDS:
+        return True
+    if key in _FALSE_WORDS:
+        return False
+    raise _FieldError(f"{text!r}: write 是/否 or yes/no")
+
+
+def _count(value: Any) -> int | None:
+    """A whole number of kilometres: 12345, "12,345", "12345 km", 12345.0."""
+    if isinstance(value, bool):
+        raise _FieldError(f"expected a number of kilometres, got {_type_name(value)}")
+    if isinstance(value, float) and not math.isnan(value) and value.is_integer():
+        value = int(value)
+    text = _text(value)
+    if text is None:
+        return None
+    cleaned = re.sub(r"(?i)\s*(km|公里)$", "", text).replace(",", "").replace(" ", "")
+    if not cleaned.isdigit():
+        raise _FieldError(f"{text!r} is not a number of kilometres")
+    number = int(cleaned)
+    if number > MAX_MILEAGE:
+        raise _FieldError(f"{number} km is not a plausible mileage")
+    return number
+
+
+def validate_visit(
+    record: Mapping[str, Any], *, row: int, tz: tzinfo, now: datetime
+) -> tuple[VisitRow | None, list[RowError], list[RowError]]:
+    """Check one visit record; pure, shared by the file and HTTP paths (like deliveries)."""
+    values, _ = _canonical(record, VISITS)
+    return _validate_visit(values, row=row, tz=tz, now=now)
+
+
+def _validate_visit(
+    values: Mapping[str, Any], *, row: int, tz: tzinfo, now: datetime
+) -> tuple[VisitRow | None, list[RowError], list[RowError]]:
+    errors: list[RowError] = []
+    warnings: list[RowError] = []
+
+    def get(name: str, parse: Callable[[Any], _T | None], *, warn_only: bool = False) -> _T | None:
+        try:
+            parsed = parse(values.get(name))
+        except _FieldError as exc:
+            (warnings if warn_only else errors).append(RowError(row, name, str(exc)))
+            return None
+        if parsed is None and name in VISIT_REQUIRED:
+            errors.append(RowError(row, name, "is required"))
+        return parsed
+
+    vin: str | None = None
+    raw_vin = get("vin", _text)
+    if raw_vin is not None:
+        checked = check_vin(raw_vin)
+        if checked.error:
+            errors.append(RowError(row, "vin", checked.error))
+        else:
+            vin = checked.vin
+            if checked.warning:
+                warnings.append(RowError(row, "vin", checked.warning))
+    kind = get("kind", _visit_kind)
+    left_at = get("left_at", lambda v: _instant(v, tz))
+    if left_at is not None and left_at > now + FUTURE_TOLERANCE:
+        errors.append(
+            RowError(row, "left_at", f"{left_at.astimezone(tz):%Y-%m-%d %H:%M} is in the future")
+        )
+    advisor = get("advisor", _text) or ""
+    if len(advisor) > 100:
+        errors.append(RowError(row, "advisor", f"is {len(advisor)} characters; at most 100"))
+    mileage = get("mileage", _count)
+    major = get("major_repair", _flag)
+    next_on = get("next_service_on", _day, warn_only=True)
+    next_km = get("next_service_km", _count, warn_only=True)
+    if errors or vin is None or kind is None or left_at is None:
+        return None, errors, warnings
+    return (
+        VisitRow(
+            row=row, vin=vin, kind=kind, left_at=left_at, advisor=advisor, mileage=mileage,
+            major_repair=bool(major), next_service_on=next_on, next_service_km=next_km,
+        ),
+        errors,
+        warnings,
+    )
+
+
+def _prepare_visits(
+    candidates: Sequence[tuple[int, Mapping[str, Any]]], tz: tzinfo, now: datetime
+) -> tuple[list[VisitRow], ImportResult]:
+    """Validate every row; a visit repeated in the file (same car, kind, time): the later
+    row wins."""
+    result = ImportResult()
+    latest: dict[tuple[str, datetime, str], VisitRow] = {}
+    for number, values in candidates:
+        result.total += 1
+        visit, errors, warnings = _validate_visit(values, row=number, tz=tz, now=now)
+        result.errors += errors
+        result.warnings += warnings
+        if visit is None:
+            continue
+        earlier = latest.get(visit.key)
+        if earlier is not None:
+            result.superseded += 1
+            result.warnings.append(
+                RowError(earlier.row, "row", f"the same visit appears again on row {visit.row}; "
+                         "that row is used")
+            )
+        latest[visit.key] = visit
+    return sorted(latest.values(), key=lambda v: v.row), result
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+_VISIT_FIRST_SERVICE_DONE = "first service already done (workshop visit recorded)"
+_VISIT_SUPERSEDED = "a later workshop visit was recorded"
+
+
+async def _store_visits(rows: Sequence[VisitRow], rules: JourneyRules, now: datetime) -> _Stored:
+    """Store a chunk of visits and their follow-ups in one transaction.
+
+    The car must be on file (its delivery imported first). A first-service visit cancels the
+    car's pending first-service reminder; a newer visit cancels older service-due reminders.
+    """
+    out = _Stored()
+    async with in_transaction() as conn:
+        found = await Vehicle.filter(vin__in=list({v.vin for v in rows})).values_list(
+            "vin", "id", "customer_id", "mileage"
+        )
+        cars = {vin: (vid, cid, mileage) for vin, vid, cid, mileage in found}
+        known: list[VisitRow] = []
+        for v in rows:
+            if v.vin in cars:
+                known.append(v)
+            else:
+                out.errors.append(RowError(v.row, "vin", f"no car with VIN {v.vin} on file; "
+                                           "import its delivery first"))
+        if not known:
+            return out
+        vids = list({cars[v.vin][0] for v in known})
+        fields = ("id", "vehicle_id", "left_at", "kind", "advisor", "mileage", "major_repair",
+                  "next_service_on", "next_service_km")
+        existing = {
+            (r[1], _utc(r[2]), str(r[3])): r
+            for r in await Visit.filter(vehicle_id__in=vids).values_list(*fields)
+        }
+        new: list[Visit] = []
+        for v in known:
+            vid = cars[v.vin][0]
+            target = (v.advisor, v.mileage, v.major_repair, v.next_service_on, v.next_service_km)
+            row = existing.get((vid, v.left_at, v.kind.value))
+            if row is None:
+                new.append(Visit(vehicle_id=vid, kind=v.kind, left_at=v.left_at, advisor=v.advisor,
+                                 mileage=v.mileage, major_repair=v.major_repair,
+                                 next_service_on=v.next_service_on,
+                                 next_service_km=v.next_service_km))
+                out.created += 1
+            elif tuple(row[4:]) != target:
+                await Visit.filter(id=row[0]).update(
+                    advisor=v.advisor, mileage=v.mileage, major_repair=v.major_repair,
+                    next_service_on=v.next_service_on, next_service_km=v.next_service_km,
+                )
+                out.updated += 1
+            else:
+                out.unchanged += 1
+        if new:
+            await Visit.bulk_create(new, ignore_conflicts=True)
+        visits = await Visit.filter(vehicle_id__in=vids).values_list(
+            "id", "vehicle_id", "left_at", "kind"
+        )
+        ids = {(vid, _utc(at), str(kind)): vid_ for vid_, vid, at, kind in visits}
+        newest: dict[int, tuple[datetime, int]] = {}
+        for visit_id, vid, at, _ in visits:
+            if vid not in newest or _utc(at) > newest[vid][0]:
+                newest[vid] = (_utc(at), visit_id)
+
+        mileage: dict[int, int] = {}
+        for v in known:
+            vid, _, current = cars[v.vin]
+            if v.mileage is not None and (current is None or v.mileage > current):
+                mileage[vid] = max(v.mileage, mileage.get(vid, 0))
+        for vid, km in mileage.items():
+            await Vehicle.filter(id=vid).update(mileage=km, updated_at=now)
+
+        plans: list[TouchpointPlan] = []
+        for v in known:
+            vid, cid, _ = cars[v.vin]
+            visit_id = ids[(vid, v.left_at, v.kind.value)]
+            plans += plan_visit(
+                visit_id=visit_id, customer_id=cid, vehicle_id=vid, kind=v.kind.value,
+                left_at=v.left_at, major_repair=v.major_repair, mileage=v.mileage,
+                next_on=v.next_service_on, next_km=v.next_service_km, advisor=v.advisor,
+                rules=rules, latest=newest[vid][1] == visit_id,
+            )
+        await write_touchpoints(plans, batch_size=CHUNK_SIZE, now=now, conn=conn)
+        first = [cars[v.vin][0] for v in known if v.kind is VisitKind.FIRST_SERVICE]
+        if first:
+            await Touchpoint.filter(
+                kind=FIRST_SERVICE, status=TouchpointStatus.PENDING, vehicle_id__in=first
+            ).update(status=TouchpointStatus.SKIPPED, status_reason=_VISIT_FIRST_SERVICE_DONE)
+        keep = [visit_key(newest[vid][1]) for vid in vids]
+        await Touchpoint.filter(
+            kind=SERVICE_DUE, status=TouchpointStatus.PENDING, vehicle_id__in=vids
+        ).exclude(occasion_key__in=keep).update(
+            status=TouchpointStatus.SKIPPED, status_reason=_VISIT_SUPERSEDED
+        )
+    return out
+
+
+async def _import_visits(
+    candidates: Sequence[tuple[int, Mapping[str, Any]]],
+    *,
+    rules: JourneyRules,
+    now: datetime,
+    errors: Iterable[RowError] = (),
+    warnings: Iterable[RowError] = (),
+    extra_rows: int = 0,
+) -> ImportResult:
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    winners, result = await asyncio.to_thread(_prepare_visits, candidates, rules.tz, now)
+    result.total += extra_rows
+    result.errors += errors
+    result.warnings += warnings
+    for start in range(0, len(winners), CHUNK_SIZE):
+        chunk = winners[start : start + CHUNK_SIZE]
+        try:
+            stored = await _store_visits(chunk, rules, now)
+        except IntegrityError as exc:  # e.g. the car deleted meanwhile: report, go on
+            log.warning("storing visit rows %d-%d failed: %s", chunk[0].row, chunk[-1].row, exc)
+            stored = _Stored(errors=[RowError(v.row, "row", f"not stored: {exc}") for v in chunk])
+        result.created += stored.created
+        result.updated += stored.updated
+        result.unchanged += stored.unchanged
+        result.errors += stored.errors
+        result.warnings += stored.warnings
+    result.errors.sort(key=lambda e: e.row)
+    result.warnings.sort(key=lambda w: w.row)
+    log.info("visits imported: %d rows, %d created, %d updated, %d unchanged, %d failed",
+             result.total, result.created, result.updated, result.unchanged, result.failed)
+    return result
+
+
+async def import_visits_file(path: Path, *, rules: JourneyRules, now: datetime) -> ImportResult:
+    """Import a CSV/XLSX export of workshop visits (docs/import-format.md, "Visits").
+
+    Raises :class:`IntakeError` when the file as a whole cannot be used.
+    """
+    path = Path(path)
+    records, warnings = await asyncio.to_thread(_file_records, path, VISITS)
+    log.info("importing %d visit rows from %s", len(records), path.name)
+    return await _import_visits(records, rules=rules, now=now, warnings=warnings)
+
+
+async def import_visits_records(
+    records: Sequence[Any], *, rules: JourneyRules, now: datetime, first_row: int = 1
+) -> ImportResult:
+    """Import visits sent as JSON objects (``POST /api/v1/visits``); as for deliveries."""
+    candidates: list[tuple[int, Mapping[str, Any]]] = []
+    errors: list[RowError] = []
+    warnings: list[RowError] = []
+    unknown_seen: set[str] = set()
+    for offset, item in enumerate(records):
+        number = first_row + offset
+        if not isinstance(item, Mapping):
+            got = "null" if item is None else _type_name(item)
+            errors.append(
+                RowError(number, "row", f"expected an object with the visit's fields, got {got}")
+            )
+            continue
+        values, unknown = _canonical(item, VISITS)
+        for key in unknown:
+            if key not in unknown_seen:
+                unknown_seen.add(key)
+                warnings.append(RowError(number, key, "unknown field, ignored"))
+        if all(_is_blank(v) for v in values.values()):
+            continue
+        candidates.append((number, values))
+    return await _import_visits(
         candidates, rules=rules, now=now, errors=errors, warnings=warnings, extra_rows=len(errors)
     )

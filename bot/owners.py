@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -42,6 +43,11 @@ def phone_to_e164(raw: str, region: str = "CN") -> str | None:
     return None
 
 
+def new_link_token() -> str:
+    """Unguessable, and fits a /start payload (at most 64 of A-Za-z0-9_-)."""
+    return secrets.token_urlsafe(24)
+
+
 async def _link(customer: Customer, user_id: int, chat_id: int, now: datetime) -> Customer:
     """Attach a Telegram account to an owner file. One account belongs to one file."""
     await Customer.filter(telegram_user_id=user_id).exclude(id=customer.id).update(
@@ -51,9 +57,10 @@ async def _link(customer: Customer, user_id: int, chat_id: int, now: datetime) -
     customer.telegram_chat_id = chat_id
     customer.linked_at = now
     customer.unreachable_at = None  # they are talking to us: reachable again
+    customer.link_token = new_link_token()  # a link works once: a forwarded one is dead
     await customer.save(
         update_fields=["telegram_user_id", "telegram_chat_id", "linked_at", "unreachable_at",
-                       "updated_at"]
+                       "link_token", "updated_at"]
     )
     await Conversation.filter(telegram_user_id=user_id).delete()
     return customer
@@ -65,6 +72,11 @@ async def link_by_token(token: str, *, user_id: int, chat_id: int, now: datetime
         return LinkResult(LinkOutcome.BAD_TOKEN)
     customer = await Customer.get_or_none(link_token=token)
     if customer is None:
+        return LinkResult(LinkOutcome.BAD_TOKEN)
+    if customer.telegram_user_id not in (None, user_id):
+        # The file belongs to another Telegram account: a link alone must not take it over.
+        # The owner's own phone number (shared contact) still can.
+        log.warning("deep link for customer %s used by another Telegram user", customer.id)
         return LinkResult(LinkOutcome.BAD_TOKEN)
     return LinkResult(LinkOutcome.LINKED, await _link(customer, user_id, chat_id, now))
 
@@ -96,17 +108,17 @@ async def get_conversation(user_id: int) -> Conversation | None:
     return await Conversation.get_or_none(telegram_user_id=user_id)
 
 
-async def stop_marketing(customer: Customer, *, now: datetime, source: str) -> None:
-    customer.marketing_consent = False
-    customer.marketing_consent_at = now
-    customer.marketing_consent_source = source
-    await customer.save(update_fields=["marketing_consent", "marketing_consent_at",
-                                       "marketing_consent_source", "updated_at"])
+async def stop_marketing(customer: Customer, *, now: datetime, source: str,
+                         wording: str = "/stop: marketing only") -> None:
+    """Withdraw marketing consent, kept on record (bot.consent, issue 6)."""
+    from bot.consent import withdraw
+
+    await withdraw(customer, now=now, source=source, wording=wording)
 
 
 async def stop_followups(customer: Customer, *, now: datetime, source: str) -> None:
     """The owner declined follow-ups: nothing more but what they ask for themselves."""
-    await stop_marketing(customer, now=now, source=source)
+    await stop_marketing(customer, now=now, source=source, wording="/stop: every follow-up")
     customer.followups_refused = True
     customer.followups_refused_at = now
     await customer.save(update_fields=["followups_refused", "followups_refused_at", "updated_at"])

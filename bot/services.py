@@ -31,6 +31,8 @@ class Services:
     scripts: Scripts
     dispatcher: Dispatcher
     text_routes: list[tuple[int, TextRoute]] = field(default_factory=list)
+    # Per-app objects a feature hangs here for its own domain code (e.g. "tickets").
+    extensions: dict[str, Any] = field(default_factory=dict)
 
     def add_text_route(self, priority: int, route: TextRoute) -> None:
         self.text_routes.append((priority, route))

@@ -45,6 +45,7 @@ class TouchpointStatus(StrEnum):
     SKIPPED = "skipped"  # not sent on purpose: opt-out, unreachable owner (see reason)
     UNREACHABLE = "unreachable"  # Telegram said 403: the owner blocked the bot
     FAILED = "failed"  # a permanent error, or too many attempts
+    HELD = "held"  # a paused campaign's row: not claimed until the campaign resumes (issue 6)
 
 
 class Direction(StrEnum):
@@ -60,6 +61,10 @@ class Customer(Model):
     phone = fields.CharField(max_length=20, unique=True)  # E.164
     birthday = fields.DateField(null=True)
     licence_expiry = fields.DateField(null=True)
+    # Occasions (issue 3): the owner celebrates the 农历 anniversary of ``birthday``; the scan
+    # key is "G" + MMDD (Gregorian) or "L"/"R" + lunar MMDD ("R": born in a leap month).
+    birthday_lunar = fields.BooleanField(default=False)
+    birthday_md = fields.CharField(max_length=6, null=True)
     language = fields.CharField(max_length=8, default="zh_CN")
     advisor = fields.CharField(max_length=100, default="")
     link_token = fields.CharField(max_length=64, unique=True)
@@ -80,6 +85,10 @@ class Customer(Model):
 
     class Meta:
         table = "customer"
+        indexes = (
+            Index(fields=("birthday_md",), name="customer_birthday_md"),
+            Index(fields=("licence_expiry",), name="customer_licence_expiry"),
+        )
 
     def __str__(self) -> str:
         return f"{self.name} ({self.phone})"
@@ -108,6 +117,7 @@ class Vehicle(Model):
 
     class Meta:
         table = "vehicle"
+        indexes = (Index(fields=("insurance_expiry",), name="vehicle_insurance_expiry"),)
 
 
 class Visit(Model):
@@ -117,11 +127,14 @@ class Visit(Model):
     vehicle: fields.ForeignKeyRelation[Vehicle] = fields.ForeignKeyField(
         "models.Vehicle", related_name="visits", on_delete=fields.RESTRICT
     )
+    vehicle_id: int
     kind = fields.CharEnumField(VisitKind, max_length=16)
     advisor = fields.CharField(max_length=100, default="")
     left_at = fields.DatetimeField()
     mileage = fields.IntField(null=True)
     major_repair = fields.BooleanField(default=False)
+    next_service_on = fields.DateField(null=True)  # as the workshop wrote it, if it did
+    next_service_km = fields.IntField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -214,3 +227,340 @@ class Conversation(Model):
 
     class Meta:
         table = "conversation"
+
+
+# --- complaint tickets (issue 5) -------------------------------------------------------
+
+
+class TicketLevel(StrEnum):
+    """The escalation chain, lowest first (003 §2.3.3)."""
+
+    AGENT = "agent"
+    ADVISOR = "advisor"
+    SUPERVISOR = "supervisor"
+    MANAGER = "manager"
+
+
+class TicketState(StrEnum):
+    OPEN = "open"  # waiting for the first answer to the owner
+    CLAIMED = "claimed"  # a handler took it, the owner was told
+    ANSWERED = "answered"  # the handler has answered the owner
+    RESOLVED = "resolved"  # resolution written, waiting for the owner's rating
+    CLOSED = "closed"
+    REOPENED = "reopened"  # the owner was not satisfied: one level higher, clocks restart
+
+
+class Ticket(Model):
+    """A complaint (投诉) and how it was handled (003 §2.3.4 用户投诉处理追踪表).
+
+    ``due_at``/``due_kind`` hold the one deadline running now (first answer, handler answer
+    or an escalated level's 2 hours), so the deadline check is a single indexed query.
+    """
+
+    id = fields.IntField(primary_key=True)
+    number = fields.CharField(max_length=16, unique=True)  # "T-0042", for people
+    customer: fields.ForeignKeyRelation[Customer] = fields.ForeignKeyField(
+        "models.Customer", related_name="tickets", on_delete=fields.RESTRICT
+    )
+    customer_id: int
+    vehicle: fields.ForeignKeyNullableRelation[Vehicle] = fields.ForeignKeyField(
+        "models.Vehicle", related_name="tickets", null=True, on_delete=fields.SET_NULL
+    )
+    vehicle_id: int | None
+    channel = fields.CharField(max_length=8)  # bot, survey, staff
+    category = fields.CharField(max_length=24)  # the CSI categories
+    description = fields.TextField(default="")
+    level = fields.CharEnumField(TicketLevel, max_length=12, default=TicketLevel.AGENT)
+    state = fields.CharEnumField(TicketState, max_length=12, default=TicketState.OPEN)
+    major = fields.BooleanField(default=False)
+    handler: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="tickets", null=True, on_delete=fields.SET_NULL
+    )
+    handler_id: int | None
+    score_id = fields.BigIntField(null=True)  # the satisfaction score that opened it, if any
+    created_at = fields.DatetimeField()
+    first_answer_due = fields.DatetimeField()
+    first_answered_at = fields.DatetimeField(null=True)
+    claimed_at = fields.DatetimeField(null=True)
+    handler_answer_due = fields.DatetimeField(null=True)
+    handler_answered_at = fields.DatetimeField(null=True)
+    due_at = fields.DatetimeField(null=True)  # the deadline running now, None when none
+    due_kind = fields.CharField(max_length=16, default="")  # first_answer, handler_answer, level
+    breaches = fields.SmallIntField(default=0)
+    reopen_count = fields.SmallIntField(default=0)
+    resolved_at = fields.DatetimeField(null=True)
+    resolution = fields.TextField(default="")
+    improvement = fields.TextField(default="")
+    closed_at = fields.DatetimeField(null=True)
+    handling_score = fields.SmallIntField(null=True)
+    topic_thread_id = fields.BigIntField(null=True)  # the staff chat's forum topic
+    card_message_id = fields.BigIntField(null=True)  # the card (root of the reply thread)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    events: fields.ReverseRelation[TicketEvent]
+
+    class Meta:
+        table = "ticket"
+        indexes = (
+            Index(fields=("state", "due_at"), name="ticket_state_due"),
+            Index(fields=("customer_id", "state"), name="ticket_customer_state"),
+        )
+
+
+class TicketEvent(Model):
+    """One thing that happened to a ticket, with its time, actor and reason."""
+
+    id = fields.BigIntField(primary_key=True)
+    ticket: fields.ForeignKeyRelation[Ticket] = fields.ForeignKeyField(
+        "models.Ticket", related_name="events", on_delete=fields.CASCADE
+    )
+    ticket_id: int
+    kind = fields.CharField(max_length=16)  # opened, claimed, answered, escalated, ...
+    actor: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="ticket_events", null=True, on_delete=fields.SET_NULL
+    )
+    actor_id: int | None
+    text = fields.TextField(default="")
+    reason = fields.CharField(max_length=200, default="")
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "ticket_event"
+        indexes = (Index(fields=("ticket_id", "created_at"), name="ticket_event_ticket"),)
+
+
+class TicketMessage(Model):
+    """What the owner and staff said on a ticket. Owner messages wait here until relayed,
+    so a flood or a restart loses nothing."""
+
+    id = fields.BigIntField(primary_key=True)
+    ticket: fields.ForeignKeyRelation[Ticket] = fields.ForeignKeyField(
+        "models.Ticket", related_name="messages", on_delete=fields.CASCADE
+    )
+    ticket_id: int
+    direction = fields.CharField(max_length=8)  # in (owner), out (staff to owner), note
+    staff: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="ticket_messages", null=True, on_delete=fields.SET_NULL
+    )
+    staff_id: int | None
+    text = fields.TextField(default="")
+    photo_file_id = fields.CharField(max_length=200, default="")
+    created_at = fields.DatetimeField()
+    relayed_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "ticket_message"
+        indexes = (Index(fields=("relayed_at", "direction"), name="ticket_message_pending"),)
+
+
+# --- satisfaction scores (issue 4) -------------------------------------------------------
+
+
+class ScoreRates(StrEnum):
+    """What a score rates: the delivery, a workshop visit, or the handling of a complaint."""
+
+    DELIVERY = "delivery"
+    VISIT = "visit"
+    COMPLAINT = "complaint"
+
+
+class Score(Model):
+    """A 1-10 satisfaction score given in answer to a survey touchpoint (CSI, 003 §1.3).
+
+    A changed answer keeps the old row with ``superseded_at`` set, so the history is never
+    lost. The current score of a survey is its row whose ``superseded_at`` is null.
+    ``handover`` follows a low score: "pending" while the owner picks a category and
+    comments, then "ticket:<id>" or "staff" once complaints have it.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    touchpoint: fields.ForeignKeyRelation[Touchpoint] = fields.ForeignKeyField(
+        "models.Touchpoint", related_name="scores", on_delete=fields.CASCADE
+    )
+    touchpoint_id: int
+    customer: fields.ForeignKeyRelation[Customer] = fields.ForeignKeyField(
+        "models.Customer", related_name="scores", on_delete=fields.CASCADE
+    )
+    customer_id: int
+    vehicle: fields.ForeignKeyNullableRelation[Vehicle] = fields.ForeignKeyField(
+        "models.Vehicle", related_name="scores", null=True, on_delete=fields.SET_NULL
+    )
+    vehicle_id: int | None
+    visit: fields.ForeignKeyNullableRelation[Visit] = fields.ForeignKeyField(
+        "models.Visit", related_name="scores", null=True, on_delete=fields.SET_NULL
+    )
+    visit_id: int | None
+    ticket_id = fields.IntField(null=True)  # the complaint whose handling this rates
+    rates = fields.CharEnumField(ScoreRates, max_length=10)
+    advisor = fields.CharField(max_length=100, default="")
+    score = fields.SmallIntField()
+    category = fields.CharField(max_length=24, null=True)  # CSI category of a low score
+    comment = fields.TextField(default="")
+    source = fields.CharField(max_length=8, default="button")  # button or text
+    first_answered_at = fields.DatetimeField()  # the survey's first answer (24 h window)
+    created_at = fields.DatetimeField()
+    superseded_at = fields.DatetimeField(null=True)
+    handover = fields.CharField(max_length=24, default="")
+
+    class Meta:
+        table = "score"
+        indexes = (
+            Index(fields=("first_answered_at",), name="score_answered"),
+            Index(fields=("touchpoint_id", "superseded_at"), name="score_touchpoint"),
+            Index(fields=("handover",), name="score_handover"),
+        )
+
+
+# --- scheduled touchpoints: bookings and the daily scan (issue 3) ------------------------
+
+
+class BookingKind(StrEnum):
+    FIRST_SERVICE = "first_service"
+    MAINTENANCE = "maintenance"
+
+
+class BookingStatus(StrEnum):
+    BOOKED = "booked"
+    CANCELLED = "cancelled"
+
+
+class Booking(Model):
+    """A workshop appointment the owner made from a reminder (002 §3.1).
+
+    The advisor (or the staff chat) is told, and a reminder goes out the day before.
+    """
+
+    id = fields.IntField(primary_key=True)
+    customer: fields.ForeignKeyRelation[Customer] = fields.ForeignKeyField(
+        "models.Customer", related_name="bookings", on_delete=fields.CASCADE
+    )
+    customer_id: int
+    vehicle: fields.ForeignKeyNullableRelation[Vehicle] = fields.ForeignKeyField(
+        "models.Vehicle", related_name="bookings", null=True, on_delete=fields.SET_NULL
+    )
+    vehicle_id: int | None
+    day = fields.DateField()  # local date of the visit
+    slot = fields.CharField(max_length=12)  # morning, afternoon
+    kind = fields.CharEnumField(BookingKind, max_length=16)
+    status = fields.CharEnumField(BookingStatus, max_length=12, default=BookingStatus.BOOKED)
+    source_touchpoint_id = fields.BigIntField(null=True)  # the reminder it was made from
+    created_at = fields.DatetimeField()
+    cancelled_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "booking"
+        indexes = (
+            Index(fields=("customer_id", "status"), name="booking_customer_status"),
+            Index(fields=("vehicle_id", "kind", "status"), name="booking_vehicle_kind"),
+        )
+
+
+class ScanState(Model):
+    """The last local day a daily scan covered, so a restart catches up what it missed."""
+
+    name = fields.CharField(max_length=32, primary_key=True)
+    last_day = fields.DateField()
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "scan_state"
+
+
+# --- marketing campaigns, consent and tags (issue 6) ------------------------------------
+
+
+class CampaignStatus(StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"  # waiting for its send time, nothing written yet
+    SENDING = "sending"  # launched: its touchpoints are in the outbox
+    PAUSED = "paused"  # its pending touchpoints are held
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class Campaign(Model):
+    """A marketing campaign: message per language, buttons, audience, send time.
+
+    ``launch`` keeps what launching decided (targeted, excluded by reason) so the results
+    stay as they were even when the files change later.
+    """
+
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=200)
+    marketer = fields.CharField(max_length=100, default="")
+    status = fields.CharEnumField(CampaignStatus, max_length=12, default=CampaignStatus.DRAFT)
+    messages: dict[str, str] = fields.JSONField(default=dict)  # language -> Jinja2 template
+    buttons: list[dict[str, Any]] = fields.JSONField(default=list)  # kind, label, url
+    audience: dict[str, Any] = fields.JSONField(default=dict)  # filters, see promotions.py
+    send_at = fields.DatetimeField(null=True)
+    event_date = fields.DateField(null=True)
+    force_reason = fields.TextField(default="")
+    launch: dict[str, Any] = fields.JSONField(default=dict)
+    created_at = fields.DatetimeField()
+    scheduled_at = fields.DatetimeField(null=True)
+    launched_at = fields.DatetimeField(null=True)
+    finished_at = fields.DatetimeField(null=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "campaign"
+        indexes = (Index(fields=("status", "send_at"), name="campaign_status_send"),)
+
+
+class CampaignPress(Model):
+    """An owner pressed a campaign button (interested, book, url, unsubscribe)."""
+
+    id = fields.BigIntField(primary_key=True)
+    campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
+        "models.Campaign", related_name="presses", on_delete=fields.CASCADE
+    )
+    campaign_id: int
+    customer: fields.ForeignKeyRelation[Customer] = fields.ForeignKeyField(
+        "models.Customer", related_name="campaign_presses", on_delete=fields.CASCADE
+    )
+    customer_id: int
+    button = fields.CharField(max_length=16)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "campaign_press"
+        unique_together = (("campaign", "customer", "button"),)
+
+
+class ConsentRecord(Model):
+    """One grant or withdrawal of marketing consent, with the wording the owner was shown.
+
+    The proof a regulator asks for: rows are only ever added.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    customer: fields.ForeignKeyRelation[Customer] = fields.ForeignKeyField(
+        "models.Customer", related_name="consent_records", on_delete=fields.CASCADE
+    )
+    customer_id: int
+    granted = fields.BooleanField()
+    source = fields.CharField(max_length=50)  # import, bot:question, bot:unsubscribe, ...
+    wording = fields.TextField(default="")
+    campaign_id = fields.IntField(null=True)  # the campaign whose message led to it, if any
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "consent_record"
+        indexes = (Index(fields=("customer_id", "created_at"), name="consent_customer"),)
+
+
+class CustomerTag(Model):
+    """A marketer's label on an owner (e.g. "vip", "ev-interest"), for audiences."""
+
+    id = fields.IntField(primary_key=True)
+    customer: fields.ForeignKeyRelation[Customer] = fields.ForeignKeyField(
+        "models.Customer", related_name="tags", on_delete=fields.CASCADE
+    )
+    customer_id: int
+    tag = fields.CharField(max_length=50)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "customer_tag"
+        unique_together = (("customer", "tag"),)
+        indexes = (Index(fields=("tag",), name="customer_tag_tag"),)

@@ -142,6 +142,12 @@ def make_settings(emu, **overrides):  # type: ignore[no-untyped-def]
         dealer_phone="020-88886666",
         per_chat_interval=0.0,
         send_rate=1000.0,
+        timezone="Asia/Shanghai",  # pinned: a developer's CAREBOT_* must not change tests
+        quiet_hours="21:00-09:00",
+        checkin_expiry_hours=12.0,
+        staff_chat_id=None,
+        webhook_url="",
+        scripts_dir=None,
         webhook_secret="s3cret-hook",
         api_key="test-api-key",
     )

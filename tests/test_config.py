@@ -54,3 +54,22 @@ def test_webhook_needs_a_valid_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "CAREBOT_WEBHOOK_SECRET" in str(err.value)
     monkeypatch.setenv("CAREBOT_WEBHOOK_SECRET", "Ab_3-xyz")
     assert load_settings(_env_file=None).webhook_secret == "Ab_3-xyz"
+
+
+@pytest.mark.parametrize(
+    ("url", "endpoint"),
+    [
+        ("https://bot.example.com", "https://bot.example.com/telegram/webhook"),
+        ("https://bot.example.com/", "https://bot.example.com/telegram/webhook"),
+        ("https://bot.example.com/hooks/tg", "https://bot.example.com/hooks/tg"),
+    ],
+)
+def test_webhook_endpoint_and_route_agree(monkeypatch: pytest.MonkeyPatch, url: str,
+                                          endpoint: str) -> None:
+    from bot.web.server import webhook_path
+
+    monkeypatch.setenv("CAREBOT_WEBHOOK_URL", url)
+    monkeypatch.setenv("CAREBOT_WEBHOOK_SECRET", "abc")
+    s = load_settings(_env_file=None)
+    assert s.webhook_endpoint == endpoint
+    assert endpoint.endswith(webhook_path(s))

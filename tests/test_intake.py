@@ -368,7 +368,7 @@ async def test_reimport_changes_nothing(db: str, clock: FakeClock, tmp_path: Pat
     assert (first.created, first.updated, first.unchanged) == (3, 0, 0)
     touchpoints = await Touchpoint.all().count()
     customers = await Customer.all().values("id", "link_token", "updated_at")
-    assert touchpoints == 3
+    assert touchpoints == 3 * 4  # the delivery journey: check-in, day 3, day 7, first service
     clock.advance(hours=1)
     again = await import_deliveries_file(path, rules=RULES, now=clock.now())
     assert (again.total, again.created, again.updated, again.unchanged) == (3, 0, 0, 3)
@@ -411,7 +411,7 @@ async def test_same_phone_two_vins_is_one_customer_two_vehicles(
     assert sorted(v.vin for v in customer.vehicles) == sorted([V1, V2])
     assert customer.advisor == "李娜"
     assert 24 <= len(customer.link_token) <= 64
-    assert await Touchpoint.filter(customer_id=customer.id).count() == 2
+    assert await Touchpoint.filter(customer_id=customer.id, kind=CHECKIN).count() == 2
 
 
 async def test_same_vin_twice_later_row_wins(db: str, clock: FakeClock, tmp_path: Path) -> None:
@@ -443,7 +443,9 @@ async def test_vin_on_another_owners_file_moves_with_a_warning(
     assert vehicle.customer.name == "王芳"
     assert await Customer.all().count() == 2
     # The first owner must not be asked about a car that is not theirs.
-    old, new = await Touchpoint.all().order_by("id").prefetch_related("customer")
+    old, new = await Touchpoint.filter(kind=CHECKIN).order_by("id").prefetch_related("customer")
+    assert await Touchpoint.filter(customer__name="张伟").exclude(
+        status=TouchpointStatus.SKIPPED).count() == 0  # nor any later step of that journey
     assert (old.customer.name, old.status) == ("张伟", TouchpointStatus.SKIPPED)
     assert (new.customer.name, new.status) == ("王芳", TouchpointStatus.PENDING)
 
@@ -464,10 +466,39 @@ async def test_corrected_delivery_time_replaces_the_planned_checkin(
     assert result.updated == 1
     assert messages(result.warnings) == [(2, "delivered_at")]
     assert "09:00 to 2026-11-03 09:30" in result.warnings[0].message
-    old, new = await Touchpoint.all().order_by("id")
+    old, new = await Touchpoint.filter(kind=CHECKIN).order_by("id")
     assert old.status == TouchpointStatus.SKIPPED and old.status_reason
     assert new.status == TouchpointStatus.PENDING
     assert new.due_at == datetime(2026, 11, 3, 3, 30, tzinfo=UTC)  # 11:30 local
+
+
+async def test_seconds_only_difference_keeps_the_checkin(
+    db: str, clock: FakeClock, tmp_path: Path
+) -> None:
+    """A CSV export with seconds, then an XLSX without: the same delivery, nothing cancelled."""
+    await import_deliveries_file(write_csv(tmp_path / "a.csv", [row(V1, delivered="2026-11-03 09:30:05")]),
+                                 rules=RULES, now=clock.now())
+    result = await import_deliveries_file(
+        write_csv(tmp_path / "b.csv", [row(V1, delivered="2026-11-03 09:30")]),
+        rules=RULES, now=clock.now(),
+    )
+    assert result.warnings == []
+    [checkin] = await Touchpoint.filter(kind=CHECKIN)
+    assert checkin.status == TouchpointStatus.PENDING
+
+
+async def test_corrected_time_after_the_checkin_went_out_sends_no_second_one(
+    db: str, clock: FakeClock, tmp_path: Path
+) -> None:
+    await import_deliveries_file(write_csv(tmp_path / "a.csv", [row(V1, delivered="2026-11-03 09:00")]),
+                                 rules=RULES, now=clock.now())
+    await Touchpoint.filter(kind=CHECKIN).update(status=TouchpointStatus.SENT, sent_at=clock.now())
+    await import_deliveries_file(write_csv(tmp_path / "b.csv", [row(V1, delivered="2026-11-03 09:40")]),
+                                 rules=RULES, now=clock.now())
+    checkins = await Touchpoint.filter(kind=CHECKIN)
+    assert [t.status for t in checkins] == [TouchpointStatus.SENT]  # no new check-in planned
+    # the rest of the journey moves to the corrected time
+    assert await Touchpoint.filter(status=TouchpointStatus.PENDING).exclude(kind=CHECKIN).exists()
 
 
 async def test_utf8_bom_and_gb18030_files(db: str, clock: FakeClock, tmp_path: Path) -> None:
@@ -582,7 +613,7 @@ async def test_chunks_share_owners(
     result = await import_deliveries_file(path, rules=RULES, now=clock.now())
     assert (result.created, result.updated, result.unchanged) == (6, 0, 0)
     assert await Customer.all().count() == 2
-    assert await Touchpoint.all().count() == 6
+    assert await Touchpoint.filter(kind=CHECKIN).count() == 6
     again = await import_deliveries_file(path, rules=RULES, now=clock.now())
     assert (again.created, again.updated, again.unchanged) == (0, 0, 6)
 
@@ -672,3 +703,20 @@ async def test_nothing_half_written_when_a_chunk_fails(
         await import_deliveries_file(path, rules=RULES, now=clock.now())
     assert await Customer.all().count() == 0
     assert await Vehicle.all().count() == 0
+
+
+def test_aware_timestamps_for_dates_are_read_in_the_dealers_zone() -> None:
+    from datetime import date as _date, datetime as _dt, timezone as _tz
+    from zoneinfo import ZoneInfo as _Zone
+
+    from bot.intake import validate_delivery as _validate
+
+    row, errors, _ = _validate(
+        {"vin": "LSVAU218XN2183294", "owner_name": "王芳", "phone": "13800138000",
+         "delivered_at": "2026-11-03 10:00", "birthday": "1988-03-11T16:00:00Z",
+         "insurance_expiry": "2027-10-31T16:00:00.000Z"},
+        row=1, tz=_Zone("Asia/Shanghai"), now=_dt(2026, 11, 3, 4, 0, tzinfo=_tz.utc),
+    )
+    assert errors == [] and row is not None
+    assert row.birthday == _date(1988, 3, 12)
+    assert row.insurance_expiry == _date(2027, 11, 1)

@@ -78,6 +78,9 @@ async def test_checkin_reaches_linked_owner_once(env: BotEnv, tmp_path: Path) ->
     checkins = [t for t in owner.bot_texts() if "两个小时" in t]
     assert len(checkins) == 1
     assert "张伟" in checkins[0] and "星辰 S7" in checkins[0] and "星辰汽车" in checkins[0]
+    # every follow-up carries the way to reach a person
+    markup = owner.last_bot_message()["reply_markup"]
+    assert any("联系客服" in b["text"] for row in markup["inline_keyboard"] for b in row)
 
     # the same file again, and more ticks: nothing new
     again = await import_file(env, csv)
@@ -141,7 +144,7 @@ async def test_owner_who_blocked_the_bot_is_marked_unreachable(env: BotEnv,
     report = await env.tick()
     assert report.skipped == 1 and report.sent == 0
     assert env.emu.stats["calls"].get("sendMessage", 0) == calls_before + 1
-    statuses = sorted(tp.status for tp in await Touchpoint.all())
+    statuses = sorted(tp.status for tp in await Touchpoint.filter(kind=CHECKIN))
     assert statuses == [TouchpointStatus.SKIPPED, TouchpointStatus.UNREACHABLE]
 
 
@@ -312,3 +315,23 @@ async def test_blocking_is_noticed_before_any_send(env: BotEnv, tmp_path: Path) 
     owner.unblock()
     await env.poll()
     assert (await Customer.get(phone="+8613800138000")).unreachable_at is None
+
+
+async def test_a_used_or_forwarded_link_cannot_take_over_the_file(env: BotEnv,
+                                                                  tmp_path: Path) -> None:
+    await import_file(env, write_csv(tmp_path / "d.csv",
+                                     [delivery_row(VIN_A, "13800138000", "2026-11-03 09:00")]))
+    token = (await Customer.get(phone="+8613800138000")).link_token
+    owner = env.emu.user(5001)
+    owner.send_text(f"/start {token}")
+    await env.poll()
+    linked = await Customer.get(phone="+8613800138000")
+    assert linked.telegram_user_id == 5001
+    assert linked.link_token != token  # links work once
+    other = env.emu.user(6001)
+    other.send_text(f"/start {token}")  # the old, forwarded link
+    await env.poll()
+    other.send_text(f"/start {linked.link_token}")  # even the current one
+    await env.poll()
+    assert (await Customer.get(phone="+8613800138000")).telegram_user_id == 5001
+    assert all("成功绑定" not in t for t in other.bot_texts())

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
+from bot.campaigns.journeys import CHECKIN
 from db.models import Customer, Touchpoint, Vehicle
 from tests.conftest import BotEnv
 from tests.test_walking_skeleton import VIN_A, VIN_B
@@ -76,7 +77,7 @@ async def test_api_stores_good_rows_and_reports_bad_ones(client: TestClient) -> 
     assert any(e["row"] == 5 for e in body["errors"])
     assert body["created"] == 1
     assert await Vehicle.filter(vin=VIN_A).exists()
-    assert await Touchpoint.all().count() == 1
+    assert await Touchpoint.filter(kind=CHECKIN).count() == 1
 
 
 async def test_api_all_good_is_200_and_idempotent(client: TestClient) -> None:  # type: ignore[type-arg]
@@ -88,7 +89,7 @@ async def test_api_all_good_is_200_and_idempotent(client: TestClient) -> None:  
     assert r.status == 200
     body = await r.json()
     assert (body["created"], body["unchanged"]) == (0, 2)
-    assert await Touchpoint.all().count() == 2
+    assert await Touchpoint.filter(kind=CHECKIN).count() == 2
 
 
 async def test_api_malformed_bodies(client: TestClient) -> None:  # type: ignore[type-arg]

@@ -19,7 +19,7 @@ from typing import Any
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
-from tortoise.expressions import F, Subquery
+from tortoise.expressions import F, Q, Subquery
 from tortoise.transactions import in_transaction
 
 from bot.campaigns.ratelimit import SendLimiter
@@ -53,7 +53,9 @@ class DispatchReport:
 
 @dataclass(frozen=True)
 class Outgoing:
-    """A rendered message: HTML text and optional inline buttons as (label, data) rows."""
+    """A rendered message: HTML text and optional inline buttons as (label, data) rows.
+
+    Data starting with "url:" makes a URL button (e.g. "url:https://example.com")."""
 
     text: str
     buttons: list[list[tuple[str, str]]] = field(default_factory=list)
@@ -66,6 +68,11 @@ def dealer_context(settings: Settings) -> dict[str, str]:
 # A feature that needs more than the script (buttons, extra context) registers a composer
 # for its kind: ``dispatcher.composers[kind] = async fn(tp, customer, vehicle) -> Outgoing``.
 Composer = Callable[[Touchpoint, Customer, Vehicle | None], Awaitable[Outgoing]]
+# A feature's own reasons not to send (e.g. "first service already booked"): a set-based
+# UPDATE marking due pending rows skipped, returning how many; run each tick after the
+# consent rules: ``dispatcher.skip_rules.append(async fn(now) -> int)``.
+Footer = Callable[[Touchpoint, Customer], list[list[tuple[str, str]]]]
+SkipRule = Callable[[datetime], Awaitable[int]]
 
 
 def compose(tp: Touchpoint, customer: Customer, vehicle: Vehicle | None, scripts: Scripts,
@@ -107,6 +114,10 @@ class Dispatcher:
         self.limiter = limiter or SendLimiter(settings.send_rate, settings.per_chat_interval)
         self._lock = asyncio.Lock()
         self.composers: dict[str, Composer] = {}
+        self.skip_rules: list[SkipRule] = []
+        # Rows appended under every message of some kinds, e.g. "Contact us" after follow-ups:
+        # ``dispatcher.footers.append(fn(tp, customer) -> list of button rows)``.
+        self.footers: list[Footer] = []
 
     async def dispatch_due(self, *, customer_id: int | None = None,
                            max_batches: int = 1000) -> DispatchReport:
@@ -114,12 +125,16 @@ class Dispatcher:
         async with self._lock:
             now = self.clock.now()
             report = DispatchReport()
-            report.expired = await expire_stale(now)
+            # Reclaim first: a row left "sending" by a crash is then subject to expiry too.
             report.reclaimed = await reclaim_expired_leases(now)
+            report.expired = await expire_stale(now)
             report.skipped = await skip_excluded(now)
-            if in_quiet_hours(now, self.settings.tz, self.settings.quiet):
-                return report
+            for rule in self.skip_rules:
+                report.skipped += await rule(now)
             for _ in range(max_batches):
+                now = self.clock.now()  # a long tick must not use a stale now or lease
+                if in_quiet_hours(now, self.settings.tz, self.settings.quiet):
+                    break
                 batch = await claim_due(
                     now, limit=self.settings.dispatch_batch,
                     lease=timedelta(seconds=self.settings.lease_seconds), customer_id=customer_id,
@@ -135,7 +150,13 @@ class Dispatcher:
 
         async def one(tp: Touchpoint) -> None:
             async with sem:
-                await self._send_one(tp, now, report)
+                try:
+                    await self._send_one(tp, now, report)
+                except Exception as exc:  # noqa: BLE001 - one row must not stop its batch
+                    # e.g. the database failed after Telegram accepted the message: the
+                    # row stays "sending" and its lease decides (at most one duplicate).
+                    log.exception("touchpoint %s: unexpected error while sending", tp.id)
+                    report.errors.append(f"{tp.id}: {exc!r}")
 
         await asyncio.gather(*(one(tp) for tp in batch))
         return report
@@ -156,10 +177,14 @@ class Dispatcher:
             report.failed += 1
             report.errors.append(f"{tp.id}: {exc}")
             return
+        extra_rows = [row for footer in self.footers for row in footer(tp, customer)]
+        if extra_rows:
+            out = Outgoing(text=out.text, buttons=[*out.buttons, *extra_rows])
         markup = None
         if out.buttons:
             markup = InlineKeyboardMarkup(
-                [[InlineKeyboardButton(label, callback_data=data) for label, data in row]
+                [[InlineKeyboardButton(label, url=data[4:]) if data.startswith("url:")
+                  else InlineKeyboardButton(label, callback_data=data) for label, data in row]
                  for row in out.buttons]
             )
         await self.limiter.acquire(chat_id)
@@ -191,7 +216,7 @@ class Dispatcher:
                 await _retry(tp, now + backoff(tp.attempts), str(exc))
                 report.retried += 1
         else:
-            await Touchpoint.filter(id=tp.id).update(
+            await Touchpoint.filter(id=tp.id, status=TouchpointStatus.SENDING).update(
                 status=TouchpointStatus.SENT, sent_at=now, lease_until=None,
                 telegram_message_id=message.message_id, last_error="",
             )
@@ -204,7 +229,7 @@ class Dispatcher:
 
 
 async def _finish(tp: Touchpoint, status: TouchpointStatus, *, error: str = "") -> None:
-    await Touchpoint.filter(id=tp.id).update(
+    await Touchpoint.filter(id=tp.id, status=TouchpointStatus.SENDING).update(
         status=status, lease_until=None, last_error=error[:2000], status_reason=error[:200]
     )
 
@@ -217,7 +242,7 @@ async def _retry(tp: Touchpoint, when: datetime, error: str, *, count_attempt: b
     }
     if not count_attempt:
         values["attempts"] = F("attempts") - 1
-    await Touchpoint.filter(id=tp.id).update(**values)
+    await Touchpoint.filter(id=tp.id, status=TouchpointStatus.SENDING).update(**values)
 
 
 async def expire_stale(now: datetime) -> int:
@@ -248,6 +273,11 @@ async def skip_excluded(now: datetime) -> int:
         status=TouchpointStatus.PENDING, due_at__lte=now, customer_id__in=refused,
         priority__lt=MARKETING_PRIORITY_FROM,
     ).update(status=TouchpointStatus.SKIPPED, status_reason="owner declined follow-ups")
+    no_consent = Subquery(Customer.filter(marketing_consent=False).values("id"))
+    n += await Touchpoint.filter(
+        status=TouchpointStatus.PENDING, due_at__lte=now, customer_id__in=no_consent,
+        priority__gte=MARKETING_PRIORITY_FROM,
+    ).update(status=TouchpointStatus.SKIPPED, status_reason="no marketing consent")
     blocked = Subquery(Customer.filter(unreachable_at__isnull=False).values("id"))
     n += await Touchpoint.filter(
         status=TouchpointStatus.PENDING, due_at__lte=now, customer_id__in=blocked
@@ -264,6 +294,7 @@ async def claim_due(now: datetime, *, limit: int, lease: timedelta,
     """
     async with in_transaction():
         query = Touchpoint.filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gte=now),
             status=TouchpointStatus.PENDING,
             due_at__lte=now,
             customer__telegram_chat_id__isnull=False,
@@ -271,14 +302,18 @@ async def claim_due(now: datetime, *, limit: int, lease: timedelta,
         )
         if customer_id is not None:
             query = query.filter(customer_id=customer_id)
-        ids = await (
+        # Objects, not values_list: Tortoise drops FOR UPDATE from a values query.
+        locked = await (
             query.order_by("priority", "due_at", "id").limit(limit)
-            .select_for_update(skip_locked=True).values_list("id", flat=True)
+            .select_for_update(skip_locked=True, of=("touchpoint",))
         )
+        ids = [tp.id for tp in locked]
         if not ids:
             return []
         await Touchpoint.filter(id__in=ids, status=TouchpointStatus.PENDING).update(
             status=TouchpointStatus.SENDING, lease_until=now + lease, attempts=F("attempts") + 1
         )
-    rows = await Touchpoint.filter(id__in=ids).select_related("customer", "vehicle")
+    rows = await Touchpoint.filter(id__in=ids, status=TouchpointStatus.SENDING).select_related(
+        "customer", "vehicle"
+    )
     return sorted(rows, key=lambda r: (r.priority, r.due_at, r.id))

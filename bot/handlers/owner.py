@@ -30,6 +30,7 @@ from bot import owners
 from bot.owners import LinkOutcome
 from bot.services import Services, services_of
 from bot.texts import normalize_language
+from bot.tickets import contact_button
 from db.models import Customer, Direction
 
 log = logging.getLogger(__name__)
@@ -141,8 +142,11 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     assert user is not None
     customer = await owners.customer_for_user(user.id)
     await log_in(update, svc, customer, "command", "/help")
-    await say(update, svc, svc.scripts.label("help", lang_of(update, customer),
-                                              phone=svc.settings.dealer_phone), customer=customer)
+    lang = lang_of(update, customer)
+    label, data = contact_button(lang, svc.scripts)  # complaints (bot.tickets)
+    await say(update, svc, svc.scripts.label("help", lang, phone=svc.settings.dealer_phone),
+              customer=customer,
+              markup=InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data)]]))
 
 
 async def stop_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -88,10 +88,25 @@ def print_transcript(title: str, transcript: list[dict[str, Any]]) -> None:
             print("      │ " + "  ".join(f"[{b.get('text')}]" for b in row))
 
 
+async def _answer_surveys(owner1: Any, owner2: Any, poll: Any) -> None:
+    """The owners answer the 3-day satisfaction question: one presses, one types."""
+    last1 = owner1.last_bot_message() or {}
+    rows = (last1.get("reply_markup") or {}).get("inline_keyboard") or []
+    if any(b.get("callback_data", "").startswith("sv:") for row in rows for b in row):
+        owner1.press("9")
+        await poll()
+    last2 = owner2.last_bot_message() or {}
+    rows = (last2.get("reply_markup") or {}).get("inline_keyboard") or []
+    if any(b.get("callback_data", "").startswith("sv:") for row in rows for b in row):
+        owner2.send_text("8 points")
+        await poll()
+
+
 async def play_scene(
     carebot: Any, emu: TelegramEmulator, clock: OffsetClock, settings: Settings
 ) -> None:
-    """The scripted scene: link two owners two ways, refuse a forwarded contact, wait 2 h."""
+    """The scripted scene: link two owners two ways, refuse a forwarded contact, then walk
+    the delivery journey (check-in, 3-day survey answered, 7-day visit, first service)."""
     now_local = clock.now().astimezone(settings.tz)
     result = await import_deliveries_records(
         demo_deliveries(f"{now_local:%Y-%m-%d %H:%M}"),
@@ -121,18 +136,16 @@ async def play_scene(
     stranger.share_contact("+8613700137000", user_id=1003)  # someone else's contact card
     await poll()
 
-    due = await Touchpoint.all().order_by("-due_at").first()
-    wait = (due.due_at - clock.now()) if due else timedelta(hours=2)
-    clock.advance(wait + timedelta(minutes=1))
-    print(
-        f"\n… time passes: it is now {clock.now().astimezone(settings.tz):%Y-%m-%d %H:%M} "
-        f"({settings.timezone}) …"
-    )
-    report = await carebot.dispatcher.dispatch_due()
-    print(
-        f"Dispatcher: {report.sent} sent, {report.retried} retried, "
-        f"{report.unreachable} unreachable"
-    )
+    # Walk the delivery journey: each time something falls due, move the clock there.
+    steps = sorted({tp.due_at for tp in await Touchpoint.filter(status="pending")})
+    for due in steps:
+        if due > clock.now():
+            clock.advance(due - clock.now() + timedelta(minutes=1))
+        report = await carebot.dispatcher.dispatch_due()
+        if report.sent:
+            print(f"… {clock.now().astimezone(settings.tz):%Y-%m-%d %H:%M} "
+                  f"({settings.timezone}): {report.sent} message(s) sent")
+        await _answer_surveys(owner1, owner2, poll)
 
     print_transcript("王芳 (linked with her personal deep link)", owner1.transcript())
     print_transcript("Tom Lee (shared his phone number, English)", owner2.transcript())

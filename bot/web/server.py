@@ -16,19 +16,20 @@ from telegram import Update
 from telegram.ext import Application
 
 from bot.campaigns.journeys import journey_rules
-from bot.intake import import_deliveries_records
+from bot.config import DEFAULT_WEBHOOK_PATH, Settings
+from bot.intake import import_deliveries_records, import_visits_records
 from bot.services import Services
 
 log = logging.getLogger(__name__)
 
 SERVICES = web.AppKey("services", Services)
 PTB = web.AppKey("ptb", Application)  # type: ignore[type-arg]
-DEFAULT_WEBHOOK_PATH = "/telegram/webhook"
 MAX_BODY = 20 * 1024 * 1024
 
 
-def webhook_path(webhook_url: str) -> str:
-    return urlparse(webhook_url).path or DEFAULT_WEBHOOK_PATH if webhook_url else DEFAULT_WEBHOOK_PATH
+def webhook_path(settings: Settings) -> str:
+    """The route Telegram posts to: the path of the webhook URL, the same one setWebhook gets."""
+    return urlparse(settings.webhook_endpoint).path or DEFAULT_WEBHOOK_PATH
 
 
 def _problem(status: int, message: str, **extra: Any) -> web.Response:
@@ -81,6 +82,27 @@ async def post_deliveries(request: web.Request) -> web.Response:
     return web.json_response(result.to_dict(), status=422 if result.errors else 200)
 
 
+async def post_visits(request: web.Request) -> web.Response:
+    """POST /api/v1/visits: a JSON array of workshop visits (or {"visits": [...]}); the same
+    checks, answers and status codes as the deliveries intake."""
+    svc = request.app[SERVICES]
+    if not _authorized(request):
+        return _problem(401, "missing or wrong API key: send 'Authorization: Bearer <API_KEY>'"
+                        if svc.settings.api_key else
+                        "the intake API is off: set CAREBOT_API_KEY to enable it")
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _problem(400, "the body is not valid JSON")
+    records = body.get("visits") if isinstance(body, dict) else body
+    if not isinstance(records, list):
+        return _problem(422, 'send a JSON array of visits, or {"visits": [...]}')
+    result = await import_visits_records(
+        records, rules=journey_rules(svc.settings), now=svc.clock.now()
+    )
+    return web.json_response(result.to_dict(), status=422 if result.errors else 200)
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -89,7 +111,11 @@ def make_web_app(services: Services, application: Application) -> web.Applicatio
     app = web.Application(client_max_size=MAX_BODY)
     app[SERVICES] = services
     app[PTB] = application
-    app.router.add_post(webhook_path(services.settings.webhook_url), telegram_webhook)
+    app.router.add_post(webhook_path(services.settings), telegram_webhook)
     app.router.add_post("/api/v1/deliveries", post_deliveries)
+    app.router.add_post("/api/v1/visits", post_visits)
     app.router.add_get("/healthz", healthz)
+    from bot.web import campaigns_api  # campaigns (issue 6); imports this module
+
+    campaigns_api.add_routes(app)
     return app
