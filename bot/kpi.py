@@ -30,6 +30,9 @@ FOLLOWUP_KINDS: tuple[str, ...] = tuple(k for k, r in SURVEY_KINDS.items() if r.
 RANKED_CATEGORIES: tuple[str, ...] = tuple(c for c in CSI_CATEGORIES if c != "other")
 DEALERSHIP = "*"  # the scope key of the whole dealership
 UNASSIGNED = ""  # the scope key of figures with no advisor on file
+# Surveys close 7 days after they are sent, and the last follow-ups of a period go out up to
+# a week after it: a 9-10 answered that long after the period still counts for it.
+DELIGHT_SETTLE = timedelta(days=14)
 
 
 # --------------------------------------------------------------------------- periods
@@ -113,7 +116,7 @@ class Kpis:
     average: float | None = None
     distribution: dict[int, int] = field(default_factory=lambda: {n: 0 for n in range(1, 11)})
     very_satisfied: int = 0  # scores of 9-10
-    delighted_owners: int = 0  # owners who gave a 9-10
+    delighted_owners: int = 0  # owners served in the period who gave a 9-10
     low_scores: int = 0
     categories: dict[str, int] = field(default_factory=lambda: {c: 0 for c in CSI_CATEGORIES})
     uncategorised_low: int = 0
@@ -307,8 +310,6 @@ async def _scores(sql: _Sql, start: datetime, end: datetime, group: bool, low_th
                AVG(s.score * 1.0) AS average,
                {dist},
                SUM(CASE WHEN s.score >= {DELIGHTED_FROM} THEN 1 ELSE 0 END) AS very,
-               COUNT(DISTINCT CASE WHEN s.score >= {DELIGHTED_FROM} THEN s.customer_id END)
-                   AS delighted,
                SUM(CASE WHEN s.score <= {low_threshold} THEN 1 ELSE 0 END) AS low,
                SUM(CASE WHEN s.score <= {low_threshold} AND s.category IS NULL
                    THEN 1 ELSE 0 END) AS uncategorised,
@@ -344,7 +345,13 @@ async def _served(sql: _Sql, start: datetime, end: datetime, group: bool
                        UNION
                        SELECT pv.customer_id FROM visit px JOIN vehicle pv ON pv.id = px.vehicle_id
                        WHERE px.left_at < ?)
-                   THEN served.customer_id END) AS returners
+                   THEN served.customer_id END) AS returners,
+               COUNT(DISTINCT CASE WHEN served.customer_id IN (
+                       SELECT ds.customer_id FROM score ds
+                       WHERE ds.superseded_at IS NULL AND ds.rates IN {_in(CSI_RATES)}
+                         AND ds.score >= {DELIGHTED_FROM}
+                         AND ds.first_answered_at >= ? AND ds.first_answered_at < ?)
+                   THEN served.customer_id END) AS delighted
         FROM (
             SELECT v.customer_id AS customer_id,
                    {_advisor("v.sales_advisor", "c.advisor")} AS advisor
@@ -358,7 +365,10 @@ async def _served(sql: _Sql, start: datetime, end: datetime, group: bool
             WHERE x.left_at >= ? AND x.left_at < ?
         ) served
         {group_by}"""
-    return await sql.rows(query, [start, start, start, end, start, end])
+    # A delivery on the 30th is surveyed on the 2nd: its score still counts for the month
+    # that served the owner (the figure settles once that month's surveys have closed).
+    settle = end + DELIGHT_SETTLE
+    return await sql.rows(query, [start, start, start, settle, start, end, start, end])
 
 
 async def _tickets(sql: _Sql, start: datetime, end: datetime, group: bool
@@ -389,7 +399,6 @@ def _fill(k: Kpis, part: str, row: dict[str, Any]) -> None:
         k.average = _avg(row["average"])
         k.distribution = {n: _num(row[f"s{n}"]) for n in range(1, 11)}
         k.very_satisfied = _num(row["very"])
-        k.delighted_owners = _num(row["delighted"])
         k.low_scores = _num(row["low"])
         k.uncategorised_low = _num(row["uncategorised"])
         k.categories = {c: _num(row[f"c_{c}"]) for c in CSI_CATEGORIES}
@@ -398,6 +407,7 @@ def _fill(k: Kpis, part: str, row: dict[str, Any]) -> None:
         k.handling_average = _avg(row["average"])
     elif part == "served":
         k.owners_served = _num(row["served"])
+        k.delighted_owners = _num(row["delighted"])
         k.returning_owners = _num(row["returners"])
     elif part == "tickets":
         k.tickets_opened = _num(row["opened"])

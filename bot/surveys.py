@@ -163,6 +163,9 @@ class ParsedReply:
     in_sentence: bool = False
 
 
+_NEGATIVE = re.compile(r"^\s*[-−－﹣]\s*\d")
+
+
 def _strip_edges(text: str) -> str:
     """Drop whitespace, punctuation, symbols and emoji around the answer."""
     start, end = 0, len(text)
@@ -190,6 +193,8 @@ def parse_reply(text: object) -> ParsedReply:
     normal = unicodedata.normalize("NFKC", raw).lower()
     for char, repl in _KEYCAPS.items():
         normal = normal.replace(char, repl)
+    if _NEGATIVE.match(normal):
+        return ParsedReply(None)  # "-1" is below the scale, not a score of 1
     core = re.sub(r"\s+", "", _strip_edges(normal))
     if not core:
         return ParsedReply(None)
@@ -394,12 +399,16 @@ async def record_score(touchpoint_id: int, customer: Customer, score: int, *, no
 
 
 async def open_survey_for(customer_id: int, now: datetime, rules: SurveyRules) -> Touchpoint | None:
-    """The owner's most recent open survey that has no answer yet (typed replies go there)."""
-    answered = Subquery(Score.filter(customer_id=customer_id).values("touchpoint_id"))
+    """The owner's most recent open survey (sent within its window), answered or not: a typed
+    score answers it, or changes the answer within the change window (record_score decides)."""
     return await Touchpoint.filter(
         customer_id=customer_id, kind__in=list(SURVEY_KINDS), status=TouchpointStatus.SENT,
         sent_at__gt=now - rules.open_for, sent_at__lte=now,
-    ).exclude(id__in=answered).order_by("-sent_at", "-id").first()
+    ).order_by("-sent_at", "-id").first()
+
+
+async def is_answered(touchpoint_id: int) -> bool:
+    return await Score.filter(touchpoint_id=touchpoint_id).exists()
 
 
 async def reasks_so_far(touchpoint_id: int) -> int:
@@ -478,6 +487,9 @@ def score_summary(services: Services, score: Score, customer: Customer) -> str:
     )
 
 
+HANDING_LEASE = timedelta(minutes=10)
+
+
 async def hand_over(score: Score, customer: Customer, *, now: datetime,
                     services: Services) -> str:
     """A low score goes to the complaint workflow (a ticket); if that is not possible, staff
@@ -489,7 +501,10 @@ async def hand_over(score: Score, customer: Customer, *, now: datetime,
     summary = score_summary(services, score, customer)
     handover = "staff"
     tickets = _tickets()
-    if tickets is not None:
+    existing = await Ticket.filter(score_id=score.id).first()
+    if existing is not None:  # a crash after opening it, before recording it: no second one
+        handover = f"ticket:{existing.id}"
+    elif tickets is not None:
         try:
             ticket = await tickets.open_ticket(
                 customer_id=customer.id, vehicle_id=score.vehicle_id, channel="survey",
@@ -540,6 +555,10 @@ async def hand_over_stale(*, now: datetime, services: Services) -> int:
     """Low scores whose owner never finished (category, comment) go over anyway: a complaint
     must not wait on a button nobody presses."""
     rules = survey_rules(services.settings)
+    # A hand-over interrupted by a crash ("handing" long after) is taken up again.
+    await Score.filter(handover="handing", superseded_at__isnull=True,
+                       created_at__lte=now - rules.handover_after - HANDING_LEASE
+                       ).update(handover="pending")
     stale = await Score.filter(handover="pending", superseded_at__isnull=True,
                                created_at__lte=now - rules.handover_after).select_related(
                                    "customer").limit(500)
@@ -553,11 +572,13 @@ async def hand_over_stale(*, now: datetime, services: Services) -> int:
 
 
 async def keep_comment(tp: Touchpoint, customer: Customer, text: str, *, now: datetime,
-                       services: Services) -> None:
-    """Text that is not a score, written while a survey is open, is kept with the survey and
-    offered to staff: it is never lost."""
+                       services: Services, offer_to_staff: bool = True) -> None:
+    """Text that is not a score, written while a survey is open, is kept with the survey (it
+    is never lost); a real comment (not a stray "abc") is also offered to staff."""
     await log_survey_message(customer=customer, touchpoint_id=tp.id, kind=LOG_COMMENT,
                              text=text, direction=Direction.IN, now=now)
+    if not offer_to_staff:
+        return
     await notify_staff(services, _staff_label(
         services, "survey_staff_comment", name=customer.name, phone=customer.phone,
         rates=services.scripts.label(f"survey_rates_{SURVEY_KINDS[tp.kind]}", "zh_CN"),

@@ -73,3 +73,13 @@ async def test_marketing_needs_consent_but_service_does_not(db: str) -> None:
     assert sorted((t.customer_id, t.kind) for t in claimed) == sorted([
         (consenting.id, "service"), (declined.id, "service"), (consenting.id, "promo")])
     assert claimed[-1].kind == "promo"  # service before marketing
+
+
+async def test_withdrawal_during_a_tick_is_honoured_at_claim(db: str) -> None:
+    owner = await _owner(1, marketing_consent=True)
+    await Touchpoint.create(customer=owner, kind="promo", occasion_key="c1", due_at=NOW,
+                            priority=MARKETING_PRIORITY_FROM)
+    await Touchpoint.create(customer=owner, kind="service", occasion_key="s", due_at=NOW)
+    assert await skip_excluded(NOW) == 0  # the tick started while consent stood
+    await Customer.filter(id=owner.id).update(marketing_consent=False, followups_refused=True)
+    assert await claim_due(NOW, limit=10, lease=LEASE) == []

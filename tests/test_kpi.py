@@ -271,3 +271,24 @@ def test_cli_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert main(["report", "--from", "2026-11-01"]) == 2
     assert "--from and --to go together" in capsys.readouterr().err
     assert main(["report", "--month", "2026-13"]) == 2
+
+
+async def test_delight_counts_only_owners_the_period_served(db: str) -> None:
+    """Cars delivered on 29-31 Oct are surveyed in November: their 10s belong to October.
+
+    November served one owner (who never answered): its delight rate is 0 %, not 300 %.
+    """
+    for i, day in enumerate((29, 30, 31)):
+        owner = await _customer(f"十月{i}")
+        car = await _vehicle(owner, f"LSVAU218XN21800{i:02d}", "李娜", L(2026, 10, day))
+        tp = await _tp(owner, car, f"k{i}", L(2026, 11, 1 + i), TouchpointStatus.SENT)
+        await _score(tp, 10, L(2026, 11, 1 + i, 11), "李娜")
+    newcomer = await _customer("十一月")
+    await _vehicle(newcomer, "LSVAU218XN2189999", "李娜", L(2026, 11, 10))
+
+    november = (await kpi.compute(month_period("2026-11"), TZ)).dealership
+    assert (november.owners_served, november.delighted_owners) == (1, 0)
+    assert november.delight_rate == 0.0
+    october = (await kpi.compute(month_period("2026-10"), TZ)).dealership
+    assert (october.owners_served, october.delighted_owners) == (3, 3)
+    assert october.delight_rate == 1.0

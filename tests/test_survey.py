@@ -236,9 +236,12 @@ async def test_not_a_score_twice_then_silence(senv: BotEnv) -> None:
     await senv.poll()
     assert len(owner.bot_texts()) == before + 2  # silence: no third re-ask, not even "received"
     assert await MessageLog.filter(touchpoint_id=tp.id, kind=surveys.LOG_REASK).count() == 2
-    # nothing was lost: every text is kept with the survey and offered to staff
+    # nothing was lost: every text is kept with the survey; a stray "abc" does not page staff
     assert await MessageLog.filter(touchpoint_id=tp.id, kind=surveys.LOG_COMMENT).count() == 3
-    assert len(senv.emu.group(STAFF_CHAT, "客服中心").bot_texts()) == 3
+    assert senv.emu.group(STAFF_CHAT, "客服中心").bot_texts() == []
+    owner.send_text("说实话交车的时候等了很久，销售顾问也没有讲清楚车机和辅助驾驶怎么用")  # a real comment
+    await senv.poll()
+    assert "等了很久" in senv.emu.group(STAFF_CHAT, "客服中心").bot_texts()[-1]
     owner.send_text("8")  # a real answer still counts
     await senv.poll()
     assert (await current(tp)).score == 8
@@ -360,9 +363,10 @@ async def test_most_recent_open_survey_wins(senv: BotEnv) -> None:
     await senv.poll()
     assert await Score.filter(touchpoint_id=newer.id).count() == 1
     assert await Score.filter(touchpoint_id=older.id).count() == 0
-    owner.send_text("6分")  # the newer one is answered: the older open survey takes it
+    owner.send_text("6分")  # a change of mind, typed: it goes to the most recent survey
     await senv.poll()
-    assert (await current(older)).score == 6
+    assert (await current(newer)).score == 6
+    assert await Score.filter(touchpoint_id=older.id).count() == 0
 
 
 async def test_complaint_handling_score_goes_back_to_the_ticket(senv: BotEnv) -> None:
@@ -428,3 +432,27 @@ async def test_text_during_a_complaint_goes_to_the_ticket(senv: BotEnv) -> None:
     owner.send_text("8分")  # a score is still a score
     await senv.poll()
     assert (await current(tp)).score == 8
+
+
+async def test_a_hand_over_cut_short_by_a_crash_is_taken_up_again(senv: BotEnv) -> None:
+    """The process died between claiming the hand-over and opening the ticket."""
+    from db.models import Ticket
+
+    owner, customer, vehicle = await linked_owner(senv)
+    tp = await send_survey(senv, customer, vehicle)
+    owner.press("2")
+    await senv.poll()
+    await Score.filter(touchpoint_id=tp.id).update(handover="handing")  # the crash
+    senv.clock.advance(minutes=31)
+    assert await surveys.hand_over_stale(now=senv.clock.now(),
+                                         services=senv.carebot.services) == 0  # leased still
+    senv.clock.advance(minutes=10)
+    assert await surveys.hand_over_stale(now=senv.clock.now(),
+                                         services=senv.carebot.services) == 1
+    score = await current(tp)
+    ticket = await Ticket.get(score_id=score.id)
+    assert score.handover == f"ticket:{ticket.id}"
+    # and once more: the existing ticket is found, no second one is opened
+    await Score.filter(id=score.id).update(handover="pending")
+    await surveys.hand_over(score, customer, now=senv.clock.now(), services=senv.carebot.services)
+    assert await Ticket.filter(score_id=score.id).count() == 1

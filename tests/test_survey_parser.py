@@ -60,7 +60,8 @@ REAL_WORLD: list[tuple[str, int | None]] = [
     ("0", None),
     ("11", None),
     ("100", None),
-    ("-1", 1),  # a dash before a number reads as a bullet, not a sign
+    ("-1", None),  # below the scale: never a score of 1 (it would open a complaint)
+    ("－3", None),
     ("abc", None),
     ("", None),
     ("   ", None),

@@ -295,6 +295,9 @@ async def claim_due(now: datetime, *, limit: int, lease: timedelta,
     async with in_transaction():
         query = Touchpoint.filter(
             Q(expires_at__isnull=True) | Q(expires_at__gte=now),
+            # consent is checked again here: a withdrawal during a long tick counts at once
+            Q(priority__lt=MARKETING_PRIORITY_FROM) | Q(customer__marketing_consent=True),
+            Q(priority__gte=MARKETING_PRIORITY_FROM) | Q(customer__followups_refused=False),
             status=TouchpointStatus.PENDING,
             due_at__lte=now,
             customer__telegram_chat_id__isnull=False,

@@ -274,9 +274,12 @@ async def survey_text(update: Update, context: ContextTypes.DEFAULT_TYPE,
         await _show_chosen(context.bot, svc, customer, tp, parsed.score)
         await _after_score(context.bot, svc, customer, result, now, rules)
         return True
+    if await surveys.is_answered(tp.id):
+        return False  # answered already: this text is not a survey reply
     if await surveys.has_active_ticket(customer.id):
         return False  # not a score: it belongs to the complaint being handled (relay route)
-    await surveys.keep_comment(tp, customer, text, now=now, services=svc)
+    await surveys.keep_comment(tp, customer, text, now=now, services=svc,
+                               offer_to_staff=len(text) > LONG_TEXT)
     await _reask(context.bot, svc, customer, tp, rules, kept=len(text) > LONG_TEXT)
     return True
 
@@ -293,7 +296,7 @@ async def sticker_received(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     await log_in(update, svc, customer, "sticker", emoji)
     rules = surveys.survey_rules(svc.settings)
     tp = await surveys.open_survey_for(customer.id, svc.clock.now(), rules)
-    if tp is not None:
+    if tp is not None and not await surveys.is_answered(tp.id):
         await _reask(context.bot, svc, customer, tp, rules, kept=False)
 
 
