@@ -1472,6 +1472,7 @@ async def _store_visits(rows: Sequence[VisitRow], rules: JourneyRules, now: date
             for r in await Visit.filter(vehicle_id__in=vids).values_list(*fields)
         }
         new: list[Visit] = []
+        corrected_visits: set[int] = set()  # visits whose details the DMS corrected
         for v in known:
             vid = cars[v.vin][0]
             target = (v.advisor, v.mileage, v.major_repair, v.next_service_on, v.next_service_km)
@@ -1487,6 +1488,7 @@ async def _store_visits(rows: Sequence[VisitRow], rules: JourneyRules, now: date
                     advisor=v.advisor, mileage=v.mileage, major_repair=v.major_repair,
                     next_service_on=v.next_service_on, next_service_km=v.next_service_km,
                 )
+                corrected_visits.add(row[0])
                 out.updated += 1
             else:
                 out.unchanged += 1
@@ -1519,6 +1521,15 @@ async def _store_visits(rows: Sequence[VisitRow], rules: JourneyRules, now: date
                 next_on=v.next_service_on, next_km=v.next_service_km, advisor=v.advisor,
                 rules=rules, latest=newest[vid][1] == visit_id,
             )
+        for plan in plans:
+            if plan.payload.get("visit_id") in corrected_visits:
+                # A corrected visit corrects what is still to be sent for it (major repair,
+                # next service date); what already went out stays as it was.
+                await Touchpoint.filter(
+                    customer_id=plan.customer_id, kind=plan.kind,
+                    occasion_key=plan.occasion_key, status=TouchpointStatus.PENDING,
+                ).using_db(conn).update(due_at=plan.due_at, expires_at=plan.expires_at,
+                                        payload=plan.payload)
         await write_touchpoints(plans, batch_size=CHUNK_SIZE, now=now, conn=conn)
         first = [cars[v.vin][0] for v in known if v.kind is VisitKind.FIRST_SERVICE]
         if first:

@@ -224,3 +224,25 @@ async def test_post_visits(env: BotEnv, client: TestClient, tmp_path: Path) -> N
     assert r.status == 400
     tp = await Touchpoint.get(kind=SERVICE_FOLLOWUP)
     assert tp.payload["major_repair"] is True and tp.payload["next_service_on"] == "2027-01-10"
+
+
+async def test_a_corrected_visit_corrects_what_is_still_to_be_sent(env: BotEnv,
+                                                                   tmp_path: Path) -> None:
+    """The DMS first exported the repair as ordinary, then corrected it to a major one with
+    another next-service date: the pending follow-up follows the correction."""
+    env.clock.set(local(2026, 11, 3, 10, 0))
+    await deliver(env, tmp_path, delivery_row(VIN_A, "13800138000", "2026-01-03 10:00"))
+    await import_visits(env, visits_csv(tmp_path / "a.csv", [
+        f"{VIN_A},维修,2026-11-02 16:00,李娜,30000,否,2027-01-01,",
+    ]))
+    before = await Touchpoint.get(kind=SERVICE_FOLLOWUP)
+    result = await import_visits(env, visits_csv(tmp_path / "b.csv", [
+        f"{VIN_A},维修,2026-11-02 16:00,李娜,30000,是,2027-03-01,",
+    ]))
+    assert result.updated == 1
+    after = await Touchpoint.get(kind=SERVICE_FOLLOWUP)
+    assert after.id == before.id and after.status == TouchpointStatus.PENDING
+    assert after.payload["major_repair"] is True
+    assert after.payload["next_service_on"] == "2027-03-01"
+    assert after.expires_at is not None and before.expires_at is not None
+    assert after.expires_at > before.expires_at  # a major repair's follow-up has a week
