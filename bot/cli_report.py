@@ -3,6 +3,7 @@
     carebot report --month 2026-11
     carebot report --week 2026-W45 --by advisor
     carebot report --from 2026-11-01 --to 2026-11-15 --format csv
+    carebot report complaints --month 2026-11   (the complaints report, bot.cli_tickets)
 
 Formulas: docs/kpi.md.
 """
@@ -37,6 +38,9 @@ def add_commands(sub: Any) -> None:
         description="KPIs of a period in the dealership's time zone (formulas: docs/kpi.md). "
                     "Without a period: the current month.",
     )
+    report.add_argument("what", nargs="?", choices=["kpi", "complaints"], default="kpi",
+                        help="kpi (default), or complaints: the complaint ticket statistics "
+                             "(as `carebot complaints report`)")
     when = report.add_mutually_exclusive_group()
     when.add_argument("--month", metavar="YYYY-MM", help="a calendar month, e.g. 2026-11")
     when.add_argument("--week", metavar="YYYY-Www", help="an ISO week, e.g. 2026-W45")
@@ -78,6 +82,11 @@ async def run_report(settings: Settings, args: argparse.Namespace) -> int:
     except PeriodError as exc:
         print(f"carebot report: {exc}", file=sys.stderr)
         return 2
+    if getattr(args, "what", "kpi") == "complaints":
+        from bot.cli_tickets import complaints_report
+
+        return await complaints_report(settings, period.start, period.end, period.label,
+                                       args.format)
     async with database(settings):
         report = await compute(period, settings.tz, by_advisor=args.by == "advisor",
                                low_threshold=settings.survey_low_threshold)

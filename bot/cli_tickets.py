@@ -1,4 +1,5 @@
-"""``carebot staff …``, ``carebot ticket show``, ``carebot complaints report``.
+"""``carebot staff …``, ``carebot ticket show``, ``carebot complaints report`` (also
+``carebot report complaints --month|--week|--from/--to``, dispatched here by bot.cli_report).
 
 Staff identity is the Telegram user id an admin registers here; display names are only for
 signatures and mentions.
@@ -7,6 +8,9 @@ signatures and mentions.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
+import json
 import re
 import sys
 from datetime import date, datetime, timedelta
@@ -41,6 +45,7 @@ def add_commands(sub: Any) -> None:
     report = complaints_sub.add_parser("report", help="a month's complaints: counts, times, "
                                                       "breaches, reopen rate")
     report.add_argument("--month", required=True, type=_month, help="YYYY-MM")
+    report.add_argument("--format", choices=["table", "csv", "json"], default="table")
     report.set_defaults(run=cmd_complaints_report)
 
 
@@ -162,23 +167,54 @@ def _duration(value: timedelta | None) -> str:
 
 
 async def cmd_complaints_report(settings: Settings, args: argparse.Namespace) -> int:
+    first: date = args.month
+    nxt = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
+    return await complaints_report(settings, first, nxt, f"{first:%Y-%m}",
+                                   getattr(args, "format", "table"))
+
+
+async def complaints_report(settings: Settings, start_day: date, end_day: date, label: str,
+                            fmt: str = "table") -> int:
+    """The complaints of local days [start_day, end_day): ``complaints report`` and
+    ``report complaints`` print the same."""
     from bot.cli import database
     from bot.tickets import complaint_stats, facts_between
 
-    first: date = args.month
-    nxt = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
     tz = settings.tz
-    start = datetime(first.year, first.month, 1, tzinfo=tz)
-    end = datetime(nxt.year, nxt.month, 1, tzinfo=tz)
+    start = datetime(start_day.year, start_day.month, start_day.day, tzinfo=tz)
+    end = datetime(end_day.year, end_day.month, end_day.day, tzinfo=tz)
     async with database(settings):
         stats = complaint_stats(await facts_between(start, end))
-    print(f"complaints opened in {first:%Y-%m}: {stats.total}")
+    rate = stats.reopen_rate
+    if fmt in ("csv", "json"):
+        row: dict[str, Any] = {
+            "period": label, "opened": stats.total,
+            **{f"category_{k}": v for k, v in (stats.by_category or {}).items()},
+            **{f"level_{k}": v for k, v in (stats.by_level or {}).items()},
+            "median_first_answer_minutes": _minutes(stats.median_first_answer),
+            "median_resolution_minutes": _minutes(stats.median_resolution),
+            "breaches": stats.breaches, "tickets_breached": stats.tickets_breached,
+            "reopened": stats.reopened, "reopen_rate": rate, "closed": stats.closed,
+        }
+        if fmt == "json":
+            print(json.dumps(row, ensure_ascii=False, indent=2))
+        else:
+            out = io.StringIO()
+            writer = csv.DictWriter(out, fieldnames=list(row), lineterminator="\n")
+            writer.writeheader()
+            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+            print(out.getvalue(), end="")
+        return 0
+    print(f"complaints opened in {label}: {stats.total}")
     print("by category: " + ", ".join(f"{k} {v}" for k, v in (stats.by_category or {}).items()))
     print("by level:    " + ", ".join(f"{k} {v}" for k, v in (stats.by_level or {}).items()))
     print(f"median time to first answer: {_duration(stats.median_first_answer)}")
     print(f"median time to resolution:   {_duration(stats.median_resolution)}")
     print(f"deadline breaches: {stats.breaches} (on {stats.tickets_breached} tickets)")
-    rate = stats.reopen_rate
     print(f"reopened: {stats.reopened} ({rate:.0%})" if rate is not None else "reopened: 0")
     print(f"closed: {stats.closed}")
     return 0
+
+
+def _minutes(value: timedelta | None) -> int | None:
+    return None if value is None else int(value.total_seconds() // 60)

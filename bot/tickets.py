@@ -80,6 +80,7 @@ class EventKind(StrEnum):
     REOPENED = "reopened"
     CLOSED = "closed"
     NOTE = "note"
+    UNDELIVERED = "undelivered"  # a staff-chat or owner notice Telegram refused (429, error)
 
 
 class DueKind(StrEnum):
@@ -280,6 +281,18 @@ def overdue_reason(due_kind: str, due_at: datetime, level: str, tz: ZoneInfo) ->
     return f"{level} level did not act by {when}"
 
 
+SHOWN_TEXT_LIMIT = 1500  # description, resolution, improvement on cards and owner notices
+MESSAGE_LIMIT = 4096  # Telegram's limit for one message
+SHORTER_LIMITS = (SHOWN_TEXT_LIMIT, 800, 400, 150)  # tried in turn until a message fits
+
+
+def shorten(text: str, limit: int = SHOWN_TEXT_LIMIT) -> str:
+    """Plain text cut to ``limit`` characters with "…" (before escaping: never an entity)."""
+    if len(text) <= limit:
+        return text
+    return text[:max(limit - 1, 0)].rstrip() + "…"
+
+
 def format_number(ticket_id: int) -> str:
     return f"T-{ticket_id:04d}"
 
@@ -411,7 +424,11 @@ async def _claim(ticket: Ticket, staff: Staff, now: datetime, services: Services
     rules = sla_rules(services.settings)
     ticket.handler_id = staff.id
     ticket.claimed_at = now
-    ticket.handler_answer_due = add_business_time(now, rules.handler_answer, rules.calendar)
+    if ticket.handler_answer_due is None:
+        # the business day runs from the first claim at this level: another staff member
+        # taking over does not restart it (escalation and reopening clear it)
+        ticket.handler_answer_due = add_business_time(now, rules.handler_answer,
+                                                      rules.calendar)
     ticket.state = TicketState.ANSWERED if ticket.first_answered_at else TicketState.CLAIMED
     _recompute_due(ticket, now)
     await ticket.save(update_fields=["handler_id", "claimed_at", "handler_answer_due", "state",
@@ -493,6 +510,7 @@ async def _move_up(ticket: Ticket, target: TicketLevel, *, now: datetime, servic
     ticket.level = target
     ticket.major = ticket.major or major
     ticket.handler_id = None
+    ticket.handler_answer_due = None  # a new level: its handler gets a fresh business day
     if kind is EventKind.REOPENED:
         ticket.state = TicketState.REOPENED
         ticket.reopen_count += 1
@@ -500,8 +518,9 @@ async def _move_up(ticket: Ticket, target: TicketLevel, *, now: datetime, servic
         ticket.state = TicketState.OPEN
     ticket.due_at = add_business_time(now, rules.level_answer, rules.calendar)
     ticket.due_kind = DueKind.LEVEL
-    await ticket.save(update_fields=["level", "major", "handler_id", "state", "reopen_count",
-                                     "due_at", "due_kind", "updated_at"])
+    await ticket.save(update_fields=["level", "major", "handler_id", "handler_answer_due",
+                                     "state", "reopen_count", "due_at", "due_kind",
+                                     "updated_at"])
     event = await _event(ticket, kind, now, actor_id=actor_id,
                          text=f"{before} -> {target}" + (" (major)" if major else ""),
                          reason=reason)

@@ -6,6 +6,7 @@ card. Deadline checks and the relay are the scheduler's jobs, called here direct
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -434,7 +435,183 @@ async def test_cli_staff_ticket_show_and_report(db: str, clock: Any,
         assert "deadline breaches: 1" in out and "reopened: 1 (100%)" in out
         with pytest.raises(SystemExit):
             build_parser().parse_args(["complaints", "report", "--month", "2026-13"])
+
+        # the issue's spelling, `carebot report complaints`, prints the same report
+        assert await run("report", "complaints", "--month", "2026-11") == 0
+        same = capsys.readouterr().out
+        assert "complaints opened in 2026-11: 1" in same and "charges 1" in same
+        assert "median time to resolution:   4h00m" in same
+        assert await run("report", "complaints", "--from", "2026-11-01", "--to",
+                         "2026-11-30", "--format", "json") == 0
+        data = json.loads(capsys.readouterr().out)
+        assert data["period"] == "2026-11-01..2026-11-30" and data["opened"] == 1
+        assert data["category_charges"] == 1 and data["median_first_answer_minutes"] == 30
+        assert await run("report", "complaints", "--month", "2026-10") == 0
+        assert "complaints opened in 2026-10: 0" in capsys.readouterr().out
+        assert await run("complaints", "report", "--month", "2026-11", "--format", "csv") == 0
+        assert capsys.readouterr().out.splitlines()[1].startswith("2026-11,1,")
+        assert await run("report", "complaints", "--week", "2026-W45",
+                         "--format", "csv") == 0
+        assert capsys.readouterr().out.startswith("period,opened,")
+        # `carebot report --month` stays the KPI report
+        args = build_parser().parse_args(["report", "--month", "2026-11"])
+        assert args.what == "kpi"
+        assert await run("report", "--month", "2026-11") == 0
+        assert "complaints opened in" not in capsys.readouterr().out
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["report", "nonsense", "--month", "2026-11"])
     finally:
         await open_database(db, apply_migrations=False)
     staff = await Staff.get(telegram_id=7001)
     assert not staff.active
+
+
+async def test_second_claim_keeps_the_handler_clock(tenv: BotEnv, tmp_path: Path) -> None:
+    """Another staff member taking over keeps the business day; a new level restarts it."""
+    from bot.tickets import escalate
+
+    env = tenv
+    owner = await owner_with_car(env, tmp_path)
+    ticket = await complain(env, owner, "收费", "收费比报价高")
+    staff = group(env)
+    thread = staff.topic_id("T-0001 · 张伟 · 粤A12345 · 收费")
+    staff.press(AGENT, "🙋 认领", thread)
+    await env.poll()
+    first = await Ticket.get(id=ticket.id)
+    assert first.handler_answer_due is not None
+
+    env.clock.advance(hours=1)
+    staff.press(ADVISOR, "🙋 认领", thread)
+    await env.poll()
+    second = await Ticket.get(id=ticket.id)
+    assert second.handler_id == (await Staff.get(telegram_id=ADVISOR)).id
+    assert second.handler_answer_due == first.handler_answer_due
+
+    env.clock.advance(minutes=30)
+    manager = await Staff.get(telegram_id=MANAGER)
+    outcome, _ = await escalate(ticket.id, now=env.clock.now(), services=env.carebot.services,
+                                actor=manager, reason="test")
+    assert outcome.value == "done"
+    escalated = await Ticket.get(id=ticket.id)
+    assert escalated.handler_id is None and escalated.handler_answer_due is None
+    staff.press(SUPERVISOR, "🙋 认领", thread)
+    await env.poll()
+    third = await Ticket.get(id=ticket.id)
+    assert third.handler_answer_due is not None
+    assert third.handler_answer_due > first.handler_answer_due
+
+
+async def test_long_complaint_with_entities_still_gets_its_card(
+    tenv: BotEnv, tmp_path: Path
+) -> None:
+    """5,000 characters with & and <: shortened before escaping, the HTML never cut."""
+    env = tenv
+    owner = await owner_with_car(env, tmp_path)
+    part = ("刹车 & 异响 <很> 严重 " * 200)[:2500]
+    ticket = await complain(env, owner, "维修质量", part, part)
+    assert len(ticket.description) >= 5000  # stored in full
+    ticket = await Ticket.get(id=ticket.id)
+    assert ticket.card_message_id is not None
+    staff = group(env)
+    thread = staff.topic_id("T-0001 · 张伟 · 粤A12345 · 质量")
+    card = staff.bot_texts(thread)[0]
+    assert "刹车 & 异响 <很>" in card and "…" in card and len(card) <= 4096
+    assert "T-0001" in owner.bot_texts()[-1]  # the acknowledgement arrived
+
+    # the owner's later messages reach the topic (the card exists)
+    owner.send_text("补充一下")
+    await env.poll()
+    await staff_side.relay_tick(env.carebot.services)
+    assert any("补充一下" in t for t in staff.bot_texts(thread))
+
+    # a long resolution: the card is refreshed and the owner's notice arrives, shortened
+    staff.press(AGENT, "🙋 认领", thread)
+    await env.poll()
+    staff.press(AGENT, "✅ 解决", thread)
+    await env.poll()
+    staff.send_text(AGENT, ("已处理 & <免费> " * 400)[:3000], thread)
+    await env.poll()
+    staff.send_text(AGENT, "改进 & 措施", thread)
+    await env.poll()
+    assert (await Ticket.get(id=ticket.id)).state == TicketState.RESOLVED
+    notice = owner.bot_texts()[-1]
+    assert "已处理 & <免费>" in notice and "…" in notice and len(notice) <= 4096
+    card = staff.chat.find(ticket.card_message_id)
+    assert "改进 &amp; 措施" not in card.message.get("text", "")
+
+
+async def test_acknowledgement_names_the_configured_first_answer_time(
+    db: str, emulator: Any, clock: Any, tmp_path: Path
+) -> None:
+    """Plain hours when the business calendar is off, and the configured duration."""
+    from bot.app import create_app
+
+    settings = make_settings(emulator, database_url=db, staff_chat_id=STAFF_CHAT,
+                             ticket_business_hours="off", ticket_first_answer_hours=3)
+    emulator.group(STAFF_CHAT, "售后客服", is_forum=True)
+    carebot = create_app(settings, clock)
+    await carebot.initialize()
+    env = BotEnv(emulator, carebot, clock, settings)
+    try:
+        owner = await owner_with_car(env, tmp_path)
+        await complain(env, owner, "收费", "收费比报价高")
+        ack = owner.bot_texts()[-1]
+        assert "3 个小时" in ack and "工作小时" not in ack and "13:00" in ack
+        text = carebot.services.scripts.render(
+            "ticket_opened", "en", customer={"name": "Wei"}, vehicle=None,
+            dealer={"name": "Star", "phone": "1"}, staff="",
+            ticket={"number": "T-1", "category": "x", "level": "", "resolution": "",
+                    "due": "13:00", "first_hours": "1.5", "business": True})
+        assert "within 1.5 business hours" in text
+        text = carebot.services.scripts.render(
+            "ticket_opened", "en", customer={"name": "Wei"}, vehicle=None,
+            dealer={"name": "Star", "phone": "1"}, staff="",
+            ticket={"number": "T-1", "category": "x", "level": "", "resolution": "",
+                    "due": "13:00", "first_hours": "1", "business": False})
+        assert "within 1 hour " in text
+    finally:
+        await carebot.stop()
+
+
+async def test_refused_notices_are_logged_recorded_and_paced(
+    tenv: BotEnv, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 429 on an escalation notice: WARNING with the number, an event, and a hold."""
+    import logging
+
+    env = tenv
+    owner = await owner_with_car(env, tmp_path)
+    ticket = await complain(env, owner, "收费", "收费比报价高")
+    staff = group(env)
+    thread = staff.topic_id("T-0001 · 张伟 · 粤A12345 · 收费")
+    svc = env.carebot.services
+    side = staff_side.side_of(svc)
+    before = len(staff.bot_texts(thread))
+
+    env.clock.set(local(2026, 11, 3, 12, 0, 30))
+    env.emu.fail_next("sendMessage", error_code=429, retry_after=1)
+    with caplog.at_level(logging.WARNING, logger="bot.handlers.staff"):
+        await staff_side.deadline_tick(svc)
+    assert (await Ticket.get(id=ticket.id)).level == TicketLevel.ADVISOR
+    assert not any("李顾问" in t for t in staff.bot_texts(thread)[before:])
+    assert any("T-0001" in r.getMessage() and r.levelno == logging.WARNING
+               for r in caplog.records)
+    lost = await TicketEvent.filter(ticket_id=ticket.id, kind="undelivered")
+    assert lost and "notice not delivered" in lost[0].text
+
+    # within the wait Telegram asked for, the side does not call Telegram at all
+    assert side._hold_until is not None and side._hold_until > env.clock.now()
+    calls = env.emu.stats.get("429", 0)
+    assert await side.notice(ticket, "still waiting") is False
+    assert env.emu.stats.get("429", 0) == calls
+    assert not any("still waiting" in t for t in staff.bot_texts(thread))
+    assert await TicketEvent.filter(ticket_id=ticket.id, kind="undelivered").count() == 2
+    env.clock.advance(seconds=2)
+    assert await side.notice(ticket, "after the wait") is True
+    assert "after the wait" in staff.bot_texts(thread)[-1]
+
+    # an owner notice Telegram refuses is recorded too
+    env.emu.fail_next("sendMessage", error_code=500)
+    assert await side.notify_owner(ticket, "ticket_escalated") is False
+    assert await TicketEvent.filter(ticket_id=ticket.id, kind="undelivered",
+                                    text__contains="owner").count() == 1

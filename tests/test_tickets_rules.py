@@ -193,3 +193,12 @@ def test_complaint_stats() -> None:
     assert stats.closed == 2
     empty = complaint_stats([])
     assert empty.total == 0 and empty.reopen_rate is None and empty.median_resolution is None
+
+
+def test_shorten_plain_text() -> None:
+    from bot.tickets import shorten
+
+    assert shorten("short", 10) == "short"
+    assert shorten("x" * 10, 10) == "x" * 10
+    cut = shorten("a & b < c " * 500, 1500)
+    assert len(cut) <= 1500 and cut.endswith("…")

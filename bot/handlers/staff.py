@@ -83,6 +83,12 @@ def _retry_seconds(exc: RetryAfter) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
+def _cut(text: str, limit: int, parse_mode: str | None) -> str:
+    """Plain text may be cut to Telegram's limit; HTML never is (it could split an entity or
+    a tag): its inputs are shortened before rendering instead."""
+    return text if parse_mode else text[:limit]
+
+
 class StaffSide:
     """Everything the bot writes in the staff chat, and the owner notices of tickets."""
 
@@ -134,23 +140,49 @@ class StaffSide:
         if thread_id is not None and not kwargs:
             kwargs["message_thread_id"] = thread_id
         parse_mode = ParseMode.HTML if as_html else None
+        if self._hold_until is not None and now < self._hold_until:
+            log.warning("staff chat: holding sends until %s (Telegram asked to wait)%s",
+                        self._hold_until, f"; ticket {ticket.number}" if ticket else "")
+            return None
         try:
             if photo:
                 msg: Message = await self.bot.send_photo(
-                    self.chat_id, photo, caption=text[:1024] or None, parse_mode=parse_mode,
-                    reply_markup=markup, **kwargs)
+                    self.chat_id, photo, caption=_cut(text, 1024, parse_mode) or None,
+                    parse_mode=parse_mode, reply_markup=markup, **kwargs)
             else:
-                msg = await self.bot.send_message(self.chat_id, text[:4096], parse_mode=parse_mode,
+                msg = await self.bot.send_message(self.chat_id, _cut(text, 4096, parse_mode),
+                                                  parse_mode=parse_mode,
                                                   reply_markup=markup, **kwargs)
         except RetryAfter as exc:
             self._hold_until = now + timedelta(seconds=_retry_seconds(exc))
-            log.warning("staff chat: Telegram asks to wait %ss", _retry_seconds(exc))
+            log.warning("staff chat: Telegram asks to wait %ss%s", _retry_seconds(exc),
+                        f"; ticket {ticket.number}" if ticket else "")
             return None
         except TelegramError as exc:
-            log.error("staff chat: could not post (%s)", exc)
+            log.error("staff chat: could not post (%s)%s", exc,
+                      f"; ticket {ticket.number}" if ticket else "")
             return None
         self._sent.append(now)
         return msg
+
+    async def notice(self, ticket: Ticket, text: str, *, as_html: bool = False) -> bool:
+        """A staff-chat notice (escalation mentions, breach alerts...): not delivered is logged
+        and recorded on the ticket, never silently lost."""
+        if self.chat_id is None:
+            return False
+        if await self.send(ticket, text, as_html=as_html) is not None:
+            return True
+        await self._undelivered(ticket, "staff chat", text)
+        return False
+
+    async def _undelivered(self, ticket: Ticket, where: str, text: str) -> None:
+        log.warning("ticket %s: notice not delivered to the %s", ticket.number, where)
+        try:
+            await TicketEvent.create(ticket_id=ticket.id, kind=EventKind.UNDELIVERED,
+                                     text=f"notice not delivered ({where})",
+                                     reason=text[:200], created_at=self.svc.clock.now())
+        except Exception:  # noqa: BLE001 - recording must not break the caller
+            log.exception("ticket %s: could not record the undelivered notice", ticket.number)
 
     async def is_forum(self) -> bool:
         if self._forum is None and self.chat_id is not None:
@@ -187,7 +219,17 @@ class StaffSide:
         return InlineKeyboardMarkup([row[:2], row[2:]])
 
     async def card_text(self, ticket: Ticket) -> str:
+        """The card's HTML, long texts shortened (never the HTML) until it fits a message."""
+        text = ""
+        for limit in tickets.SHORTER_LIMITS:
+            text = await self._card_text(ticket, limit)
+            if len(text) <= tickets.MESSAGE_LIMIT:
+                break
+        return text
+
+    async def _card_text(self, ticket: Ticket, limit: int) -> str:
         svc = self.svc
+        short = tickets.shorten
         customer = await Customer.get(id=ticket.customer_id)
         vehicles = await Vehicle.filter(customer_id=customer.id).order_by("-delivered_at", "id")
         vehicle_ids = [v.id for v in vehicles]
@@ -216,13 +258,15 @@ class StaffSide:
                 "level": self._level(ticket.level), "major": ticket.major,
                 "state": self.label(f"state_{ticket.state}"),
                 "channel": self.label(f"channel_{ticket.channel}"),
-                "created": _local(ticket.created_at, svc), "description": ticket.description,
+                "created": _local(ticket.created_at, svc),
+                "description": short(ticket.description, limit),
                 "first_due": _local(ticket.first_answer_due, svc),
                 "first_answered": _local(ticket.first_answered_at, svc),
                 "handler_due": _local(ticket.handler_answer_due, svc),
                 "due": _local(ticket.due_at, svc),
                 "handler": f"{handler.name}（{self._level(handler.role) if handler.role in tickets.LEVELS else handler.role}）" if handler else "",
-                "resolution": ticket.resolution, "improvement": ticket.improvement,
+                "resolution": short(ticket.resolution, limit),
+                "improvement": short(ticket.improvement, limit),
                 "score": ticket.handling_score,
             },
             c={"name": customer.name, "phone": customer.phone,
@@ -320,7 +364,7 @@ class StaffSide:
         if kind == EventKind.CLAIMED:
             handler = await Staff.get_or_none(id=ticket.handler_id) if ticket.handler_id else None
             name = handler.name if handler else ""
-            await self.send(ticket, self.label("tk_claimed_notice", number=ticket.number,
+            await self.notice(ticket, self.label("tk_claimed_notice", number=ticket.number,
                                                name=name, due=_local(ticket.due_at, self.svc)))
             await self.notify_owner(ticket, "ticket_claimed", staff=name)
         elif kind == EventKind.ESCALATED:
@@ -331,16 +375,16 @@ class StaffSide:
                 to_level=esc(self._level(ticket.level)), reason=esc(event.reason),
                 mentions=await self.mentions(ticket.level),
                 due=esc(_local(ticket.due_at, self.svc)))
-            await self.send(ticket, text, as_html=True)
+            await self.notice(ticket, text, as_html=True)
             await self.notify_owner(ticket, "ticket_escalated")
         elif kind == EventKind.BREACH:
             text = self.label("tk_breach", number=esc(ticket.number), reason=esc(event.reason),
                               mentions=await self.mentions(ticket.level),
                               due=esc(_local(ticket.due_at, self.svc)))
-            await self.send(ticket, text, as_html=True)
+            await self.notice(ticket, text, as_html=True)
         elif kind == EventKind.RESOLVED:
             handler = await Staff.get_or_none(id=event.actor_id) if event.actor_id else None
-            await self.send(ticket, self.label(
+            await self.notice(ticket, self.label(
                 "tk_resolved_notice", number=ticket.number, name=handler.name if handler else "",
                 days=f"{self.svc.settings.ticket_followup_days:g}"))
             await self.notify_owner(ticket, "ticket_resolved")
@@ -351,10 +395,10 @@ class StaffSide:
                               to_level=esc(self._level(ticket.level)),
                               mentions=await self.mentions(ticket.level),
                               due=esc(_local(ticket.due_at, self.svc)))
-            await self.send(ticket, text, as_html=True)
+            await self.notice(ticket, text, as_html=True)
             await self.notify_owner(ticket, "ticket_reopened")
         elif kind == EventKind.CLOSED:
-            await self.send(ticket, self.label("tk_closed_notice", number=ticket.number,
+            await self.notice(ticket, self.label("tk_closed_notice", number=ticket.number,
                                                score=ticket.handling_score))
             await self.notify_owner(ticket, "ticket_closed")
             await self._topic_closed(ticket, closed=True)
@@ -380,32 +424,46 @@ class StaffSide:
             return False
         vehicle = await Vehicle.get_or_none(id=ticket.vehicle_id) if ticket.vehicle_id else None
         lang = customer.language
-        text = self.svc.scripts.render(
-            key, lang, customer=customer, vehicle=vehicle, dealer=dealer_context(self.svc.settings),
-            staff=staff,
-            ticket={"number": ticket.number, "category": self._cat(ticket.category, lang),
-                    "level": self._level(ticket.level, lang), "resolution": ticket.resolution,
-                    "due": _local(ticket.due_at, self.svc)},
-        )
-        return await self._to_owner(customer, text, kind=key, parse_mode=ParseMode.HTML)
+        business = tickets.sla_rules(self.svc.settings).calendar is not None
+        text = ""
+        for limit in tickets.SHORTER_LIMITS:  # shorten the inputs, never the rendered HTML
+            text = self.svc.scripts.render(
+                key, lang, customer=customer, vehicle=vehicle,
+                dealer=dealer_context(self.svc.settings), staff=staff,
+                ticket={"number": ticket.number, "category": self._cat(ticket.category, lang),
+                        "level": self._level(ticket.level, lang),
+                        "resolution": tickets.shorten(ticket.resolution, limit),
+                        "due": _local(ticket.due_at, self.svc),
+                        "first_hours": f"{self.svc.settings.ticket_first_answer_hours:g}",
+                        "business": business},
+            )
+            if len(text) <= tickets.MESSAGE_LIMIT:
+                break
+        return await self._to_owner(customer, text, kind=key, parse_mode=ParseMode.HTML,
+                                    ticket=ticket)
 
     async def _to_owner(self, customer: Customer, text: str, *, kind: str,
-                        parse_mode: str | None = None, photo: str = "") -> bool:
+                        parse_mode: str | None = None, photo: str = "",
+                        ticket: Ticket | None = None) -> bool:
         chat_id = customer.telegram_chat_id
         if chat_id is None or customer.unreachable_at is not None:
             return False
         now = self.svc.clock.now()
         try:
             if photo:
-                msg = await self.bot.send_photo(chat_id, photo, caption=text[:1024] or None,
+                msg = await self.bot.send_photo(chat_id, photo,
+                                                caption=_cut(text, 1024, parse_mode) or None,
                                                 parse_mode=parse_mode)
             else:
-                msg = await self.bot.send_message(chat_id, text[:4096], parse_mode=parse_mode)
+                msg = await self.bot.send_message(chat_id, _cut(text, 4096, parse_mode),
+                                                  parse_mode=parse_mode)
         except Forbidden:
             await Customer.filter(id=customer.id).update(unreachable_at=now)
             return False
         except TelegramError as exc:
             log.error("owner %s: ticket message not sent: %s", customer.id, exc)
+            if ticket is not None:  # a notice (a staff reply is reported to its sender)
+                await self._undelivered(ticket, "owner", text)
             return False
         await owners.log_message(direction=Direction.OUT, chat_id=chat_id, text=text, now=now,
                                  kind=kind, customer_id=customer.id,
