@@ -11,6 +11,8 @@ import logging
 from collections.abc import Mapping
 from datetime import datetime
 
+from tortoise.expressions import Subquery
+from tortoise.functions import Max
 from tortoise.transactions import in_transaction
 
 from db.models import ConsentRecord, Customer
@@ -73,14 +75,28 @@ async def grant(customer: Customer, *, now: datetime, source: str, wording: str)
 async def apply_import(consents: Mapping[str, bool], *, now: datetime,
                        wording: str = IMPORT_WORDING) -> int:
     """An import's consent column, by phone: owners whose consent changes get it set and a
-    record with source "import". Set-based; returns how many changed."""
+    record with source "import". Set-based; returns how many changed. A "yes" never
+    re-subscribes an owner whose latest record is a withdrawal from outside an import (the
+    bot, /stop, Unsubscribe, 退订): nothing is recorded for them, only a warning logged."""
     changed = 0
     for granted in (True, False):
         phones = [p for p, v in consents.items() if v is granted]
         for start in range(0, len(phones), 1000):
             chunk = phones[start:start + 1000]
-            ids = await Customer.filter(phone__in=chunk).exclude(
-                marketing_consent=granted).values_list("id", flat=True)
+            query = Customer.filter(phone__in=chunk).exclude(marketing_consent=granted)
+            if granted:
+                # The owner's own withdrawal (bot, /stop, Unsubscribe, 退订) outranks the file.
+                withdrawn = Subquery(ConsentRecord.filter(
+                    id__in=Subquery(ConsentRecord.annotate(m=Max("id")).group_by(
+                        "customer_id").values("m")),
+                    granted=False,
+                ).exclude(source="import").values("customer_id"))
+                kept = await query.filter(id__in=withdrawn).count()
+                if kept:
+                    log.warning("import: %d owner(s) marked as consenting withdrew it "
+                                "themselves; their withdrawal is kept", kept)
+                query = query.exclude(id__in=withdrawn)
+            ids = await query.values_list("id", flat=True)
             if not ids:
                 continue
             async with in_transaction():

@@ -205,6 +205,64 @@ async def test_pause_resume_and_cancel_mid_way(env: BotEnv) -> None:
         await promotions.resume(campaign, now=env.clock.now())
 
 
+async def test_cancel_or_pause_while_a_row_is_retried_after_429(env: BotEnv) -> None:
+    from bot.campaigns.dispatcher import claim_due
+
+    env.clock.set(local(2026, 11, 3, 10, 0))
+    await make_owners(env, 2)
+    campaign = await new_campaign(env)
+    await start_campaign(env, campaign)
+    dispatcher = env.carebot.dispatcher
+    now = env.clock.now()
+    batch = await claim_due(now, limit=10, lease=timedelta(minutes=5))
+    assert len(batch) == 2  # in flight: cancel cannot touch "sending" rows
+    assert await promotions.cancel(campaign, now=now) == 0
+    env.emu.fail_next("sendMessage", retry_after=3, count=2)
+    assert (await dispatcher._send_batch(batch, now)).retried == 2  # back to pending
+    env.clock.advance(seconds=5)
+    assert (await env.tick()).sent == 0
+    assert campaign_texts(env, UID) == [] and campaign_texts(env, UID + 1) == []
+    assert await Touchpoint.filter(status=TouchpointStatus.SKIPPED,
+                                   status_reason="campaign cancelled").count() == 2
+
+    second = await new_campaign(env, name="second")
+    await start_campaign(env, second)
+    now = env.clock.now()
+    batch = await claim_due(now, limit=10, lease=timedelta(minutes=5))
+    await promotions.pause(second, now=now)
+    env.emu.fail_next("sendMessage", retry_after=3, count=2)
+    await dispatcher._send_batch(batch, now)
+    env.clock.advance(seconds=5)
+    assert (await env.tick()).sent == 0
+    assert await Touchpoint.filter(occasion_key=promotions.occasion_key(second.id),
+                                   status=TouchpointStatus.HELD).count() == 2
+    assert await promotions.resume(second, now=env.clock.now()) == 2
+    assert (await env.tick()).sent == 2
+
+
+async def test_cancel_between_launch_claim_and_insert_sends_nothing(env: BotEnv) -> None:
+    env.clock.set(local(2026, 11, 3, 10, 0))
+    await make_owners(env, 3)
+    campaign = await new_campaign(env)
+    await promotions.schedule_campaign(campaign, send_at=env.clock.now(), now=env.clock.now(),
+                                       rules=rules(env))
+    # launch_due's claim, then a cancel before launch writes any row
+    assert await Campaign.filter(id=campaign.id, status=CampaignStatus.SCHEDULED).update(
+        status=CampaignStatus.SENDING)
+    claimed = await Campaign.get(id=campaign.id)
+    assert await promotions.cancel(await Campaign.get(id=campaign.id),
+                                   now=env.clock.now()) == 0
+    await promotions.launch(claimed, now=env.clock.now(), rules=rules(env))
+    assert (await env.tick()).sent == 0
+    assert await Touchpoint.filter(status=TouchpointStatus.SKIPPED,
+                                   status_reason="campaign cancelled").count() == 3
+    assert (await Campaign.get(id=campaign.id)).status == CampaignStatus.CANCELLED
+    # and when only the tick's skip rule sees them (rows written after launch re-read)
+    await Touchpoint.filter(kind="campaign").update(status=TouchpointStatus.PENDING)
+    assert (await env.tick()).sent == 0
+    assert await Touchpoint.filter(status=TouchpointStatus.PENDING).count() == 0
+
+
 async def test_unsubscribe_button_withdraws_consent_and_next_campaign_skips(env: BotEnv) -> None:
     env.clock.set(local(2026, 11, 3, 10, 0))
     owners = await make_owners(env, 2)
@@ -275,6 +333,26 @@ async def test_stop_command_marketing_only_is_on_record(env: BotEnv) -> None:
     assert customer.marketing_consent is False and customer.followups_refused is False
     [record] = await ConsentRecord.filter(customer_id=owner.id)
     assert not record.granted and record.source == "bot:/stop"
+
+
+async def test_subscribe_after_stop_everything_says_followups_stay_stopped(env: BotEnv) -> None:
+    [owner] = await make_owners(env, 1)
+    user = env.emu.user(UID)
+    user.send_text("/stop")
+    await env.poll()
+    user.press(env.carebot.scripts.label("stop_all_button", "zh_CN"))
+    await env.poll()
+    user.send_text("/subscribe")
+    await env.poll()
+    user.press("同意接收")
+    await env.poll()
+    customer = await Customer.get(id=owner.id)
+    assert customer.marketing_consent is True and customer.followups_refused is True
+    assert any("这一选择仍然有效" in t and env.settings.dealer_phone in t
+               for t in user.bot_texts())
+    count = await promotions.count_audience(promotions.Audience(), now=env.clock.now(),
+                                            rules=rules(env))
+    assert count.excluded["opted_out"] == 1 and count.eligible == 0
 
 
 async def test_interested_press_tells_the_staff_chat(env: BotEnv) -> None:
@@ -394,6 +472,16 @@ async def test_campaign_api_lifecycle(env: BotEnv) -> None:
         r = await client.post("/api/v1/campaigns", headers=auth,
                               json={"name": "x", "messages": {"en": "hi"}})
         assert r.status == 422 and "zh_CN" in (await r.json())["error"]
+        assert "201" in doc["paths"]["/api/v1/campaigns"]["post"]["responses"]
+        assert "200" not in doc["paths"]["/api/v1/campaigns"]["post"]["responses"]
+        for bad in ({"messages": ["你好"]}, {"messages": "你好"},
+                    {"messages": {"zh_CN": ["你好"]}},
+                    {"messages": {"zh_CN": "hi"}, "buttons": [1]},
+                    {"messages": {"zh_CN": "hi"}, "buttons": [["interested"]]},
+                    {"messages": {"zh_CN": "hi"}, "buttons": [None]}):
+            r = await client.post("/api/v1/campaigns", headers=auth, json={"name": "x", **bad})
+            assert r.status == 422, bad
+            assert (await r.json())["error"].startswith(("messages", "buttons")), bad
         r = await client.post("/api/v1/campaigns", headers=auth, json={
             "name": "冬季检测", "messages": {"zh_CN": MESSAGE},
             "buttons": ["interested"], "audience": {"languages": ["zh_CN"]},
@@ -446,6 +534,33 @@ async def test_import_consent_column_is_recorded(env: BotEnv, tmp_path: Any) -> 
                                          now=env.clock.now())
     assert not again.errors
     assert await ConsentRecord.filter(customer_id=yes.id).count() == 1  # unchanged: no record
+
+
+@pytest.mark.parametrize("how", ["button", "text"])
+async def test_reimport_does_not_resubscribe_an_owner_who_unsubscribed(env: BotEnv,
+                                                                       how: str) -> None:
+    env.clock.set(local(2026, 11, 3, 10, 0))
+    [owner] = await make_owners(env, 1, consent_given=False)
+    assert await consent.apply_import({owner.phone: True}, now=env.clock.now()) == 1
+    user = env.emu.user(UID)
+    if how == "button":
+        await start_campaign(env, await new_campaign(env))
+        assert (await env.tick()).sent == 1
+        user.press("退订")
+    else:
+        user.send_text("退订")
+    await env.poll()
+    assert (await Customer.get(id=owner.id)).marketing_consent is False
+    env.clock.advance(days=1)
+    assert await consent.apply_import({owner.phone: True}, now=env.clock.now()) == 0
+    customer = await Customer.get(id=owner.id)
+    assert customer.marketing_consent is False and customer.marketing_consent_source != "import"
+    records = await consent.history(owner.id)
+    assert [(r.granted, r.source) for r in records] == [
+        (True, "import"), (False, f"bot:{'unsubscribe' if how == 'button' else 'text'}")]
+    # a later yes in the bot itself still counts
+    await consent.grant(customer, now=env.clock.now(), source="bot:question", wording="w")
+    assert (await Customer.get(id=owner.id)).marketing_consent is True
 
 
 def test_cli_create_schedule_list_and_stats(tmp_path: Any, monkeypatch: Any,

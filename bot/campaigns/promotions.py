@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
+from tortoise import Tortoise
 from tortoise.expressions import Q, Subquery
 from tortoise.functions import Count, Max
 from tortoise.queryset import QuerySet
@@ -369,6 +370,9 @@ def parse_buttons(raw: Any) -> list[dict[str, Any]]:
         raise CampaignError(f"buttons: at most {MAX_BUTTONS} (the Unsubscribe button is added)")
     out: list[dict[str, Any]] = []
     for item in raw:
+        if not isinstance(item, (str, Mapping)):
+            raise CampaignError(f"buttons: {item!r} is neither a kind nor an object, e.g. "
+                                "\"interested\" or {\"kind\": \"url\", \"url\": \"https://…\"}")
         spec = {"kind": item} if isinstance(item, str) else dict(item)
         kind = str(spec.get("kind", "")).strip()
         if kind not in BUTTON_KINDS:
@@ -391,7 +395,7 @@ def parse_buttons(raw: Any) -> list[dict[str, Any]]:
     return out
 
 
-async def create_campaign(*, name: str, messages: Mapping[str, str], now: datetime,
+async def create_campaign(*, name: str, messages: Any, now: datetime,
                           dealer: Mapping[str, str], buttons: Any = None,
                           audience: Mapping[str, Any] | None = None, marketer: str = "",
                           event_date: date | str | None = None) -> Campaign:
@@ -399,7 +403,15 @@ async def create_campaign(*, name: str, messages: Mapping[str, str], now: dateti
     name = (name or "").strip()
     if not name:
         raise CampaignError("a campaign needs a name")
-    texts = {str(k): str(v) for k, v in (messages or {}).items() if str(v).strip()}
+    if messages is None:
+        messages = {}
+    if not isinstance(messages, Mapping):
+        raise CampaignError("messages: give an object of language -> text, "
+                            "e.g. {\"zh_CN\": \"…\"}")
+    not_text = sorted(str(k) for k, v in messages.items() if not isinstance(v, str))
+    if not_text:
+        raise CampaignError(f"messages: {not_text} must be texts")
+    texts = {str(k): str(v) for k, v in messages.items() if str(v).strip()}
     bad_lang = sorted(set(texts) - set(LANGUAGES))
     if bad_lang:
         raise CampaignError(f"messages: language(s) {bad_lang} not served; use {LANGUAGES}")
@@ -494,6 +506,17 @@ async def launch(campaign: Campaign, *, now: datetime, rules: CampaignRules,
     campaign.launch = {**count.to_dict(), "queued": len(ids), "due_at": due.isoformat()}
     campaign.launched_at = now
     await campaign.save(update_fields=["launch", "launched_at", "updated_at"])
+    # Paused or cancelled while the rows were being written: those calls found no rows yet.
+    status = (await Campaign.get(id=campaign.id)).status
+    if status == CampaignStatus.CANCELLED:
+        await Touchpoint.filter(
+            kind=KIND, occasion_key=key,
+            status__in=[TouchpointStatus.PENDING, TouchpointStatus.HELD],
+        ).update(status=TouchpointStatus.SKIPPED, status_reason="campaign cancelled")
+    elif status == CampaignStatus.PAUSED:
+        await Touchpoint.filter(
+            kind=KIND, occasion_key=key, status=TouchpointStatus.PENDING,
+        ).update(status=TouchpointStatus.HELD, status_reason="campaign paused")
     log.info("campaign %s launched: %s", campaign.id, campaign.launch)
     return count
 
@@ -514,7 +537,9 @@ async def launch_due(*, now: datetime, rules: CampaignRules) -> list[int]:
             await launch(campaign, now=now, rules=rules)
         except Exception:  # noqa: BLE001 - one broken campaign must not stop the others
             log.exception("campaign %s failed to launch; back to scheduled", cid)
-            await Campaign.filter(id=cid).update(status=CampaignStatus.SCHEDULED)
+            # only if still ours: a pause or cancel meanwhile must not be undone
+            await Campaign.filter(id=cid, status=CampaignStatus.SENDING).update(
+                status=CampaignStatus.SCHEDULED)
             continue
         launched.append(cid)
     return launched
@@ -574,6 +599,35 @@ async def cancel(campaign: Campaign, *, now: datetime) -> int:
         campaign.finished_at = now
         await campaign.save(update_fields=["status", "finished_at", "updated_at"])
     return stopped
+
+
+def _rows_of_campaigns(status: CampaignStatus) -> str:
+    """SQL: the occasion keys of every campaign in ``status`` (SQLite and PostgreSQL)."""
+    return (f"SELECT 'campaign:' || CAST(\"id\" AS TEXT) FROM \"campaign\" "
+            f"WHERE \"status\" = '{status.value}'")
+
+
+async def stop_cancelled_and_paused(now: datetime) -> int:
+    """Each tick: a row that came back to pending after a cancel or pause (a 429 or network
+    retry, a reclaimed lease, a launch racing the click) is skipped ("campaign cancelled")
+    or held again ("campaign paused"). Two set-based UPDATEs; returns how many rows."""
+    conn = Tortoise.get_connection("default")
+    n = 0
+    for status, new, reason, from_states in (
+        (CampaignStatus.CANCELLED, TouchpointStatus.SKIPPED, "campaign cancelled",
+         (TouchpointStatus.PENDING, TouchpointStatus.HELD)),
+        (CampaignStatus.PAUSED, TouchpointStatus.HELD, "campaign paused",
+         (TouchpointStatus.PENDING,)),
+    ):
+        states = ", ".join(f"'{s.value}'" for s in from_states)
+        count, _ = await conn.execute_query(
+            f"UPDATE \"touchpoint\" SET \"status\" = '{new.value}', "
+            f"\"status_reason\" = '{reason}' "
+            f"WHERE \"kind\" = '{KIND}' AND \"status\" IN ({states}) "
+            f"AND \"occasion_key\" IN ({_rows_of_campaigns(status)})"
+        )
+        n += count
+    return n
 
 
 async def skip_capped(now: datetime, cap: int) -> int:

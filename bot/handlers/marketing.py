@@ -157,6 +157,11 @@ async def _consent_answer(update: Update, svc: Services, customer: Customer, yes
     if yes:
         await consent.grant(customer, now=now, source="bot:question", wording=wording)
         text = svc.scripts.label("campaign_consent_given", customer.language)
+        if customer.followups_refused:
+            # Consent to offers only: "stop every follow-up" stays until the owner asks the
+            # dealership to lift it (docs/campaigns.md), and the owner is told so plainly.
+            text = svc.scripts.label("campaign_consent_given_followups_stopped",
+                                     customer.language, phone=svc.settings.dealer_phone)
     else:
         if customer.marketing_consent:
             await consent.withdraw(customer, now=now, source="bot:question", wording=wording)
@@ -183,6 +188,7 @@ def register(application: Application, services: Services) -> None:  # type: ign
         return await promotions.skip_capped(now, cap)
 
     services.dispatcher.skip_rules.append(cap_rule)
+    services.dispatcher.skip_rules.append(promotions.stop_cancelled_and_paused)
     application.add_handler(CallbackQueryHandler(button_pressed, pattern=r"^mk:"))
     application.add_handler(
         CommandHandler("subscribe", subscribe_command, filters=filters.ChatType.PRIVATE))

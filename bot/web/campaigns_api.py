@@ -86,7 +86,7 @@ async def create(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     body = await _body(request)
     campaign = await promotions.create_campaign(
-        name=str(body.get("name", "")), messages=body.get("messages") or {},
+        name=str(body.get("name", "")), messages=body.get("messages"),
         buttons=body.get("buttons"), audience=body.get("audience"),
         marketer=str(body.get("marketer", "")), event_date=body.get("event_date"),
         now=svc.clock.now(),
@@ -270,6 +270,9 @@ def openapi_document() -> dict[str, Any]:
         elif path.endswith("/audience"):
             op["requestBody"] = {"required": True, "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/Audience"}}}}
+        if method == "POST" and path == "/api/v1/campaigns":  # create answers 201
+            op["responses"] = {"201": {"description": "Created"},
+                               **{k: v for k, v in op["responses"].items() if k != "200"}}
         paths.setdefault(path, {})[method.lower()] = op
     paths["/api/v1/deliveries"] = {"post": {
         "summary": "Import deliveries (see docs/import-format.md)",
