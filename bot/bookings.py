@@ -146,9 +146,11 @@ async def book(
     return BookOutcome(booking, created=True)
 
 
-async def cancel(booking_id: int, *, customer_id: int, now: datetime) -> Booking | None:
+async def cancel(booking_id: int, *, customer_id: int, now: datetime,
+                 tz: ZoneInfo) -> Booking | None:
     """Cancel the owner's booking and its reminder; None when it is not theirs. The reminder
-    the booking had stood in for is pending again (the dispatcher expires it if too late)."""
+    the booking had stood in for is pending again (the dispatcher expires it if too late),
+    unless another booking for today or later (local date in ``tz``) still stands in for it."""
     async with in_transaction():
         booking = await Booking.get_or_none(id=booking_id, customer_id=customer_id)
         if booking is None or booking.status is BookingStatus.CANCELLED:
@@ -162,7 +164,8 @@ async def cancel(booking_id: int, *, customer_id: int, now: datetime) -> Booking
         ).update(status=TouchpointStatus.SKIPPED, status_reason=BOOKING_CANCELLED)
         if booking.vehicle_id is not None:
             still_booked = await Booking.filter(
-                vehicle_id=booking.vehicle_id, kind=booking.kind, status=BookingStatus.BOOKED
+                vehicle_id=booking.vehicle_id, kind=booking.kind, status=BookingStatus.BOOKED,
+                day__gte=local_date(now, tz),
             ).exists()
             if not still_booked:
                 reminder_kind, reason = _SUPERSEDES[booking.kind]
@@ -185,9 +188,11 @@ async def staff_recipient(advisor: str, staff_chat_id: int | None) -> int | None
     return staff_chat_id
 
 
-async def skip_superseded_reminders(now: datetime) -> int:
+async def skip_superseded_reminders(now: datetime, tz: ZoneInfo) -> int:
     """Dispatcher skip rule: a first-service reminder is not sent once the car had its first
-    service or has one booked; a service-due reminder not once a service is booked."""
+    service or has one booked; a service-due reminder not once a service is booked. Only
+    bookings for today or later (local date in ``tz``) count: a past one blocks nothing."""
+    today = local_date(now, tz)
     done = Subquery(Visit.filter(kind=VisitKind.FIRST_SERVICE).values("vehicle_id"))
     n = await Touchpoint.filter(
         kind=FIRST_SERVICE, status=TouchpointStatus.PENDING, due_at__lte=now,
@@ -195,7 +200,8 @@ async def skip_superseded_reminders(now: datetime) -> int:
     ).update(status=TouchpointStatus.SKIPPED, status_reason=FIRST_SERVICE_DONE)
     for kind, (reminder_kind, reason) in _SUPERSEDES.items():
         booked = Subquery(
-            Booking.filter(kind=kind, status=BookingStatus.BOOKED).values("vehicle_id")
+            Booking.filter(kind=kind, status=BookingStatus.BOOKED, day__gte=today)
+            .values("vehicle_id")
         )
         n += await Touchpoint.filter(
             kind=reminder_kind, status=TouchpointStatus.PENDING, due_at__lte=now,

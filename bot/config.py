@@ -103,6 +103,7 @@ class Settings(BaseSettings):
 
     # Scheduled touchpoints (issue 3): journey days (local days after the cause) and local
     # send times, the daily occasions scan, booking. See docs/touchpoints.md.
+    checkin_after_hours: float = Field(2.0, gt=0, description="delivery check-in: hours after")
     followup_day: int = Field(3, ge=1, le=30, description="3-day follow-up: day after delivery")
     followup_time: str = "10:00"
     followup_grace_days: int = Field(1, ge=0, le=14, description="valid this many days after")
@@ -120,6 +121,7 @@ class Settings(BaseSettings):
     service_interval_km: int = Field(10000, ge=0, le=100000)
     service_due_lead_days: int = Field(7, ge=0, le=60, description="service-due reminder lead")
     service_due_time: str = "10:00"
+    service_due_grace_days: int = Field(14, ge=0, le=120, description="valid after the date")
     scan_time: str = "09:30"  # the daily occasions scan; birthdays and holidays go out then
     scan_catchup_days: int = Field(31, ge=0, le=366, description="days a scan looks back")
     insurance_lead_days: str = "30,7"

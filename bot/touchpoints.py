@@ -12,6 +12,7 @@ buttons) belong to the surveys feature.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -55,7 +56,8 @@ def register(application: Application, services: Services) -> None:  # type: ign
     composers[FIRST_SERVICE] = _with_book_button(services)
     composers[SERVICE_DUE] = _with_book_button(services)
     composers[BOOKING_REMINDER] = _with_cancel_button(services)
-    services.dispatcher.skip_rules.append(bookings.skip_superseded_reminders)
+    services.dispatcher.skip_rules.append(
+        functools.partial(bookings.skip_superseded_reminders, tz=services.settings.tz))
 
 
 async def scan_now(services: Services) -> None:

@@ -9,7 +9,13 @@ from typing import Any
 
 from bot import bookings
 from bot.bookings import booking_rules
-from bot.campaigns.journeys import BOOKING_REMINDER, FIRST_SERVICE, journey_rules
+from bot.campaigns.journeys import (
+    BIRTHDAY,
+    BOOKING_REMINDER,
+    FIRST_SERVICE,
+    SERVICE_DUE,
+    journey_rules,
+)
 from bot.intake import import_deliveries_file
 from db.models import (
     Booking,
@@ -176,6 +182,24 @@ async def test_forged_booking_data_cannot_book_for_someone_else(env: BotEnv,
     assert await Booking.all().count() == 0
 
 
+async def test_a_booking_cannot_start_from_a_birthday_greeting(env: BotEnv,
+                                                                tmp_path: Path) -> None:
+    owner = await delivered_and_linked(env, tmp_path)
+    customer = await Customer.get(phone="+8613800138000")
+    env.clock.set(local(2026, 11, 21, 10, 0))
+    await env.tick()
+    greeting = await Touchpoint.create(customer_id=customer.id, kind=BIRTHDAY,
+                                       occasion_key="birthday:20261121", due_at=env.clock.now(),
+                                       status=TouchpointStatus.SENT, sent_at=env.clock.now())
+    chat = env.emu.chats[owner.chat_id]
+    stored = next(m for m in reversed(chat.messages) if m.from_bot)
+    env.emu._queue_callback(chat, owner.user_id, stored, f"bk:s:{greeting.id}", "x")
+    await env.poll()
+    assert "预约入口已失效" in owner.bot_texts()[-1]
+    assert "请选择到店日期" not in owner.bot_texts()[-1]
+    assert await Booking.all().count() == 0
+
+
 async def another_owner(env: BotEnv, tmp_path: Path) -> Any:
     path = write_csv(tmp_path / "other.csv",
                      [delivery_row(VIN_B, "13900000009", "2026-11-01 10:00", name="路人")])
@@ -204,8 +228,32 @@ async def test_first_service_booking_replaces_the_reminder_until_cancelled(
                                 kind=BookingKind.FIRST_SERVICE, source_touchpoint_id=None,
                                 now=now, rules=rules)
     assert not again.created and again.booking.id == outcome.booking.id
-    await bookings.cancel(outcome.booking.id, customer_id=customer.id, now=now)
+    await bookings.cancel(outcome.booking.id, customer_id=customer.id, now=now,
+                          tz=env.settings.tz)
     reminder = await Touchpoint.get(kind=FIRST_SERVICE)
     assert reminder.status == TouchpointStatus.PENDING  # it goes out on day 18 after all
     assert await bookings.cancel(outcome.booking.id, customer_id=customer.id + 1,
-                                 now=now) is None
+                                 now=now, tz=env.settings.tz) is None
+
+
+async def test_a_booking_for_a_past_day_does_not_skip_a_new_service_due_reminder(
+    env: BotEnv, tmp_path: Path
+) -> None:
+    await delivered_and_linked(env, tmp_path)
+    customer = await Customer.get(phone="+8613800138000")
+    vehicle = await Vehicle.get(vin=VIN_A)
+    now = local(2027, 5, 10, 10, 0)
+    # booked (and never cancelled) for a day long gone
+    await Booking.create(customer_id=customer.id, vehicle_id=vehicle.id, day=date(2026, 11, 24),
+                         slot="morning", kind=BookingKind.MAINTENANCE, created_at=now)
+    reminder = await Touchpoint.create(customer_id=customer.id, vehicle_id=vehicle.id,
+                                       kind=SERVICE_DUE, occasion_key="visit:1", due_at=now)
+    assert await bookings.skip_superseded_reminders(now, env.settings.tz) == 0
+    reminder = await Touchpoint.get(id=reminder.id)
+    assert reminder.status == TouchpointStatus.PENDING
+    # a booking for today still stands in for it
+    await Booking.create(customer_id=customer.id, vehicle_id=vehicle.id, day=date(2027, 5, 10),
+                         slot="afternoon", kind=BookingKind.MAINTENANCE, created_at=now)
+    assert await bookings.skip_superseded_reminders(now, env.settings.tz) == 1
+    reminder = await Touchpoint.get(id=reminder.id)
+    assert reminder.status == TouchpointStatus.SKIPPED

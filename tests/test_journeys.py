@@ -164,6 +164,17 @@ async def test_followup_time_in_quiet_hours_waits_for_them_to_end(custom_env: An
     assert "已经三天了" in owner.bot_texts()[-1]
 
 
+async def test_checkin_after_hours_setting_moves_the_checkin(custom_env: Any,
+                                                             tmp_path: Path) -> None:
+    env = await custom_env(checkin_after_hours=3.0)
+    env.clock.set(local(2026, 11, 3, 10, 30))
+    await _import(env, write_csv(tmp_path / "d.csv",
+                                 [delivery_row(VIN_A, "13800138000", "2026-11-03 10:00")]))
+    tp = await Touchpoint.get(kind=CHECKIN)
+    assert tp.due_at == local(2026, 11, 3, 13, 0)
+    assert tp.expires_at == local(2026, 11, 4, 1, 0)  # still 12 h after its due time
+
+
 # --- every kind: consent, reachability, quiet hours ----------------------------------------
 
 

@@ -169,6 +169,24 @@ async def test_holiday_greeting_goes_to_linked_owners_who_accept_follow_ups(
     assert not any("开业纪念日" in t for t in declined.bot_texts())
 
 
+async def test_two_holidays_on_one_day_are_two_greetings(
+    custom_env: Any, tmp_path: Path  # noqa: F811
+) -> None:
+    # 2026-09-25 is 中秋 (lunar 08-15); the dealership also marks its own day then
+    env = await custom_env(holidays="09-25:开业纪念日,L08-15:中秋节")
+    env.clock.set(local(2026, 9, 25, 9, 0))
+    await load(env, tmp_path, owner_row(VIN_A, "13800138000"))
+    owner = await link_by_contact(env, 5001, "13800138000")
+    assert (await scan(env)).holidays == 2
+    assert (await scan(env)).holidays == 0  # a re-run writes nothing new
+    names = sorted(tp.payload["name"] for tp in await Touchpoint.filter(kind=HOLIDAY))
+    assert names == ["中秋节", "开业纪念日"]
+    env.clock.set(local(2026, 9, 25, 9, 30))
+    await env.tick()
+    texts = owner.bot_texts()
+    assert any("开业纪念日" in t for t in texts) and any("中秋节" in t for t in texts)
+
+
 async def test_scan_time_in_quiet_hours_is_shifted(custom_env: Any,  # noqa: F811
                                                    tmp_path: Path) -> None:
     env = await custom_env(quiet_hours="21:00-10:00")

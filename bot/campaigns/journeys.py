@@ -251,6 +251,7 @@ def journey_rules(settings: Settings) -> JourneyRules:
     return JourneyRules(
         tz=settings.tz,
         quiet=settings.quiet,
+        checkin_after=timedelta(hours=settings.checkin_after_hours),
         checkin_expiry=timedelta(hours=settings.checkin_expiry_hours),
         followup_day=settings.followup_day,
         followup_time=parse_hhmm(settings.followup_time),
@@ -269,4 +270,5 @@ def journey_rules(settings: Settings) -> JourneyRules:
         service_interval_km=settings.service_interval_km,
         service_due_lead_days=settings.service_due_lead_days,
         service_due_time=parse_hhmm(settings.service_due_time),
+        service_due_grace_days=settings.service_due_grace_days,
     )

@@ -210,9 +210,13 @@ async def run_scan(now: datetime, rules: OccasionRules) -> ScanReport:
             if not holiday.falls_on(today):
                 continue
             # Greetings go to owners who can and may receive them: no dead rows per owner.
+            # The key names the holiday's own date spec ("L" = lunar): two holidays on one
+            # day are two greetings.
+            spec = f"{'L' if holiday.lunar else ''}{holiday.month:02d}-{holiday.day:02d}"
             report.holidays += await ins.insert(
                 kind=HOLIDAY, priority=GREETING_PRIORITY, source='"customer" c',
-                customer="c.id", vehicle="NULL", key_prefix=f"holiday:{stamp}", key_suffix="",
+                customer="c.id", vehicle="NULL", key_prefix=f"holiday:{stamp}:{spec}",
+                key_suffix="",
                 where='c."telegram_chat_id" IS NOT NULL AND c."unreachable_at" IS NULL '
                       'AND c."followups_refused" = {}',
                 where_args=[False], due=due, expires=end_today,

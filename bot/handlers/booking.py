@@ -20,16 +20,30 @@ from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
 from bot import bookings, owners
 from bot.bookings import booking_rules
+from bot.campaigns.journeys import FIRST_SERVICE, SERVICE_DUE
+from bot.campaigns.promotions import KIND as CAMPAIGN
 from bot.campaigns.timing import local_date
 from bot.services import Services, services_of
 from bot.texts import DEFAULT_LANGUAGE
-from db.models import Booking, BookingKind, BookingStatus, Customer, Direction, Touchpoint, Vehicle
+from db.models import (
+    Booking,
+    BookingKind,
+    BookingStatus,
+    Customer,
+    Direction,
+    Touchpoint,
+    TouchpointStatus,
+    Vehicle,
+)
 
 log = logging.getLogger(__name__)
 
 PREFIX = "bk"
 _SLOT_CODES = {"m": "morning", "a": "afternoon"}
 _CODE_OF = {v: k for k, v in _SLOT_CODES.items()}
+# Touchpoints a booking may start from: the reminders with "Book a visit", and campaign
+# messages offering a booking (``bk:s:<tp>``, the marketing feature).
+BOOKABLE_KINDS = (FIRST_SERVICE, SERVICE_DUE, CAMPAIGN)
 
 
 def book_button(svc: Services, lang: str, touchpoint_id: int) -> list[list[tuple[str, str]]]:
@@ -87,10 +101,15 @@ def _parse_day(text: str) -> date | None:
 
 
 async def _reminder_of(customer: Customer, tp_id: str) -> Touchpoint | None:
-    """The owner's own reminder a booking starts from (never someone else's)."""
+    """The owner's own reminder a booking starts from (never someone else's): a first-service
+    or service-due reminder, or a campaign message, that is pending or sent. Any other
+    touchpoint (a birthday greeting, a cancelled or expired one) starts nothing."""
     if not tp_id.isdigit():
         return None
-    return await Touchpoint.get_or_none(id=int(tp_id), customer_id=customer.id)
+    return await Touchpoint.get_or_none(
+        id=int(tp_id), customer_id=customer.id, kind__in=BOOKABLE_KINDS,
+        status__in=[TouchpointStatus.PENDING, TouchpointStatus.SENT],
+    )
 
 
 async def _log_out(svc: Services, customer: Customer, chat_id: int, text: str,
@@ -198,7 +217,8 @@ async def _cancel(update: Update, context: ContextTypes.DEFAULT_TYPE, svc: Servi
     lang, phone = customer.language, svc.settings.dealer_phone
     was = await Booking.get_or_none(id=booking_id, customer_id=customer.id)
     already = was is not None and was.status is BookingStatus.CANCELLED
-    booking = await bookings.cancel(booking_id, customer_id=customer.id, now=svc.clock.now())
+    booking = await bookings.cancel(booking_id, customer_id=customer.id, now=svc.clock.now(),
+                                    tz=svc.settings.tz)
     if booking is None:
         await query.edit_message_text(svc.scripts.label("bk_unavailable", lang, phone=phone))
         return
