@@ -1,0 +1,80 @@
+"""A smoke run of `carebot bench` at tiny sizes, so the benchmarks never rot.
+
+Only that every benchmark runs and its figures are sane is checked here, not the targets
+(those are for the full sizes, on a quiet machine: `carebot bench`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import bench
+from bot.cli import build_parser
+from bot.config import Settings
+
+
+def _settings() -> Settings:
+    values: dict[str, Any] = {"_env_file": None}
+    return Settings(**values)
+
+
+def test_scale_multiplies_the_sizes_and_is_checked() -> None:
+    args = build_parser().parse_args(["bench", "--scale", "0.002", "--only", "scan"])
+    assert args.scale == 0.002 and args.only == ["scan"]
+    assert bench._size(bench.SCAN_OWNERS, args.scale, 100) == 2_000
+    assert bench._size(bench.IMPORT_ROWS, 0.0001, 20) == 20  # never below the minimum
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bench", "--scale", "0"])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bench", "--only", "nonsense"])
+
+
+def test_vins_are_distinct_and_valid() -> None:
+    from bot.vin import check_vin
+
+    vins = [bench._vin(i) for i in (0, 1, 999_999, 1_000_000, 7_654_321)]
+    assert len(set(vins)) == len(vins)
+    assert all(check_vin(v).ok and check_vin(v).warning is None for v in vins)
+
+
+async def test_every_benchmark_runs_at_a_tiny_scale(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / "benchmarks.md"
+    docs = Path(bench.BENCHMARKS_MD)
+    before = docs.stat().st_mtime_ns if docs.exists() else None
+    args = build_parser().parse_args([
+        "bench", "--scale", "0.002", "--owners", "30", "--rate", "200",
+        "--output", str(report),
+    ])
+
+    await args.run(_settings(), args)
+
+    out = capsys.readouterr().out
+    for name in bench.BENCHMARKS:
+        assert f"running {name}" in out
+    text = report.read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith(("| benchmark ", "| --- "))]
+    assert {row.split(":")[0].lstrip("| ") for row in rows} == set(bench.BENCHMARKS)
+    assert "sizes scaled by 0.002" in text
+    # Each measured figure is beside its baseline from the same run, and both sides agreed
+    # on the result (a benchmark notes "CHECK" when they did not).
+    assert "CHECK" not in text
+    for name in ("import:", "scan: daily", "kpi:", "campaign:"):
+        row = next(r for r in rows if r.startswith(f"| {name}"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        value, baseline, ratio = cells[1], cells[4], cells[5]
+        assert value.endswith(" s") and baseline.endswith(" s"), row
+        assert math.isfinite(float(value[:-2].replace(",", "")))
+        assert float(baseline[:-2].replace(",", "")) > 0, row
+        assert ratio.endswith("×"), row
+    peak = next(r for r in rows if r.startswith("| import: peak RSS"))
+    assert 10 < float(peak.split("|")[2].strip().split()[0].replace(",", "")) < 500
+    gap = next(r for r in rows if "shortest gap" in r)
+    assert float(gap.split("|")[2].strip().split()[0]) >= 0.99
+    # the smoke run never touches the real report
+    assert (docs.stat().st_mtime_ns if docs.exists() else None) == before
