@@ -55,3 +55,17 @@ def test_one_429_holds_only_its_chat_but_a_cluster_holds_all() -> None:
     lim.retry_after(2, 5)
     lim.retry_after(3, 5)
     assert lim._reserve_global(4) >= mono.t + 5  # three 429s in a second: everyone waits
+
+
+
+def test_senders_woken_together_after_a_stall_still_keep_the_window() -> None:
+    """A stalled loop wakes many senders at once; no one-second window may exceed the rate."""
+    mono = Mono()
+    lim = SendLimiter(rate=5, per_chat_interval=0.0, monotonic=mono)
+    assert [lim._take_window() for _ in range(5)] == [0.0] * 5  # five sends in this second
+    assert lim._take_window() == 1.0  # the sixth waits for the window to move on
+    mono.t += 0.5
+    assert lim._take_window() == 0.5
+    mono.t += 0.5
+    assert lim._take_window() == 0.0
+    assert len(lim._sent) == 1
