@@ -238,9 +238,19 @@ async def write_touchpoints(
         "VALUES ({}, '', 0, '') ON CONFLICT DO NOTHING"
     ).format(", ".join(f'"{c}"' for c in columns), ", ".join(marks))
     pending = TouchpointStatus.PENDING.value
+    # A delivery's touchpoints share one payload dict: encode each dict once, not per row
+    # (the plans keep every payload alive here, so its id() is not reused meanwhile).
+    encoded: dict[int, str] = {}
+
+    def as_json(payload: dict[str, Any]) -> str:
+        text = encoded.get(id(payload))
+        if text is None:
+            text = encoded[id(payload)] = json.dumps(payload, ensure_ascii=False)
+        return text
+
     values = [
         [p.customer_id, p.vehicle_id, p.kind, p.occasion_key, p.priority, p.due_at, p.expires_at,
-         pending, json.dumps(p.payload, ensure_ascii=False), now, now]
+         pending, as_json(p.payload), now, now]
         for p in plans
     ]
     for first in range(0, len(values), batch_size):
