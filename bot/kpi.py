@@ -275,6 +275,11 @@ async def _followups(sql: _Sql, start: datetime, end: datetime, group: bool
     attempted = _in((TouchpointStatus.SENT, TouchpointStatus.UNREACHABLE,
                      TouchpointStatus.FAILED))
     lost = _in((TouchpointStatus.UNREACHABLE, TouchpointStatus.FAILED, TouchpointStatus.EXPIRED))
+    # The joins only find the advisor: the dealership's figures need none of them (each is
+    # on a unique key, so leaving them out changes no count).
+    joins = f"""JOIN customer c ON c.id = t.customer_id
+        LEFT JOIN vehicle v ON v.id = t.vehicle_id
+        LEFT JOIN visit vi ON vi.id = {sql.visit_id_of('t.payload')}""" if group else ""
     query = f"""
         SELECT {adv} AS scope,
                COUNT(*) AS due,
@@ -287,9 +292,7 @@ async def _followups(sql: _Sql, start: datetime, end: datetime, group: bool
                        OR (t.status = 'skipped' AND t.status_reason LIKE 'owner unreachable%')
                    THEN t.customer_id END) AS unreachable
         FROM touchpoint t
-        JOIN customer c ON c.id = t.customer_id
-        LEFT JOIN vehicle v ON v.id = t.vehicle_id
-        LEFT JOIN visit vi ON vi.id = {sql.visit_id_of('t.payload')}
+        {joins}
         WHERE t.kind IN {_in(FOLLOWUP_KINDS)} AND t.due_at >= ? AND t.due_at < ?
           AND NOT (t.status = 'skipped' AND t.status_reason LIKE 'owner declined%')
         {group_by}"""
@@ -354,14 +357,15 @@ async def _served(sql: _Sql, start: datetime, end: datetime, group: bool
                    THEN served.customer_id END) AS delighted
         FROM (
             SELECT v.customer_id AS customer_id,
-                   {_advisor("v.sales_advisor", "c.advisor")} AS advisor
-            FROM vehicle v JOIN customer c ON c.id = v.customer_id
+                   {_advisor("v.sales_advisor", "c.advisor") if group else "''"} AS advisor
+            FROM vehicle v {"JOIN customer c ON c.id = v.customer_id" if group else ""}
             WHERE v.delivered_at >= ? AND v.delivered_at < ?
             UNION ALL
             SELECT v.customer_id AS customer_id,
-                   {_advisor("x.advisor", "v.sales_advisor", "c.advisor")} AS advisor
+                   {_advisor("x.advisor", "v.sales_advisor", "c.advisor") if group else "''"}
+                   AS advisor
             FROM visit x JOIN vehicle v ON v.id = x.vehicle_id
-            JOIN customer c ON c.id = v.customer_id
+            {"JOIN customer c ON c.id = v.customer_id" if group else ""}
             WHERE x.left_at >= ? AND x.left_at < ?
         ) served
         {group_by}"""

@@ -117,7 +117,10 @@ class Vehicle(Model):
 
     class Meta:
         table = "vehicle"
-        indexes = (Index(fields=("insurance_expiry",), name="vehicle_insurance_expiry"),)
+        indexes = (
+            Index(fields=("insurance_expiry",), name="vehicle_insurance_expiry"),
+            Index(fields=("delivered_at",), name="vehicle_delivered"),  # owners served
+        )
 
 
 class Visit(Model):
@@ -140,6 +143,7 @@ class Visit(Model):
     class Meta:
         table = "visit"
         unique_together = (("vehicle", "left_at", "kind"),)
+        indexes = (Index(fields=("left_at",), name="visit_left"),)  # owners served
 
 
 class Staff(Model):
@@ -190,7 +194,10 @@ class Touchpoint(Model):
     class Meta:
         table = "touchpoint"
         unique_together = (("customer", "kind", "occasion_key"),)
-        indexes = (Index(fields=("status", "due_at"), name="touchpoint_status_due"),)
+        indexes = (
+            Index(fields=("status", "due_at"), name="touchpoint_status_due"),
+            Index(fields=("kind", "due_at"), name="touchpoint_kind_due"),  # KPI follow-ups
+        )
 
 
 class MessageLog(Model):
@@ -406,6 +413,9 @@ class Score(Model):
         table = "score"
         indexes = (
             Index(fields=("first_answered_at",), name="score_answered"),
+            # covers the KPI report: a month's scores are read from the index alone
+            Index(fields=("first_answered_at", "rates", "superseded_at", "score", "category",
+                          "customer_id"), name="score_kpi"),
             Index(fields=("touchpoint_id", "superseded_at"), name="score_touchpoint"),
             Index(fields=("handover",), name="score_handover"),
         )
