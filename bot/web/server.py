@@ -8,6 +8,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlparse
 
@@ -17,7 +18,7 @@ from telegram.ext import Application
 
 from bot.campaigns.journeys import journey_rules
 from bot.config import DEFAULT_WEBHOOK_PATH, Settings
-from bot.intake import import_deliveries_records, import_visits_records
+from bot.intake import ImportResult, import_deliveries_records, import_visits_records
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,14 @@ def _authorized(request: web.Request) -> bool:
     )
 
 
-async def post_deliveries(request: web.Request) -> web.Response:
-    """POST /api/v1/deliveries: a JSON array of deliveries (or {"deliveries": [...]})."""
+ImportRecords = Callable[..., Awaitable[ImportResult]]
+
+
+async def _intake(request: web.Request, key: str, import_records: ImportRecords) -> web.Response:
+    """One intake route for every kind of record: auth, JSON, shape, then the shared import.
+
+    200 when every row is good; 422 with per-row, per-field errors (good rows stored all the
+    same); 400 for a body that is not JSON; 401 without the key."""
     svc = request.app[SERVICES]
     if not _authorized(request):
         return _problem(401, "missing or wrong API key: send 'Authorization: Bearer <API_KEY>'"
@@ -73,34 +80,21 @@ async def post_deliveries(request: web.Request) -> web.Response:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         return _problem(400, "the body is not valid JSON")
-    records = body.get("deliveries") if isinstance(body, dict) else body
+    records = body.get(key) if isinstance(body, dict) else body
     if not isinstance(records, list):
-        return _problem(422, 'send a JSON array of deliveries, or {"deliveries": [...]}')
-    result = await import_deliveries_records(
-        records, rules=journey_rules(svc.settings), now=svc.clock.now()
-    )
+        return _problem(422, f'send a JSON array of {key}, or {{"{key}": [...]}}')
+    result = await import_records(records, rules=journey_rules(svc.settings), now=svc.clock.now())
     return web.json_response(result.to_dict(), status=422 if result.errors else 200)
+
+
+async def post_deliveries(request: web.Request) -> web.Response:
+    """POST /api/v1/deliveries: a JSON array of deliveries (or {"deliveries": [...]})."""
+    return await _intake(request, "deliveries", import_deliveries_records)
 
 
 async def post_visits(request: web.Request) -> web.Response:
-    """POST /api/v1/visits: a JSON array of workshop visits (or {"visits": [...]}); the same
-    checks, answers and status codes as the deliveries intake."""
-    svc = request.app[SERVICES]
-    if not _authorized(request):
-        return _problem(401, "missing or wrong API key: send 'Authorization: Bearer <API_KEY>'"
-                        if svc.settings.api_key else
-                        "the intake API is off: set CAREBOT_API_KEY to enable it")
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _problem(400, "the body is not valid JSON")
-    records = body.get("visits") if isinstance(body, dict) else body
-    if not isinstance(records, list):
-        return _problem(422, 'send a JSON array of visits, or {"visits": [...]}')
-    result = await import_visits_records(
-        records, rules=journey_rules(svc.settings), now=svc.clock.now()
-    )
-    return web.json_response(result.to_dict(), status=422 if result.errors else 200)
+    """POST /api/v1/visits: a JSON array of workshop visits (or {"visits": [...]})."""
+    return await _intake(request, "visits", import_visits_records)
 
 
 async def healthz(request: web.Request) -> web.Response:
