@@ -154,6 +154,12 @@ class Staff(Model):
     active = fields.BooleanField(default=True)
     password_hash = fields.CharField(max_length=200, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # The web console (issue 7): sign-in name, interface language, lock after failures.
+    login = fields.CharField(max_length=50, null=True, unique=True)
+    language = fields.CharField(max_length=8, default="zh_CN")
+    failed_logins = fields.SmallIntField(default=0)
+    locked_until = fields.DatetimeField(null=True)
+    last_login_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "staff"
@@ -574,3 +580,21 @@ class CustomerTag(Model):
         table = "customer_tag"
         unique_together = (("customer", "tag"),)
         indexes = (Index(fields=("tag",), name="customer_tag_tag"),)
+
+
+class AuditLog(Model):
+    """Who changed what in the console, and when: contact details, consents, staff, scripts."""
+
+    id = fields.BigIntField(primary_key=True)
+    staff: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="audit_entries", null=True, on_delete=fields.SET_NULL
+    )
+    staff_id: int | None
+    action = fields.CharField(max_length=40)  # customer.edit, consent.grant, script.edit, ...
+    target = fields.CharField(max_length=60, default="")  # "customer:42", "script:zh_CN/x"
+    detail = fields.JSONField(default=dict)  # {"field": [old, new], ...}
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "audit_log"
+        indexes = (Index(fields=("target", "created_at"), name="audit_target"),)
