@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test sandbox lint clean
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: run test sandbox lint clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,8 +17,20 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/carebot run
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The console's browser tests drive Debian's chromium (never a downloaded browser): install it
+# with apt-get when it is missing and we may; otherwise those tests skip and say why.
+chromium:
+	@test -x $(CHROMIUM) || command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium for the console's browser tests"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium \
+	    || { apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+	         apt-get install -y -q --no-install-recommends chromium; }; \
+	  else echo "chromium is missing and cannot be installed here (needs root and apt-get):" \
+	            "the console's browser tests will be skipped"; fi; }
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check bot db tests

@@ -22,17 +22,30 @@ ROLES = ("agent", "advisor", "supervisor", "manager", "marketing", "admin")
 
 
 def add_commands(sub: Any) -> None:
-    staff = sub.add_parser("staff", help="register staff who act on tickets (by Telegram id)")
+    staff = sub.add_parser("staff", help="staff: Telegram ids for tickets, console sign-in")
     staff_sub = staff.add_subparsers(dest="staff_command", required=True)
-    add = staff_sub.add_parser("add", help="add or update a staff member")
-    add.add_argument("--telegram-id", type=int, required=True)
+    add = staff_sub.add_parser("add", help="add or update a staff member (by Telegram id, "
+                                           "or by console login)")
+    add.add_argument("--telegram-id", type=int, default=None)
+    add.add_argument("--login", default=None, help="console sign-in name")
     add.add_argument("--name", required=True)
     add.add_argument("--role", choices=ROLES, required=True)
+    add.add_argument("--language", choices=("zh_CN", "en"), default=None,
+                     help="console interface language")
     add.set_defaults(run=cmd_staff_add)
     staff_sub.add_parser("list", help="list staff").set_defaults(run=cmd_staff_list)
     remove = staff_sub.add_parser("remove", help="deactivate a staff member (kept for history)")
-    remove.add_argument("--telegram-id", type=int, required=True)
+    remove.add_argument("--telegram-id", type=int, default=None)
+    remove.add_argument("--login", default=None)
     remove.set_defaults(run=cmd_staff_remove)
+    passwd = staff_sub.add_parser("passwd", help="set a console password (asked twice, or "
+                                                 "one line on stdin with --stdin)")
+    passwd.add_argument("login")
+    passwd.add_argument("--stdin", action="store_true", help="read the password from stdin")
+    passwd.set_defaults(run=cmd_staff_passwd)
+    unlock = staff_sub.add_parser("unlock", help="lift a console sign-in lock")
+    unlock.add_argument("login")
+    unlock.set_defaults(run=cmd_staff_unlock)
 
     ticket = sub.add_parser("ticket", help="complaint tickets")
     ticket_sub = ticket.add_subparsers(dest="ticket_command", required=True)
@@ -60,13 +73,25 @@ async def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
     from bot.cli import database
     from db.models import Staff, StaffRole
 
+    if args.telegram_id is None and not args.login:
+        print("carebot staff add: give --telegram-id (to act on tickets in Telegram), "
+              "--login (to sign in to the console), or both", file=sys.stderr)
+        return 2
+    defaults: dict[str, Any] = {"name": args.name, "role": StaffRole(args.role), "active": True}
+    if args.language:
+        defaults["language"] = args.language
     async with database(settings):
-        staff, created = await Staff.update_or_create(
-            telegram_id=args.telegram_id,
-            defaults={"name": args.name, "role": StaffRole(args.role), "active": True},
-        )
+        if args.telegram_id is not None:
+            if args.login:
+                defaults["login"] = args.login
+            staff, created = await Staff.update_or_create(telegram_id=args.telegram_id,
+                                                          defaults=defaults)
+        else:
+            staff, created = await Staff.update_or_create(login=args.login, defaults=defaults)
     print(f"{'added' if created else 'updated'}: {staff.name} ({staff.role}), "
-          f"Telegram id {staff.telegram_id}")
+          f"Telegram id {staff.telegram_id or '-'}, login {staff.login or '-'}")
+    if staff.login and not staff.password_hash:
+        print(f"set a console password: carebot staff passwd {staff.login}")
     return 0
 
 
@@ -81,8 +106,8 @@ async def cmd_staff_list(settings: Settings, args: argparse.Namespace) -> int:
               "--role agent")
         return 0
     for s in rows:
-        print(f"{s.telegram_id or '-':>14}  {s.role:<10}  {'active ' if s.active else 'removed'}"
-              f"  {s.name}")
+        print(f"{s.telegram_id or '-':>14}  {s.login or '-':<14}  {s.role:<10}  "
+              f"{'active ' if s.active else 'removed'}  {s.name}")
     return 0
 
 
@@ -90,13 +115,72 @@ async def cmd_staff_remove(settings: Settings, args: argparse.Namespace) -> int:
     from bot.cli import database
     from db.models import Staff
 
+    if args.telegram_id is None and not args.login:
+        print("carebot staff remove: give --telegram-id or --login", file=sys.stderr)
+        return 2
+    who = f"Telegram id {args.telegram_id}" if args.telegram_id is not None \
+        else f"login {args.login}"
     async with database(settings):
-        n = await Staff.filter(telegram_id=args.telegram_id).update(active=False)
+        rows = Staff.filter(telegram_id=args.telegram_id) if args.telegram_id is not None \
+            else Staff.filter(login=args.login)
+        n = await rows.update(active=False)
     if not n:
-        print(f"carebot staff remove: no staff with Telegram id {args.telegram_id}",
+        print(f"carebot staff remove: no staff with {who}", file=sys.stderr)
+        return 1
+    print(f"removed: {who} can no longer act on tickets or sign in")
+    return 0
+
+
+MIN_PASSWORD = 10
+
+
+def _read_password(from_stdin: bool) -> str | None:
+    import getpass
+
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("new password: ")
+    if getpass.getpass("again: ") != first:
+        print("carebot staff passwd: the two passwords differ; nothing changed",
+              file=sys.stderr)
+        return None
+    return first
+
+
+async def cmd_staff_passwd(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.cli import database
+    from bot.web.console import hash_password
+    from db.models import Staff
+
+    password = _read_password(args.stdin)
+    if password is None:
+        return 1
+    if len(password) < MIN_PASSWORD:
+        print(f"carebot staff passwd: use at least {MIN_PASSWORD} characters; nothing changed",
+              file=sys.stderr)
+        return 2
+    async with database(settings):
+        n = await Staff.filter(login=args.login).update(
+            password_hash=hash_password(password), failed_logins=0, locked_until=None)
+    if not n:
+        print(f"carebot staff passwd: no staff with login {args.login!r}; add one with "
+              f"carebot staff add --login {args.login} --name NAME --role ROLE",
               file=sys.stderr)
         return 1
-    print(f"removed: Telegram id {args.telegram_id} can no longer act on tickets")
+    print(f"password set for {args.login}; other console sessions of {args.login} ended")
+    return 0
+
+
+async def cmd_staff_unlock(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.cli import database
+    from db.models import Staff
+
+    async with database(settings):
+        n = await Staff.filter(login=args.login).update(failed_logins=0, locked_until=None)
+    if not n:
+        print(f"carebot staff unlock: no staff with login {args.login!r}", file=sys.stderr)
+        return 1
+    print(f"unlocked: {args.login} may sign in again")
     return 0
 
 
@@ -126,7 +210,7 @@ async def cmd_ticket_show(settings: Settings, args: argparse.Namespace) -> int:
             .select_related("actor")
         messages = await TicketMessage.filter(ticket_id=ticket.id).order_by("created_at", "id") \
             .select_related("staff")
-    f = lambda w: _fmt(w, settings)  # noqa: E731
+    f = lambda w: _fmt(w, settings)
     print(f"{ticket.number}  {ticket.state}  level {ticket.level}"
           f"{'  MAJOR' if ticket.major else ''}  ({ticket.channel}, {ticket.category})")
     print(f"owner:      {customer.name} {customer.phone}")

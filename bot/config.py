@@ -139,6 +139,14 @@ class Settings(BaseSettings):
     campaign_event_lead_days: int = Field(14, ge=0, le=365, description="notice before event")
     campaign_tick_seconds: float = Field(30.0, gt=0, description="launch/finish check interval")
 
+    # The web console (issue 7): the key that encrypts session cookies (any long random
+    # string; the same on every instance), sign-in lock, cookie flags. See docs/console.md.
+    session_secret: str = ""
+    session_hours: float = Field(12.0, gt=0, description="a console session lasts this long")
+    console_lock_failures: int = Field(5, ge=1, le=100, description="wrong passwords before lock")
+    console_lock_minutes: float = Field(15.0, gt=0, description="how long a sign-in stays locked")
+    console_secure_cookie: bool = False  # set true behind HTTPS (nginx); see docs/deploy.md
+
     @field_validator("followup_time", "visit_time", "first_service_time", "service_followup_time",
                      "service_due_time", "scan_time", "booking_reminder_time")
     @classmethod

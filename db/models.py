@@ -592,7 +592,7 @@ class AuditLog(Model):
     staff_id: int | None
     action = fields.CharField(max_length=40)  # customer.edit, consent.grant, script.edit, ...
     target = fields.CharField(max_length=60, default="")  # "customer:42", "script:zh_CN/x"
-    detail = fields.JSONField(default=dict)  # {"field": [old, new], ...}
+    detail: dict[str, Any] = fields.JSONField(default=dict)  # {"field": [old, new], ...}
     created_at = fields.DatetimeField()
 
     class Meta:

@@ -112,4 +112,7 @@ def make_web_app(services: Services, application: Application) -> web.Applicatio
     from bot.web import campaigns_api  # campaigns (issue 6); imports this module
 
     campaigns_api.add_routes(app)
+    from bot.web.console import MACHINE_PREFIXES, setup_console  # the console (issue 7)
+
+    setup_console(app, services, MACHINE_PREFIXES + (webhook_path(services.settings),))
     return app

@@ -1,0 +1,69 @@
+"""Who may see and do what in the console.
+
+Roles come from the staff file (``Staff.role``); a permission is a plain string a view
+asks for. Agents and advisors are limited to their own customers: the owners whose advisor
+they are (``Customer.advisor`` is the staff member's name) and the owners of tickets they
+handle. Everything a scoped person lists, opens or exports goes through ``customer_scope``
+and ``ticket_scope`` so the rule lives in one place.
+"""
+
+from __future__ import annotations
+
+from tortoise.expressions import Q, Subquery
+
+from db.models import Staff, StaffRole, Ticket
+
+# What each permission opens (docs/console.md has the table for people).
+TODAY = "today"
+TICKETS = "tickets"  # see and act on tickets (scoped unless TICKETS_ALL)
+TICKETS_ALL = "tickets.all"
+CUSTOMERS = "customers"  # search and open customer files (scoped unless CUSTOMERS_ALL)
+CUSTOMERS_ALL = "customers.all"
+CUSTOMERS_EDIT = "customers.edit"  # contact details and consents
+COMPLAINT_TEXTS = "complaints.texts"  # what owners wrote in complaints
+CAMPAIGNS = "campaigns"
+REPORTS = "reports"  # KPI and complaint figures (scoped unless REPORTS_ALL)
+REPORTS_ALL = "reports.all"
+IMPORTS = "imports"
+SCRIPTS = "scripts"  # read every template
+SCRIPTS_EDIT = "scripts.edit"
+STAFF = "staff"  # manage staff accounts
+SANDBOX = "sandbox"  # the sandbox chat (only exists while running the sandbox)
+
+_AFTER_SALES = frozenset({
+    TODAY, TICKETS, TICKETS_ALL, CUSTOMERS, CUSTOMERS_ALL, CUSTOMERS_EDIT, COMPLAINT_TEXTS,
+    REPORTS, REPORTS_ALL, IMPORTS, SCRIPTS, SANDBOX,
+})
+
+PERMISSIONS: dict[StaffRole, frozenset[str]] = {
+    StaffRole.AGENT: frozenset({TODAY, TICKETS, CUSTOMERS, COMPLAINT_TEXTS, REPORTS, SANDBOX}),
+    StaffRole.ADVISOR: frozenset({TODAY, TICKETS, CUSTOMERS, COMPLAINT_TEXTS, REPORTS,
+                                  SANDBOX}),
+    StaffRole.SUPERVISOR: _AFTER_SALES,
+    StaffRole.MANAGER: _AFTER_SALES,
+    StaffRole.MARKETING: frozenset({TODAY, CAMPAIGNS, REPORTS, REPORTS_ALL, SCRIPTS, SANDBOX}),
+    StaffRole.ADMIN: _AFTER_SALES | {CAMPAIGNS, SCRIPTS_EDIT, STAFF},
+}
+
+
+def can(staff: Staff, permission: str) -> bool:
+    return staff.active and permission in PERMISSIONS.get(StaffRole(staff.role), frozenset())
+
+
+def customer_scope(staff: Staff) -> Q | None:
+    """The customers this person may see, as a filter on ``Customer``; None means all."""
+    if can(staff, CUSTOMERS_ALL):
+        return None
+    handled = Ticket.filter(handler_id=staff.id).values("customer_id")
+    return Q(advisor=staff.name) | Q(id__in=Subquery(handled))
+
+
+def ticket_scope(staff: Staff) -> Q | None:
+    """The tickets this person may see, as a filter on ``Ticket``; None means all.
+
+    A scoped agent sees the tickets they handle, unclaimed ones waiting at the first level
+    (so they can claim them), and those of their own customers."""
+    if can(staff, TICKETS_ALL):
+        return None
+    return (Q(handler_id=staff.id) | Q(handler_id=None, level="agent")
+            | Q(customer__advisor=staff.name))

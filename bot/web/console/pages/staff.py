@@ -1,0 +1,109 @@
+"""Staff accounts and settings (admins): who may sign in, with which role; unlock, deactivate.
+
+Settings come from the environment (``CAREBOT_*``), so the settings page shows the effective
+values with secrets masked rather than editing them: a change goes through the deployment.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from bot.web.console import access, console_of, hash_password, render, requires, staff_of
+from bot.web.console.render import LANGUAGES
+from db.models import AuditLog, Staff, StaffRole
+
+LOGIN = re.compile(r"^[A-Za-z0-9_.@-]{2,50}$")
+MIN_PASSWORD = 10
+SECRET_FIELDS = ("bot_token", "api_key", "webhook_secret", "session_secret", "database_url")
+
+
+async def _audit(actor: Staff, action: str, target: Staff, request: web.Request,
+                 **detail: Any) -> None:
+    await AuditLog.create(staff_id=actor.id, action=action, target=f"staff:{target.id}",
+                          detail=detail, created_at=console_of(request).services.clock.now())
+
+
+async def _page(request: web.Request, status: int = 200, error_key: str = "",
+                notice_key: str = "", form: dict[str, str] | None = None) -> web.Response:
+    rows = await Staff.all().order_by("-active", "role", "name")
+    return await render(request, "staff.html", status=status, rows=rows, roles=list(StaffRole),
+                        languages=LANGUAGES, error_key=error_key, notice_key=notice_key,
+                        form=form or {}, now=console_of(request).services.clock.now())
+
+
+@requires(access.STAFF)
+async def staff_list(request: web.Request) -> web.Response:
+    return await _page(request)
+
+
+@requires(access.STAFF)
+async def staff_create(request: web.Request) -> web.Response:
+    form = {k: str(v).strip() for k, v in (await request.post()).items() if k != "_csrf"}
+    login, name, role = form.get("login", ""), form.get("name", ""), form.get("role", "")
+    password = form.get("password", "")
+    if not LOGIN.match(login):
+        return await _page(request, 422, "staff.bad_login", form=form)
+    if not name:
+        return await _page(request, 422, "staff.bad_name", form=form)
+    if role not in {r.value for r in StaffRole}:
+        return await _page(request, 422, "staff.bad_role", form=form)
+    if len(password) < MIN_PASSWORD:
+        return await _page(request, 422, "staff.bad_password", form=form)
+    if await Staff.exists(login=login):
+        return await _page(request, 409, "staff.taken", form=form)
+    created = await Staff.create(login=login, name=name, role=StaffRole(role),
+                                 language=form.get("language") or "zh_CN",
+                                 password_hash=hash_password(password))
+    await _audit(staff_of(request), "staff.create", created, request, role=role, login=login)
+    return await _page(request, notice_key="staff.created")
+
+
+@requires(access.STAFF)
+async def staff_update(request: web.Request) -> web.Response:
+    me = staff_of(request)
+    target = await Staff.get_or_none(id=int(request.match_info["id"]))
+    if target is None:
+        raise web.HTTPNotFound(text="no such staff member")
+    form = await request.post()
+    action = str(form.get("action", ""))
+    if target.id == me.id and action in ("deactivate", "role"):
+        return await _page(request, 409, "staff.not_yourself")
+    if action == "unlock":
+        target.failed_logins, target.locked_until = 0, None
+        await target.save(update_fields=["failed_logins", "locked_until"])
+    elif action == "deactivate":
+        target.active = False
+        await target.save(update_fields=["active"])
+    elif action == "activate":
+        target.active = True
+        await target.save(update_fields=["active"])
+    elif action == "role" and str(form.get("role", "")) in {r.value for r in StaffRole}:
+        before = target.role
+        target.role = StaffRole(str(form.get("role")))
+        await target.save(update_fields=["role"])
+        await _audit(me, "staff.role", target, request, role=[str(before), str(target.role)])
+        return await _page(request, notice_key="staff.saved")
+    else:
+        return await _page(request, 422, "staff.bad_action")
+    await _audit(me, f"staff.{action}", target, request)
+    return await _page(request, notice_key="staff.saved")
+
+
+@requires(access.STAFF)
+async def settings_view(request: web.Request) -> web.Response:
+    settings = console_of(request).services.settings
+    values = []
+    for name, value in settings.model_dump().items():
+        shown = ("••••••" if value else "–") if name in SECRET_FIELDS else value
+        values.append((f"CAREBOT_{name.upper()}", shown))
+    return await render(request, "settings.html", values=values)
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/staff", staff_list)
+    router.add_post("/staff", staff_create)
+    router.add_post("/staff/{id:\\d+}", staff_update)
+    router.add_get("/settings", settings_view)
