@@ -31,6 +31,10 @@ chromium:
 	         apt-get install -y -q --no-install-recommends chromium; }; \
 	  else echo "chromium is missing and cannot be installed here (needs root and apt-get):" \
 	            "the console's browser tests will be skipped"; fi; }
+	@# A Chinese font, so the screenshots show 中文 rather than empty boxes (optional).
+	@fc-list :lang=zh 2>/dev/null | grep -q . || { [ "$$(id -u)" = 0 ] && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	  fonts-wqy-zenhei >/dev/null 2>&1; } || true
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check bot db tests

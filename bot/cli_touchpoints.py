@@ -200,13 +200,7 @@ def _check_template(
     if known and kind not in VEHICLE_REQUIRED:
         vehicles.append(None)
     for vehicle in vehicles:
-        context = {
-            "customer": _sample_customer(lang), "vehicle": vehicle,
-            "dealer": {"name": "星辰汽车", "phone": "020-88886666"}, "payload": payload,
-        }
-        context.update(extra)
-        if not known:
-            context.update({n: _Sample() for n in names if n not in context})
+        context = _sample_context(kind, lang, vehicle, payload, names, extra)
         try:
             text = template.render(**context).strip()
         except Exception as exc:  # noqa: BLE001 - any error in a script is what we report
@@ -217,6 +211,48 @@ def _check_template(
             yield Problem(path, None, "renders to an empty message")
         elif len(text) > 4096:
             yield Problem(path, None, f"renders to {len(text)} characters; Telegram takes 4096")
+
+
+def _sample_context(kind: str, lang: str, vehicle: Any, payload: dict[str, Any],
+                    names: set[str], extra: dict[str, Any]) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "customer": _sample_customer(lang), "vehicle": vehicle,
+        "dealer": {"name": "星辰汽车", "phone": "020-88886666"}, "payload": payload,
+    }
+    context.update(extra)
+    if kind not in SAMPLE_PAYLOADS:
+        context.update({n: _Sample() for n in names if n not in context})
+    return context
+
+
+def preview_template(source: str, key: str, lang: str) -> tuple[str, list[str]]:
+    """Check ``source`` as template ``key`` the way ``carebot scripts check`` does, then
+    render it with sample data and parse it as Telegram would (the console's editor).
+
+    Returns (the rendered message, or "" when it cannot be rendered; the problems found)."""
+    import tempfile
+
+    from bot.sandbox.emulator import HtmlParseError, parse_html
+
+    with tempfile.TemporaryDirectory(prefix="carebot-script-") as folder:
+        path = Path(folder) / f"{key}.html"
+        path.write_text(source, encoding="utf-8")
+        env = _env(Path(folder))
+        extra = feature_samples().get(key, {})
+        problems = [f"line {p.line}: {p.message}" if p.line else p.message
+                    for p in _check_template(env, path, lang, extra)]
+        if problems:
+            return "", problems
+        payload: dict[str, Any] = dict(SAMPLE_PAYLOADS[key]) if key in SAMPLE_PAYLOADS \
+            else _AnyPayload()
+        names = meta.find_undeclared_variables(env.parse(source))
+        context = _sample_context(key, lang, _sample_vehicle(), payload, names, extra)
+        text = env.get_template(path.name).render(**context).strip()
+    try:
+        parse_html(text)
+    except HtmlParseError as exc:
+        problems.append(f"Telegram would refuse this message's HTML: {exc}")
+    return text, problems
 
 
 def _check_labels(lang_dir: Path) -> list[Problem]:

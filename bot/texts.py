@@ -33,6 +33,33 @@ class Scripts:
         self._envs: dict[str, SandboxedEnvironment] = {}
         self._label_cache: dict[str, dict[str, str]] = {}
 
+    @property
+    def override_dir(self) -> Path | None:
+        """The dealership's own folder (``CAREBOT_SCRIPTS_DIR``), if any."""
+        return self._dirs[0] if len(self._dirs) > 1 else None
+
+    def reload(self) -> None:
+        """Forget what was loaded, so an edited or removed file counts at once."""
+        self._envs.clear()
+        self._label_cache.clear()
+        _read_labels.cache_clear()
+
+    def template_keys(self) -> list[str]:
+        """Every template key, in any language and folder."""
+        found = {p.stem for d in self._dirs for lang in LANGUAGES
+                 for p in (d / lang).glob("*.html")}
+        return sorted(found)
+
+    def source(self, key: str, lang: str) -> tuple[str, str] | None:
+        """The template text used for ``key`` in ``lang`` itself (no fallback), and where it
+        comes from: "override" (the dealership's folder) or "builtin"; None if neither has it."""
+        for d in self._dirs:
+            path = d / lang / f"{key}.html"
+            if path.is_file():
+                origin = "builtin" if d == PACKAGED else "override"
+                return path.read_text(encoding="utf-8"), origin
+        return None
+
     def _env(self, lang: str) -> SandboxedEnvironment:
         env = self._envs.get(lang)
         if env is None:

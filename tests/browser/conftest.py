@@ -74,11 +74,13 @@ async def add_staff(login: str, role: str, *, name: str | None = None,
 
 
 @pytest_asyncio.fixture
-async def console(db: str, emulator: Any, clock: FakeClock) -> AsyncIterator[ConsoleEnv]:
+async def console(db: str, emulator: Any, clock: FakeClock, tmp_path: Path
+                  ) -> AsyncIterator[ConsoleEnv]:
     from bot.app import create_app
 
     settings = make_settings(emulator, database_url=db, web_port=free_port(),
-                             session_secret="test-session-secret", console_lock_failures=3)
+                             session_secret="test-session-secret", console_lock_failures=3,
+                             scripts_dir=tmp_path / "our-scripts")
     carebot = create_app(settings, clock)
     await carebot.start(serve_web=True, receive_updates=False, schedule=False)
     try:

@@ -17,6 +17,8 @@ async def test_sign_in_shows_today_and_sign_out_ends_the_session(console: Consol
     await page.wait_for_selector("#outbox")
     assert page.url == f"{console.base}/"
     assert "王经理" in await page.inner_text("header")
+    assert await page.is_visible("#menu a[href='/staff']") is False  # a manager: no staff page
+    assert await page.is_visible("#menu a[href='/']")
     await screenshot(page, "today")
     await page.click("#sign-out")
     await page.wait_for_selector("input[name=login]")
@@ -80,9 +82,9 @@ async def test_phone_width_has_a_menu(console: ConsoleEnv, browser: Any) -> None
     try:
         await sign_in(page, console.base, "sun")
         await page.wait_for_selector("#outbox")
-        assert not await page.is_visible("nav a[href='/']")  # folded away
-        await page.click("details.menu summary")
-        assert await page.is_visible("nav a[href='/']")
+        assert not await page.is_visible("#menu a[href='/']")  # folded away
+        await page.click(".menu-toggle")
+        assert await page.is_visible("#menu a[href='/']")
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 375  # nothing wider than the phone
         await screenshot(page, "today-phone")

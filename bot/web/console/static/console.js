@@ -17,5 +17,12 @@
     var server = document.querySelector("meta[name=server-now]");
     if (server) { window.carebotClockSkew = Date.parse(server.content) - Date.now(); }
     tick(); setInterval(tick, 1000);
+    var toggle = document.querySelector(".menu-toggle"), menu = document.getElementById("menu");
+    if (toggle && menu) {
+      toggle.addEventListener("click", function () {
+        var open = menu.classList.toggle("open");
+        toggle.setAttribute("aria-expanded", open ? "true" : "false");
+      });
+    }
   });
 })();
