@@ -1617,3 +1617,8 @@ async def import_visits_records(
     return await _import_visits(
         candidates, rules=rules, now=now, errors=errors, warnings=warnings, extra_rows=len(errors)
     )
+
+
+def normalize_plate(value: str) -> str:
+    """A plate as stored (``粤A12345``): what staff type in a search, made comparable."""
+    return _plate(value) or ""
