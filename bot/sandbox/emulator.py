@@ -805,6 +805,25 @@ class TelegramEmulator:
             f"buttons shown: {list(dict.fromkeys(labels))}"
         )
 
+    def press_button_at(
+        self, chat_id: int, user_id: int, message_id: int, row: int, column: int
+    ) -> JSONDict:
+        """Press the inline callback button at (row, column) of one bot message (the sandbox
+        chat's phone view); ValueError when there is no such live message or button."""
+        chat = self.chats.get(chat_id)
+        stored = chat.find(message_id) if chat is not None else None
+        if chat is None or stored is None or not stored.from_bot:
+            raise ValueError(f"no bot message {message_id} in chat {chat_id}")
+        rows = (stored.message.get("reply_markup") or {}).get("inline_keyboard") or []
+        if not (0 <= row < len(rows) and 0 <= column < len(rows[row])):
+            raise ValueError(f"message {message_id} has no button at ({row}, {column})")
+        button = rows[row][column]
+        if "callback_data" not in button:
+            raise ValueError(f"button {button.get('text')!r} is not a callback button")
+        return self._queue_callback(
+            chat, user_id, stored, button["callback_data"], str(button.get("text"))
+        )
+
     def _queue_callback(
         self, chat: Chat, user_id: int, stored: StoredMessage, data: str, label: str
     ) -> JSONDict:

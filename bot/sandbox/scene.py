@@ -1,29 +1,42 @@
 """`carebot sandbox`: try carebot without a bot token.
 
 Starts the Telegram emulator on localhost, a demo dealership with a few owners in a fresh
-SQLite file, plays a short scene (owners link, two hours pass, check-ins arrive) printed as
-a transcript, then keeps serving: the bot polls the emulator, the scheduler ticks and the
-web side answers, until Ctrl-C.
+SQLite file and two demo console accounts, plays a short scene (owners link, the delivery
+journey unfolds) printed as a transcript, then keeps serving: the bot polls the emulator,
+the scheduler ticks and the web side answers (the console, with its sandbox chat page where
+you act as a demo owner and move time forward), until Ctrl-C.
+
+The pieces (settings, demo data, demo staff, the console's hook, "run the due jobs now")
+are functions the browser tests reuse, so a test and ``carebot sandbox`` build the same thing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import logging
 import re
+import secrets
 import signal
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.campaigns.journeys import journey_rules
 from bot.clock import OffsetClock
 from bot.config import Settings
-from bot.intake import import_deliveries_records
+from bot.intake import ImportResult, import_deliveries_records
 from bot.sandbox.emulator import TelegramEmulator
-from db.models import Customer, Touchpoint
+from bot.sandbox.live import SANDBOX_KEY, DemoOwner, DueReport, MovableClock, Sandbox
+from bot.schedule import in_quiet_hours
+from db.models import Customer, Staff, StaffRole, Touchpoint
 from db.setup import close_database, open_database
+
+if TYPE_CHECKING:
+    from bot.app import CareBot
+    from bot.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +44,23 @@ SANDBOX_DB = Path("data/sandbox.sqlite3")
 EMULATOR_PORT = 8081
 _TAG = re.compile(r"<[^>]+>")
 
+# The demo owners' Telegram accounts in the emulator (user id = private chat id) and the
+# phones of their files. The first three take part in the scene; the last two take delivery
+# when it ends, so the sandbox chat can walk a fresh journey.
+SCENE_OWNERS = (
+    DemoOwner(1001, "+8613800138000", "芳", "王"),
+    DemoOwner(1002, "+8613900139000", "Tom", "Lee", "en"),
+    DemoOwner(1003, "+8613700137000", "强", "陈"),
+)
+FRESH_OWNERS = (
+    DemoOwner(1004, "+8613600136000", "敏", "赵"),
+    DemoOwner(1005, "+8613500135000", "Anna", "Smith", "en"),
+)
+DEMO_OWNERS = SCENE_OWNERS + FRESH_OWNERS
+
 
 def demo_deliveries(now_local: str) -> list[dict[str, Any]]:
-    """Three owners who took delivery just now."""
+    """Three owners who took delivery just now (the scene's)."""
     return [
         {
             "vin": "LSVAU218XN2183294",
@@ -66,6 +93,121 @@ def demo_deliveries(now_local: str) -> list[dict[str, Any]]:
             "sales_advisor": "赵磊",
         },
     ]
+
+
+def fresh_deliveries(now_local: str) -> list[dict[str, Any]]:
+    """Two owners who take delivery when the scene ends: not linked yet, journey ahead."""
+    return [
+        {
+            "vin": "LSVNV2185N2004321",
+            "plate": "粤A24680",
+            "model": "星辰 X3",
+            "owner_name": "赵敏",
+            "phone": "13600136000",
+            "delivered_at": now_local,
+            "sales_advisor": "李娜",
+        },
+        {
+            "vin": "LSJW74U30NZ135790",
+            "plate": "粤B13579",
+            "model": "星辰 S7",
+            "owner_name": "Anna Smith",
+            "phone": "+8613500135000",
+            "delivered_at": now_local,
+            "sales_advisor": "赵磊",
+            "language": "en",
+        },
+    ]
+
+
+async def import_demo(
+    records: list[dict[str, Any]] | None, clock: MovableClock, settings: Settings
+) -> ImportResult:
+    """Import demo deliveries (default: the scene's three) delivered at the clock's now."""
+    now_local = f"{clock.now().astimezone(settings.tz):%Y-%m-%d %H:%M}"
+    return await import_deliveries_records(
+        records if records is not None else demo_deliveries(now_local),
+        rules=journey_rules(settings),
+        now=clock.now(),
+    )
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    """A demo console account and its password (printed at start-up; the sandbox only)."""
+
+    login: str
+    name: str
+    role: StaffRole
+    password: str
+
+
+async def create_demo_staff() -> list[DemoLogin]:
+    """An admin (login ``admin``) and a CS agent (login ``agent``, 李娜: the advisor of
+    three demo owners) with fresh random passwords. The sandbox database is new at every
+    start, so are the passwords; nothing here is used outside the sandbox."""
+    from bot.web.console import hash_password
+
+    logins = [
+        DemoLogin("admin", "Demo admin", StaffRole.ADMIN, secrets.token_urlsafe(9)),
+        DemoLogin("agent", "李娜", StaffRole.AGENT, secrets.token_urlsafe(9)),
+    ]
+    for demo in logins:
+        await Staff.update_or_create(
+            login=demo.login,
+            defaults={"name": demo.name, "role": demo.role, "active": True,
+                      "password_hash": hash_password(demo.password)},
+        )
+    return logins
+
+
+async def run_due_jobs(services: Services) -> DueReport:
+    """Run now what the scheduler would have run by the clock's time: the occasions scan,
+    the campaign, ticket-deadline, relay and survey hand-over ticks, then the dispatcher."""
+    from bot import surveys, touchpoints
+    from bot.handlers import marketing, staff
+
+    await touchpoints.scan_now(services)
+    await marketing.campaign_tick(services)
+    await staff.deadline_tick(services)
+    await staff.relay_tick(services)
+    try:
+        await surveys.hand_over_stale(now=services.clock.now(), services=services)
+    except Exception:  # as the scheduled tick: log, the next run retries
+        log.exception("survey hand-over failed; the next run retries")
+    report = await services.dispatcher.dispatch_due()
+    settings = services.settings
+    return DueReport(
+        sent=report.sent, failed=report.failed, unreachable=report.unreachable,
+        expired=report.expired, skipped=report.skipped,
+        quiet=in_quiet_hours(services.clock.now(), settings.tz, settings.quiet),
+    )
+
+
+def attach_sandbox(carebot: CareBot, emu: TelegramEmulator, clock: MovableClock,
+                   owners: tuple[DemoOwner, ...] = DEMO_OWNERS) -> Sandbox:
+    """Give the console the running sandbox: the demo owners' accounts in the emulator,
+    message dates on the sandbox clock, and ``services.extensions["sandbox"]``."""
+    for owner in owners:
+        emu.user(owner.user_id, first_name=owner.first_name, last_name=owner.last_name,
+                 language_code=owner.language_code)
+    emu.wall_clock = lambda: clock.now().timestamp()
+    sandbox = Sandbox(emulator=emu, clock=clock, owners=owners,
+                      run_due=functools.partial(run_due_jobs, carebot.services))
+    carebot.services.extensions[SANDBOX_KEY] = sandbox
+    return sandbox
+
+
+def sandbox_settings(settings: Settings, emu: TelegramEmulator, database_url: str) -> Settings:
+    """The given settings pointed at the emulator and the sandbox database (no webhook)."""
+    return settings.model_copy(
+        update={
+            "bot_token": emu.token,
+            "telegram_api_url": emu.api_url,
+            "database_url": database_url,
+            "webhook_url": "",
+        }
+    )
 
 
 def _plain(text: str) -> str:
@@ -102,38 +244,40 @@ async def _answer_surveys(owner1: Any, owner2: Any, poll: Any) -> None:
         await poll()
 
 
+def _driver(emu: TelegramEmulator, owner: DemoOwner) -> Any:
+    return emu.user(owner.user_id, first_name=owner.first_name, last_name=owner.last_name,
+                    language_code=owner.language_code)
+
+
 async def play_scene(
-    carebot: Any, emu: TelegramEmulator, clock: OffsetClock, settings: Settings
+    carebot: Any, emu: TelegramEmulator, clock: MovableClock, settings: Settings
 ) -> None:
     """The scripted scene: link two owners two ways, refuse a forwarded contact, then walk
     the delivery journey (check-in, 3-day survey answered, 7-day visit, first service)."""
-    now_local = clock.now().astimezone(settings.tz)
-    result = await import_deliveries_records(
-        demo_deliveries(f"{now_local:%Y-%m-%d %H:%M}"),
-        rules=journey_rules(settings),
-        now=clock.now(),
-    )
+    result = await import_demo(None, clock, settings)
     print(f"Imported the demo deliveries: {result.summary()}")
 
     async def poll() -> None:
         while await carebot.poll_once():
             pass
 
-    wang = await Customer.get(phone="+8613800138000")
-    owner1 = emu.user(1001, first_name="芳", last_name="王")
+    wang_owner, tom_owner, chen_owner = SCENE_OWNERS
+    wang = await Customer.get(phone=wang_owner.phone)
+    owner1 = _driver(emu, wang_owner)
     owner1.send_text(f"/start {wang.link_token}")  # tapped her personal link
     await poll()
 
-    owner2 = emu.user(1002, first_name="Tom", last_name="Lee", language_code="en")
+    owner2 = _driver(emu, tom_owner)
     owner2.send_text("/start")
     await poll()
-    owner2.share_contact("+8613900139000")
+    owner2.share_contact(tom_owner.phone)
     await poll()
 
     stranger = emu.user(1999, first_name="Mallory")
     stranger.send_text("/start")
     await poll()
-    stranger.share_contact("+8613700137000", user_id=1003)  # someone else's contact card
+    # someone else's contact card
+    stranger.share_contact(chen_owner.phone, user_id=chen_owner.user_id)
     await poll()
 
     # Walk the delivery journey: each time something falls due, move the clock there.
@@ -153,6 +297,15 @@ async def play_scene(
     print("\n陈强 has not linked yet: his check-in waits for him, and expires if he never does.")
 
 
+def print_console_access(settings: Settings, logins: list[DemoLogin]) -> None:
+    base = f"http://{settings.web_host}:{settings.web_port}"
+    print(f"\nThe console: {base}  (demo accounts, new passwords at every start; "
+          "the sandbox only)")
+    for demo in logins:
+        print(f"  login {demo.login:<6} password {demo.password}   ({demo.role.value}, {demo.name})")
+    print(f"The sandbox chat (act as a demo owner, move time forward): {base}/sandbox/chat")
+
+
 async def run_sandbox(settings: Settings) -> int:
     from bot.app import create_app
 
@@ -164,25 +317,27 @@ async def run_sandbox(settings: Settings) -> int:
     SANDBOX_DB.parent.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{SANDBOX_DB}{suffix}").unlink(missing_ok=True)
-    sandbox_settings = settings.model_copy(
-        update={
-            "bot_token": emu.token,
-            "telegram_api_url": emu.api_url,
-            "database_url": f"sqlite://{SANDBOX_DB}",
-            "webhook_url": "",
-        }
-    )
+    config = sandbox_settings(settings, emu, f"sqlite://{SANDBOX_DB}")
     clock = OffsetClock()
-    await open_database(sandbox_settings.database_url)
-    carebot = create_app(sandbox_settings, clock)
+    await open_database(config.database_url)
+    carebot = create_app(config, clock)
     try:
         await carebot.initialize()
         print(
             f"Sandbox: Telegram emulator at {emu.api_url}, "
             f"dealership '{settings.dealer_name}', database {SANDBOX_DB}"
         )
-        await play_scene(carebot, emu, clock, sandbox_settings)
+        attach_sandbox(carebot, emu, clock)
+        logins = await create_demo_staff()
+        await play_scene(carebot, emu, clock, config)
+        fresh = await import_demo(
+            fresh_deliveries(f"{clock.now().astimezone(config.tz):%Y-%m-%d %H:%M}"),
+            clock, config)
+        print(f"\nImported two more deliveries, now: {fresh.summary()}\n"
+              "赵敏 and Anna Smith have not linked yet: link as them in the sandbox chat "
+              "and move time forward.")
         await carebot.start()
+        print_console_access(config, logins)
         print(
             f"\nStill serving: web on http://{settings.web_host}:{settings.web_port} "
             f"(health: /healthz), emulator at {emu.api_url}. Ctrl-C stops."
