@@ -1,9 +1,525 @@
-"""Console page: tickets (issue 7). Routes are added in ``add_routes``."""
+"""Tickets: the list (filters, deadlines counting down) and one ticket's page.
+
+Staff claim, answer the owner, note, escalate and resolve here with the very functions the
+staff chat uses (``bot.tickets``), and the same effects (``StaffSide`` on
+``services.extensions["tickets"]``): the owner is told who handles the complaint, an answer
+reaches the owner in Telegram signed with the staff member's name, the card in the staff
+group is kept up to date. What a person may do is decided by :func:`refusal` from the
+domain's rules (state, role against the ticket's level); the page shows only those
+buttons, a forbidden post answers 403 and changes nothing, a post the ticket's state no
+longer allows (a colleague was quicker) gets a message on the page.
+"""
 
 from __future__ import annotations
 
+import logging
+import mimetypes
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
 from aiohttp import web
+from multidict import MultiMapping
+from telegram.error import TelegramError
+from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
+
+from bot import tickets
+from bot.handlers.staff import StaffSide
+from bot.tickets import Outcome
+from bot.web.console import access, console_of, forbidden, render, requires, staff_of
+from bot.web.console.render import Translator
+from db.models import (
+    AuditLog,
+    Customer,
+    Staff,
+    StaffRole,
+    Ticket,
+    TicketEvent,
+    TicketLevel,
+    TicketMessage,
+    TicketState,
+    Vehicle,
+)
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 50
+DUE_SOON = timedelta(minutes=30)
+SHOWN_MESSAGES = 500  # a ticket's latest messages and events shown on its page
+ANSWER_LIMIT = 3500  # room for the signature under Telegram's 4096 characters
+TEXT_LIMIT = 4000  # notes, resolution, improvement
+REASON_LIMIT = 150  # the event keeps 200 characters with "escalated by NAME: "
+REPEAT_WINDOW = timedelta(seconds=60)  # the same answer twice in a minute is a double click
+
+ACTIONS = ("claim", "answer", "note", "escalate", "major", "resolve")
+FORBIDDEN = "forbidden"
+# After an action: ?done=<key> shows its notice on the ticket (or the list).
+DONE = {"claim": "claimed", "answer": "answered", "note": "noted", "escalate": "escalated",
+        "major": "major", "resolve": "resolved"}
+OUTCOME_KEYS = {
+    Outcome.NOT_ACTIVE: "tickets.refused.not_active",
+    Outcome.ALREADY: "tickets.refused.already",
+    Outcome.TOP: "tickets.refused.top",
+}
+# Event kinds whose text (or reason) is what someone wrote: hidden without COMPLAINT_TEXTS.
+TEXT_EVENTS = frozenset({"answered", "note", "resolved", "undelivered"})
+NUMBER = re.compile(r"^T-\d{1,9}$")
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def refusal(action: str, staff: Staff, ticket: Ticket) -> str | None:
+    """Why ``staff`` may not do ``action`` on ``ticket`` now, in the domain's order.
+
+    ``FORBIDDEN`` when their role or the ticket's level forbids it (403, as the staff chat's
+    "not allowed"); a message key when the ticket's state does (resolved, closed, already
+    theirs, nobody above); None when allowed. The same rules as the staff chat: anyone who
+    handles tickets may answer, note, escalate and mark major; claim and resolve need a
+    role at or above the ticket's level; a closed ticket takes no more answers.
+    """
+    if action not in ACTIONS or not tickets.is_ticket_staff(staff.role):
+        return FORBIDDEN
+    if action == "note":
+        return None
+    if action == "answer":
+        return "tickets.refused.closed" if ticket.state == TicketState.CLOSED else None
+    if ticket.state not in tickets.ACTIVE_STATES:
+        return "tickets.refused.not_active"
+    if action in ("claim", "resolve"):
+        if not tickets.can_act(staff.role, ticket.level):
+            return FORBIDDEN
+        if action == "claim" and ticket.handler_id == staff.id:
+            return "tickets.refused.already"
+        return None
+    if action == "escalate" and tickets.next_level(ticket.level) is None:
+        return "tickets.refused.top"
+    if action == "major" and ticket.level == TicketLevel.MANAGER and ticket.major:
+        return "tickets.refused.top"
+    return None
+
+
+def deadline_state(due_at: datetime | None, now: datetime) -> str:
+    """on_time, due_soon (within 30 minutes), breached, or waiting (no clock runs)."""
+    if due_at is None:
+        return "waiting"
+    if due_at <= now:
+        return "breached"
+    return "due_soon" if due_at - now <= DUE_SOON else "on_time"
+
+
+# --------------------------------------------------------------------------- the list
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The list's filters, from the query string (unknown values are ignored)."""
+
+    state: str = "active"  # active, all, or one TicketState
+    level: str = ""
+    category: str = ""
+    assignee: str = ""  # "", "me", "none" or a staff id
+    breached: bool = False
+    q: str = ""  # a ticket number, or an owner's phone, plate or VIN
+    page: int = 1
+
+    @classmethod
+    def parse(cls, query: MultiMapping[str]) -> Filters:
+        state = query.get("state", "active")
+        if state not in ("active", "all") and state not in {s.value for s in TicketState}:
+            state = "active"
+        level = query.get("level", "")
+        category = query.get("category", "")
+        assignee = query.get("assignee", "")
+        if assignee not in ("", "me", "none") and not (assignee.isdigit() and len(assignee) < 10):
+            assignee = ""
+        page = query.get("page", "1")
+        return cls(
+            state=state,
+            level=level if level in {lv.value for lv in TicketLevel} else "",
+            category=category if category in tickets.CATEGORIES else "",
+            assignee=assignee,
+            breached=query.get("breached", "") in ("1", "on", "true"),
+            q=query.get("q", "").strip()[:40],
+            page=max(1, min(int(page), 100_000)) if page.isdigit() else 1,
+        )
+
+    def link(self, **changes: Any) -> str:
+        """This list's URL with some filters changed (the pager, the quick links)."""
+        f = replace(self, **changes)
+        params = {"state": f.state, "level": f.level, "category": f.category,
+                  "assignee": f.assignee, "breached": "1" if f.breached else "", "q": f.q,
+                  "page": str(f.page) if f.page > 1 else ""}
+        kept = {k: v for k, v in params.items() if v and not (k == "state" and v == "active")}
+        return "/tickets" + (f"?{urlencode(kept)}" if kept else "")
+
+
+async def _search(q: str) -> Q | None:
+    """A ticket number (T-0042, or 42), or the tickets of the owner with that phone, plate or
+    VIN (unique or indexed look-ups); a filter matching nothing when nobody fits."""
+    if not q:
+        return None
+    number = tickets.parse_number(q)
+    if number is None and q.isdigit() and len(q) <= 6:
+        number = int(q)
+    if number is not None:
+        return Q(id=number)
+    customer, _ = await tickets.find_customer(q)
+    return Q(customer_id=customer.id) if customer is not None else Q(id=-1)
+
+
+async def filtered(filters: Filters, staff: Staff, now: datetime) -> QuerySet[Ticket]:
+    """The tickets this person may see that match the filters (scoped by ``ticket_scope``)."""
+    rows = Ticket.all()
+    scope = access.ticket_scope(staff)
+    if scope is not None:
+        rows = rows.filter(scope)
+    if filters.state == "active":
+        rows = rows.filter(state__in=tickets.ACTIVE_STATES)
+    elif filters.state != "all":
+        rows = rows.filter(state=filters.state)
+    if filters.level:
+        rows = rows.filter(level=filters.level)
+    if filters.category:
+        rows = rows.filter(category=filters.category)
+    if filters.assignee == "me":
+        rows = rows.filter(handler_id=staff.id)
+    elif filters.assignee == "none":
+        rows = rows.filter(handler_id__isnull=True)
+    elif filters.assignee:
+        rows = rows.filter(handler_id=int(filters.assignee))
+    if filters.breached:
+        # missed a deadline (escalated for it), or its running deadline has passed
+        rows = rows.filter(Q(breaches__gt=0)
+                           | Q(state__in=tickets.ACTIVE_STATES, due_at__lte=now))
+    search = await _search(filters.q)
+    if search is not None:
+        rows = rows.filter(search)
+    return rows
+
+
+async def page_of(rows: QuerySet[Ticket], page: int) -> tuple[list[Ticket], int]:
+    """One page sorted by deadline: running deadlines first, soonest first; then tickets
+    without a clock (resolved, closed), newest first. Two ranges read apart, so the order
+    is the same on SQLite and PostgreSQL (which disagree on where NULLs sort); the first
+    page needs no count of the first range."""
+    related = ("customer", "vehicle", "handler")
+    dated = rows.filter(due_at__not_isnull=True).order_by("due_at", "id")
+    undated = rows.filter(due_at__isnull=True).order_by("-created_at", "-id")
+    total = await rows.count()
+    offset = (page - 1) * PAGE_SIZE
+    if offset >= total:
+        return [], total
+    if offset == 0:
+        items = list(await dated.limit(PAGE_SIZE).prefetch_related(*related))
+        n_dated = len(items)  # all of them, when fewer than a page
+    else:
+        n_dated = await dated.count()
+        items = list(await dated.offset(offset).limit(PAGE_SIZE).prefetch_related(*related)) \
+            if offset < n_dated else []
+    if len(items) < PAGE_SIZE and n_dated < total:
+        items += await undated.offset(max(0, offset - n_dated)) \
+            .limit(PAGE_SIZE - len(items)).prefetch_related(*related)
+    return items, total
+
+
+async def ticket_staff() -> list[Staff]:
+    """Who can be a ticket's handler, for the assignee filter (a small table)."""
+    roles = [r for r in StaffRole if tickets.is_ticket_staff(r)]
+    return await Staff.filter(role__in=roles, active=True).order_by("name", "id")
+
+
+@requires(access.TICKETS)
+async def ticket_list(request: web.Request) -> web.Response:
+    staff = staff_of(request)
+    now = console_of(request).services.clock.now()
+    filters = Filters.parse(request.query)
+    items, total = await page_of(await filtered(filters, staff, now), filters.page)
+    pages = max(1, -(-total // PAGE_SIZE))
+    rows = [{"ticket": t, "state": deadline_state(t.due_at, now)} for t in items]
+    done = request.query.get("done", "")
+    number = request.query.get("n", "")
+    return await render(
+        request, "tickets.html", filters=filters, rows=rows, total=total, pages=pages,
+        assignees=await ticket_staff(), categories=tickets.CATEGORIES,
+        levels=[lv.value for lv in tickets.LEVELS], states=[s.value for s in TicketState],
+        done=done if done in DONE.values() else "",
+        done_number=number if NUMBER.match(number) else "",
+    )
+
+
+# --------------------------------------------------------------------------- one ticket
+
+
+async def _ticket_for(request: web.Request, staff: Staff) -> Ticket | web.Response:
+    """The ticket of the URL if this person may see it: 404 when none, 403 out of scope."""
+    ticket_id = int(request.match_info["id"])
+    ticket = await Ticket.get_or_none(id=ticket_id)
+    if ticket is None:
+        return await render(request, "error.html", status=404, code=404,
+                            message_key="error.404")
+    scope = access.ticket_scope(staff)
+    if scope is not None and not await Ticket.filter(scope, id=ticket_id).exists():
+        log.info("ticket %s refused to %s (%s): not theirs", ticket.number, staff.login,
+                 staff.role)
+        return await forbidden(request)
+    return ticket
+
+
+def _event_row(event: TicketEvent, texts: bool, t: Translator) -> dict[str, Any]:
+    """One line of the history, in the reader's language where the record allows."""
+    detail, reason, major = event.text, event.reason, False
+    if event.kind in ("escalated", "reopened") and " -> " in detail:
+        before, _, after = detail.partition(" -> ")
+        major = after.endswith(" (major)")
+        after = after.removesuffix(" (major)")
+        detail = f"{_level(t, before)} → {_level(t, after)}"
+    elif event.kind == "opened":  # the description heads the conversation
+        channel = reason.removeprefix("channel ")
+        detail, reason = "", t(f"tickets.channel.{channel}") if channel in tickets.CHANNELS \
+            else reason
+    elif event.kind == "claimed":
+        detail, reason = "", ""  # the claimer's name and level: in "Who" and the escalations
+    hidden = not texts and event.kind in TEXT_EVENTS
+    if hidden:
+        detail, reason = "", ""
+    return {"event": event, "detail": detail, "reason": reason, "major": major,
+            "hidden": hidden}
+
+
+def _level(t: Translator, level: str) -> str:
+    return t(f"level.{level}") if level in {lv.value for lv in TicketLevel} else level
+
+
+@dataclass
+class TicketPage:
+    """What a ticket's page shows, read in a fixed number of queries."""
+
+    ticket: Ticket
+    customer: Customer
+    vehicles: list[Vehicle]
+    messages: list[TicketMessage]
+    more_messages: bool
+    events: list[TicketEvent]
+    earlier: list[Ticket]
+    newest_in: int | None = None
+    allowed: dict[str, bool] = field(default_factory=dict)
+
+
+async def load_page(ticket: Ticket, staff: Staff) -> TicketPage:
+    await ticket.fetch_related("customer", "vehicle", "handler")
+    customer: Customer = ticket.customer
+    vehicles = await Vehicle.filter(customer_id=customer.id).order_by("-delivered_at", "id") \
+        .limit(10)
+    latest = await TicketMessage.filter(ticket_id=ticket.id).order_by("-id") \
+        .limit(SHOWN_MESSAGES + 1).prefetch_related("staff")
+    events = await TicketEvent.filter(ticket_id=ticket.id).order_by("-created_at", "-id") \
+        .limit(SHOWN_MESSAGES).prefetch_related("actor")
+    earlier_q = Ticket.filter(customer_id=customer.id).exclude(id=ticket.id)
+    scope = access.ticket_scope(staff)
+    if scope is not None:
+        earlier_q = earlier_q.filter(scope)
+    earlier = await earlier_q.order_by("-created_at").limit(5)
+    messages = list(reversed(latest[:SHOWN_MESSAGES]))
+    newest_in = next((m.id for m in reversed(messages) if m.direction == "in"), None)
+    return TicketPage(
+        ticket=ticket, customer=customer, vehicles=list(vehicles), messages=messages,
+        more_messages=len(latest) > SHOWN_MESSAGES, events=list(reversed(events)),
+        earlier=list(earlier), newest_in=newest_in,
+        allowed={a: refusal(a, staff, ticket) is None for a in ACTIONS},
+    )
+
+
+async def _show(request: web.Request, staff: Staff, ticket: Ticket, *, status: int = 200,
+                error_key: str = "", error_args: dict[str, Any] | None = None,
+                form: dict[str, str] | None = None) -> web.Response:
+    console = console_of(request)
+    now = console.services.clock.now()
+    data = await load_page(ticket, staff)
+    texts = access.can(staff, access.COMPLAINT_TEXTS)
+    t = Translator(console.strings, staff.language)
+    done = request.query.get("done", "") if request.method == "GET" else ""
+    return await render(
+        request, "ticket.html", status=status, page=data, ticket=data.ticket,
+        customer=data.customer, texts=texts,
+        events=[_event_row(e, texts, t) for e in data.events],
+        state=deadline_state(data.ticket.due_at, now),
+        done=done if done in DONE.values() else "",
+        error_key=error_key, error_args=error_args or {}, form=form or {},
+        next_level=tickets.next_level(data.ticket.level),
+        followup_days=f"{console.services.settings.ticket_followup_days:g}",
+        answer_limit=ANSWER_LIMIT, text_limit=TEXT_LIMIT, reason_limit=REASON_LIMIT,
+    )
+
+
+@requires(access.TICKETS)
+async def ticket_view(request: web.Request) -> web.Response:
+    staff = staff_of(request)
+    ticket = await _ticket_for(request, staff)
+    if isinstance(ticket, web.Response):
+        return ticket
+    return await _show(request, staff, ticket)
+
+
+# --------------------------------------------------------------------------- actions
+
+
+def _side(request: web.Request) -> StaffSide | None:
+    side = console_of(request).services.extensions.get(tickets.EFFECTS_KEY)
+    return side if isinstance(side, StaffSide) else None
+
+
+async def _audit(request: web.Request, staff: Staff, action: str, ticket: Ticket,
+                 **detail: Any) -> None:
+    await AuditLog.create(staff_id=staff.id, action=f"ticket.{action}",
+                          target=f"ticket:{ticket.id}",
+                          detail={"number": ticket.number, "via": "console", **detail},
+                          created_at=console_of(request).services.clock.now())
+
+
+class Refused(Exception):
+    """A post the rules or the form refuse: the page again, with a message."""
+
+    def __init__(self, key: str, status: int = 409, **args: Any) -> None:
+        super().__init__(key)
+        self.key, self.status, self.fmt = key, status, args
+
+
+def _text(form: dict[str, str], name: str, limit: int, empty_key: str) -> str:
+    value = form.get(name, "").replace("\r\n", "\n").strip()
+    if not value:
+        raise Refused(empty_key, 422)
+    if len(value) > limit:
+        raise Refused("tickets.refused.too_long", 422, limit=limit)
+    return value
+
+
+async def _answer(request: web.Request, staff: Staff, ticket: Ticket,
+                  form: dict[str, str]) -> Outcome:
+    """What the staff chat does with a message in the topic: claim an unclaimed ticket the
+    person may act on (the owner hears who handles it first), send the answer to the owner
+    signed with their name, record it (the first answer stops the 2-hour clock)."""
+    svc = console_of(request).services
+    text = _text(form, "text", ANSWER_LIMIT, "tickets.refused.empty_answer")
+    side = _side(request)
+    if side is None:
+        raise Refused("tickets.refused.no_bot", 503)
+    customer = await Customer.get(id=ticket.customer_id)
+    if customer.telegram_chat_id is None or customer.unreachable_at is not None:
+        raise Refused("tickets.refused.unreachable", phone=customer.phone)
+    now = svc.clock.now()
+    if await TicketMessage.filter(ticket_id=ticket.id, direction="out", staff_id=staff.id,
+                                  text=text, created_at__gte=now - REPEAT_WINDOW).exists():
+        log.info("ticket %s: the same answer from %s again within a minute: not resent",
+                 ticket.number, staff.login)
+        return Outcome.DONE
+    if ticket.handler_id is None and ticket.state in tickets.ACTIVE_STATES \
+            and tickets.can_act(staff.role, ticket.level):
+        _, claimed = await tickets.claim(ticket.id, staff, now=now, services=svc)
+        ticket = claimed or ticket
+    if not await side.send_to_owner(ticket, staff, text):
+        raise Refused("tickets.refused.unreachable", phone=customer.phone)
+    await tickets.record_staff_answer(ticket, staff, text, now=svc.clock.now(), services=svc)
+    return Outcome.DONE
+
+
+async def _perform(request: web.Request, action: str, staff: Staff, ticket: Ticket,
+                   form: dict[str, str]) -> Outcome:
+    svc = console_of(request).services
+    now = svc.clock.now()
+    if action == "claim":
+        outcome, _ = await tickets.claim(ticket.id, staff, now=now, services=svc)
+        return outcome
+    if action == "answer":
+        return await _answer(request, staff, ticket, form)
+    if action == "note":
+        await tickets.add_note(ticket, staff, _text(form, "text", TEXT_LIMIT,
+                                                    "tickets.refused.empty_note"), now=now)
+        return Outcome.DONE
+    if action in ("escalate", "major"):
+        why = _text(form, "reason", REASON_LIMIT, "tickets.refused.empty_reason")
+        major = action == "major"
+        reason = f"{'marked major' if major else 'escalated'} by {staff.name}: {why}"
+        outcome, _ = await tickets.escalate(ticket.id, now=now, services=svc, actor=staff,
+                                            reason=reason, major=major)
+        return outcome
+    resolution = _text(form, "resolution", TEXT_LIMIT, "tickets.refused.empty_resolution")
+    improvement = _text(form, "improvement", TEXT_LIMIT, "tickets.refused.empty_improvement")
+    outcome, _ = await tickets.resolve(ticket.id, staff, resolution=resolution,
+                                       improvement=improvement, now=now, services=svc)
+    return outcome
+
+
+@requires(access.TICKETS)
+async def ticket_action(request: web.Request) -> web.StreamResponse:
+    staff = staff_of(request)
+    action = request.match_info["action"]
+    if action not in ACTIONS:
+        raise web.HTTPNotFound(text="no such action")
+    found = await _ticket_for(request, staff)
+    if isinstance(found, web.Response):
+        return found
+    ticket = found
+    form = {k: v for k, v in (await request.post()).items()
+            if isinstance(v, str) and k != "_csrf"}
+    why = refusal(action, staff, ticket)
+    if why == FORBIDDEN:
+        log.info("ticket %s: %s refused to %s (%s) at level %s", ticket.number, action,
+                 staff.login, staff.role, ticket.level)
+        return await forbidden(request)
+    if why is not None:
+        return await _show(request, staff, ticket, status=409, error_key=why, form=form)
+    try:
+        outcome = await _perform(request, action, staff, ticket, form)
+    except Refused as refused:
+        fresh = await Ticket.get(id=ticket.id)
+        return await _show(request, staff, fresh, status=refused.status, error_key=refused.key,
+                           error_args=refused.fmt, form=form)
+    if outcome in (Outcome.NOT_STAFF, Outcome.NOT_ALLOWED):
+        return await forbidden(request)  # the domain refused before changing anything
+    if outcome is not Outcome.DONE:
+        fresh = await Ticket.get(id=ticket.id)
+        return await _show(request, staff, fresh, status=409, error_key=OUTCOME_KEYS[outcome],
+                           form=form)
+    await _audit(request, staff, action, ticket)
+    scope = access.ticket_scope(staff)
+    if scope is not None and not await Ticket.filter(scope, id=ticket.id).exists():
+        # escalated out of this person's reach: back to their list, saying what happened
+        raise web.HTTPSeeOther(f"/tickets?{urlencode({'done': DONE[action], 'n': ticket.number})}")
+    raise web.HTTPSeeOther(f"/tickets/{ticket.id}?done={DONE[action]}")
+
+
+@requires(access.TICKETS)
+async def ticket_photo(request: web.Request) -> web.StreamResponse:
+    """A photo on the ticket, fetched from Telegram by its file id (never stored here)."""
+    staff = staff_of(request)
+    found = await _ticket_for(request, staff)
+    if isinstance(found, web.Response):
+        return found
+    if not access.can(staff, access.COMPLAINT_TEXTS):
+        return await forbidden(request)
+    message = await TicketMessage.get_or_none(id=int(request.match_info["message"]),
+                                              ticket_id=found.id)
+    if message is None or not message.photo_file_id:
+        raise web.HTTPNotFound(text="no such photo")
+    bot = console_of(request).services.dispatcher.bot
+    try:
+        file = await bot.get_file(message.photo_file_id)
+        data = bytes(await file.download_as_bytearray())
+    except TelegramError as exc:
+        log.warning("ticket %s: photo %s not fetched: %s", found.number, message.id, exc)
+        raise web.HTTPBadGateway(text="Telegram did not give the photo") from None
+    kind = mimetypes.guess_type(file.file_path or "")[0] or "image/jpeg"
+    return web.Response(body=data, content_type=kind if kind.startswith("image/")
+                        else "application/octet-stream",
+                        headers={"Cache-Control": "private, max-age=3600"})
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
-    """Nothing served yet."""
+    router.add_get("/tickets", ticket_list)
+    router.add_get(r"/tickets/{id:\d{1,9}}", ticket_view)
+    router.add_post(r"/tickets/{id:\d{1,9}}/{action:[a-z]+}", ticket_action)
+    router.add_get(r"/tickets/{id:\d{1,9}}/photos/{message:\d{1,18}}", ticket_photo)
