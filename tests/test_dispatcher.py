@@ -1,21 +1,29 @@
-"""Outbox rules that need no Telegram: concurrent claims, leases, expiry, consent."""
+"""Outbox rules that need no Telegram: concurrent claims, leases, expiry, consent; and one
+run against the emulator's flood limits (real pacing, a fraction of a second)."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from telegram import Bot
 
 from bot.campaigns.dispatcher import (
     MARKETING_PRIORITY_FROM,
+    Dispatcher,
     claim_due,
     expire_stale,
     reclaim_expired_leases,
     skip_excluded,
 )
 from bot.clock import FakeClock
+from bot.sandbox.emulator import TelegramEmulator
+from bot.texts import Scripts
 from db.models import Customer, Touchpoint, TouchpointStatus
+from tests.conftest import make_settings
 
-NOW = datetime(2026, 11, 3, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 3, 2, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
 
 
@@ -83,3 +91,32 @@ async def test_withdrawal_during_a_tick_is_honoured_at_claim(db: str) -> None:
     assert await skip_excluded(NOW) == 0  # the tick started while consent stood
     await Customer.filter(id=owner.id).update(marketing_consent=False, followups_refused=True)
     assert await claim_due(NOW, limit=10, lease=LEASE) == []
+
+
+async def test_sending_keeps_the_emulators_flood_limits(db: str, clock: FakeClock,
+                                                         tmp_path: Path) -> None:
+    """The emulator enforces 4 messages a second and 0.2 s per chat; one owner is owed three
+    messages, four others one each, all in one batch. Nothing is refused with a 429."""
+    (tmp_path / "zh_CN").mkdir()
+    (tmp_path / "zh_CN" / "k.html").write_text("{{ customer.name }}您好", encoding="utf-8")
+    emu = TelegramEmulator(global_rate=4, per_chat_interval=0.2)
+    await emu.start()
+    try:
+        owners = [await _owner(i) for i in range(5)]
+        for owner in owners:
+            emu.user(owner.telegram_chat_id)  # type: ignore[arg-type]
+        await Touchpoint.bulk_create(
+            [Touchpoint(customer_id=o.id, kind="k", occasion_key="a", due_at=clock.now())
+             for o in owners]
+            + [Touchpoint(customer_id=owners[0].id, kind="k", occasion_key=key,
+                          due_at=clock.now()) for key in ("b", "c")])
+        settings = make_settings(emu, database_url=db, send_rate=4.0, per_chat_interval=0.2,
+                                 quiet_hours="off")
+        async with Bot(emu.token, base_url=f"{emu.api_url}/bot") as bot:
+            report = await Dispatcher(bot, settings, clock, Scripts(tmp_path)).dispatch_due()
+    finally:
+        await emu.stop()
+    assert (report.sent, report.retried, emu.stats["429"]) == (7, 0, 0)
+    assert emu.max_sends_per_second() <= 4
+    assert len(emu.send_times[owners[0].telegram_chat_id]) == 3  # type: ignore[index]
+    assert (emu.min_send_gap(owners[0].telegram_chat_id) or 0.0) >= 0.2

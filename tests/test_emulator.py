@@ -316,6 +316,66 @@ async def test_global_and_group_rate_limits(http: aiohttp.ClientSession) -> None
         await emu.stop()
 
 
+async def test_stats_endpoint_reports_what_the_server_counted(
+    http: aiohttp.ClientSession,
+) -> None:
+    emu = TelegramEmulator(global_rate=2, per_chat_interval=1.0)
+    await emu.start()
+    try:
+        for uid in (1, 2, 3):
+            emu.user(uid)
+        statuses = [(await call(http, emu, "sendMessage", json={"chat_id": uid, "text": "x"}))[0]
+                    for uid in (1, 2, 3)]
+        assert statuses == [200, 200, 429]
+        async with http.get(f"{emu.api_url}/_sandbox/bot{emu.token}/stats") as resp:
+            assert resp.status == 200
+            stats = await resp.json()
+        assert (stats["sent"], stats["429"], stats["max_per_second"]) == (2, 1, 2)
+        assert stats["calls"] == {"sendMessage": 3} and stats["errors"] == {"429": 1}
+        assert stats["min_send_gap"] is None  # no chat got two messages
+        async with http.get(f"{emu.api_url}/_sandbox/bot1:WRONG/stats") as resp:
+            assert resp.status == 401
+    finally:
+        await emu.stop()
+
+
+def test_busiest_second_uses_the_limits_window() -> None:
+    emu = TelegramEmulator()
+    emu.send_times = {1: [10.0, 11.0], 2: [10.5, 11.2], 3: [12.5]}
+    # (t - 1, t]: 10.0 has left the window at 11.0, so 10.5, 11.0, 11.2 is the busiest
+    assert emu.max_sends_per_second() == 3
+    assert TelegramEmulator().max_sends_per_second() == 0
+
+
+async def test_emulator_runs_in_a_process_of_its_own(http: aiohttp.ClientSession) -> None:
+    import os
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.sandbox.serve", "--global-rate", "5", "--per-chat-interval",
+        "1", "--users", "7000:2", "--until-stdin-closes", cwd=str(root),
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        info = json.loads(await asyncio.wait_for(proc.stdout.readline(), timeout=60))
+        send = f"{info['api_url']}/bot{info['token']}/sendMessage"
+        statuses = []
+        for chat_id in (7000, 7001, 7000):  # the third is too soon after the first
+            async with http.post(send, json={"chat_id": chat_id, "text": "hi"}) as resp:
+                statuses.append(resp.status)
+        assert statuses == [200, 200, 429]
+        async with http.get(info["stats_url"]) as resp:
+            stats = await resp.json()
+        assert (stats["sent"], stats["429"]) == (2, 1)
+    finally:
+        proc.stdin.close()
+        code = await asyncio.wait_for(proc.wait(), timeout=30)
+    assert code == 0
+
+
 @pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 async def test_fail_next_injects_errors(emu: TelegramEmulator, bot: Bot) -> None:
     emu.user(OWNER)

@@ -131,28 +131,60 @@ class Dispatcher:
             report.skipped = await skip_excluded(now)
             for rule in self.skip_rules:
                 report.skipped += await rule(now)
-            for _ in range(max_batches):
-                now = self.clock.now()  # a long tick must not use a stale now or lease
-                if in_quiet_hours(now, self.settings.tz, self.settings.quiet):
-                    break
-                batch = await claim_due(
-                    now, limit=self.settings.dispatch_batch,
-                    lease=timedelta(seconds=self.settings.lease_seconds), customer_id=customer_id,
-                )
-                if not batch:
-                    break
-                report.add(await self._send_batch(batch, now))
+            batch, now = await self._claim(customer_id)
+            batches = 0
+            while batch and batches < max_batches:
+                batches += 1
+                tail = asyncio.Event()
+                sending = asyncio.create_task(self._send_batch(batch, now, tail=tail))
+                tail_reached = asyncio.create_task(tail.wait())
+                try:
+                    # The next batch is claimed while this one's last messages go out, so
+                    # the limiter does not sit idle between batches; it starts once this one
+                    # is done (a batch's rows are claimed in order, service first).
+                    await asyncio.wait({sending, tail_reached},
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    batch, now = ([], now) if batches >= max_batches else \
+                        await self._claim(customer_id)
+                    report.add(await sending)
+                except asyncio.CancelledError:
+                    sending.cancel()
+                    raise
+                except Exception:
+                    await asyncio.wait({sending})  # its sends finish and record themselves
+                    raise
+                finally:
+                    tail_reached.cancel()
             return report
 
-    async def _send_batch(self, batch: list[Touchpoint], now: datetime) -> DispatchReport:
+    async def _claim(self, customer_id: int | None) -> tuple[list[Touchpoint], datetime]:
+        """The next batch of due rows (none in quiet hours), and the time it was claimed at."""
+        now = self.clock.now()  # a long tick must not use a stale now or lease
+        if in_quiet_hours(now, self.settings.tz, self.settings.quiet):
+            return [], now
+        batch = await claim_due(
+            now, limit=self.settings.dispatch_batch,
+            lease=timedelta(seconds=self.settings.lease_seconds), customer_id=customer_id,
+        )
+        return batch, now
+
+    async def _send_batch(self, batch: list[Touchpoint], now: datetime,
+                          tail: asyncio.Event | None = None) -> DispatchReport:
+        """Send a batch, ``dispatch_concurrency`` at a time; ``tail`` is set once every row
+        left is in flight or next in line (the batch will be done about a second later)."""
         report = DispatchReport()
         sem = asyncio.Semaphore(self.settings.dispatch_concurrency)
+        waiting = len(batch)
 
         async def one(tp: Touchpoint) -> None:
+            nonlocal waiting
             async with sem:
+                waiting -= 1
+                if tail is not None and waiting <= self.settings.dispatch_concurrency:
+                    tail.set()
                 try:
                     await self._send_one(tp, now, report)
-                except Exception as exc:  # noqa: BLE001 - one row must not stop its batch
+                except Exception as exc:
                     # e.g. the database failed after Telegram accepted the message: the
                     # row stays "sending" and its lease decides (at most one duplicate).
                     log.exception("touchpoint %s: unexpected error while sending", tp.id)
@@ -171,7 +203,7 @@ class Dispatcher:
                 out = await composer(tp, customer, tp.vehicle)
             else:
                 out = compose(tp, customer, tp.vehicle, self.scripts, self.settings)
-        except Exception as exc:  # noqa: BLE001 - a broken script must not stop the outbox
+        except Exception as exc:
             log.exception("touchpoint %s: script %r failed to render", tp.id, tp.kind)
             await _finish(tp, TouchpointStatus.FAILED, error=f"script error: {exc}")
             report.failed += 1
@@ -187,11 +219,12 @@ class Dispatcher:
                   else InlineKeyboardButton(label, callback_data=data) for label, data in row]
                  for row in out.buttons]
             )
-        await self.limiter.acquire(chat_id)
         try:
-            message = await self.bot.send_message(
-                chat_id, out.text, parse_mode=ParseMode.HTML, reply_markup=markup
-            )
+            # the limiter counts the send until its answer is back (Telegram counted it then)
+            async with self.limiter.sending(chat_id):
+                message = await self.bot.send_message(
+                    chat_id, out.text, parse_mode=ParseMode.HTML, reply_markup=markup
+                )
         except RetryAfter as exc:
             wait = _retry_seconds(exc)
             self.limiter.retry_after(chat_id, wait)

@@ -599,6 +599,7 @@ class TelegramEmulator:
         app = web.Application(client_max_size=60 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
+        app.router.add_get("/_sandbox/bot{token}/stats", self._handle_stats)
         app.on_shutdown.append(self._on_shutdown)
         app.on_cleanup.append(self._on_cleanup)
         return app
@@ -719,6 +720,30 @@ class TelegramEmulator:
             for a, b in itertools.pairwise(times)
         ]
         return min(gaps) if gaps else None
+
+    def stats_report(self) -> JSONDict:
+        """What ``stats`` and ``send_times`` say, as plain JSON: calls per method, 429s given,
+        errors per status code, messages sent, and the pacing seen by this server (the
+        shortest gap between two messages to one chat, the most messages in any one-second
+        window as the global limit counts them)."""
+        return {
+            "calls": dict(self.stats["calls"]),
+            "429": self.stats["429"],
+            "errors": {str(code): n for code, n in self.stats["errors"].items()},
+            "sent": sum(len(times) for times in self.send_times.values()),
+            "min_send_gap": self.min_send_gap(),
+            "max_per_second": self.max_sends_per_second(),
+        }
+
+    def max_sends_per_second(self) -> int:
+        """The most messages in any window (t - 1 s, t], the window the global limit uses."""
+        times = sorted(t for chat in self.send_times.values() for t in chat)
+        most, first = 0, 0
+        for last, t in enumerate(times):
+            while times[first] <= t - 1.0:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
 
     # ----------------------------------------------------------------- drivers
 
@@ -1003,6 +1028,13 @@ class TelegramEmulator:
             if stored.file_path == path and stored.data is not None:
                 return web.Response(body=stored.data, content_type="application/octet-stream")
         return self._error(ApiError(404, "Not Found"))
+
+    async def _handle_stats(self, request: web.Request) -> web.Response:
+        """Not Telegram's: :meth:`stats_report` as JSON, for a bot or benchmark that runs the
+        emulator in another process (``python -m bot.sandbox.serve``)."""
+        if not hmac.compare_digest(request.match_info["token"].encode(), self.token.encode()):
+            return self._error(ApiError(401, "Unauthorized"))
+        return web.json_response(self.stats_report())
 
     def _inject(self, method: str) -> None:
         queue = self._injected.get(method)
