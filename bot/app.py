@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telegram import BotCommand, Update
 from telegram.ext import Application, ApplicationBuilder
 
-from bot.campaigns.dispatcher import Dispatcher
+from bot import locks, touchpoints
+from bot.campaigns.dispatcher import Dispatcher, DispatchReport
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.handlers import complaint, errors, marketing, owner, staff, survey
-from bot import touchpoints
 from bot.services import SERVICES_KEY, Services
+from bot.telegram_http import AiohttpRequest
 from bot.texts import Scripts
 from bot.web.server import make_web_app
 
@@ -35,6 +37,10 @@ COMMANDS = [
     ("subscribe", "接收优惠活动 / receive offers"),
 ]
 
+# While this instance dispatches, it confirms it still holds the dispatcher lock about this
+# often (seconds of sending): a long queue is sent in runs of that length.
+LOCK_CHECK_SECONDS = 10.0
+
 
 class CareBot:
     """A running carebot: start() and stop() bring every part up and down together."""
@@ -47,7 +53,9 @@ class CareBot:
             .token(settings.bot_token)
             .base_url(f"{settings.telegram_api_url}/bot")
             .base_file_url(f"{settings.telegram_api_url}/file/bot")
-            .concurrent_updates(True)
+            .concurrent_updates(settings.update_concurrency)
+            .request(AiohttpRequest(connection_pool_size=256))  # cheaper than httpx per call
+            .get_updates_request(AiohttpRequest(connection_pool_size=1))
         )
         if settings.webhook_url:
             builder = builder.updater(None)
@@ -55,6 +63,10 @@ class CareBot:
         self.scripts = Scripts(scripts_dir or settings.scripts_dir)
         self.dispatcher = Dispatcher(self.application.bot, settings, clock, self.scripts)
         self.services = Services(settings, clock, self.scripts, self.dispatcher)
+        # Several instances on one PostgreSQL: the singleton jobs and the dispatcher take
+        # advisory locks on this process's own connection (no-op on SQLite).
+        self.locks = locks.Locks(settings.database_url)
+        self.services.extensions[locks.LOCKS_KEY] = self.locks
         self.application.bot_data[SERVICES_KEY] = self.services
         for feature in FEATURES:
             feature.register(self.application, self.services)
@@ -103,13 +115,23 @@ class CareBot:
         await self.application.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
 
     async def _tick_dispatch(self) -> None:
+        """Send what is due, if this instance holds the dispatcher lock; else stand by.
+
+        One instance sends, so the global rate holds across instances. A long queue is sent
+        in runs of about ``LOCK_CHECK_SECONDS``, the lock confirmed between runs: a process
+        whose lock connection broke stops within one run while another takes over."""
+        settings = self.settings
+        batches = max(1, math.ceil(settings.send_rate * LOCK_CHECK_SECONDS
+                                   / settings.dispatch_batch))
         try:
-            report = await self.dispatcher.dispatch_due()
-        except Exception:  # noqa: BLE001 - a failed tick must not kill the scheduler
+            while await self.locks.keep(locks.DISPATCHER):
+                report = await self.dispatcher.dispatch_due(max_batches=batches)
+                if report.sent or report.failed or report.unreachable:
+                    log.info("dispatched: %s", report)
+                if _handled(report) < batches * settings.dispatch_batch:
+                    return  # the queue is drained (or quiet hours): wait for the next tick
+        except Exception:  # a failed tick must not kill the scheduler
             log.exception("dispatcher tick failed; the next tick will retry")
-            return
-        if report.sent or report.failed or report.unreachable:
-            log.info("dispatched: %s", report)
 
     async def poll_once(self) -> int:
         """Fetch pending updates once and handle each to completion (tests, sandbox scene)."""
@@ -131,6 +153,12 @@ class CareBot:
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
+        await self.locks.close()
+
+
+def _handled(report: DispatchReport) -> int:
+    """Rows a dispatch run claimed and settled."""
+    return report.sent + report.retried + report.unreachable + report.failed
 
 
 def create_app(settings: Settings, clock: Clock | None = None,

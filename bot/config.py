@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     api_key: str = ""
     webhook_url: str = ""
     webhook_secret: str = ""
+    metrics_token: str = ""  # when set, /metrics wants "Authorization: Bearer <token>"
+    update_concurrency: int = Field(
+        128, ge=1, le=4096, description="Telegram updates handled at once (1 = one by one)")
+    update_queue_limit: int = Field(
+        10_000, ge=1, description="updates received and not yet handled before the webhook "
+                                  "holds Telegram's posts")
     quiet_hours: str = "21:00-09:00"
     scripts_dir: Path | None = None  # the dealership's own templates, overriding ours
     # Dispatcher tuning (Telegram's documented limits by default).

@@ -4,7 +4,9 @@
 button ("Book a visit" on the first-service and service-due reminders, "Cancel booking" on
 the booking reminder) and the dispatcher's skip rule for reminders a visit or booking made
 unnecessary. ``schedule``: the daily occasions scan at ``scan_time`` (local) and one scan at
-start-up, which catches up the days the process was down.
+start-up, which catches up the days the process was down. With several instances the scan
+runs under the ``occasions_scan`` advisory lock, and a scan already run (by any instance)
+since the latest scheduled time is not run again: one scan per day and start-up wave.
 
 The 3-day and service follow-ups carry the satisfaction question; their composers (score
 buttons) belong to the surveys feature.
@@ -14,20 +16,24 @@ from __future__ import annotations
 
 import functools
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 from telegram.ext import Application
 
-from bot import bookings
+from bot import bookings, locks
 from bot.campaigns.dispatcher import Composer, Outgoing, compose
 from bot.campaigns.journeys import BOOKING_REMINDER, FIRST_SERVICE, SERVICE_DUE
 from bot.campaigns.occasions import occasion_rules, run_scan
-from bot.campaigns.timing import parse_hhmm
+from bot.campaigns.timing import at_local, local_date, parse_hhmm
 from bot.handlers import booking as booking_handlers
 from bot.services import Services
-from db.models import Customer, Touchpoint, Vehicle
+from db.models import Customer, ScanState, Touchpoint, Vehicle
 
 log = logging.getLogger(__name__)
+
+# ScanState row recording when an occasions scan last ran, whichever instance ran it.
+SCAN_RUN = "occasions_run"
 
 
 def _with_book_button(svc: Services) -> Composer:
@@ -60,12 +66,35 @@ def register(application: Application, services: Services) -> None:  # type: ign
         functools.partial(bookings.skip_superseded_reminders, tz=services.settings.tz))
 
 
+def latest_scan_time(now: datetime, services: Services) -> datetime:
+    """The latest scheduled scan time (local ``scan_time``) at or before ``now``."""
+    tz = services.settings.tz
+    at = parse_hhmm(services.settings.scan_time)
+    today = local_date(now, tz)
+    slot = at_local(today, at, tz)
+    return slot if slot <= now else at_local(today - timedelta(days=1), at, tz)
+
+
 async def scan_now(services: Services) -> None:
-    """One occasions scan; a failure is logged and the next one retries (it is idempotent)."""
-    try:
-        await run_scan(services.clock.now(), occasion_rules(services.settings))
-    except Exception:
-        log.exception("occasions scan failed; the next scan catches up")
+    """One occasions scan, unless another instance is running one or one already ran since
+    the latest scheduled time; a failure is logged and the next one retries (the scan is
+    idempotent)."""
+    async with locks.locks_of(services).singleton(locks.OCCASIONS_SCAN) as mine:
+        if not mine:
+            log.info("occasions scan skipped: another instance is running it")
+            return
+        try:
+            now = services.clock.now()
+            last = await ScanState.get_or_none(name=SCAN_RUN)
+            if last is not None and last.updated_at >= latest_scan_time(now, services):
+                log.info("occasions scan skipped: already run at %s", last.updated_at)
+                return
+            await run_scan(now, occasion_rules(services.settings))
+            await ScanState.update_or_create(
+                name=SCAN_RUN, defaults={"last_day": local_date(now, services.settings.tz),
+                                         "updated_at": now})
+        except Exception:
+            log.exception("occasions scan failed; the next scan catches up")
 
 
 def schedule(scheduler: Any, services: Services) -> None:

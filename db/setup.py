@@ -44,8 +44,13 @@ def _ensure_sqlite_dir(database_url: str) -> None:
 
 async def migrate_database(database_url: str) -> None:
     """Apply every pending migration (what `carebot migrate` and `carebot run` do)."""
+    from bot import locks  # PostgreSQL advisory locks (no-op on SQLite)
+
     _ensure_sqlite_dir(database_url)
-    await migrate(config=tortoise_config(database_url))
+    # Several instances starting together on one PostgreSQL: one migrates, the others wait
+    # for it and then find nothing left to do.
+    async with locks.exclusive(database_url, locks.MIGRATIONS):
+        await migrate(config=tortoise_config(database_url))
     await Tortoise.close_connections()
 
 

@@ -14,12 +14,12 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
-from bot import consent, owners
+from bot import consent, locks, owners
 from bot.campaigns import promotions
 from bot.campaigns.dispatcher import Composer, Outgoing, dealer_context
 from bot.handlers.owner import lang_of, log_in, say
 from bot.services import Services, services_of
-from db.models import Campaign, Customer, Staff, Touchpoint, Vehicle
+from db.models import Campaign, CampaignStatus, Customer, Staff, Touchpoint, Vehicle
 
 log = logging.getLogger(__name__)
 
@@ -195,14 +195,41 @@ def register(application: Application, services: Services) -> None:  # type: ign
     services.add_text_route(TEXT_ROUTE_PRIORITY, stop_word_route)
 
 
+async def resume_interrupted_launches(*, now: datetime,
+                                      rules: promotions.CampaignRules) -> list[int]:
+    """Launch again every campaign left "sending" but never marked launched: the process
+    launching it died mid-way (SIGKILL, power), leaving some of its rows written. Only the
+    holder of the ``campaigns`` lock launches, so while this tick holds it nobody else is
+    writing them; the touchpoint key (owner, kind, occasion) keeps every owner once."""
+    resumed: list[int] = []
+    for campaign in await Campaign.filter(status=CampaignStatus.SENDING,
+                                          launched_at__isnull=True).order_by("id"):
+        log.warning("campaign %s: its launch was interrupted; launching it again",
+                    campaign.id)
+        try:
+            await promotions.launch(campaign, now=now, rules=rules)
+        except Exception:  # one broken campaign must not stop the others
+            log.exception("campaign %s: the resumed launch failed; the next tick retries",
+                          campaign.id)
+            continue
+        resumed.append(campaign.id)
+    return resumed
+
+
 async def campaign_tick(services: Services) -> None:
-    """Launch campaigns whose send time came; mark finished ones done."""
-    now = services.clock.now()
-    try:
-        await promotions.launch_due(now=now, rules=promotions.campaign_rules(services.settings))
-        await promotions.finish_done(now=now)
-    except Exception:  # noqa: BLE001 - a failed tick must not kill the scheduler
-        log.exception("campaign tick failed; the next tick retries")
+    """Finish interrupted launches, launch campaigns whose send time came, mark finished
+    ones done. One instance at a time (the ``campaigns`` advisory lock); others skip."""
+    async with locks.locks_of(services).singleton(locks.CAMPAIGNS) as mine:
+        if not mine:
+            return
+        now = services.clock.now()
+        rules = promotions.campaign_rules(services.settings)
+        try:
+            await resume_interrupted_launches(now=now, rules=rules)
+            await promotions.launch_due(now=now, rules=rules)
+            await promotions.finish_done(now=now)
+        except Exception:  # a failed tick must not kill the scheduler
+            log.exception("campaign tick failed; the next tick retries")
 
 
 def schedule(scheduler: AsyncIOScheduler, services: Services) -> None:

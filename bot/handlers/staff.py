@@ -42,7 +42,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import owners, tickets
+from bot import locks, owners, tickets
 from bot.campaigns.dispatcher import dealer_context
 from bot.services import Services, services_of
 from bot.texts import DEFAULT_LANGUAGE
@@ -770,20 +770,28 @@ async def ticket_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 
 async def deadline_tick(services: Services) -> None:
-    """The minute job: escalate missed deadlines; also catch up on unpublished tickets."""
-    try:
-        await tickets.check_deadlines(services.clock.now(), services)
-        await side_of(services).publish_pending()
-    except Exception:  # noqa: BLE001 - a failed tick must not kill the scheduler
-        log.exception("ticket deadline check failed; the next tick retries")
+    """The minute job: escalate missed deadlines; also catch up on unpublished tickets.
+    One instance at a time (the ``ticket_deadlines`` advisory lock); others skip."""
+    async with locks.locks_of(services).singleton(locks.TICKET_DEADLINES) as mine:
+        if not mine:
+            return
+        try:
+            await tickets.check_deadlines(services.clock.now(), services)
+            await side_of(services).publish_pending()
+        except Exception:  # a failed tick must not kill the scheduler
+            log.exception("ticket deadline check failed; the next tick retries")
 
 
 async def relay_tick(services: Services) -> None:
-    """The relay job: owner messages still queued go to the staff chat, batched."""
-    try:
-        await side_of(services).flush()
-    except Exception:  # noqa: BLE001
-        log.exception("ticket relay failed; the next tick retries")
+    """The relay job: owner messages still queued go to the staff chat, batched. One
+    instance at a time (the ``ticket_relay`` advisory lock), so nothing is relayed twice."""
+    async with locks.locks_of(services).singleton(locks.TICKET_RELAY) as mine:
+        if not mine:
+            return
+        try:
+            await side_of(services).flush()
+        except Exception:  # a failed tick must not kill the scheduler
+            log.exception("ticket relay failed; the next tick retries")
 
 
 def register(application: Application, services: Services) -> None:  # type: ignore[type-arg]

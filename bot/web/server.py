@@ -1,13 +1,15 @@
-"""The aiohttp side: Telegram webhook, intake API, health check.
+"""The aiohttp side: Telegram webhook, intake API; health and metrics in ``ops``.
 
 Routes are thin: they validate, then enqueue or call a domain function.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlparse
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 SERVICES = web.AppKey("services", Services)
 PTB = web.AppKey("ptb", Application)  # type: ignore[type-arg]
 MAX_BODY = 20 * 1024 * 1024
+QUEUE_WAIT = 20.0  # seconds a webhook post waits for room before "busy" (Telegram retries)
 
 
 def webhook_path(settings: Settings) -> str:
@@ -49,9 +52,26 @@ async def telegram_webhook(request: web.Request) -> web.Response:
     except (json.JSONDecodeError, UnicodeDecodeError):
         return web.Response(status=400, text="body is not JSON")
     application = request.app[PTB]
+    if not await _room_for_one_more(application.update_queue, svc.settings.update_queue_limit):
+        log.warning("webhook: %d updates waiting; answered busy, Telegram will resend",
+                    svc.settings.update_queue_limit)
+        return web.Response(status=503, text="busy")
     update = Update.de_json(data, application.bot)
     await application.update_queue.put(update)
     return web.Response(text="ok")
+
+
+async def _room_for_one_more(queue: asyncio.Queue[object], limit: int) -> bool:
+    """Hold the post while ``limit`` updates are received and not yet handled, so memory stays
+    bounded after an outage, when Telegram delivers its backlog as fast as we answer: the
+    rest waits at Telegram. False after ``QUEUE_WAIT``: the update is not taken, and Telegram
+    posts it again later (never both, so never handled twice)."""
+    deadline = time.monotonic() + QUEUE_WAIT
+    while getattr(queue, "_unfinished_tasks", queue.qsize()) >= limit:  # put, not task_done
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
 
 
 def _authorized(request: web.Request) -> bool:
@@ -97,10 +117,6 @@ async def post_visits(request: web.Request) -> web.Response:
     return await _intake(request, "visits", import_visits_records)
 
 
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
 def make_web_app(services: Services, application: Application) -> web.Application:  # type: ignore[type-arg]
     app = web.Application(client_max_size=MAX_BODY)
     app[SERVICES] = services
@@ -108,10 +124,10 @@ def make_web_app(services: Services, application: Application) -> web.Applicatio
     app.router.add_post(webhook_path(services.settings), telegram_webhook)
     app.router.add_post("/api/v1/deliveries", post_deliveries)
     app.router.add_post("/api/v1/visits", post_visits)
-    app.router.add_get("/healthz", healthz)
-    from bot.web import campaigns_api  # campaigns (issue 6); imports this module
+    from bot.web import campaigns_api, ops  # campaigns (issue 6), /healthz and /metrics
 
     campaigns_api.add_routes(app)
+    ops.add_routes(app)
     from bot.web.console import MACHINE_PREFIXES, setup_console  # the console (issue 7)
 
     setup_console(app, services, MACHINE_PREFIXES + (webhook_path(services.settings),))
