@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
-from decimal import Decimal
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -48,8 +47,8 @@ class Period:
 
     def utc_bounds(self, tz: ZoneInfo) -> tuple[datetime, datetime]:
         """Local midnight of the first day and of the day after the last, in UTC."""
-        return (datetime.combine(self.start, time(0), tzinfo=tz).astimezone(timezone.utc),
-                datetime.combine(self.end, time(0), tzinfo=tz).astimezone(timezone.utc))
+        return (datetime.combine(self.start, time(0), tzinfo=tz).astimezone(UTC),
+                datetime.combine(self.end, time(0), tzinfo=tz).astimezone(UTC))
 
 
 class PeriodError(ValueError):
@@ -249,7 +248,14 @@ class _Sql:
 
 def _advisor(*columns: str) -> str:
     """The first non-empty advisor name among ``columns`` ('' when none)."""
-    return "COALESCE(" + ", ".join(f"NULLIF({c}, '')" for c in columns) + ", '')"
+    return _first_advisor(*(f"NULLIF({c}, '')" for c in columns))
+
+
+def _first_advisor(*names: str) -> str:
+    """The first of ``names`` that is not NULL ('' when none). COALESCE stops at the first
+    name it finds, so a scalar subquery among them runs only when the ones before are
+    NULL (empty names are turned into NULL by the caller)."""
+    return "COALESCE(" + ", ".join(names) + ", '')"
 
 
 def _in(values: tuple[str, ...]) -> str:
@@ -260,161 +266,247 @@ def _num(value: Any) -> int:
     return int(value or 0)
 
 
-def _avg(value: Decimal | float | None) -> float | None:
-    return None if value is None else float(value)
-
-
 def _scope_select(group: bool, expr: str) -> tuple[str, str]:
     """(select expression, GROUP BY clause) for a per-advisor or a dealership query."""
     return (expr, "GROUP BY 1") if group else ("'*'", "")
 
 
-async def _followups(sql: _Sql, start: datetime, end: datetime, group: bool
-                     ) -> list[dict[str, Any]]:
-    adv, group_by = _scope_select(group, _advisor("vi.advisor", "v.sales_advisor", "c.advisor"))
-    attempted = _in((TouchpointStatus.SENT, TouchpointStatus.UNREACHABLE,
-                     TouchpointStatus.FAILED))
-    lost = _in((TouchpointStatus.UNREACHABLE, TouchpointStatus.FAILED, TouchpointStatus.EXPIRED))
-    # The joins only find the advisor: the dealership's figures need none of them (each is
-    # on a unique key, so leaving them out changes no count).
-    joins = f"""JOIN customer c ON c.id = t.customer_id
-        LEFT JOIN vehicle v ON v.id = t.vehicle_id
-        LEFT JOIN visit vi ON vi.id = {sql.visit_id_of('t.payload')}""" if group else ""
-    query = f"""
-        SELECT {adv} AS scope,
-               COUNT(*) AS due,
-               SUM(CASE WHEN t.status IN {attempted} THEN 1 ELSE 0 END) AS sent,
-               SUM(CASE WHEN t.status = 'sent' THEN 1 ELSE 0 END) AS reached,
-               SUM(CASE WHEN t.status = 'sent' AND EXISTS (
+def _group_by(group: bool, *columns: str) -> str:
+    """``GROUP BY`` the scope (per advisor) and then ``columns``."""
+    return "GROUP BY " + ", ".join((("1",) if group else ()) + columns)
+
+
+# Every status a touchpoint can have. The follow-up figures search the touchpoint_kpi index
+# (kind, status, due_at, ...) once per kind and status, so a period costs a range of the
+# index for each, never a scan of every follow-up ever written.
+ALL_STATUSES: tuple[str, ...] = tuple(s.value for s in TouchpointStatus)
+ATTEMPTED: tuple[str, ...] = (TouchpointStatus.SENT, TouchpointStatus.UNREACHABLE,
+                              TouchpointStatus.FAILED)
+LOST: tuple[str, ...] = (TouchpointStatus.UNREACHABLE, TouchpointStatus.FAILED,
+                         TouchpointStatus.EXPIRED)
+SCORE_VALUES: tuple[int, ...] = tuple(range(1, 11))  # record_score refuses anything else
+
+
+def _ints(values: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(int(v)) for v in values) + ")"
+
+
+class _Parts:
+    """The figures of each scope as the queries return them, filled into ``Kpis``."""
+
+    def __init__(self, group: bool, scopes: dict[str, Kpis]) -> None:
+        self.group = group
+        self.scopes = scopes
+
+    def of(self, row: dict[str, Any]) -> Kpis:
+        key = DEALERSHIP if not self.group else str(row["scope"] or UNASSIGNED)
+        if self.group and key == DEALERSHIP:
+            key = "'*'"  # an advisor literally called "*" must not overwrite the total
+        return self.scopes.setdefault(key, Kpis(key))
+
+
+async def _followups(sql: _Sql, start: datetime, end: datetime, parts: _Parts) -> None:
+    """Due, sent, reached and answered follow-ups, and the owners who could not be reached."""
+    group = parts.group
+    # The advisor: the visit named in the payload, else the car's, else the owner's; each
+    # looked up only when the one before it has no name.
+    adv, group_by = _scope_select(group, _first_advisor(
+        f"(SELECT NULLIF(vi.advisor, '') FROM visit vi WHERE vi.id = "
+        f"{sql.visit_id_of('t.payload')})",
+        "(SELECT NULLIF(v.sales_advisor, '') FROM vehicle v WHERE v.id = t.vehicle_id)",
+        "(SELECT NULLIF(c.advisor, '') FROM customer c WHERE c.id = t.customer_id)"))
+    # Per advisor every follow-up is looked up anyway, so whether it has a score is asked
+    # in the same pass; the dealership's responses have a query of their own (_responses).
+    answered = """SUM(CASE WHEN t.status = 'sent' AND EXISTS (
                        SELECT 1 FROM score s WHERE s.touchpoint_id = t.id)
-                   THEN 1 ELSE 0 END) AS responses,
-               COUNT(DISTINCT CASE WHEN t.status IN {lost}
-                       OR (t.status = 'skipped' AND t.status_reason LIKE 'owner unreachable%')
-                   THEN t.customer_id END) AS unreachable
+                   THEN 1 ELSE 0 END)""" if group else "0"
+    # Counted per kind and status: the touchpoint_kpi index (kind, status, due_at, ...) is
+    # searched once for each pair, so a period costs one range of the index per pair.
+    query = f"""
+        SELECT {adv} AS scope, t.kind AS kind, t.status AS status, COUNT(*) AS n,
+               SUM(CASE WHEN t.status = 'skipped' AND t.status_reason LIKE 'owner declined%'
+                   THEN 1 ELSE 0 END) AS declined,
+               {answered} AS answered,
+               MIN(t.id) AS first_id, MAX(t.id) AS last_id
         FROM touchpoint t
-        {joins}
-        WHERE t.kind IN {_in(FOLLOWUP_KINDS)} AND t.due_at >= ? AND t.due_at < ?
-          AND NOT (t.status = 'skipped' AND t.status_reason LIKE 'owner declined%')
-        {group_by}"""
-    return await sql.rows(query, [start, end])
-
-
-async def _scores(sql: _Sql, start: datetime, end: datetime, group: bool, low_threshold: int
-                  ) -> list[dict[str, Any]]:
-    adv, group_by = _scope_select(group, "s.advisor")
-    dist = ",\n".join(f"SUM(CASE WHEN s.score = {n} THEN 1 ELSE 0 END) AS s{n}"
-                      for n in range(1, 11))
-    cats = ",\n".join(
-        f"SUM(CASE WHEN s.score <= {low_threshold} AND s.category = '{c}' THEN 1 ELSE 0 END)"
-        f" AS c_{c}" for c in CSI_CATEGORIES)
+        WHERE t.kind IN {_in(FOLLOWUP_KINDS)} AND t.status IN {_in(ALL_STATUSES)}
+          AND t.due_at >= ? AND t.due_at < ?
+        {_group_by(group, "t.kind", "t.status")}"""
+    sent_ids: dict[str, tuple[int, int]] = {}  # kind -> the id range of its sent follow-ups
+    for row in await sql.rows(query, [start, end]):
+        k, status, n = parts.of(row), str(row["status"]), _num(row["n"])
+        k.followups_due += n - _num(row["declined"])
+        k.followups_sent += n if status in ATTEMPTED else 0
+        k.responses += _num(row["answered"])
+        if status == TouchpointStatus.SENT:
+            k.followups_reached += n
+            low, high = sent_ids.get(str(row["kind"]), (row["first_id"], row["last_id"]))
+            sent_ids[str(row["kind"])] = (min(low, row["first_id"]), max(high, row["last_id"]))
+    if not group:
+        parts.scopes[DEALERSHIP].responses = await _responses(sql, start, end, sent_ids)
+    # Owners, not follow-ups: counted distinct across the statuses, so a query of its own.
     query = f"""
-        SELECT {adv} AS scope,
-               COUNT(*) AS n,
-               AVG(s.score * 1.0) AS average,
-               {dist},
-               SUM(CASE WHEN s.score >= {DELIGHTED_FROM} THEN 1 ELSE 0 END) AS very,
-               SUM(CASE WHEN s.score <= {low_threshold} THEN 1 ELSE 0 END) AS low,
-               SUM(CASE WHEN s.score <= {low_threshold} AND s.category IS NULL
-                   THEN 1 ELSE 0 END) AS uncategorised,
-               {cats}
-        FROM score s
-        WHERE s.superseded_at IS NULL AND s.rates IN {_in(CSI_RATES)}
-          AND s.first_answered_at >= ? AND s.first_answered_at < ?
+        SELECT {adv} AS scope, COUNT(DISTINCT t.customer_id) AS unreachable
+        FROM touchpoint t
+        WHERE t.kind IN {_in(FOLLOWUP_KINDS)} AND t.status IN {_in((*LOST, "skipped"))}
+          AND t.due_at >= ? AND t.due_at < ?
+          AND (t.status <> 'skipped' OR t.status_reason LIKE 'owner unreachable%')
         {group_by}"""
-    return await sql.rows(query, [start, end])
+    for row in await sql.rows(query, [start, end]):
+        parts.of(row).unreachable_owners = _num(row["unreachable"])
 
 
-async def _handling(sql: _Sql, start: datetime, end: datetime, group: bool
-                    ) -> list[dict[str, Any]]:
-    adv, group_by = _scope_select(group, "s.advisor")
+async def _responses(sql: _Sql, start: datetime, end: datetime,
+                     sent_ids: dict[str, tuple[int, int]]) -> int:
+    """The period's sent follow-ups that have a score (``sent_ids``: the id range of the
+    sent follow-ups of each kind)."""
+    if sql.postgres:  # PostgreSQL turns the EXISTS into a semi-join (hash or merge) itself
+        query = f"""
+            SELECT COUNT(*) AS answered FROM touchpoint t
+            WHERE t.kind IN {_in(FOLLOWUP_KINDS)} AND t.status = 'sent'
+              AND t.due_at >= ? AND t.due_at < ?
+              AND EXISTS (SELECT 1 FROM score s WHERE s.touchpoint_id = t.id)"""
+        return sum(_num(r["answered"]) for r in await sql.rows(query, [start, end]))
+    # SQLite only nests loops: a look-up among the scores for each follow-up would be most
+    # of the report's time. Instead the sent follow-ups of a kind (touchpoint_answered
+    # index: kind, status, id, due_at) are intersected with the touchpoints that have a
+    # score (score_touchpoint index); both come in id order within the id range of the
+    # period's sent follow-ups, so SQLite merges the two sorted lists in one pass.
+    query = """
+        SELECT COUNT(*) AS answered FROM (
+            SELECT t.id FROM touchpoint t
+            WHERE t.kind = ? AND t.status = 'sent' AND t.id >= ? AND t.id <= ?
+              AND t.due_at >= ? AND t.due_at < ?
+            INTERSECT
+            SELECT s.touchpoint_id FROM score s
+            WHERE s.touchpoint_id >= ? AND s.touchpoint_id <= ?
+            ORDER BY 1) a"""
+    answered = 0
+    for kind, (low, high) in sent_ids.items():
+        rows = await sql.rows(query, [kind, low, high, start, end, low, high])
+        answered += sum(_num(r["answered"]) for r in rows)
+    return answered
+
+
+async def _scores(sql: _Sql, start: datetime, end: datetime, parts: _Parts,
+                  low_threshold: int) -> None:
+    """Current scores of the period counted per (rates, value); the averages, shares and
+    low scores follow from those counts. The score_csi index (rates, superseded_at, score,
+    first_answered_at, ...) is searched once per rates and value."""
+    group = parts.group
+    adv, _ = _scope_select(group, "s.advisor")
+    rates = (*CSI_RATES, ScoreRates.COMPLAINT.value)
     query = f"""
-        SELECT {adv} AS scope, COUNT(*) AS n, AVG(s.score * 1.0) AS average
+        SELECT {adv} AS scope, s.rates AS rates, s.score AS score, COUNT(*) AS n
         FROM score s
-        WHERE s.superseded_at IS NULL AND s.rates = '{ScoreRates.COMPLAINT.value}'
+        WHERE s.rates IN {_in(rates)} AND s.superseded_at IS NULL
+          AND s.score IN {_ints(SCORE_VALUES)}
           AND s.first_answered_at >= ? AND s.first_answered_at < ?
-        {group_by}"""
-    return await sql.rows(query, [start, end])
+        {_group_by(group, "s.rates", "s.score")}"""
+    sums: dict[str, list[int]] = {}  # scope -> [sum of CSI scores, of handling scores]
+    for row in await sql.rows(query, [start, end]):
+        k, value, n = parts.of(row), int(row["score"]), _num(row["n"])
+        total = sums.setdefault(k.scope, [0, 0])
+        if str(row["rates"]) == ScoreRates.COMPLAINT:
+            k.handling_scores += n
+            total[1] += value * n
+        else:
+            k.scores += n
+            k.distribution[value] += n
+            total[0] += value * n
+    for scope, total in sums.items():
+        k = parts.scopes[scope]
+        k.average = total[0] / k.scores if k.scores else None
+        k.handling_average = total[1] / k.handling_scores if k.handling_scores else None
+        k.very_satisfied = sum(n for v, n in k.distribution.items() if v >= DELIGHTED_FROM)
+        k.low_scores = sum(n for v, n in k.distribution.items() if v <= low_threshold)
+    low_values = tuple(v for v in SCORE_VALUES if v <= low_threshold)
+    if not low_values:
+        return
+    query = f"""
+        SELECT {adv} AS scope, s.category AS category, COUNT(*) AS n
+        FROM score s
+        WHERE s.rates IN {_in(CSI_RATES)} AND s.superseded_at IS NULL
+          AND s.score IN {_ints(low_values)}
+          AND s.first_answered_at >= ? AND s.first_answered_at < ?
+        {_group_by(group, "s.category")}"""
+    for row in await sql.rows(query, [start, end]):
+        k, category, n = parts.of(row), row["category"], _num(row["n"])
+        if category is None:
+            k.uncategorised_low += n
+        elif category in k.categories:
+            k.categories[category] += n
 
 
-async def _served(sql: _Sql, start: datetime, end: datetime, group: bool
-                  ) -> list[dict[str, Any]]:
-    """Owners with a delivery or a workshop visit in the period, and how many had one before."""
+async def _served(sql: _Sql, start: datetime, end: datetime, parts: _Parts) -> None:
+    """Owners with a delivery or a workshop visit in the period (each owner once per scope),
+    and of those, how many had one before and how many gave a 9-10: one indexed look-up
+    per owner served, not a list of every earlier customer or every 9-10."""
+    group = parts.group
     adv, group_by = _scope_select(group, "served.advisor")
+    owners = "(SELECT NULLIF(c.advisor, '') FROM customer c WHERE c.id = v.customer_id)"
+    delivery_adv = _first_advisor("NULLIF(v.sales_advisor, '')", owners) if group else "''"
+    if group:  # the visit's advisor, else the car's, else the owner's
+        visits = f"""SELECT v.customer_id AS customer_id, {_first_advisor(
+                "NULLIF(x.advisor, '')", "NULLIF(v.sales_advisor, '')", owners)} AS advisor
+            FROM visit x JOIN vehicle v ON v.id = x.vehicle_id
+            WHERE x.left_at >= ? AND x.left_at < ?"""
+    else:  # each car with a visit once, its owner looked up in id order
+        visits = """SELECT v.customer_id AS customer_id, '' AS advisor
+            FROM vehicle v
+            WHERE v.id IN (SELECT x.vehicle_id FROM visit x
+                           WHERE x.left_at >= ? AND x.left_at < ?)"""
     query = f"""
         SELECT {adv} AS scope,
-               COUNT(DISTINCT served.customer_id) AS served,
-               COUNT(DISTINCT CASE WHEN served.customer_id IN (
-                       SELECT ev.customer_id FROM vehicle ev WHERE ev.delivered_at < ?
-                       UNION
-                       SELECT pv.customer_id FROM visit px JOIN vehicle pv ON pv.id = px.vehicle_id
-                       WHERE px.left_at < ?)
-                   THEN served.customer_id END) AS returners,
-               COUNT(DISTINCT CASE WHEN served.customer_id IN (
-                       SELECT ds.customer_id FROM score ds
-                       WHERE ds.superseded_at IS NULL AND ds.rates IN {_in(CSI_RATES)}
-                         AND ds.score >= {DELIGHTED_FROM}
+               COUNT(*) AS served,
+               SUM(CASE WHEN EXISTS (
+                       SELECT 1 FROM vehicle ev
+                       WHERE ev.customer_id = served.customer_id AND ev.delivered_at < ?)
+                     OR EXISTS (
+                       SELECT 1 FROM vehicle pv JOIN visit px ON px.vehicle_id = pv.id
+                       WHERE pv.customer_id = served.customer_id AND px.left_at < ?)
+                   THEN 1 ELSE 0 END) AS returners,
+               SUM(CASE WHEN EXISTS (
+                       SELECT 1 FROM score ds
+                       WHERE ds.customer_id = served.customer_id
+                         AND ds.score >= {DELIGHTED_FROM} AND ds.superseded_at IS NULL
+                         AND ds.rates IN {_in(CSI_RATES)}
                          AND ds.first_answered_at >= ? AND ds.first_answered_at < ?)
-                   THEN served.customer_id END) AS delighted
+                   THEN 1 ELSE 0 END) AS delighted
         FROM (
-            SELECT v.customer_id AS customer_id,
-                   {_advisor("v.sales_advisor", "c.advisor") if group else "''"} AS advisor
-            FROM vehicle v {"JOIN customer c ON c.id = v.customer_id" if group else ""}
+            SELECT v.customer_id AS customer_id, {delivery_adv} AS advisor
+            FROM vehicle v
             WHERE v.delivered_at >= ? AND v.delivered_at < ?
-            UNION ALL
-            SELECT v.customer_id AS customer_id,
-                   {_advisor("x.advisor", "v.sales_advisor", "c.advisor") if group else "''"}
-                   AS advisor
-            FROM visit x JOIN vehicle v ON v.id = x.vehicle_id
-            {"JOIN customer c ON c.id = v.customer_id" if group else ""}
-            WHERE x.left_at >= ? AND x.left_at < ?
+            UNION
+            {visits}
         ) served
         {group_by}"""
     # A delivery on the 30th is surveyed on the 2nd: its score still counts for the month
     # that served the owner (the figure settles once that month's surveys have closed).
     settle = end + DELIGHT_SETTLE
-    return await sql.rows(query, [start, start, start, settle, start, end, start, end])
-
-
-async def _tickets(sql: _Sql, start: datetime, end: datetime, group: bool
-                   ) -> list[dict[str, Any]]:
-    """Complaints opened in the period; per advisor through the score that opened them, else
-    the car's sales advisor, else the owner's advisor."""
-    adv, group_by = _scope_select(group, _advisor("s.advisor", "v.sales_advisor", "c.advisor"))
-    query = f"""
-        SELECT {adv} AS scope, COUNT(*) AS opened
-        FROM ticket t
-        JOIN customer c ON c.id = t.customer_id
-        LEFT JOIN vehicle v ON v.id = t.vehicle_id
-        LEFT JOIN score s ON s.id = t.score_id
-        WHERE t.created_at >= ? AND t.created_at < ?
-        {group_by}"""
-    return await sql.rows(query, [start, end])
-
-
-def _fill(k: Kpis, part: str, row: dict[str, Any]) -> None:
-    if part == "followups":
-        k.followups_due = _num(row["due"])
-        k.followups_sent = _num(row["sent"])
-        k.followups_reached = _num(row["reached"])
-        k.responses = _num(row["responses"])
-        k.unreachable_owners = _num(row["unreachable"])
-    elif part == "scores":
-        k.scores = _num(row["n"])
-        k.average = _avg(row["average"])
-        k.distribution = {n: _num(row[f"s{n}"]) for n in range(1, 11)}
-        k.very_satisfied = _num(row["very"])
-        k.low_scores = _num(row["low"])
-        k.uncategorised_low = _num(row["uncategorised"])
-        k.categories = {c: _num(row[f"c_{c}"]) for c in CSI_CATEGORIES}
-    elif part == "handling":
-        k.handling_scores = _num(row["n"])
-        k.handling_average = _avg(row["average"])
-    elif part == "served":
+    for row in await sql.rows(query, [start, start, start, settle, start, end, start, end]):
+        k = parts.of(row)
         k.owners_served = _num(row["served"])
         k.delighted_owners = _num(row["delighted"])
         k.returning_owners = _num(row["returners"])
-    elif part == "tickets":
-        k.tickets_opened = _num(row["opened"])
+
+
+async def _tickets(sql: _Sql, start: datetime, end: datetime, parts: _Parts) -> None:
+    """Complaints opened in the period; per advisor through the score that opened them, else
+    the car's sales advisor, else the owner's advisor."""
+    group = parts.group
+    adv, group_by = _scope_select(group, _advisor("s.advisor", "v.sales_advisor", "c.advisor"))
+    joins = """JOIN customer c ON c.id = t.customer_id
+        LEFT JOIN vehicle v ON v.id = t.vehicle_id
+        LEFT JOIN score s ON s.id = t.score_id""" if group else ""
+    query = f"""
+        SELECT {adv} AS scope, COUNT(*) AS opened
+        FROM ticket t
+        {joins}
+        WHERE t.created_at >= ? AND t.created_at < ?
+        {group_by}"""
+    for row in await sql.rows(query, [start, end]):
+        parts.of(row).tickets_opened = _num(row["opened"])
 
 
 async def compute(period: Period, tz: ZoneInfo, *, by_advisor: bool = False,
@@ -422,22 +514,12 @@ async def compute(period: Period, tz: ZoneInfo, *, by_advisor: bool = False,
     """Every KPI of ``period`` for the dealership, and per advisor when asked."""
     start, end = period.utc_bounds(tz)
     sql = _Sql()
-    scopes: dict[str, Kpis] = {DEALERSHIP: Kpis(DEALERSHIP)}
-    passes = [False, True] if by_advisor else [False]
-    for group in passes:
-        parts: list[tuple[str, list[dict[str, Any]]]] = [
-            ("followups", await _followups(sql, start, end, group)),
-            ("scores", await _scores(sql, start, end, group, low_threshold)),
-            ("handling", await _handling(sql, start, end, group)),
-            ("served", await _served(sql, start, end, group)),
-            ("tickets", await _tickets(sql, start, end, group)),
-        ]
-        for part, rows in parts:
-            for row in rows:
-                key = DEALERSHIP if not group else str(row["scope"] or UNASSIGNED)
-                if group and key == DEALERSHIP:
-                    key = "'*'"  # an advisor literally called "*" must not overwrite the total
-                _fill(scopes.setdefault(key, Kpis(key)), part, row)
-    advisors = sorted((k for s, k in scopes.items() if s != DEALERSHIP),
-                      key=lambda k: (k.scope == UNASSIGNED, k.scope))
-    return KpiReport(period, start, end, scopes[DEALERSHIP], advisors)
+    dealership: dict[str, Kpis] = {DEALERSHIP: Kpis(DEALERSHIP)}
+    advisors: dict[str, Kpis] = {}
+    for parts in [_Parts(False, dealership)] + ([_Parts(True, advisors)] if by_advisor else []):
+        await _followups(sql, start, end, parts)
+        await _scores(sql, start, end, parts, low_threshold)
+        await _served(sql, start, end, parts)
+        await _tickets(sql, start, end, parts)
+    ordered = sorted(advisors.values(), key=lambda k: (k.scope == UNASSIGNED, k.scope))
+    return KpiReport(period, start, end, dealership[DEALERSHIP], ordered)

@@ -88,6 +88,8 @@ class Customer(Model):
         indexes = (
             Index(fields=("birthday_md",), name="customer_birthday_md"),
             Index(fields=("licence_expiry",), name="customer_licence_expiry"),
+            Index(fields=("name",), name="customer_name"),  # console search by name prefix
+            Index(fields=("advisor",), name="customer_advisor"),  # an advisor's own owners
         )
 
     def __str__(self) -> str:
@@ -119,7 +121,10 @@ class Vehicle(Model):
         table = "vehicle"
         indexes = (
             Index(fields=("insurance_expiry",), name="vehicle_insurance_expiry"),
-            Index(fields=("delivered_at",), name="vehicle_delivered"),  # owners served
+            # KPI owners served: the period's deliveries, and each owner's earlier cars
+            Index(fields=("delivered_at", "customer_id"), name="vehicle_delivered_owner"),
+            Index(fields=("customer_id", "delivered_at"), name="vehicle_customer"),
+            Index(fields=("plate",), name="vehicle_plate"),  # console search
         )
 
 
@@ -143,7 +148,8 @@ class Visit(Model):
     class Meta:
         table = "visit"
         unique_together = (("vehicle", "left_at", "kind"),)
-        indexes = (Index(fields=("left_at",), name="visit_left"),)  # owners served
+        # KPI owners served: the period's visits with their cars, from the index alone
+        indexes = (Index(fields=("left_at", "vehicle_id"), name="visit_left_vehicle"),)
 
 
 class Staff(Model):
@@ -160,6 +166,7 @@ class Staff(Model):
     failed_logins = fields.SmallIntField(default=0)
     locked_until = fields.DatetimeField(null=True)
     last_login_at = fields.DatetimeField(null=True)
+    session_epoch = fields.IntField(default=0)  # moves on at sign-out: old cookies stop
 
     class Meta:
         table = "staff"
@@ -202,7 +209,11 @@ class Touchpoint(Model):
         unique_together = (("customer", "kind", "occasion_key"),)
         indexes = (
             Index(fields=("status", "due_at"), name="touchpoint_status_due"),
-            Index(fields=("kind", "due_at"), name="touchpoint_kind_due"),  # KPI follow-ups
+            # KPI follow-ups: counted per kind and status over the period from the index
+            # alone, and the sent ones in id order to merge with the scores (bot/kpi.py)
+            Index(fields=("kind", "status", "due_at", "status_reason", "customer_id"),
+                  name="touchpoint_kpi"),
+            Index(fields=("kind", "status", "id", "due_at"), name="touchpoint_answered"),
         )
 
 
@@ -317,6 +328,7 @@ class Ticket(Model):
         indexes = (
             Index(fields=("state", "due_at"), name="ticket_state_due"),
             Index(fields=("customer_id", "state"), name="ticket_customer_state"),
+            Index(fields=("handler_id", "state"), name="ticket_handler"),  # "mine", scopes
         )
 
 
@@ -363,7 +375,10 @@ class TicketMessage(Model):
 
     class Meta:
         table = "ticket_message"
-        indexes = (Index(fields=("relayed_at", "direction"), name="ticket_message_pending"),)
+        indexes = (
+            Index(fields=("relayed_at", "direction"), name="ticket_message_pending"),
+            Index(fields=("ticket_id", "id"), name="ticket_message_ticket"),  # a conversation
+        )
 
 
 # --- satisfaction scores (issue 4) -------------------------------------------------------
@@ -419,9 +434,12 @@ class Score(Model):
         table = "score"
         indexes = (
             Index(fields=("first_answered_at",), name="score_answered"),
-            # covers the KPI report: a month's scores are read from the index alone
-            Index(fields=("first_answered_at", "rates", "superseded_at", "score", "category",
-                          "customer_id"), name="score_kpi"),
+            # KPI report: a period's current scores counted per rates and value (and per
+            # advisor) from the index alone, and each owner's 9-10 found for the delight rate
+            Index(fields=("rates", "superseded_at", "score", "first_answered_at", "category",
+                          "advisor"), name="score_csi"),
+            Index(fields=("customer_id", "score", "superseded_at", "rates", "first_answered_at"),
+                  name="score_customer"),
             Index(fields=("touchpoint_id", "superseded_at"), name="score_touchpoint"),
             Index(fields=("handover",), name="score_handover"),
         )
@@ -597,4 +615,7 @@ class AuditLog(Model):
 
     class Meta:
         table = "audit_log"
-        indexes = (Index(fields=("target", "created_at"), name="audit_target"),)
+        indexes = (
+            Index(fields=("target", "created_at"), name="audit_target"),
+            Index(fields=("action", "created_at"), name="audit_action"),  # e.g. recent imports
+        )

@@ -7,6 +7,7 @@ Only that every benchmark runs and its figures are sane is checked here, not the
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ async def test_every_benchmark_runs_at_a_tiny_scale(tmp_path: Path,
     docs = Path(bench.BENCHMARKS_MD)
     before = docs.stat().st_mtime_ns if docs.exists() else None
     args = build_parser().parse_args([
-        "bench", "--scale", "0.002", "--owners", "30", "--rate", "200",
+        "bench", "--scale", "0.002", "--owners", "30", "--rate", "200", "--db", "sqlite",
         "--output", str(report),
     ])
 
@@ -55,8 +56,9 @@ async def test_every_benchmark_runs_at_a_tiny_scale(tmp_path: Path,
 
     out = capsys.readouterr().out
     for name in bench.BENCHMARKS:
-        assert f"running {name}" in out
+        assert f"running {name} on SQLite" in out
     text = report.read_text(encoding="utf-8")
+    assert "## SQLite" in text and "machine:" in text and "date:" in text
     rows = [line for line in text.splitlines()
             if line.startswith("| ") and not line.startswith(("| benchmark ", "| --- "))]
     assert {row.split(":")[0].lstrip("| ") for row in rows} == set(bench.BENCHMARKS)
@@ -76,5 +78,47 @@ async def test_every_benchmark_runs_at_a_tiny_scale(tmp_path: Path,
     assert 10 < float(peak.split("|")[2].strip().split()[0].replace(",", "")) < 500
     gap = next(r for r in rows if "shortest gap" in r)
     assert float(gap.split("|")[2].strip().split()[0]) >= 0.99
+    # The webhook run handled every update (no CHECK above) faster than one at a time.
+    cells = [c.strip() for c in next(r for r in rows if r.startswith("| webhook: owners'"))
+             .strip("|").split("|")]
+    rate, base_rate = (float(c.split()[0].replace(",", "")) for c in (cells[1], cells[4]))
+    assert rate > base_rate > 0
+    p99 = next(r for r in rows if r.startswith("| webhook: p99"))
+    assert 0 < float(p99.split("|")[2].strip().split()[0].replace(",", "")) < 10_000
     # the smoke run never touches the real report
     assert (docs.stat().st_mtime_ns if docs.exists() else None) == before
+
+
+async def test_every_benchmark_runs_on_postgresql(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The same smoke run on PostgreSQL: a database per benchmark, all dropped afterwards."""
+    target = bench._Target("PostgreSQL", bench.POSTGRES_URL)
+    why = await target.reachable()
+    if why:
+        pytest.skip(why)
+    report = tmp_path / "benchmarks.md"
+    args = build_parser().parse_args([
+        "bench", "--scale", "0.002", "--owners", "30", "--rate", "200", "--db", "postgres",
+        "--output", str(report),
+    ])
+
+    await args.run(_settings(), args)
+
+    out = capsys.readouterr().out
+    for name in bench.BENCHMARKS:
+        assert f"running {name} on PostgreSQL" in out
+    text = report.read_text(encoding="utf-8")
+    assert "## PostgreSQL" in text and "## SQLite" not in text
+    assert "CHECK" not in text
+    rows = {line.split("|")[1].split(":")[0].strip() for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith(("| benchmark ", "| --- "))}
+    assert rows == set(bench.BENCHMARKS)
+    import asyncpg
+
+    conn = await asyncpg.connect(bench.POSTGRES_URL.replace("postgres://", "postgresql://", 1))
+    try:
+        left = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1",
+                                f"carebot_bench_{os.getpid()}_%")
+    finally:
+        await conn.close()
+    assert left == []

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,9 +35,9 @@ from db.models import (
 TZ = ZoneInfo("Asia/Shanghai")
 
 
-def L(y: int, mo: int, d: int, h: int = 10, mi: int = 0) -> datetime:  # noqa: N802
+def L(y: int, mo: int, d: int, h: int = 10, mi: int = 0) -> datetime:
     """A local (Shanghai) time as the UTC datetime that is stored."""
-    return datetime(y, mo, d, h, mi, tzinfo=TZ).astimezone(timezone.utc)
+    return datetime(y, mo, d, h, mi, tzinfo=TZ).astimezone(UTC)
 
 
 # --------------------------------------------------------------------------- periods
@@ -46,8 +46,8 @@ def L(y: int, mo: int, d: int, h: int = 10, mi: int = 0) -> datetime:  # noqa: N
 def test_month_week_and_range_periods() -> None:
     nov = month_period("2026-11")
     assert (nov.start, nov.end, nov.label) == (date(2026, 11, 1), date(2026, 12, 1), "2026-11")
-    assert nov.utc_bounds(TZ) == (datetime(2026, 10, 31, 16, tzinfo=timezone.utc),
-                                  datetime(2026, 11, 30, 16, tzinfo=timezone.utc))
+    assert nov.utc_bounds(TZ) == (datetime(2026, 10, 31, 16, tzinfo=UTC),
+                                  datetime(2026, 11, 30, 16, tzinfo=UTC))
     dec = month_period("2026-12")
     assert dec.end == date(2027, 1, 1)
     w45 = week_period("2026-W45")
@@ -292,3 +292,55 @@ async def test_delight_counts_only_owners_the_period_served(db: str) -> None:
     october = (await kpi.compute(month_period("2026-10"), TZ)).dealership
     assert (october.owners_served, october.delighted_owners) == (3, 3)
     assert october.delight_rate == 1.0
+
+
+async def test_responses_count_each_answered_follow_up_once(db: str) -> None:
+    """Responses come from merging the sent follow-ups with the scored touchpoints in id
+    order: touchpoints between them that are not the period's follow-ups must not count.
+
+    November, in id order: f1 answered 9 then 4 (one response), f2 reached but never
+    answered, a complaint follow-up answered, f3 a workshop follow-up answered, f4 due and
+    answered in December, f5 answered, f6 unreachable. Reached: f1 f2 f3 f5 = 4; responses:
+    f1 f3 f5 = 3; response rate 3/4. Per advisor: 李娜 has f1 f2 f5 (2 of 3), 赵师傅 f3.
+    """
+    owner = await _customer("G", advisor="李娜")
+    car = await _vehicle(owner, "VING0000000000001", "李娜", L(2026, 6, 1))
+    visit = await Visit.create(vehicle=car, kind=VisitKind.MAINTENANCE, advisor="赵师傅",
+                               left_at=L(2026, 11, 10))
+    sent = TouchpointStatus.SENT
+    f1 = await _tp(owner, car, "f1", L(2026, 11, 2), sent)
+    await _tp(owner, car, "f2", L(2026, 11, 3), sent)
+    complaint = await _tp(owner, car, "t1", L(2026, 11, 4), sent, kind="ticket_followup")
+    f3 = await _tp(owner, car, "f3", L(2026, 11, 12), sent, kind="service_followup",
+                   payload={"visit_id": visit.id})
+    f4 = await _tp(owner, car, "f4", L(2026, 12, 2), sent)
+    f5 = await _tp(owner, car, "f5", L(2026, 11, 20), sent)
+    await _tp(owner, car, "f6", L(2026, 11, 21), TouchpointStatus.UNREACHABLE)
+    await _score(f1, 9, L(2026, 11, 2, 11), "李娜", superseded=L(2026, 11, 2, 12))
+    await _score(f1, 4, L(2026, 11, 2, 12), "李娜", first=L(2026, 11, 2, 11))
+    await _score(complaint, 8, L(2026, 11, 4, 11), "李娜", rates=ScoreRates.COMPLAINT)
+    await _score(f3, 10, L(2026, 11, 12, 11), "赵师傅", rates=ScoreRates.VISIT)
+    await _score(f4, 9, L(2026, 12, 2, 11), "李娜")
+    await _score(f5, 8, L(2026, 11, 20, 11), "李娜")
+
+    report = await kpi.compute(month_period("2026-11"), TZ, by_advisor=True)
+    k = report.dealership
+    assert (k.followups_due, k.followups_sent, k.followups_reached) == (5, 5, 4)
+    assert (k.responses, k.response_rate) == (3, 3 / 4)
+    by = {a.scope: a for a in report.advisors}
+    assert (by["李娜"].followups_reached, by["李娜"].responses) == (3, 2)
+    assert (by["赵师傅"].followups_reached, by["赵师傅"].responses) == (1, 1)
+
+
+async def test_low_threshold_moves_low_scores_and_categories(db: str) -> None:
+    """The November scores are 3 (charges), 10, 7 and 2 (no category)."""
+    await seed()
+    nov = month_period("2026-11")
+    two = (await kpi.compute(nov, TZ, low_threshold=2)).dealership
+    assert (two.low_scores, two.uncategorised_low, two.categories["charges"]) == (1, 1, 0)
+    assert two.weakest == [] and len(two.strongest) == 5  # every ranked category ties at 0
+    none = (await kpi.compute(nov, TZ, low_threshold=0)).dealership
+    assert (none.low_scores, none.uncategorised_low, sum(none.categories.values())) == (0, 0, 0)
+    assert none.scores == 4 and none.average == pytest.approx(22 / 4)
+    every = (await kpi.compute(nov, TZ, low_threshold=10)).dealership
+    assert (every.low_scores, every.uncategorised_low, every.categories["charges"]) == (4, 3, 1)
