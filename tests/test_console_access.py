@@ -178,3 +178,106 @@ def test_staff_passwd_cli_sets_a_password(tmp_path: Any, monkeypatch: pytest.Mon
     assert cli.main(["staff", "passwd", "nobody", "--stdin"]) == 1
     assert cli.main(["staff", "unlock", "liu"]) == 0
     assert cli.main(["staff", "add", "--name", "x", "--role", "agent"]) == 2
+
+
+# --- hardening ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target,expected", [
+    ("/tickets?state=open", "/tickets?state=open"),
+    ("//evil.example", "/"),
+    ("/\t/evil.example", "/"),
+    ("/\n/evil.example", "/"),
+    ("/\\evil.example", "/"),
+    ("https://evil.example/", "/"),
+    ("javascript:alert(1)", "/"),
+    ("", "/"),
+])
+def test_after_sign_in_only_local_paths(target: str, expected: str) -> None:
+    from bot.web.console import _safe_next
+
+    assert _safe_next(target) == expected
+
+
+async def test_sign_out_ends_every_copy_of_the_session(site: str) -> None:
+    await add_staff("copy", "manager")
+    http = await signed_in(site, "copy")
+    async with http:
+        stolen = {c.key: c.value for c in http.cookie_jar}
+        token = await csrf(http, f"{site}/")
+        async with http.post(f"{site}/logout", data={"_csrf": token},
+                             allow_redirects=False) as r:
+            assert r.status == 303
+    async with aiohttp.ClientSession(cookies=stolen) as replay:
+        async with replay.get(f"{site}/", allow_redirects=False) as r:
+            assert r.status == 303 and r.headers["Location"].startswith("/login")
+
+
+async def test_console_pages_refuse_framing_and_caching(site: str) -> None:
+    await add_staff("hdr", "manager")
+    http = await signed_in(site, "hdr")
+    async with http:
+        async with http.get(f"{site}/") as r:
+            assert r.headers["X-Frame-Options"] == "DENY"
+            assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+            assert r.headers["X-Content-Type-Options"] == "nosniff"
+            assert r.headers["Cache-Control"] == "no-store"
+
+
+async def test_the_settings_page_shows_no_secret(db: str, emulator: Any, clock: FakeClock,
+                                                 ) -> None:
+    from bot.app import create_app
+
+    secrets_ = {"api_key": "api-key-value-1", "webhook_secret": "hook-secret-value-2",
+                "session_secret": "session-secret-value-3",
+                "metrics_token": "metrics-token-value-4"}
+    settings = make_settings(emulator, database_url=db, web_port=free_port(), **secrets_)
+    carebot = create_app(settings, clock)
+    await carebot.start(serve_web=True, receive_updates=False, schedule=False)
+    base = f"http://127.0.0.1:{settings.web_port}"
+    try:
+        await add_staff("root", "admin")
+        http = await signed_in(base, "root")
+        async with http:
+            async with http.get(f"{base}/settings") as r:
+                page = await r.text()
+        assert r.status == 200 and "CAREBOT_DEALER_NAME" in page
+        for value in [*secrets_.values(), emulator.token]:
+            assert value not in page
+    finally:
+        await carebot.stop()
+
+
+def test_every_console_route_names_its_permission() -> None:
+    """A view without @requires would be open to every signed-in person: none may exist,
+    except sign-in, sign-out and the language switch (which act only on oneself)."""
+    from aiohttp import web
+
+    from bot.web.console import setup_console
+
+    class _Services:  # just enough for setup_console to register the routes
+        def __init__(self) -> None:
+            self.settings = make_settings(type("E", (), {"token": "1:x",
+                                                          "api_url": "http://x"})())
+            self.extensions: dict[str, Any] = {}
+
+    app = web.Application()
+    setup_console(app, _Services())  # type: ignore[arg-type]
+    open_paths = {"/login", "/logout", "/me/language"}
+    unguarded = []
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        path = info.get("path") or info.get("formatter") or info.get("prefix", "")
+        if path.startswith("/static") or path in open_paths or route.method == "HEAD":
+            continue
+        if not hasattr(route.handler, "permission"):
+            unguarded.append(f"{route.method} {path}")
+    assert unguarded == []
+
+
+def test_both_interface_languages_have_the_same_strings() -> None:
+    from bot.web.console.render import load_strings
+
+    strings = load_strings()
+    assert set(strings["zh_CN"]) - set(strings["en"]) == set()
+    assert set(strings["en"]) - set(strings["zh_CN"]) == set()

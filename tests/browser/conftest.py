@@ -92,8 +92,10 @@ async def console(db: str, emulator: Any, clock: FakeClock, tmp_path: Path
 
 @pytest_asyncio.fixture
 async def browser() -> AsyncIterator[Any]:
-    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
-        why = (f"Chromium not found at {CHROMIUM}: browser tests skipped. "
+    executable = CHROMIUM if Path(CHROMIUM).exists() else \
+        shutil.which("chromium") or shutil.which("chromium-browser")
+    if not executable:
+        why = (f"Chromium not found at {CHROMIUM} nor on PATH: browser tests skipped. "
                "`make test` installs Debian's chromium (apt-get) when it may.")
         if os.environ.get("CAREBOT_REQUIRE_BROWSER"):
             pytest.fail(why + " CAREBOT_REQUIRE_BROWSER is set (CI): they must run.")
@@ -101,7 +103,7 @@ async def browser() -> AsyncIterator[Any]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        chromium = await pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
             yield chromium
         finally:

@@ -8,6 +8,7 @@ render templates through ``render(request, name, **context)``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -29,6 +30,8 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from cryptography.fernet import Fernet
+from tortoise.expressions import F
+from yarl import URL
 
 from bot.services import Services
 from bot.web.console import access
@@ -202,7 +205,8 @@ async def staff_middleware(request: web.Request, handler: Handler) -> web.Stream
         max_age = console.services.settings.session_hours * 3600
         staff = await Staff.get_or_none(id=staff_id, active=True)
         if staff is None or now - float(session.get("auth_at", 0)) > max_age \
-                or session.get("pw") != _password_mark(staff):
+                or session.get("pw") != _password_mark(staff) \
+                or session.get("epoch") != staff.session_epoch:
             session.invalidate()
         else:
             request[STAFF] = staff
@@ -221,6 +225,21 @@ async def csrf_token(request: web.Request) -> str:
         token = secrets.token_urlsafe(32)
         session["csrf"] = token
     return str(token)
+
+
+@web.middleware
+async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """No framing (clickjacking would get round the CSRF tokens), no sniffing, no referrer
+    to other sites, and pages with owners' data are not kept in caches."""
+    response = await handler(request)
+    if _is_console_path(request) or request.path.startswith("/static/"):
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if response.content_type == "text/html" or response.content_type == "text/csv":
+            response.headers.setdefault("Cache-Control", "no-store")
+    return response
 
 
 @web.middleware
@@ -247,7 +266,16 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def _safe_next(value: str) -> str:
-    return value if value.startswith("/") and not value.startswith("//") else "/"
+    """A local path to go to after sign-in; anything else (another site, tricks such as
+    ``/\t/evil.com`` that a browser reads as ``//evil.com``) becomes "/"."""
+    if (not value.startswith("/") or value.startswith("//") or "\\" in value
+            or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)):
+        return "/"
+    try:
+        url = URL(value)
+    except ValueError:
+        return "/"
+    return "/" if url.is_absolute() or url.host else value
 
 
 async def login_form(request: web.Request) -> web.StreamResponse:
@@ -272,25 +300,26 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
                             error_key=error_key, login=login, next=target, minutes=minutes)
 
     if staff is None or not staff.password_hash:
-        _verify(console.hasher, _DUMMY_HASH, password)  # the same time as a real check
+        await _verify(console.hasher, _DUMMY_HASH, password)  # the same time as a real check
         log.info("sign-in refused for unknown or password-less login %r", login)
         return await again("login.wrong")
     if staff.locked_until is not None and staff.locked_until > now:
         minutes = max(1, int((staff.locked_until - now).total_seconds() // 60) + 1)
         return await again("login.locked", minutes)
-    if not _verify(console.hasher, staff.password_hash, password):
-        staff.failed_logins += 1
+    if not await _verify(console.hasher, staff.password_hash, password):
+        # Counted in the database, so parallel guesses cannot each save "one failure".
+        await Staff.filter(id=staff.id).update(failed_logins=F("failed_logins") + 1)
+        await staff.refresh_from_db(fields=["failed_logins"])
         if staff.failed_logins >= settings.console_lock_failures:
-            staff.locked_until = now + timedelta(minutes=settings.console_lock_minutes)
-            staff.failed_logins = 0
-            await staff.save(update_fields=["failed_logins", "locked_until"])
+            await Staff.filter(id=staff.id).update(
+                failed_logins=0,
+                locked_until=now + timedelta(minutes=settings.console_lock_minutes))
             log.warning("console sign-in for %r locked after %d failures", login,
                         settings.console_lock_failures)
             return await again("login.locked", int(settings.console_lock_minutes))
-        await staff.save(update_fields=["failed_logins"])
         return await again("login.wrong")
     if console.hasher.check_needs_rehash(staff.password_hash):
-        staff.password_hash = console.hasher.hash(password)
+        staff.password_hash = await asyncio.to_thread(console.hasher.hash, password)
     staff.failed_logins = 0
     staff.locked_until = None
     staff.last_login_at = now
@@ -300,19 +329,30 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     session["staff_id"] = staff.id
     session["auth_at"] = now.timestamp()
     session["pw"] = _password_mark(staff)
+    session["epoch"] = staff.session_epoch
     session["csrf"] = secrets.token_urlsafe(32)
     log.info("%s (%s) signed in to the console", staff.login, staff.role)
     raise web.HTTPSeeOther(target)
 
 
-def _verify(hasher: PasswordHasher, hashed: str, password: str) -> bool:
-    try:
-        return hasher.verify(hashed, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
+async def _verify(hasher: PasswordHasher, hashed: str, password: str) -> bool:
+    """argon2 takes tens of milliseconds of CPU on purpose: off the event loop, so a flood
+    of sign-ins cannot stall the bot, the dispatcher or the webhook."""
+    def check() -> bool:
+        try:
+            return hasher.verify(hashed, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(check)
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
+    """Sign out: the cookie is dropped and the staff member's session epoch moves on, so a
+    copy of the cookie (another device, a stolen one) no longer works either."""
+    staff = request.get(STAFF)
+    if staff is not None:
+        await Staff.filter(id=staff.id).update(session_epoch=F("session_epoch") + 1)
     session = await get_session(request)
     session.invalidate()
     raise web.HTTPSeeOther("/login")
@@ -351,6 +391,7 @@ def setup_console(app: web.Application, services: Services,
     console = Console(services, make_environment(), load_strings(),
                       machine_prefixes=machine_prefixes)
     app[CONSOLE] = console
+    app.middlewares.append(headers_middleware)
     app.middlewares.append(staff_middleware)
     app.middlewares.append(csrf_middleware)
     app.router.add_get("/login", login_form)

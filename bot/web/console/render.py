@@ -51,6 +51,10 @@ class Translator:
         self._own = strings.get(self.lang, {})
         self._fallback = strings.get(FALLBACK, {})
 
+    def get(self, key: str, default: str) -> str:
+        """The text for ``key`` if there is one, else ``default`` (a code shown as is)."""
+        return self._own.get(key) or self._fallback.get(key) or default
+
     def __call__(self, key: str, **fmt: Any) -> str:
         text = self._own.get(key) or self._fallback.get(key) or key
         return text.format(**fmt) if fmt else text
@@ -86,3 +90,14 @@ def _num(value: float | None, digits: int = 0) -> str:
 
 def html(text: str, status: int = 200) -> web.Response:
     return web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value for a CSV that staff open in Excel: text that Excel would run as a formula
+    (``=HYPERLINK(…)`` typed into an owner's name) is prefixed with an apostrophe."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value

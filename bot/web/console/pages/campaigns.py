@@ -684,7 +684,7 @@ async def count(request: web.Request) -> web.Response:
 
 def _campaign_id(form: dict[str, Any]) -> int | None:
     raw = str(form.get("campaign_id", ""))
-    return int(raw) if raw.isdigit() else None
+    return int(raw) if raw.isdecimal() and len(raw) < 10 else None
 
 
 @requires(access.CAMPAIGNS)
@@ -806,9 +806,9 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/campaigns/new", create)
     router.add_post("/campaigns/count", count)
     router.add_post("/campaigns/preview", preview)
-    router.add_get(r"/campaigns/{id:\d+}", show)
-    router.add_get(r"/campaigns/{id:\d+}/edit", edit_form)
-    router.add_post(r"/campaigns/{id:\d+}/edit", update)
+    router.add_get(r"/campaigns/{id:\d{1,9}}", show)
+    router.add_get(r"/campaigns/{id:\d{1,9}}/edit", edit_form)
+    router.add_post(r"/campaigns/{id:\d{1,9}}/edit", update)
     actions = "|".join(TRANSITIONS)
-    router.add_post(r"/campaigns/{id:\d+}/{action:(?:" + actions + ")}", transition)
+    router.add_post(r"/campaigns/{id:\d{1,9}}/{action:(?:" + actions + ")}", transition)
 

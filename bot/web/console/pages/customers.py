@@ -64,15 +64,16 @@ def search_filter(text: str) -> tuple[str, Q]:
         cars = Vehicle.filter(vin=compact) if len(compact) == 17 else \
             Vehicle.filter(vin__endswith=compact)
         return "vin", Q(id__in=Subquery(cars.values("customer_id")))
-    return "name", Q(name__startswith=raw)
+    # A prefix as a range, so the name index serves it (LIKE 'x%' would scan).
+    return "name", Q(name__gte=raw, name__lt=raw + "\U0010ffff")
 
 
 @requires(access.CUSTOMERS)
 async def customer_list(request: web.Request) -> web.Response:
     staff = staff_of(request)
     query = request.query.get("q", "").strip()[:100]
-    page = max(1, int(request.query.get("page", "1")) if request.query.get("page", "1")
-               .isdigit() else 1)
+    page_text = request.query.get("page", "1")
+    page = max(1, int(page_text)) if page_text.isdecimal() and len(page_text) < 7 else 1
     rows = _scoped(staff)
     kind = ""
     if query:
@@ -246,5 +247,5 @@ def _plain(value: Any) -> Any:
 
 def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/customers", customer_list)
-    router.add_get("/customers/{id:\\d+}", customer_file)
-    router.add_post("/customers/{id:\\d+}", customer_edit)
+    router.add_get("/customers/{id:\\d{1,9}}", customer_file)
+    router.add_post("/customers/{id:\\d{1,9}}", customer_edit)

@@ -22,6 +22,7 @@ from aiohttp import web
 from bot.campaigns.journeys import journey_rules
 from bot.intake import ImportResult, IntakeError, import_deliveries_file, import_visits_file
 from bot.web.console import access, console_of, render, requires, staff_of
+from bot.web.console.render import csv_cell
 from db.models import AuditLog
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,8 @@ async def errors_csv(request: web.Request) -> web.StreamResponse:
     writer = csv.writer(out)
     writer.writerow(["row", "field", "message"])
     for item in entry.detail.get("errors", []):
-        writer.writerow([item.get("row"), item.get("field"), item.get("message")])
+        writer.writerow([item.get("row"), csv_cell(item.get("field")),
+                         csv_cell(item.get("message"))])
     stem = Path(str(entry.detail.get("file", "import"))).stem
     return web.Response(
         body=("\ufeff" + out.getvalue()).encode("utf-8"), content_type="text/csv",
@@ -137,5 +139,5 @@ async def import_entry(request: web.Request) -> web.Response:
 def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/imports", imports_page)
     router.add_post("/imports", upload)
-    router.add_get("/imports/{id:\\d+}", import_entry)
-    router.add_get("/imports/{id:\\d+}/errors.csv", errors_csv)
+    router.add_get("/imports/{id:\\d{1,9}}", import_entry)
+    router.add_get("/imports/{id:\\d{1,9}}/errors.csv", errors_csv)

@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from aiohttp import web
+from yarl import URL
 
 from bot.web.console import access, console_of, hash_password, render, requires, staff_of
 from bot.web.console.render import LANGUAGES
@@ -17,7 +18,24 @@ from db.models import AuditLog, Staff, StaffRole
 
 LOGIN = re.compile(r"^[A-Za-z0-9_.@-]{2,50}$")
 MIN_PASSWORD = 10
-SECRET_FIELDS = ("bot_token", "api_key", "webhook_secret", "session_secret", "database_url")
+SECRET_NAME = re.compile(r"token|secret|key|password", re.IGNORECASE)
+MASK = "••••••"
+
+
+def shown_setting(name: str, value: Any) -> Any:
+    """A setting as the page shows it: secrets masked, passwords cut out of URLs."""
+    if SECRET_NAME.search(name):
+        return MASK if value else "–"
+    if isinstance(value, str) and "://" in value:
+        try:
+            url = URL(value)
+        except ValueError:
+            return MASK
+        if url.password is not None or url.user is not None:
+            return str(url.with_user(None).with_password(None)) + f"  ({MASK}@)"
+        if url.query:
+            return str(url.with_query(None)) + "?" + MASK
+    return value
 
 
 async def _audit(actor: Staff, action: str, target: Staff, request: web.Request,
@@ -55,7 +73,8 @@ async def staff_create(request: web.Request) -> web.Response:
     if await Staff.exists(login=login):
         return await _page(request, 409, "staff.taken", form=form)
     created = await Staff.create(login=login, name=name, role=StaffRole(role),
-                                 language=form.get("language") or "zh_CN",
+                                 language=form.get("language") if form.get("language")
+                                 in LANGUAGES else "zh_CN",
                                  password_hash=hash_password(password))
     await _audit(staff_of(request), "staff.create", created, request, role=role, login=login)
     return await _page(request, notice_key="staff.created")
@@ -80,6 +99,26 @@ async def staff_update(request: web.Request) -> web.Response:
     elif action == "activate":
         target.active = True
         await target.save(update_fields=["active"])
+    elif action == "password":
+        password = str(form.get("password", ""))
+        if len(password) < MIN_PASSWORD:
+            return await _page(request, 422, "staff.bad_password")
+        target.password_hash = hash_password(password)
+        target.failed_logins, target.locked_until = 0, None
+        await target.save(update_fields=["password_hash", "failed_logins", "locked_until"])
+    elif action == "telegram":
+        raw = str(form.get("telegram_id", "")).strip()
+        if raw and not (raw.isdecimal() and len(raw) <= 15):
+            return await _page(request, 422, "staff.bad_telegram")
+        new_id = int(raw) if raw else None
+        if new_id is not None and await Staff.filter(telegram_id=new_id) \
+                .exclude(id=target.id).exists():
+            return await _page(request, 409, "staff.telegram_taken")
+        before_id = target.telegram_id
+        target.telegram_id = new_id
+        await target.save(update_fields=["telegram_id"])
+        await _audit(me, "staff.telegram", target, request, telegram_id=[before_id, new_id])
+        return await _page(request, notice_key="staff.saved")
     elif action == "role" and str(form.get("role", "")) in {r.value for r in StaffRole}:
         before = target.role
         target.role = StaffRole(str(form.get("role")))
@@ -97,13 +136,12 @@ async def settings_view(request: web.Request) -> web.Response:
     settings = console_of(request).services.settings
     values = []
     for name, value in settings.model_dump().items():
-        shown = ("••••••" if value else "–") if name in SECRET_FIELDS else value
-        values.append((f"CAREBOT_{name.upper()}", shown))
+        values.append((f"CAREBOT_{name.upper()}", shown_setting(name, value)))
     return await render(request, "settings.html", values=values)
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/staff", staff_list)
     router.add_post("/staff", staff_create)
-    router.add_post("/staff/{id:\\d+}", staff_update)
+    router.add_post("/staff/{id:\\d{1,9}}", staff_update)
     router.add_get("/settings", settings_view)

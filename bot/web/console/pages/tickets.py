@@ -134,7 +134,7 @@ class Filters:
         level = query.get("level", "")
         category = query.get("category", "")
         assignee = query.get("assignee", "")
-        if assignee not in ("", "me", "none") and not (assignee.isdigit() and len(assignee) < 10):
+        if assignee not in ("", "me", "none") and not (assignee.isdecimal() and len(assignee) < 10):
             assignee = ""
         page = query.get("page", "1")
         return cls(
@@ -144,7 +144,7 @@ class Filters:
             assignee=assignee,
             breached=query.get("breached", "") in ("1", "on", "true"),
             q=query.get("q", "").strip()[:40],
-            page=max(1, min(int(page), 100_000)) if page.isdigit() else 1,
+            page=max(1, min(int(page), 100_000)) if page.isdecimal() and len(page) < 7 else 1,
         )
 
     def link(self, **changes: Any) -> str:
@@ -163,7 +163,7 @@ async def _search(q: str) -> Q | None:
     if not q:
         return None
     number = tickets.parse_number(q)
-    if number is None and q.isdigit() and len(q) <= 6:
+    if number is None and q.isdecimal() and len(q) <= 6:
         number = int(q)
     if number is not None:
         return Q(id=number)

@@ -15,12 +15,13 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from tortoise.expressions import Q, Subquery
 
-from bot.kpi import Kpis, compute, month_period
+from bot.kpi import KpiReport, Kpis, compute, month_period
 from bot.web.console import access, console_of, render, requires, staff_of
 from db.models import Customer, Staff, Ticket, TicketState, Touchpoint, TouchpointStatus
 
 DUE_SOON = timedelta(minutes=30)
 KPI_CACHE_SECONDS = 60.0
+SETTLED_CACHE_SECONDS = 3600.0
 OPEN_STATES = (TicketState.OPEN, TicketState.CLAIMED, TicketState.ANSWERED,
                TicketState.REOPENED)
 
@@ -49,22 +50,33 @@ class Outbox:
     waiting: int  # due by now and not yet sent (the queue)
 
 
+# Every touchpoint expires within this many days of its due time (the longest window the
+# settings allow is the first-service reminder's, at most 180 days after delivery), so
+# whatever happened today was due after ``start - HORIZON``: each count is a range of the
+# (status, due_at) index, not a scan of the whole history of the outbox.
+HORIZON = timedelta(days=190)
+ALL_STATUSES = tuple(TouchpointStatus)
+OUTBOX_CACHE_SECONDS = 30.0
+
+
 async def outbox_today(start: datetime, end: datetime, now: datetime,
                        scope: Q | None) -> Outbox:
     rows = Touchpoint.all()
     if scope is not None:
         rows = rows.filter(customer_id__in=Subquery(Customer.filter(scope).values("id")))
+    recent = rows.filter(due_at__gte=start - HORIZON, due_at__lt=end)
     return Outbox(
-        due=await rows.filter(due_at__gte=start, due_at__lt=end).count(),
-        sent=await rows.filter(status=TouchpointStatus.SENT, sent_at__gte=start,
-                               sent_at__lt=end).count(),
-        failed=await rows.filter(status=TouchpointStatus.FAILED, updated_at__gte=start,
-                                 updated_at__lt=end).count(),
-        unreachable=await rows.filter(status=TouchpointStatus.UNREACHABLE,
-                                      updated_at__gte=start, updated_at__lt=end).count(),
+        due=await rows.filter(status__in=ALL_STATUSES, due_at__gte=start,
+                              due_at__lt=end).count(),
+        sent=await recent.filter(status=TouchpointStatus.SENT, sent_at__gte=start,
+                                 sent_at__lt=end).count(),
+        failed=await recent.filter(status=TouchpointStatus.FAILED, updated_at__gte=start,
+                                   updated_at__lt=end).count(),
+        unreachable=await recent.filter(status=TouchpointStatus.UNREACHABLE,
+                                        updated_at__gte=start, updated_at__lt=end).count(),
         waiting=await rows.filter(status__in=(TouchpointStatus.PENDING,
                                               TouchpointStatus.SENDING),
-                                  due_at__lte=now).count(),
+                                  due_at__gte=now - HORIZON, due_at__lte=now).count(),
     )
 
 
@@ -87,24 +99,29 @@ async def open_tickets(now: datetime, scope: Q | None, limit: int = 10
 HEADLINE = ("average", "followup_rate", "response_rate", "share_9_10", "complaint_rate")
 
 
-async def month_kpis(request: web.Request, staff: Staff, month: date) -> Kpis | None:
-    """The month's KPIs for the dealership, or for the advisor's own customers."""
+async def month_kpis(request: web.Request, staff: Staff, month: date, this_month: date
+                     ) -> Kpis | None:
+    """The month's KPIs for the dealership, or for the advisor's own customers.
+
+    One report per (month, with or without advisors) is shared by everyone: a minute for
+    the running month, an hour for a settled one."""
     console = console_of(request)
     settings = console.services.settings
     scoped = not access.can(staff, access.REPORTS_ALL)
-    key = (f"{month:%Y-%m}", staff.name if scoped else "")
-    cache: dict[tuple[str, str], tuple[float, Kpis | None]] = \
+    key = (f"{month:%Y-%m}", scoped)
+    cache: dict[tuple[str, bool], tuple[float, KpiReport]] = \
         console.state.setdefault("today.kpis", {})
+    ttl = KPI_CACHE_SECONDS if month >= this_month else SETTLED_CACHE_SECONDS
     hit = cache.get(key)
-    if hit is not None and time.monotonic() - hit[0] < KPI_CACHE_SECONDS:
-        return hit[1]
-    report = await compute(month_period(f"{month:%Y-%m}"), settings.tz, by_advisor=scoped,
-                           low_threshold=settings.survey_low_threshold)
-    kpis: Kpis | None = report.dealership
+    if hit is not None and time.monotonic() - hit[0] < ttl:
+        report = hit[1]
+    else:
+        report = await compute(month_period(f"{month:%Y-%m}"), settings.tz,
+                               by_advisor=scoped, low_threshold=settings.survey_low_threshold)
+        cache[key] = (time.monotonic(), report)
     if scoped:
-        kpis = next((k for k in report.advisors if k.scope == staff.name), None)
-    cache[key] = (time.monotonic(), kpis)
-    return kpis
+        return next((k for k in report.advisors if k.scope == staff.name), None)
+    return report.dealership
 
 
 @requires(access.TODAY)
@@ -115,9 +132,17 @@ async def today(request: web.Request) -> web.Response:
     now = console.services.clock.now()
     day = now.astimezone(tz).date()
     start, end = day_bounds(day, tz)
-    outbox = await outbox_today(start, end, now, access.customer_scope(staff)
-                                if not access.can(staff, access.CUSTOMERS_ALL)
-                                and not access.can(staff, access.CAMPAIGNS) else None)
+    scoped = not access.can(staff, access.CUSTOMERS_ALL) \
+        and not access.can(staff, access.CAMPAIGNS)
+    cache: dict[str, tuple[float, Outbox]] = console.state.setdefault("today.outbox", {})
+    outbox_key = f"{day}:{staff.id if scoped else ''}"
+    hit = cache.get(outbox_key)
+    if hit is not None and time.monotonic() - hit[0] < OUTBOX_CACHE_SECONDS:
+        outbox = hit[1]
+    else:
+        outbox = await outbox_today(start, end, now,
+                                    access.customer_scope(staff) if scoped else None)
+        cache[outbox_key] = (time.monotonic(), outbox)
     tickets: dict[str, Any] = {}
     urgent: list[Ticket] = []
     if access.can(staff, access.TICKETS):
@@ -126,8 +151,8 @@ async def today(request: web.Request) -> web.Response:
     last_month = (this_month - timedelta(days=1)).replace(day=1)
     current = previous = None
     if access.can(staff, access.REPORTS):
-        current = await month_kpis(request, staff, this_month)
-        previous = await month_kpis(request, staff, last_month)
+        current = await month_kpis(request, staff, this_month, this_month)
+        previous = await month_kpis(request, staff, last_month, this_month)
     headline = [(name, getattr(current, name, None), getattr(previous, name, None))
                 for name in HEADLINE]
     return await render(request, "today.html", day=day, outbox=outbox, tickets=tickets,
