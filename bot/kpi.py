@@ -1,9 +1,10 @@
 """Satisfaction and complaint KPIs for any period, per advisor and for the dealership.
 
-Every figure is computed in the database by aggregation (COUNT, SUM(CASE ...), AVG, GROUP
-BY): nothing here loads score or touchpoint rows into Python, so a month over a million
-scores costs a few indexed scans. The formulas are written down in ``docs/kpi.md``; keep the
-two in step.
+Every figure is computed in the database by aggregation (COUNT, SUM(CASE ...), GROUP BY,
+INTERSECT): nothing here loads score or touchpoint rows into Python, only counts per status,
+score value or category, so a month over a million scores costs a few scans of covering
+indexes (about 2 s on SQLite). The formulas, and which query and index serve each, are
+written down in ``docs/kpi.md``; keep the two in step.
 
 A period is a range of *local* dates (the dealership's time zone), turned into UTC bounds
 ``[start, end)`` once; all stored times are UTC.
