@@ -50,7 +50,7 @@ from bot.kpi import (
 from bot.surveys import CSI_CATEGORIES
 from bot.tickets import CATEGORIES, LEVELS, ComplaintStats, TicketFacts, complaint_stats
 from bot.web.console import access, console_of, forbidden, now_local, render, requires, staff_of
-from bot.web.console.render import Translator
+from bot.web.console.render import Translator, csv_cell
 from bot.web.console.svg import Datum, bar_chart, line_chart, plain, stacked_bar
 from db.models import Customer, Score, ScoreRates, Staff, StaffRole, Ticket
 
@@ -503,7 +503,7 @@ def _filename(kind: str, period: Period) -> str:
 
 def _csv_line(values: list[Any]) -> str:
     out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerow(values)
+    csv.writer(out, lineterminator="\r\n").writerow([csv_cell(v) for v in values])
     return out.getvalue()
 
 
