@@ -31,7 +31,7 @@ async def test_upload_and_download_through_the_emulator(emulator: Any) -> None:
 
 async def test_a_slow_answer_is_a_timeout() -> None:
     async def slow(request: web.Request) -> web.Response:
-        await asyncio.sleep(5)
+        await asyncio.sleep(0.4)  # answers after the client gave up (read_timeout 0.2)
         return web.json_response({"ok": True, "result": True})
 
     app = web.Application()
