@@ -7,6 +7,7 @@ instead of crashing the page.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from datetime import datetime
 from pathlib import Path
@@ -92,12 +93,15 @@ def html(text: str, status: int = 200) -> web.Response:
     return web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = ("=", "@", "\t", "\r")
+_NUMBERISH = re.compile(r"[+-][\d\s().*-]*")  # +8613800138000, +86138****0003, -3
 
 
 def csv_cell(value: Any) -> Any:
     """A value for a CSV that staff open in Excel: text that Excel would run as a formula
-    (``=HYPERLINK(…)`` typed into an owner's name) is prefixed with an apostrophe."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
+    (``=HYPERLINK(…)`` typed into an owner's name) is prefixed with an apostrophe; a phone
+    number or a negative number stays as it is."""
+    if isinstance(value, str) and (value.startswith(_FORMULA_START) or (
+            value.startswith(("+", "-")) and not _NUMBERISH.fullmatch(value))):
         return "'" + value
     return value
