@@ -547,25 +547,31 @@ def kpi_csv_rows(t: Translator, period: Period, scopes: list[Kpis]) -> list[list
 async def score_rows(viewer: Viewer, start: datetime, end: datetime
                      ) -> AsyncIterator[list[dict[str, Any]]]:
     """The current CSI scores first answered in [start, end) of the customers the viewer may
-    see, oldest first, in batches (one query each, joined: no query per row)."""
-    rows = Score.filter(superseded_at=None, rates__in=CSI_RATES, first_answered_at__gte=start,
-                        first_answered_at__lt=end)
+    see, oldest first, in batches (one query each, joined: no query per row).
+
+    The query pages along the ``first_answered_at`` index (keyset, no OFFSET, no sort) and
+    leaves out replaced answers and complaint-handling ratings here, in Python: filtering
+    them in SQL leads SQLite to the KPI index that starts with ``rates``, which reads every
+    score ever given and sorts them, once per batch."""
+    rows = Score.filter(first_answered_at__gte=start, first_answered_at__lt=end)
     if viewer.customers is not None:
         rows = rows.filter(customer_id__in=_customer_ids(viewer.customers))
     last: tuple[datetime, int] | None = None
     while True:
         page = rows
-        if last is not None:  # keyset paging along the answered-at index: no OFFSET, no sort
+        if last is not None:
             page = rows.filter(Q(first_answered_at__gt=last[0])
                                | Q(first_answered_at=last[0], id__gt=last[1]))
         batch: list[dict[str, Any]] = await page.order_by("first_answered_at", "id") \
             .limit(EXPORT_BATCH).values(
-                "id", "first_answered_at", "score", "category", "rates", "advisor",
-                "customer__name", "customer__phone", "vehicle__plate", "vehicle__model",
-                "vehicle__vin")
+                "id", "first_answered_at", "superseded_at", "score", "category", "rates",
+                "advisor", "customer__name", "customer__phone", "vehicle__plate",
+                "vehicle__model", "vehicle__vin")
         if not batch:
             return
-        yield batch
+        current = [r for r in batch if r["superseded_at"] is None and r["rates"] in CSI_RATES]
+        if current:
+            yield current
         if len(batch) < EXPORT_BATCH:
             return
         last = (batch[-1]["first_answered_at"], int(batch[-1]["id"]))
