@@ -236,7 +236,11 @@ class MessageLog(Model):
 
     class Meta:
         table = "message_log"
-        indexes = (Index(fields=("customer_id", "created_at"), name="message_log_customer"),)
+        indexes = (
+            Index(fields=("customer_id", "created_at"), name="message_log_customer"),
+            # a survey's kept comments and re-asks, read on every score (no full-log scans)
+            Index(fields=("touchpoint_id", "kind"), name="message_log_touchpoint"),
+        )
 
 
 class Conversation(Model):
