@@ -99,8 +99,11 @@ async def customer_for_user(user_id: int) -> Customer | None:
 
 
 async def set_conversation(user_id: int, state: str, data: dict[str, object] | None = None) -> None:
-    await Conversation.update_or_create(
-        telegram_user_id=user_id, defaults={"state": state, "data": data or {}}
+    """One upsert statement: an owner's state is written on most replies, and two
+    transactions (look up, then insert or update) cost several round trips to the database."""
+    await Conversation.bulk_create(
+        [Conversation(telegram_user_id=user_id, state=state, data=data or {})],
+        on_conflict=["telegram_user_id"], update_fields=["state", "data", "updated_at"],
     )
 
 
