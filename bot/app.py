@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telegram import BotCommand, Update
-from telegram.ext import Application, ApplicationBuilder
+from telegram.ext import Application, ApplicationBuilder, SimpleUpdateProcessor
 
 from bot import locks, touchpoints
 from bot.campaigns.dispatcher import Dispatcher, DispatchReport
@@ -21,6 +21,7 @@ from bot.services import SERVICES_KEY, Services
 from bot.telegram_http import AiohttpRequest
 from bot.texts import Scripts
 from bot.web.server import make_web_app
+from db.sqlite import inline_statements
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,16 @@ COMMANDS = [
     ("complain", "投诉与求助 / complaints and help"),
     ("subscribe", "接收优惠活动 / receive offers"),
 ]
+
+class UpdateProcessor(SimpleUpdateProcessor):
+    """Up to ``max_concurrent_updates`` updates at once, each with its SQLite statements run
+    on the loop's thread: handlers look up a few rows of one owner or one ticket by index, and
+    the worker-thread hop would cost more than the statement (db/sqlite.py)."""
+
+    async def do_process_update(self, update: object, coroutine: Any) -> None:
+        with inline_statements():
+            await coroutine
+
 
 # While this instance dispatches, it confirms it still holds the dispatcher lock about this
 # often (seconds of sending): a long queue is sent in runs of that length.
@@ -53,7 +64,7 @@ class CareBot:
             .token(settings.bot_token)
             .base_url(f"{settings.telegram_api_url}/bot")
             .base_file_url(f"{settings.telegram_api_url}/file/bot")
-            .concurrent_updates(settings.update_concurrency)
+            .concurrent_updates(UpdateProcessor(settings.update_concurrency))
             .request(AiohttpRequest(connection_pool_size=256))  # cheaper than httpx per call
             .get_updates_request(AiohttpRequest(connection_pool_size=1))
         )
@@ -138,7 +149,9 @@ class CareBot:
         updates = await self.application.bot.get_updates(offset=self._offset, timeout=0)
         for update in updates:
             self._offset = update.update_id + 1
-            await self.application.process_update(update)
+            # Through the update processor, as in production (statements run inline).
+            await self.application.update_processor.process_update(
+                update, self.application.process_update(update))
         return len(updates)
 
     async def stop(self) -> None:

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.migrations.api import migrate
 
@@ -21,8 +22,12 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
     url = database_url
     if url.startswith("postgresql://"):
         url = "postgres://" + url[len("postgresql://") :]
+    connection: str | dict[str, Any] = url
+    if url.startswith("sqlite://"):
+        connection = expand_db_url(url)
+        connection["engine"] = "db.sqlite"  # an update's statements run inline (db/sqlite.py)
     return {
-        "connections": {"default": url},
+        "connections": {"default": connection},
         "apps": {
             "models": {
                 "models": MODELS,
