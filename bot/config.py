@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     webhook_secret: str = ""
     metrics_token: str = ""  # when set, /metrics wants "Authorization: Bearer <token>"
     update_concurrency: int = Field(
-        128, ge=1, le=4096, description="Telegram updates handled at once (1 = one by one)")
+        64, ge=1, le=4096, description="Telegram updates handled at once (1 = one by one)")
     update_queue_limit: int = Field(
         10_000, ge=1, description="updates received and not yet handled before the webhook "
                                   "holds Telegram's posts")
