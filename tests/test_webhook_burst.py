@@ -183,15 +183,18 @@ async def test_a_burst_of_owner_updates_is_recorded_completely(hook_env: BotEnv)
         done = asyncio.Event()
 
         async def probe() -> None:
-            while not done.is_set():
-                started = time.perf_counter()
-                async with http.get(f"{base}/healthz") as r:
-                    await r.read()
-                    health.append((r.status, time.perf_counter() - started))
-                try:
-                    await asyncio.wait_for(done.wait(), 0.05)
-                except TimeoutError:
-                    pass
+            # A monitor's own connection: waiting for one of the burst's would time the
+            # test client's pool, not the process.
+            async with aiohttp.ClientSession() as monitor:
+                while not done.is_set():
+                    started = time.perf_counter()
+                    async with monitor.get(f"{base}/healthz") as r:
+                        await r.read()
+                        health.append((r.status, time.perf_counter() - started))
+                    try:
+                        await asyncio.wait_for(done.wait(), 0.05)
+                    except TimeoutError:
+                        pass
 
         async def post(update: dict[str, Any]) -> int:
             async with http.post(hook, json=update,
@@ -214,7 +217,7 @@ async def test_a_burst_of_owner_updates_is_recorded_completely(hook_env: BotEnv)
     assert {status for status, _ in health} == {200}
     times = sorted(seconds for _, seconds in health)
     assert times[len(times) // 2] < HEALTH_TYPICAL, f"/healthz answers during the burst: {times}"
-    assert times[-1] < HEALTH_LIMIT, f"/healthz took {times[-1]:.3f} s during the burst"
+    assert times[-1] < HEALTH_LIMIT, f"/healthz took {times[-1]:.3f} s during the burst: {[round(t, 3) for t in times]}"
 
     # Every score exactly once, with its value and source.
     scores = await Score.all().values_list("touchpoint_id", "score", "source", "superseded_at")
