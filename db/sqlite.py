@@ -87,7 +87,7 @@ class InlineConnection(aiosqlite.Connection):
         self._written = 0  # sqlite3 total_changes at the last inline call
         self._unflushed = False  # inline commits not yet fsynced
         self._flusher: asyncio.Task[None] | None = None
-        self.flushes = 0  # how many fsyncs the flusher made (tests, metrics)
+        self.flushes = 0  # how many fsyncs the flusher made (the tests read it)
 
     def _set_synchronous(self, level: str) -> None:
         """Between transactions only (SQLite refuses the change inside one)."""
