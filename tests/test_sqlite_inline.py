@@ -34,13 +34,16 @@ async def sqlite_db(tmp_path: Path) -> AsyncIterator[None]:
         await close_database()
 
 
-async def _thread_of_statement() -> int:
+def _connection() -> Any:
     client = connections.get("default")
     assert isinstance(client, InlineSqliteClient)
-    await client.create_connection(with_db=True)
-    raw = client._connection._conn  # type: ignore[union-attr]
-    raw.create_function("thread_ident", 0, threading.get_ident)
-    rows = await client.execute_query_dict("SELECT thread_ident() AS t")
+    return client._connection
+
+
+async def _thread_of_statement() -> int:
+    await connections.get("default").create_connection(with_db=True)
+    _connection()._conn.create_function("thread_ident", 0, threading.get_ident)
+    rows = await connections.get("default").execute_query_dict("SELECT thread_ident() AS t")
     return int(rows[0]["t"])
 
 
@@ -111,12 +114,6 @@ async def test_set_conversation_is_one_row_per_user(db: str) -> None:
     other = await owners.get_conversation(8)
     assert other is not None and (other.state, other.data) == ("awaiting_contact", {})
     assert await Conversation.all().count() == 2
-
-
-def _connection() -> Any:
-    client = connections.get("default")
-    assert isinstance(client, InlineSqliteClient)
-    return client._connection
 
 
 async def _synchronous() -> int:
