@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test sandbox lint clean chromium
+.PHONY: run test test-fast sandbox lint clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ run: $(STAMP)
 
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The inner loop: SQLite only, without the process-level and browser tests (all in `test`).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" -k "not postgres" $(PYTEST_ARGS)
 
 # The console's browser tests drive Debian's chromium (never a downloaded browser): install it
 # with apt-get when it is missing and we may; otherwise those tests skip and say why.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +21,27 @@ from tortoise import Tortoise
 
 from bot.clock import FakeClock
 from db.setup import close_database, migrate_database, open_database
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Production argon2 costs a third of a second per hash, at hundreds of sign-ins and
+    # staff accounts: tests hash cheaply (tests/test_passwords.py checks production's cost).
+    from bot import passwords
+
+    passwords.use_parameters(time_cost=1, memory_cost=8, parallelism=1)
+
+
+# Process-level and browser tests: kept in every `make test` and CI run, left out of
+# `make test-fast` (the inner loop) with the PostgreSQL half of each database test.
+SLOW_MODULES = {"test_scaleout.py", "test_webhook_burst.py", "test_bench.py",
+                "test_sqlite_inline.py"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(str(item.fspath))
+        if path.name in SLOW_MODULES or path.parent.name == "browser":
+            item.add_marker(pytest.mark.slow)
+
 
 PG_SERVER_URL = os.environ.get(
     "CAREBOT_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test"
@@ -78,11 +100,29 @@ async def _truncate_all() -> None:
     )
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, made once per run (per worker): each test gets a copy, which
+    takes a millisecond where replaying every migration took about a second."""
+    path = tmp_path_factory.mktemp("template") / "carebot.sqlite3"
+    asyncio.run(migrate_database(f"sqlite://{path}"))
+    for suffix in ("-wal", "-shm"):  # closed cleanly: everything is in the main file
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return path
+
+
+def sqlite_copy(template: Path, path: Path) -> str:
+    """A fresh, migrated SQLite database at ``path`` (a copy of the template)."""
+    shutil.copyfile(template, path)
+    return f"sqlite://{path}"
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database URL for one test: a fresh SQLite file, or this run's PostgreSQL database."""
     if request.param == "sqlite":
-        yield f"sqlite://{tmp_path}/carebot.sqlite3"
+        yield sqlite_copy(request.getfixturevalue("sqlite_template"),
+                          tmp_path / "carebot.sqlite3")
         return
     url, why = _postgres_test_url()
     if url is None:
@@ -94,7 +134,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 async def db(db_url: str) -> AsyncIterator[str]:
     """Open a migrated, empty database for the test and close it afterwards."""
     if db_url.startswith("sqlite"):
-        await open_database(db_url)
+        await open_database(db_url, apply_migrations=False)  # a copy of the migrated template
     else:
         await open_database(db_url, apply_migrations=False)
         await _truncate_all()

@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 
 from bot.clock import FakeClock
-from tests.conftest import make_settings
+from tests.conftest import make_settings, sqlite_copy
 
 CHROMIUM = os.environ.get("CAREBOT_TEST_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(os.environ.get("CAREBOT_TEST_ARTIFACTS", "artifacts")) / "screenshots"
@@ -40,9 +40,10 @@ def free_port() -> int:
 
 
 @pytest.fixture(params=["sqlite"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+           ) -> Iterator[str]:
     """Browser tests run on a fresh SQLite file (PostgreSQL is covered at the HTTP level)."""
-    yield f"sqlite://{tmp_path}/console.sqlite3"
+    yield sqlite_copy(sqlite_template, tmp_path / "console.sqlite3")
 
 
 @dataclass

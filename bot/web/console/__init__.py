@@ -33,6 +33,7 @@ from cryptography.fernet import Fernet
 from tortoise.expressions import F
 from yarl import URL
 
+from bot import passwords
 from bot.services import Services
 from bot.web.console import access
 from bot.web.console.render import (
@@ -75,7 +76,6 @@ MACHINE_PREFIXES = ("/api/", "/healthz", "/metrics", "/static/", "/telegram")
 CSRF_FIELD = "_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_DUMMY_HASH = PasswordHasher().hash("not a password, only to spend the same time")
 
 
 @dataclass
@@ -85,7 +85,7 @@ class Console:
     services: Services
     env: jinja2.Environment
     strings: dict[str, dict[str, str]]
-    hasher: PasswordHasher = field(default_factory=PasswordHasher)
+    hasher: PasswordHasher = field(default_factory=passwords.hasher)
     machine_prefixes: tuple[str, ...] = MACHINE_PREFIXES
     # Per-page objects (caches and the like), keyed by the page module's name.
     state: dict[str, Any] = field(default_factory=dict)
@@ -116,7 +116,7 @@ def session_key(secret: str) -> bytes:
 
 
 def hash_password(password: str) -> str:
-    return PasswordHasher().hash(password)
+    return passwords.hash_password(password)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -300,7 +300,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
                             error_key=error_key, login=login, next=target, minutes=minutes)
 
     if staff is None or not staff.password_hash:
-        await _verify(console.hasher, _DUMMY_HASH, password)  # the same time as a real check
+        await _verify(console.hasher, passwords.dummy_hash(), password)  # the same time as a real check
         log.info("sign-in refused for unknown or password-less login %r", login)
         return await again("login.wrong")
     if staff.locked_until is not None and staff.locked_until > now:
