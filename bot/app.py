@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 from pathlib import Path
@@ -10,18 +12,21 @@ from typing import Any
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telegram import BotCommand, Update
-from telegram.ext import Application, ApplicationBuilder, SimpleUpdateProcessor
+from telegram.ext import Application, ApplicationBuilder
 
-from bot import locks, touchpoints
-from bot.campaigns.dispatcher import Dispatcher, DispatchReport
-from bot.clock import Clock, SystemClock
+from bot import inbox, locks, touchpoints
+from bot.clock import Clock, Pace, RealPace, SystemClock
 from bot.config import Settings
+from bot.delivery.dispatcher import Dispatcher, DispatchReport
+from bot.delivery.failures import Failures
+from bot.delivery.limits import Limits
+from bot.delivery.sender import Sender
 from bot.handlers import complaint, errors, marketing, owner, staff, survey
 from bot.services import SERVICES_KEY, Services
 from bot.telegram_http import AiohttpRequest
 from bot.texts import Scripts
 from bot.web.server import make_web_app
-from db.sqlite import inline_statements
+from db.models import InboxUpdate
 
 log = logging.getLogger(__name__)
 
@@ -38,54 +43,57 @@ COMMANDS = [
     ("subscribe", "接收优惠活动 / receive offers"),
 ]
 
-class UpdateProcessor(SimpleUpdateProcessor):
-    """Up to ``max_concurrent_updates`` updates at once, each with its SQLite statements run
-    on the loop's thread: handlers look up a few rows of one owner or one ticket by index, and
-    the worker-thread hop would cost more than the statement (db/sqlite.py)."""
-
-    async def do_process_update(self, update: object, coroutine: Any) -> None:
-        with inline_statements():
-            await coroutine
-
-
 # While this instance dispatches, it confirms it still holds the dispatcher lock about this
 # often (seconds of sending): a long queue is sent in runs of that length.
 LOCK_CHECK_SECONDS = 10.0
+POLL_TIMEOUT = 30  # seconds a long poll waits at Telegram for updates
 
 
 class CareBot:
     """A running carebot: start() and stop() bring every part up and down together."""
 
-    def __init__(self, settings: Settings, clock: Clock, scripts_dir: Path | None = None) -> None:
+    def __init__(self, settings: Settings, clock: Clock, scripts_dir: Path | None = None,
+                 pace: Pace | None = None) -> None:
         self.settings = settings
         self.clock = clock
+        self.pace = pace or RealPace()
         builder: ApplicationBuilder = (  # type: ignore[type-arg]
             Application.builder()
             .token(settings.bot_token)
             .base_url(f"{settings.telegram_api_url}/bot")
             .base_file_url(f"{settings.telegram_api_url}/file/bot")
-            .concurrent_updates(UpdateProcessor(settings.update_concurrency))
             .request(AiohttpRequest(connection_pool_size=256))  # cheaper than httpx per call
             .get_updates_request(AiohttpRequest(connection_pool_size=1))
         )
-        if settings.webhook_url:
-            builder = builder.updater(None)
+        builder = builder.updater(None)  # updates come through the inbox (bot/inbox.py)
         self.application = builder.build()
         self.scripts = Scripts(scripts_dir or settings.scripts_dir)
-        self.dispatcher = Dispatcher(self.application.bot, settings, clock, self.scripts)
-        self.services = Services(settings, clock, self.scripts, self.dispatcher)
+        limits = Limits(settings.send_rate, per_chat_interval=settings.per_chat_interval,
+                        per_chat_burst=settings.per_chat_burst,
+                        group_per_minute=settings.group_per_minute, pace=self.pace)
+        failures = Failures(clock)
+        self.sender = Sender(self.application.bot, limits, deadline=settings.reply_deadline,
+                             record_failure=failures.record,
+                             mark_unreachable=failures.mark_unreachable)
+        self.dispatcher = Dispatcher(self.sender, settings, clock, self.scripts)
+        self.services = Services(settings, clock, self.scripts, self.dispatcher, self.sender)
         # Several instances on one PostgreSQL: the singleton jobs and the dispatcher take
         # advisory locks on this process's own connection (no-op on SQLite).
         self.locks = locks.Locks(settings.database_url)
         self.services.extensions[locks.LOCKS_KEY] = self.locks
         self.application.bot_data[SERVICES_KEY] = self.services
+        # Every update is stored before Telegram hears "got it", then handled from the inbox.
+        self.inbox = inbox.Inbox(self.application, clock,
+                                 concurrency=settings.update_concurrency,
+                                 on_parked=self._alert_parked)
         for feature in FEATURES:
             feature.register(self.application, self.services)
         self.application.add_error_handler(errors.report_error)
-        self.web_app = make_web_app(self.services, self.application)
+        self.web_app = make_web_app(self.services, self.application, self.inbox)
         self.scheduler: AsyncIOScheduler | None = None
         self._runner: web.AppRunner | None = None
         self._offset: int | None = None
+        self._polling: asyncio.Task[None] | None = None
 
     async def initialize(self) -> None:
         """Reach Telegram (getMe) without receiving updates yet; what tests start with."""
@@ -97,13 +105,15 @@ class CareBot:
         if receive_updates:
             await self._set_commands()
             await self.application.start()
+            self.inbox.start(single_process=self.settings.database_url.startswith("sqlite"))
             if self.settings.webhook_url:
                 await self.application.bot.set_webhook(
                     self.settings.webhook_endpoint, secret_token=self.settings.webhook_secret,
                     allowed_updates=Update.ALL_TYPES,
                 )
-            elif self.application.updater is not None:
-                await self.application.updater.start_polling(allowed_updates=Update.ALL_TYPES)
+            else:
+                await self.application.bot.delete_webhook()
+                self._polling = asyncio.create_task(self._poll_forever())
         if serve_web:
             self._runner = web.AppRunner(self.web_app)
             await self._runner.setup()
@@ -144,25 +154,55 @@ class CareBot:
         except Exception:  # a failed tick must not kill the scheduler
             log.exception("dispatcher tick failed; the next tick will retry")
 
-    async def poll_once(self) -> int:
-        """Fetch pending updates once and handle each to completion (tests, sandbox scene)."""
-        updates = await self.application.bot.get_updates(offset=self._offset, timeout=0)
-        for update in updates:
-            self._offset = update.update_id + 1
-            # Through the update processor, as in production (statements run inline).
-            await self.application.update_processor.process_update(
-                update, self.application.process_update(update))
+    async def _fetch(self, wait: int) -> int:
+        """One getUpdates (waiting up to ``wait`` seconds at Telegram for updates); the batch
+        is stored before the next call confirms its offset."""
+        updates = await self.application.bot.get_updates(
+            offset=self._offset, timeout=wait, allowed_updates=Update.ALL_TYPES)
+        if updates:
+            await inbox.store([u.to_dict() for u in updates], self.clock.now())
+            self._offset = updates[-1].update_id + 1
+            self.inbox.wake()
         return len(updates)
+
+    async def _poll_forever(self) -> None:
+        """Long polling into the inbox; Telegram or the network failing only slows it down."""
+        pause = 1.0
+        while True:
+            try:
+                await self._fetch(wait=POLL_TIMEOUT)
+                pause = 1.0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # TimedOut, NetworkError, the database...
+                log.warning("polling: %s; trying again in %gs", type(exc).__name__, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30.0)
+
+    async def poll_once(self) -> int:
+        """Fetch pending updates once, store them, and handle everything that may be handled
+        now to completion (tests, the sandbox scene): the production path, stepwise."""
+        fetched = await self._fetch(wait=0)
+        await self.inbox.drain()
+        return fetched
+
+    async def _alert_parked(self, row: InboxUpdate) -> None:
+        """Tell the staff group once that an owner's update could not be handled."""
+        await errors.report_parked(self.services, row)
 
     async def stop(self) -> None:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
+        if self._polling is not None:
+            self._polling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._polling
+            self._polling = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        if self.application.updater is not None and self.application.updater.running:
-            await self.application.updater.stop()
+        await self.inbox.stop()
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
@@ -175,6 +215,7 @@ def _handled(report: DispatchReport) -> int:
 
 
 def create_app(settings: Settings, clock: Clock | None = None,
-               scripts_dir: Path | None = None) -> CareBot:
-    """Build carebot from typed settings; nothing starts until ``start()``."""
-    return CareBot(settings, clock or SystemClock(), scripts_dir)
+               scripts_dir: Path | None = None, pace: Pace | None = None) -> CareBot:
+    """Build carebot from typed settings; nothing starts until ``start()``. ``pace``: time
+    for pacing Telegram calls (a test's virtual time, shared with its emulator)."""
+    return CareBot(settings, clock or SystemClock(), scripts_dir, pace)

@@ -378,14 +378,15 @@ def _vin(i: int) -> str:
 @asynccontextmanager
 async def _emulator_process(*, rate: float, users: range) -> AsyncIterator[dict[str, str]]:
     """The Telegram emulator in a process of its own (``python -m bot.sandbox.serve``),
-    enforcing ``rate`` msg/s and 1 s per chat, with ``users`` as owners who started the bot.
+    enforcing ``rate`` msg/s and 1 s per chat (no burst: the strictest reading), with
+    ``users`` as owners who started the bot.
     Yields what it printed: ``api_url``, ``token`` and ``stats_url``."""
     root = Path(__file__).resolve().parent.parent
     path = os.environ.get("PYTHONPATH")
     env = {**os.environ, "PYTHONPATH": str(root) + (os.pathsep + path if path else "")}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot.sandbox.serve", "--global-rate", repr(rate),
-        "--per-chat-interval", "1", "--users", f"{users.start}:{len(users)}",
+        "--per-chat-interval", "1", "--per-chat-burst", "1", "--users", f"{users.start}:{len(users)}",
         "--until-stdin-closes", cwd=str(root), env=env,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )
@@ -424,7 +425,9 @@ async def bench_dispatch(*, owners: int, rate: float, doubles: float = 0.1) -> l
     from telegram.error import RetryAfter
     from telegram.ext import AIORateLimiter, ExtBot
 
-    from bot.campaigns.dispatcher import Dispatcher
+    from bot.delivery.dispatcher import Dispatcher
+    from bot.delivery.limits import Limits
+    from bot.delivery.sender import Sender
     from bot.telegram_http import AiohttpRequest
     from bot.texts import Scripts
     from db.models import Customer, Touchpoint
@@ -469,7 +472,9 @@ async def bench_dispatch(*, owners: int, rate: float, doubles: float = 0.1) -> l
                 bot = Bot(emu["token"], base_url=f"{emu['api_url']}/bot",
                           request=AiohttpRequest(connection_pool_size=256))
                 async with bot:
-                    dispatcher = Dispatcher(bot, settings, clock, Scripts(scripts_dir))
+                    limits = Limits(rate, per_chat_interval=1.0, per_chat_burst=1)
+                    dispatcher = Dispatcher(Sender(bot, limits), settings, clock,
+                                            Scripts(scripts_dir))
                     started = time.perf_counter()
                     sent = 0
                     while sent < total:
@@ -1003,7 +1008,7 @@ async def bench_campaign(settings: Settings, *, owners: int, sample: int) -> lis
     """Create, schedule and launch (audience count by reason + bulk insert) a campaign to
     ``owners`` owners; baseline: the same audience query, then one Touchpoint.create per
     owner, timed on ``sample`` owners and extrapolated."""
-    from bot.campaigns.dispatcher import dealer_context
+    from bot.delivery.dispatcher import dealer_context
     from bot.campaigns.promotions import (
         KIND,
         PRIORITY,
@@ -1142,6 +1147,9 @@ async def _child_webhook_app(params: dict[str, Any]) -> dict[str, Any]:
         "webhook_url": f"http://127.0.0.1:{port}", "staff_chat_id": params["staff"],
         "update_concurrency": params["concurrency"], "timezone": params["timezone"],
         "quiet_hours": params["quiet_hours"],
+        # carebot's own cost per update: Telegram's limits off on both sides (the emulator's
+        # too), or the replies would wait for 30 a second
+        "send_rate": 10_000.0, "per_chat_interval": 0.0, "group_per_minute": 600,
     }  # the secret comes from the environment (CAREBOT_WEBHOOK_SECRET)
     settings = Settings(**values)
     await open_database(params["db"], apply_migrations=False)
@@ -1155,14 +1163,21 @@ async def _child_webhook_app(params: dict[str, Any]) -> dict[str, Any]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"only {stats.results['accepted']} updates accepted")
             await asyncio.sleep(0.005)
-        await asyncio.wait_for(carebot.application.update_queue.join(),
-                               max(1.0, deadline - time.monotonic()))
+        await asyncio.wait_for(_inbox_drained(), max(1.0, deadline - time.monotonic()))
         done = time.monotonic()
         cpu = time.process_time() - cpu
     finally:
         await carebot.stop()
         await close_database()
     return {"done": done, "cpu": cpu, "results": dict(stats.results)}
+
+
+async def _inbox_drained() -> None:
+    from db.models import InboxStatus, InboxUpdate
+
+    waiting = (InboxStatus.PENDING, InboxStatus.HANDLING)
+    while await InboxUpdate.filter(status__in=waiting).exists():
+        await asyncio.sleep(0.005)
 
 
 async def _child_webhook_load(params: dict[str, Any]) -> dict[str, Any]:
@@ -1261,7 +1276,8 @@ def _distant_emulator() -> Any:
             app.middlewares.append(round_trip)
             return app
 
-    return DistantEmulator()
+    # limits off: the webhook benchmark measures carebot's cost per update, not Telegram's pace
+    return DistantEmulator(global_rate=None, per_chat_interval=None, group_per_minute=None)
 
 
 WEBHOOK_LATENCY = 0.05  # seconds per Bot API call: a server near a Telegram data centre
@@ -1296,7 +1312,7 @@ async def bench_webhook(settings: Settings, *, updates: int, sample: int) -> lis
                 values: dict[str, Any] = {
                     "_env_file": None, "bot_token": emu.token, "telegram_api_url": emu.api_url,
                     "database_url": url, "send_rate": 10_000.0, "per_chat_interval": 0.0,
-                    "quiet_hours": "off", "dispatch_batch": 500, "dispatch_concurrency": 64,
+                    "group_per_minute": 600, "quiet_hours": "off", "dispatch_batch": 500, "dispatch_concurrency": 64,
                     "staff_chat_id": staff,
                 }
                 seeder = create_app(Settings(**values), clock)

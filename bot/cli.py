@@ -140,7 +140,7 @@ async def cmd_link(settings: Settings, phone: str) -> int:
 # Feature modules that add their own subcommands: each has
 # ``add_commands(sub)`` adding parsers with ``set_defaults(run=<async fn(settings, args)>)``.
 FEATURE_COMMANDS: tuple[str, ...] = ("bot.bench", "bot.cli_tickets", "bot.cli_report",
-                                     "bot.cli_touchpoints", "bot.cli_campaigns")
+                                     "bot.cli_touchpoints", "bot.cli_campaigns", "bot.cli_inbox")
 
 
 def build_parser() -> argparse.ArgumentParser:

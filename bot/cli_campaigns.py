@@ -124,6 +124,10 @@ async def _test_send(settings: Settings, campaign: Any, staff_ref: str) -> int:
     """Send the campaign, as an owner would see it, to a staff member's own chat."""
     from telegram import Bot
 
+    from bot.clock import SystemClock
+    from bot.delivery.failures import Failures
+    from bot.delivery.limits import Lane, Limits
+    from bot.delivery.sender import Sender
     from bot.texts import Scripts
     from db.models import Staff
 
@@ -139,8 +143,15 @@ async def _test_send(settings: Settings, campaign: Any, staff_ref: str) -> int:
     text, markup = await promotions_test_message(campaign, staff.name, settings,
                                                  Scripts(settings.scripts_dir))
     bot = Bot(settings.bot_token, base_url=f"{settings.telegram_api_url}/bot")
+    sender = Sender(bot, Limits(settings.send_rate), deadline=settings.reply_deadline,
+                    record_failure=Failures(SystemClock()).record)
     async with bot:
-        await bot.send_message(staff.telegram_id, text, parse_mode="HTML", reply_markup=markup)
+        sent = await sender.send_message(staff.telegram_id, text, lane=Lane.STAFF,
+                                         parse_mode="HTML", reply_markup=markup)
+    if sent is None:  # the sender logged why
+        print(f"carebot campaign: the test message to {staff.name} was not delivered",
+              file=sys.stderr)
+        return 1
     print(f"test message sent to {staff.name}")
     return 0
 

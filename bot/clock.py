@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
@@ -51,3 +52,41 @@ class OffsetClock:
     def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
         self._offset += delta if delta is not None else timedelta(**kwargs)
         return self.now()
+
+
+class Pace(Protocol):
+    """Time for pacing calls to Telegram (seconds, monotonic), apart from business time:
+    the limiter and the emulator's flood checks read it, the sender waits on it."""
+
+    def monotonic(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class RealPace:
+    """The event loop's monotonic time and real waits (production, benchmarks)."""
+
+    def monotonic(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class VirtualPace:
+    """Pacing time that passes only when someone waits: a wait moves it forward at once.
+
+    Shared by the emulator and carebot in tests, so Telegram's limits are enforced and kept
+    to the letter, and a 3-second ``retry_after`` costs no real time. Waiters compute how
+    long to wait from the current time right before waiting, so a wait that another one has
+    already covered is zero; time never goes back."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self._now = start
+
+    def monotonic(self) -> float:
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        self._now += max(0.0, seconds)
+        await asyncio.sleep(0)

@@ -75,14 +75,16 @@ class Settings(BaseSettings):
     metrics_token: str = ""  # when set, /metrics wants "Authorization: Bearer <token>"
     update_concurrency: int = Field(
         64, ge=1, le=4096, description="Telegram updates handled at once (1 = one by one)")
-    update_queue_limit: int = Field(
-        10_000, ge=1, description="updates received and not yet handled before the webhook "
-                                  "holds Telegram's posts")
     quiet_hours: str = "21:00-09:00"
     scripts_dir: Path | None = None  # the dealership's own templates, overriding ours
     # Dispatcher tuning (Telegram's documented limits by default).
     send_rate: float = Field(30.0, gt=0, description="messages per second, all chats")
     per_chat_interval: float = Field(1.0, ge=0, description="seconds between two messages to one chat")
+    per_chat_burst: int = Field(3, ge=1, le=20, description="messages to one chat at once, "
+                                "then one per interval")
+    group_per_minute: int = Field(20, ge=1, le=600, description="messages per minute to a group")
+    reply_deadline: float = Field(30.0, gt=0, description="seconds a reply or a staff post is "
+                                  "retried before it is recorded as failed")
     dispatch_batch: int = Field(200, ge=1, le=10000)
     dispatch_concurrency: int = Field(16, ge=1, le=512)
     dispatch_interval: float = Field(2.0, gt=0, description="seconds between dispatcher ticks")

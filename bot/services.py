@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from telegram import Update
     from telegram.ext import ContextTypes
 
-    from bot.campaigns.dispatcher import Dispatcher
+    from bot.delivery.dispatcher import Dispatcher
+    from bot.delivery.sender import Sender
     from db.models import Customer
 
 SERVICES_KEY = "carebot.services"
@@ -30,6 +31,7 @@ class Services:
     clock: Clock
     scripts: Scripts
     dispatcher: Dispatcher
+    sender: Sender  # every Bot API call that sends, edits, answers or manages a topic
     text_routes: list[tuple[int, TextRoute]] = field(default_factory=list)
     # Per-app objects a feature hangs here for its own domain code (e.g. "tickets").
     extensions: dict[str, Any] = field(default_factory=dict)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from tortoise.expressions import Subquery
 from tortoise.transactions import in_transaction
 
+from bot.delivery.limits import Lane
 from bot.owners import get_conversation
 from db.models import (
     Customer,
@@ -43,8 +44,8 @@ from db.models import (
 )
 
 if TYPE_CHECKING:
-    from bot.campaigns.dispatcher import Outgoing
     from bot.config import Settings
+    from bot.delivery.dispatcher import Outgoing
     from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -464,12 +465,12 @@ async def notify_staff(services: Services, text: str) -> bool:
     if chat_id is None:
         log.warning("no CAREBOT_STAFF_CHAT_ID: staff could not be told: %s", text)
         return False
-    try:
-        await services.dispatcher.bot.send_message(chat_id, text)
+    try:  # the sender retries, and records what it could not send
+        sent = await services.sender.send_message(chat_id, text, lane=Lane.STAFF)
     except Exception:  # noqa: BLE001 - the caller's flow must go on; the score is stored
         log.exception("could not tell staff: %s", text)
         return False
-    return True
+    return sent is not None
 
 
 def _staff_label(services: Services, key: str, **fmt: Any) -> str:
@@ -590,7 +591,7 @@ async def keep_comment(tp: Touchpoint, customer: Customer, text: str, *, now: da
 
 def make_composer(services: Services) -> Any:
     """The composer of every survey kind: the kind's script plus the 1-10 keyboard."""
-    from bot.campaigns.dispatcher import Outgoing, compose
+    from bot.delivery.dispatcher import Outgoing, compose
 
     async def composer(tp: Touchpoint, customer: Customer, vehicle: Vehicle | None) -> Outgoing:
         out = compose(tp, customer, vehicle, services.scripts, services.settings)

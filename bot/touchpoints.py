@@ -22,7 +22,7 @@ from typing import Any
 from telegram.ext import Application
 
 from bot import bookings, locks
-from bot.campaigns.dispatcher import Composer, Outgoing, compose
+from bot.delivery.dispatcher import Composer, Outgoing, compose
 from bot.campaigns.journeys import BOOKING_REMINDER, FIRST_SERVICE, SERVICE_DUE
 from bot.campaigns.occasions import occasion_rules, run_scan
 from bot.campaigns.timing import at_local, local_date, parse_hhmm

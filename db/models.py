@@ -623,3 +623,53 @@ class AuditLog(Model):
             Index(fields=("target", "created_at"), name="audit_target"),
             Index(fields=("action", "created_at"), name="audit_action"),  # e.g. recent imports
         )
+
+
+# --- the inbox and the sender's failures (nothing said is lost) -------------------------
+
+
+class InboxStatus(StrEnum):
+    PENDING = "pending"  # stored, waiting for a worker (or for its next try)
+    HANDLING = "handling"  # a worker has it, until ``lease_until``
+    DONE = "done"
+    PARKED = "parked"  # its handler kept failing: a person looks (console, `carebot inbox`)
+
+
+class InboxUpdate(Model):
+    """A Telegram update, committed before Telegram is told it arrived, then handled from here."""
+
+    id = fields.BigIntField(primary_key=True)
+    update_id = fields.BigIntField(unique=True)
+    chat_key = fields.BigIntField(default=0)  # one chat's updates are handled in order
+    kind = fields.CharField(max_length=32, default="")  # message, callback_query, ...
+    payload: dict[str, Any] = fields.JSONField()
+    status = fields.CharEnumField(InboxStatus, max_length=10, default=InboxStatus.PENDING)
+    attempts = fields.IntField(default=0)
+    next_try_at = fields.DatetimeField()
+    lease_until = fields.DatetimeField(null=True)
+    last_error = fields.TextField(default="")
+    received_at = fields.DatetimeField()
+    handled_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "inbox_update"
+        indexes = (
+            Index(fields=("status", "next_try_at"), name="inbox_status_next"),
+            Index(fields=("chat_key", "status", "id"), name="inbox_chat_status"),
+        )
+
+
+class FailedSend(Model):
+    """A message carebot owed and could not send after every retry: shown to staff."""
+
+    id = fields.BigIntField(primary_key=True)
+    lane = fields.CharField(max_length=10)  # reply, staff, service, marketing
+    chat_id = fields.BigIntField(null=True)
+    method = fields.CharField(max_length=40)
+    error = fields.TextField(default="")
+    created_at = fields.DatetimeField()
+    seen_at = fields.DatetimeField(null=True)  # a person has looked at it
+
+    class Meta:
+        table = "failed_send"
+        indexes = (Index(fields=("seen_at", "created_at"), name="failed_send_open"),)

@@ -178,3 +178,13 @@ class InlineSqliteClient(SqliteClient):
 
 
 client_class = InlineSqliteClient
+
+
+async def settle_default() -> None:
+    """Wait until the inline commits of the app's SQLite connection are on disk (a no-op on
+    other databases): what the webhook waits for before telling Telegram "got it"."""
+    from tortoise import connections
+
+    connection = getattr(connections.get("default"), "_connection", None)
+    if isinstance(connection, InlineConnection):
+        await connection.settle()

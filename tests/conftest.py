@@ -180,8 +180,6 @@ def make_settings(emu, **overrides):  # type: ignore[no-untyped-def]
         database_url="sqlite://:memory:",
         dealer_name="星辰汽车",
         dealer_phone="020-88886666",
-        per_chat_interval=0.0,
-        send_rate=1000.0,
         timezone="Asia/Shanghai",  # pinned: a developer's CAREBOT_* must not change tests
         quiet_hours="21:00-09:00",
         checkin_expiry_hours=12.0,
@@ -197,9 +195,13 @@ def make_settings(emu, **overrides):  # type: ignore[no-untyped-def]
 
 @pytest_asyncio.fixture
 async def emulator() -> AsyncIterator:  # type: ignore[type-arg]
+    """The Telegram emulator, Telegram-strict (30/s, a short burst then 1/s per chat, 20/min
+    per group), on virtual pacing time it shares with carebot (``create_app(..., pace=
+    emulator.pace)``): limits hold to the letter and a ``retry_after`` costs no real time."""
+    from bot.clock import VirtualPace
     from bot.sandbox.emulator import TelegramEmulator
 
-    emu = TelegramEmulator()
+    emu = TelegramEmulator(pace=VirtualPace())
     await emu.start()
     try:
         yield emu
@@ -212,7 +214,7 @@ async def env(db: str, emulator, clock: FakeClock) -> AsyncIterator[BotEnv]:  # 
     from bot.app import create_app
 
     settings = make_settings(emulator, database_url=db)
-    carebot = create_app(settings, clock)
+    carebot = create_app(settings, clock, pace=emulator.pace)
     await carebot.initialize()
     try:
         yield BotEnv(emulator, carebot, clock, settings)

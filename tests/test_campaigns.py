@@ -206,7 +206,7 @@ async def test_pause_resume_and_cancel_mid_way(env: BotEnv) -> None:
 
 
 async def test_cancel_or_pause_while_a_row_is_retried_after_429(env: BotEnv) -> None:
-    from bot.campaigns.dispatcher import claim_due
+    from bot.delivery.dispatcher import claim_due
 
     env.clock.set(local(2026, 11, 3, 10, 0))
     await make_owners(env, 2)

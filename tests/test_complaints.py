@@ -19,6 +19,7 @@ from bot.handlers import staff as staff_side
 from bot.tickets import FOLLOWUP_KIND, handling_rated, open_ticket
 from db.models import (
     Customer,
+    FailedSend,
     Staff,
     StaffRole,
     Ticket,
@@ -51,7 +52,7 @@ async def tenv(db: str, emulator: Any, clock: Any) -> AsyncIterator[BotEnv]:
 
     settings = make_settings(emulator, database_url=db, staff_chat_id=STAFF_CHAT)
     emulator.group(STAFF_CHAT, "售后客服", is_forum=True)
-    carebot = create_app(settings, clock)
+    carebot = create_app(settings, clock, pace=emulator.pace)
     await carebot.initialize()
     for tg, name, role in ((AGENT, "王客服", StaffRole.AGENT),
                            (ADVISOR, "李顾问", StaffRole.ADVISOR),
@@ -361,7 +362,7 @@ async def test_help_has_contact_button_and_non_forum_fallback(
     chat_id = -4001
     settings = make_settings(emulator, database_url=db, staff_chat_id=chat_id)
     staff = emulator.group(chat_id, "客服群", is_forum=False)
-    carebot = create_app(settings, clock)
+    carebot = create_app(settings, clock, pace=emulator.pace)
     await carebot.initialize()
     env = BotEnv(emulator, carebot, clock, settings)
     try:
@@ -549,7 +550,7 @@ async def test_acknowledgement_names_the_configured_first_answer_time(
     settings = make_settings(emulator, database_url=db, staff_chat_id=STAFF_CHAT,
                              ticket_business_hours="off", ticket_first_answer_hours=3)
     emulator.group(STAFF_CHAT, "售后客服", is_forum=True)
-    carebot = create_app(settings, clock)
+    carebot = create_app(settings, clock, pace=emulator.pace)
     await carebot.initialize()
     env = BotEnv(emulator, carebot, clock, settings)
     try:
@@ -573,10 +574,11 @@ async def test_acknowledgement_names_the_configured_first_answer_time(
         await carebot.stop()
 
 
-async def test_refused_notices_are_logged_recorded_and_paced(
+async def test_refused_notices_are_retried_then_logged_and_recorded(
     tenv: BotEnv, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A 429 on an escalation notice: WARNING with the number, an event, and a hold."""
+    """A 429 on an escalation notice is waited out (the sender retries): the notice arrives.
+    A notice Telegram refuses for good: WARNING with the number, an event, a failed send."""
     import logging
 
     env = tenv
@@ -590,28 +592,25 @@ async def test_refused_notices_are_logged_recorded_and_paced(
 
     env.clock.set(local(2026, 11, 3, 12, 0, 30))
     env.emu.fail_next("sendMessage", error_code=429, retry_after=1)
-    with caplog.at_level(logging.WARNING, logger="bot.handlers.staff"):
-        await staff_side.deadline_tick(svc)
+    await staff_side.deadline_tick(svc)
     assert (await Ticket.get(id=ticket.id)).level == TicketLevel.ADVISOR
-    assert not any("李顾问" in t for t in staff.bot_texts(thread)[before:])
+    assert any("李顾问" in t for t in staff.bot_texts(thread)[before:])
+    assert not await TicketEvent.filter(ticket_id=ticket.id, kind="undelivered").exists()
+
+    env.emu.fail_next("sendMessage", error_code=400)
+    with caplog.at_level(logging.WARNING, logger="bot.handlers.staff"):
+        assert await side.notice(ticket, "refused for good") is False
+    assert not any("refused for good" in t for t in staff.bot_texts(thread))
     assert any("T-0001" in r.getMessage() and r.levelno == logging.WARNING
                for r in caplog.records)
     lost = await TicketEvent.filter(ticket_id=ticket.id, kind="undelivered")
-    assert lost and "notice not delivered" in lost[0].text
-
-    # within the wait Telegram asked for, the side does not call Telegram at all
-    assert side._hold_until is not None and side._hold_until > env.clock.now()
-    calls = env.emu.stats.get("429", 0)
-    assert await side.notice(ticket, "still waiting") is False
-    assert env.emu.stats.get("429", 0) == calls
-    assert not any("still waiting" in t for t in staff.bot_texts(thread))
-    assert await TicketEvent.filter(ticket_id=ticket.id, kind="undelivered").count() == 2
-    env.clock.advance(seconds=2)
-    assert await side.notice(ticket, "after the wait") is True
-    assert "after the wait" in staff.bot_texts(thread)[-1]
+    assert len(lost) == 1 and "notice not delivered" in lost[0].text
+    assert await FailedSend.filter(lane="staff", chat_id=STAFF_CHAT).count() == 1
+    assert await side.notice(ticket, "after the refusal") is True
+    assert "after the refusal" in staff.bot_texts(thread)[-1]
 
     # an owner notice Telegram refuses is recorded too
-    env.emu.fail_next("sendMessage", error_code=500)
+    env.emu.fail_next("sendMessage", error_code=400)
     assert await side.notify_owner(ticket, "ticket_escalated") is False
     assert await TicketEvent.filter(ticket_id=ticket.id, kind="undelivered",
                                     text__contains="owner").count() == 1

@@ -29,7 +29,7 @@ async def site(db: str, emulator: Any, clock: FakeClock) -> AsyncIterator[str]:
 
     settings = make_settings(emulator, database_url=db, web_port=free_port(),
                              session_secret="s", console_lock_failures=3)
-    carebot = create_app(settings, clock)
+    carebot = create_app(settings, clock, pace=emulator.pace)
     await carebot.start(serve_web=True, receive_updates=False, schedule=False)
     try:
         yield f"http://127.0.0.1:{settings.web_port}"
@@ -232,7 +232,7 @@ async def test_the_settings_page_shows_no_secret(db: str, emulator: Any, clock: 
                 "session_secret": "session-secret-value-3",
                 "metrics_token": "metrics-token-value-4"}
     settings = make_settings(emulator, database_url=db, web_port=free_port(), **secrets_)
-    carebot = create_app(settings, clock)
+    carebot = create_app(settings, clock, pace=emulator.pace)
     await carebot.start(serve_web=True, receive_updates=False, schedule=False)
     base = f"http://127.0.0.1:{settings.web_port}"
     try:

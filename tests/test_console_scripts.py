@@ -25,7 +25,7 @@ async def app(db: str, emulator: Any, clock: FakeClock, tmp_path: Path
 
     settings = make_settings(emulator, database_url=db, web_port=free_port(),
                              session_secret="s", scripts_dir=tmp_path / "ours")
-    carebot = create_app(settings, clock)
+    carebot = create_app(settings, clock, pace=emulator.pace)
     await carebot.start(serve_web=True, receive_updates=False, schedule=False)
     try:
         yield f"http://127.0.0.1:{settings.web_port}", carebot

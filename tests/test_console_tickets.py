@@ -60,7 +60,7 @@ async def site(db: str, emulator: Any, clock: FakeClock) -> AsyncIterator[Site]:
 
     settings = make_settings(emulator, database_url=db, web_port=free_port(),
                              session_secret="s")
-    carebot = create_app(settings, clock)
+    carebot = create_app(settings, clock, pace=emulator.pace)
     await carebot.start(serve_web=True, receive_updates=False, schedule=False)
     try:
         yield Site(f"http://127.0.0.1:{settings.web_port}", carebot, emulator, clock)

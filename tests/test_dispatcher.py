@@ -9,7 +9,7 @@ from pathlib import Path
 
 from telegram import Bot
 
-from bot.campaigns.dispatcher import (
+from bot.delivery.dispatcher import (
     MARKETING_PRIORITY_FROM,
     Dispatcher,
     claim_due,
@@ -17,7 +17,9 @@ from bot.campaigns.dispatcher import (
     reclaim_expired_leases,
     skip_excluded,
 )
-from bot.clock import FakeClock
+from bot.clock import FakeClock, VirtualPace
+from bot.delivery.limits import Limits
+from bot.delivery.sender import Sender
 from bot.sandbox.emulator import TelegramEmulator
 from bot.texts import Scripts
 from db.models import Customer, Touchpoint, TouchpointStatus
@@ -95,11 +97,13 @@ async def test_withdrawal_during_a_tick_is_honoured_at_claim(db: str) -> None:
 
 async def test_sending_keeps_the_emulators_flood_limits(db: str, clock: FakeClock,
                                                          tmp_path: Path) -> None:
-    """The emulator enforces 4 messages a second and 0.2 s per chat; one owner is owed three
-    messages, four others one each, all in one batch. Nothing is refused with a 429."""
+    """The emulator enforces 4 messages a second and 0.2 s per chat (no burst); one owner is
+    owed three messages, four others one each, all in one batch. Nothing is refused with a
+    429 (on virtual pacing time shared by both sides: no real waiting)."""
     (tmp_path / "zh_CN").mkdir()
     (tmp_path / "zh_CN" / "k.html").write_text("{{ customer.name }}您好", encoding="utf-8")
-    emu = TelegramEmulator(global_rate=4, per_chat_interval=0.2)
+    pace = VirtualPace()
+    emu = TelegramEmulator(global_rate=4, per_chat_interval=0.2, per_chat_burst=1, pace=pace)
     await emu.start()
     try:
         owners = [await _owner(i) for i in range(5)]
@@ -113,7 +117,9 @@ async def test_sending_keeps_the_emulators_flood_limits(db: str, clock: FakeCloc
         settings = make_settings(emu, database_url=db, send_rate=4.0, per_chat_interval=0.2,
                                  quiet_hours="off")
         async with Bot(emu.token, base_url=f"{emu.api_url}/bot") as bot:
-            report = await Dispatcher(bot, settings, clock, Scripts(tmp_path)).dispatch_due()
+            limits = Limits(4.0, per_chat_interval=0.2, per_chat_burst=1, pace=pace)
+            dispatcher = Dispatcher(Sender(bot, limits), settings, clock, Scripts(tmp_path))
+            report = await dispatcher.dispatch_due()
     finally:
         await emu.stop()
     assert (report.sent, report.retried, emu.stats["429"]) == (7, 0, 0)

@@ -41,6 +41,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.clock import VirtualPace
 from bot.sandbox import TelegramEmulator, load_schema, parse_html
 from bot.sandbox.schema import SCHEMA_FILE, derive_schema, dump_schema
 
@@ -269,27 +270,37 @@ async def test_blocked_user_gives_forbidden(emu: TelegramEmulator, bot: Bot) -> 
 
 
 @pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
-async def test_per_chat_rate_limit_gives_retry_after() -> None:
-    emu = TelegramEmulator(per_chat_interval=1.0)
+async def test_per_chat_rate_limit_gives_a_burst_then_retry_after() -> None:
+    """Telegram-strict by default: a short burst of three to one chat, then a 429 until the
+    window moves on (on virtual pacing time: moved forward, not waited for)."""
+    pace = VirtualPace()
+    emu = TelegramEmulator(pace=pace)
     await emu.start()
     try:
         emu.user(1)
         emu.user(2)
         async with Bot(emu.token, base_url=f"{emu.api_url}/bot") as bot:
-            await bot.send_message(1, "one")
+            for n in range(3):
+                await bot.send_message(1, f"burst {n}")
             await bot.send_message(2, "another chat is fine")
             with pytest.raises(RetryAfter) as caught:
                 await bot.send_message(1, "too soon")
-        assert retry_after_of(caught.value) >= 1
-        assert emu.stats["429"] == 1
-        assert emu.chats[1].messages[-1].message["text"] == "one"
-        assert len(emu.send_times[1]) == 1 and len(emu.send_times[2]) == 1
+            assert retry_after_of(caught.value) == 3
+            await pace.sleep(2.5)
+            with pytest.raises(RetryAfter):
+                await bot.send_message(1, "still too soon")
+            await pace.sleep(0.5)
+            await bot.send_message(1, "the window moved on")
+        assert emu.stats["429"] == 2
+        assert [m.message["text"] for m in emu.chats[1].messages][-2:] == \
+            ["burst 2", "the window moved on"]
+        assert len(emu.send_times[1]) == 4 and len(emu.send_times[2]) == 1
     finally:
         await emu.stop()
 
 
 async def test_global_and_group_rate_limits(http: aiohttp.ClientSession) -> None:
-    emu = TelegramEmulator(global_rate=3, group_per_minute=2)
+    emu = TelegramEmulator(global_rate=3, group_per_minute=2, pace=VirtualPace())
     await emu.start()
     try:
         for uid in range(1, 5):
@@ -319,7 +330,7 @@ async def test_global_and_group_rate_limits(http: aiohttp.ClientSession) -> None
 async def test_stats_endpoint_reports_what_the_server_counted(
     http: aiohttp.ClientSession,
 ) -> None:
-    emu = TelegramEmulator(global_rate=2, per_chat_interval=1.0)
+    emu = TelegramEmulator(global_rate=2, per_chat_interval=1.0, pace=VirtualPace())
     await emu.start()
     try:
         for uid in (1, 2, 3):
@@ -354,7 +365,7 @@ async def test_emulator_runs_in_a_process_of_its_own(http: aiohttp.ClientSession
     root = Path(__file__).resolve().parent.parent
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot.sandbox.serve", "--global-rate", "5", "--per-chat-interval",
-        "1", "--users", "7000:2", "--until-stdin-closes", cwd=str(root),
+        "1", "--per-chat-burst", "1", "--users", "7000:2", "--until-stdin-closes", cwd=str(root),
         env={**os.environ, "PYTHONPATH": str(root)},
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )
@@ -390,9 +401,13 @@ async def test_fail_next_injects_errors(emu: TelegramEmulator, bot: Bot) -> None
     emu.fail_next("sendMessage", error_code=403)
     with pytest.raises(Forbidden):
         await bot.send_message(OWNER, "x")
+    emu.fail_next("sendMessage", error_code=0)  # no answer: the connection is dropped
+    with pytest.raises(NetworkError):
+        await bot.send_message(OWNER, "x")
     await bot.send_message(OWNER, "finally")
     assert emu.stats["429"] == 1
-    assert emu.stats["calls"]["sendMessage"] == 5
+    assert emu.stats["calls"]["sendMessage"] == 6
+    assert [m.message["text"] for m in emu.chats[OWNER].messages] == ["finally"]
     with pytest.raises(ValueError):
         emu.fail_next("noSuchMethod")
 

@@ -47,7 +47,7 @@ async def custom_env(db: str, emulator: Any, clock: Any) -> AsyncIterator[Any]:
 
     async def build(**overrides: Any) -> BotEnv:
         settings = make_settings(emulator, database_url=db, **overrides)
-        carebot = create_app(settings, clock)
+        carebot = create_app(settings, clock, pace=emulator.pace)
         await carebot.initialize()
         made.append(carebot)
         return BotEnv(emulator, carebot, clock, settings)

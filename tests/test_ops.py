@@ -179,16 +179,21 @@ async def test_metrics_of_this_process(env: BotEnv,
     buckets = sorted((float(dict(labels)["le"]), n) for (name, labels), n in s.items()
                      if name == "carebot_webhook_request_seconds_bucket")
     assert [n for _, n in buckets] == sorted(n for _, n in buckets)  # cumulative
-    # The application is not running in this test: both accepted updates wait in its queue.
-    assert value(s, "carebot_updates_pending") == 2
+    # The application is not running in this test: the update (posted twice, stored once)
+    # waits in the inbox, and nothing has been sent or parked.
+    assert value(s, "carebot_inbox_depth") == 1
+    assert value(s, "carebot_inbox_parked") == 0
     assert value(s, "carebot_updates_in_progress") == 0
+    assert value(s, "carebot_telegram_rate_limited_total") == 0
+    assert value(s, "carebot_failed_sends") == 0
+    assert value(s, "carebot_sends_total", lane="reply") == 0
 
 
 async def test_metrics_token(db: str, emulator: Any, clock: FakeClock) -> None:
     from bot.app import create_app
 
     settings = make_settings(emulator, database_url=db, metrics_token="scrape-me")
-    carebot = create_app(settings, clock)
+    carebot = create_app(settings, clock, pace=emulator.pace)
     await carebot.initialize()
     try:
         async with TestClient(TestServer(carebot.web_app)) as c:

@@ -53,7 +53,7 @@ async def sandbox_site(db: str, emulator: Any, clock: FakeClock) -> AsyncIterato
     from bot.app import create_app
 
     settings = make_settings(emulator, database_url=db, web_port=free_port(), session_secret="s")
-    carebot = create_app(settings, clock)
+    carebot = create_app(settings, clock, pace=emulator.pace)
     await import_demo(None, clock, settings)  # 王芳, Tom Lee (李娜's) and 陈强 (赵磊's)
     sandbox = attach_sandbox(carebot, emulator, clock)
     await add_staff("admin", "admin")

@@ -18,7 +18,6 @@ from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from bot import owners
-from bot.app import UpdateProcessor
 from db.models import Conversation
 from db.setup import close_database, open_database
 from db.sqlite import InlineSqliteClient, inline_statements, statements_inline
@@ -90,18 +89,6 @@ async def test_inline_writes_never_land_in_another_tasks_transaction(sqlite_db: 
     assert await Conversation.filter(state="committed").count() == 20
     assert await Conversation.filter(state="inline again").count() == 100
     assert await Conversation.all().count() == 120
-
-
-async def test_the_update_processor_runs_each_update_inline() -> None:
-    seen: list[bool] = []
-
-    async def handle() -> None:
-        seen.append(statements_inline())
-
-    processor = UpdateProcessor(4)
-    await processor.do_process_update(object(), handle())
-    assert seen == [True]
-    assert not statements_inline()
 
 
 async def test_set_conversation_is_one_row_per_user(db: str) -> None:

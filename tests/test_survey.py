@@ -40,7 +40,7 @@ async def senv(db: str, emulator: Any, clock: FakeClock) -> AsyncIterator[BotEnv
     settings = make_settings(emulator, database_url=db, staff_chat_id=STAFF_CHAT,
                              review_url=REVIEW)
     emulator.group(STAFF_CHAT, "客服中心", is_forum=True)
-    carebot = create_app(settings, clock)
+    carebot = create_app(settings, clock, pace=emulator.pace)
     await carebot.initialize()
     try:
         yield BotEnv(emulator, carebot, clock, settings)

@@ -201,7 +201,7 @@ async def test_touchpoint_stuck_in_sending_is_sent_once_after_restart(
     await Touchpoint.filter(kind=CHECKIN).update(status=TouchpointStatus.SENDING,
                                                  lease_until=lease_end, attempts=1)
     await env.carebot.stop()
-    env.carebot = create_app(env.settings, env.clock)  # "restart"
+    env.carebot = create_app(env.settings, env.clock, pace=env.emu.pace)  # "restart"
     await env.carebot.initialize()
     assert (await env.tick()).sent == 0  # still leased
     env.clock.set(lease_end + timedelta(seconds=1))

@@ -8,7 +8,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.campaigns.journeys import CHECKIN
-from db.models import Customer, Touchpoint, Vehicle
+from db.models import Customer, InboxUpdate, Touchpoint, Vehicle
 from tests.conftest import BotEnv
 from tests.test_walking_skeleton import VIN_A, VIN_B
 
@@ -35,19 +35,17 @@ async def test_webhook_without_the_secret_is_refused(env: BotEnv, client: TestCl
                                           "chat": {"id": 5, "type": "private"},
                                           "from": {"id": 5, "is_bot": False, "first_name": "A"},
                                           "text": "hi"}}
-    queue = env.carebot.application.update_queue
     r = await client.post("/telegram/webhook", json=update)
     assert r.status == 403
     r = await client.post("/telegram/webhook", json=update,
                           headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"})
     assert r.status == 403
-    assert queue.qsize() == 0
+    assert await InboxUpdate.all().count() == 0
     r = await client.post("/telegram/webhook", json=update,
                           headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-hook"})
     assert r.status == 200
-    assert queue.qsize() == 1
-    queued = await queue.get()
-    assert queued.message.text == "hi"
+    stored = await InboxUpdate.get(update_id=1)
+    assert stored.payload["message"]["text"] == "hi"
 
 
 async def test_api_requires_the_key(client: TestClient) -> None:  # type: ignore[type-arg]

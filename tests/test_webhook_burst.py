@@ -28,7 +28,16 @@ import pytest_asyncio
 
 from bot import surveys
 from bot.clock import FakeClock
-from db.models import Conversation, Customer, MessageLog, Score, Touchpoint, TouchpointStatus
+from db.models import (
+    Conversation,
+    Customer,
+    InboxStatus,
+    InboxUpdate,
+    MessageLog,
+    Score,
+    Touchpoint,
+    TouchpointStatus,
+)
 from tests.conftest import BotEnv, make_settings
 
 OWNERS = 2_000
@@ -54,7 +63,7 @@ async def hook_env(db: str, emulator: Any, clock: FakeClock) -> AsyncIterator[Bo
     port = _free_port()
     settings = make_settings(emulator, database_url=db, web_port=port,
                              webhook_url=f"http://127.0.0.1:{port}")
-    carebot = create_app(settings, clock)
+    carebot = create_app(settings, clock, pace=emulator.pace)
     await carebot.initialize()
     try:
         yield BotEnv(emulator, carebot, clock, settings)
@@ -206,8 +215,9 @@ async def test_a_burst_of_owner_updates_is_recorded_completely(hook_env: BotEnv)
         try:
             statuses = await asyncio.gather(*(post(u) for u in updates))
             assert Counter(statuses) == {200: OWNERS}
-            queue = env.carebot.application.update_queue
-            await asyncio.wait_for(queue.join(), DRAIN_DEADLINE)
+            # every acknowledged update is in the inbox: handled or waiting its turn
+            assert await InboxUpdate.all().count() == OWNERS
+            await asyncio.wait_for(_inbox_drained(), DRAIN_DEADLINE)
         finally:
             done.set()
             await prober
@@ -264,42 +274,43 @@ def _message(update_id: int) -> dict[str, Any]:
         "from": {"id": 5, "is_bot": False, "first_name": "A"}, "text": f"hi {update_id}"}}
 
 
-async def test_the_webhook_holds_posts_while_too_many_updates_wait(
-        db: str, emulator: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Bounded: with ``update_queue_limit`` updates received and not handled, a post waits
-    for room; after ``QUEUE_WAIT`` it is answered 503 and not taken (Telegram resends it)."""
+async def _inbox_drained() -> None:
+    """Until every stored update is handled (the inbox's worker runs in the app)."""
+    waiting = (InboxStatus.PENDING, InboxStatus.HANDLING)
+    while await InboxUpdate.filter(status__in=waiting).exists():
+        await asyncio.sleep(0.05)  # a condition polled under a deadline, not time passing
+
+
+async def test_the_webhook_answers_200_only_once_the_update_is_stored(
+        db: str, emulator: Any, clock: FakeClock) -> None:
+    """Telegram never posts an update again after a 200: the update is committed first. A post
+    that is not an update is refused; one that cannot be stored is 503 (Telegram retries)."""
     from aiohttp.test_utils import TestClient, TestServer
 
     from bot.app import create_app
-    from bot.web import server
+    from db.setup import close_database
 
-    settings = make_settings(emulator, database_url=db, update_queue_limit=2)
-    carebot = create_app(settings, clock)
-    await carebot.initialize()  # not started: nothing handles the queue but this test
+    settings = make_settings(emulator, database_url=db)
+    carebot = create_app(settings, clock, pace=emulator.pace)
+    await carebot.initialize()  # not started: nothing handles what is stored
     headers = {SECRET_HEADER: settings.webhook_secret}
     try:
         async with TestClient(TestServer(carebot.web_app)) as c:
-            queue = carebot.application.update_queue
-            for n in (1, 2):
+            for n in (1, 2, 2):  # Telegram may post one twice: stored once
                 assert (await c.post("/telegram/webhook", json=_message(n),
                                      headers=headers)).status == 200
-            third = asyncio.ensure_future(c.post("/telegram/webhook", json=_message(3),
-                                                 headers=headers))
-            done, _ = await asyncio.wait({third}, timeout=0.5)
-            assert not done and queue.qsize() == 2  # held while two wait
-            first = queue.get_nowait()
-            queue.task_done()  # one handled: room for the third
-            assert first.update_id == 1
-            assert (await asyncio.wait_for(third, 10)).status == 200
-            assert [queue.get_nowait().update_id for _ in range(2)] == [2, 3]
-
-            monkeypatch.setattr(server, "QUEUE_WAIT", 0.3)  # (still two not task_done)
-            r = await c.post("/telegram/webhook", json=_message(4), headers=headers)
-            assert r.status == 503
-            assert queue.qsize() == 0  # not taken: Telegram posts it again later
+            stored = await InboxUpdate.all().order_by("update_id").values_list(
+                "update_id", "status", "chat_key")
+            assert stored == [(1, InboxStatus.PENDING, 5), (2, InboxStatus.PENDING, 5)]
+            r = await c.post("/telegram/webhook", json={"message": {"text": "x"}},
+                             headers=headers)
+            assert r.status == 400
             text = await (await c.get("/metrics")).text()
-            assert 'carebot_webhook_requests_total{result="busy"} 1\n' in text
             assert 'carebot_webhook_requests_total{result="accepted"} 3\n' in text
-            assert "carebot_updates_pending 2\n" in text
+            assert "carebot_inbox_depth 2\n" in text
+
+            await close_database()  # the database is gone
+            r = await c.post("/telegram/webhook", json=_message(3), headers=headers)
+            assert r.status == 503
     finally:
         await carebot.stop()

@@ -15,7 +15,6 @@ import logging
 from datetime import date, datetime
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
 from bot import bookings, owners
@@ -23,6 +22,8 @@ from bot.bookings import booking_rules
 from bot.campaigns.journeys import FIRST_SERVICE, SERVICE_DUE
 from bot.campaigns.promotions import KIND as CAMPAIGN
 from bot.campaigns.timing import local_date
+from bot.delivery.limits import Lane
+from bot.handlers import buttons
 from bot.services import Services, services_of
 from bot.texts import DEFAULT_LANGUAGE
 from db.models import (
@@ -124,7 +125,7 @@ async def booking_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     svc = services_of(context)
     query = update.callback_query
     assert query is not None and query.data is not None
-    await query.answer()
+    await buttons.answer(svc, query)
     customer = await owners.customer_for_user(query.from_user.id)
     chat = update.effective_chat
     if customer is None or chat is None:
@@ -139,45 +140,46 @@ async def booking_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     rules = booking_rules(svc.settings)
 
     if step == "n":
-        await query.edit_message_text(svc.scripts.label("bk_never_mind", lang, phone=phone))
+        await buttons.edit_text(svc, query, svc.scripts.label("bk_never_mind", lang, phone=phone))
         return
     if step == "x" and args and args[0].isdigit():
-        await _cancel(update, context, svc, customer, int(args[0]))
+        await _cancel(update, svc, customer, int(args[0]))
         return
 
     tp = await _reminder_of(customer, args[0]) if args else None
     if tp is None:
-        await query.edit_message_text(svc.scripts.label("bk_unavailable", lang, phone=phone))
+        await buttons.edit_text(svc, query, svc.scripts.label("bk_unavailable", lang, phone=phone))
         return
     if step == "s":
-        sent = await chat.send_message(svc.scripts.label("bk_pick_day", lang),
-                                       reply_markup=_day_keyboard(svc, lang, tp.id, now))
-        await _log_out(svc, customer, chat.id, svc.scripts.label("bk_pick_day", lang),
-                       sent.message_id)
+        text = svc.scripts.label("bk_pick_day", lang)
+        sent = await svc.sender.send_message(chat.id, text,
+                                             reply_markup=_day_keyboard(svc, lang, tp.id, now))
+        if sent is not None:
+            await _log_out(svc, customer, chat.id, text, sent.message_id)
         return
     if step == "b":
-        await query.edit_message_text(svc.scripts.label("bk_pick_day", lang),
-                                      reply_markup=_day_keyboard(svc, lang, tp.id, now))
+        await buttons.edit_text(svc, query, svc.scripts.label("bk_pick_day", lang),
+                                reply_markup=_day_keyboard(svc, lang, tp.id, now))
         return
 
     day = _parse_day(args[1]) if len(args) > 1 else None
     today = local_date(now, rules.tz)
     if day is None or day not in bookings.bookable_days(today, rules):
-        await query.edit_message_text(svc.scripts.label("bk_day_gone", lang),
-                                      reply_markup=_day_keyboard(svc, lang, tp.id, now))
+        await buttons.edit_text(svc, query, svc.scripts.label("bk_day_gone", lang),
+                                reply_markup=_day_keyboard(svc, lang, tp.id, now))
         return
     back = (svc.scripts.label("bk_back_button", lang), f"{PREFIX}:b:{tp.id}")
     if step == "d":
         rows = [[(slot_label(svc, lang, slot), f"{PREFIX}:t:{tp.id}:{day:%Y%m%d}:{code}")
                  for code, slot in _SLOT_CODES.items()], [back]]
-        await query.edit_message_text(
-            svc.scripts.label("bk_pick_slot", lang, day=day_label(svc, lang, day)),
+        await buttons.edit_text(
+            svc, query, svc.scripts.label("bk_pick_slot", lang, day=day_label(svc, lang, day)),
             reply_markup=_markup(rows))
         return
     slot = _SLOT_CODES.get(args[2]) if len(args) > 2 else None
     if slot is None:
-        await query.edit_message_text(svc.scripts.label("bk_day_gone", lang),
-                                      reply_markup=_day_keyboard(svc, lang, tp.id, now))
+        await buttons.edit_text(svc, query, svc.scripts.label("bk_day_gone", lang),
+                                reply_markup=_day_keyboard(svc, lang, tp.id, now))
         return
     kind = bookings.kind_for(tp.kind)
     vehicle = await Vehicle.get_or_none(id=tp.vehicle_id) if tp.vehicle_id else None
@@ -186,11 +188,11 @@ async def booking_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if step == "t":
         rows = [[(svc.scripts.label("bk_confirm_button", lang),
                   f"{PREFIX}:c:{tp.id}:{day:%Y%m%d}:{_CODE_OF[slot]}")], [back]]
-        await query.edit_message_text(svc.scripts.label("bk_confirm_ask", lang, **fmt),
-                                      reply_markup=_markup(rows))
+        await buttons.edit_text(svc, query, svc.scripts.label("bk_confirm_ask", lang, **fmt),
+                                reply_markup=_markup(rows))
         return
     if step != "c":
-        await query.edit_message_text(svc.scripts.label("bk_unavailable", lang, phone=phone))
+        await buttons.edit_text(svc, query, svc.scripts.label("bk_unavailable", lang, phone=phone))
         return
     outcome = await bookings.book(
         customer_id=customer.id, vehicle_id=tp.vehicle_id, day=day, slot=slot, kind=kind,
@@ -201,17 +203,18 @@ async def booking_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         text = svc.scripts.label(
             "bk_exists", lang, day=day_label(svc, lang, booking.day),
             slot=slot_label(svc, lang, booking.slot), kind=kind_label(svc, lang, booking.kind))
-        await query.edit_message_text(text, reply_markup=_markup(
+        await buttons.edit_text(svc, query, text, reply_markup=_markup(
             cancel_button(svc, lang, booking.id)))
         return
     text = svc.scripts.label("bk_confirmed", lang, name=customer.name, phone=phone, **fmt)
-    await query.edit_message_text(text, reply_markup=_markup(cancel_button(svc, lang, booking.id)))
-    await _log_out(svc, customer, chat.id, text, query.message.message_id if query.message else None)
-    await _tell_staff(context, svc, customer, booking, vehicle, "bk_staff_new")
+    await buttons.edit_text(svc, query, text,
+                            reply_markup=_markup(cancel_button(svc, lang, booking.id)))
+    await _log_out(svc, customer, chat.id, text,
+                   query.message.message_id if query.message else None)
+    await _tell_staff(svc, customer, booking, vehicle, "bk_staff_new")
 
 
-async def _cancel(update: Update, context: ContextTypes.DEFAULT_TYPE, svc: Services,
-                  customer: Customer, booking_id: int) -> None:
+async def _cancel(update: Update, svc: Services, customer: Customer, booking_id: int) -> None:
     query = update.callback_query
     assert query is not None
     lang, phone = customer.language, svc.settings.dealer_phone
@@ -220,26 +223,27 @@ async def _cancel(update: Update, context: ContextTypes.DEFAULT_TYPE, svc: Servi
     booking = await bookings.cancel(booking_id, customer_id=customer.id, now=svc.clock.now(),
                                     tz=svc.settings.tz)
     if booking is None:
-        await query.edit_message_text(svc.scripts.label("bk_unavailable", lang, phone=phone))
+        await buttons.edit_text(svc, query, svc.scripts.label("bk_unavailable", lang, phone=phone))
         return
     if already:
-        await query.edit_message_text(svc.scripts.label("bk_already_cancelled", lang, phone=phone))
+        await buttons.edit_text(svc, query,
+                                svc.scripts.label("bk_already_cancelled", lang, phone=phone))
         return
     text = svc.scripts.label("bk_cancelled", lang, day=day_label(svc, lang, booking.day),
                              slot=slot_label(svc, lang, booking.slot), phone=phone)
-    await query.edit_message_text(text)
+    await buttons.edit_text(svc, query, text)
     chat = update.effective_chat
     if chat is not None:
         await _log_out(svc, customer, chat.id, text,
                        query.message.message_id if query.message else None)
     vehicle = await Vehicle.get_or_none(id=booking.vehicle_id) if booking.vehicle_id else None
-    await _tell_staff(context, svc, customer, booking, vehicle, "bk_staff_cancelled")
+    await _tell_staff(svc, customer, booking, vehicle, "bk_staff_cancelled")
 
 
-async def _tell_staff(context: ContextTypes.DEFAULT_TYPE, svc: Services, customer: Customer,
-                      booking: Booking, vehicle: Vehicle | None, key: str) -> None:
-    """A plain message to the owner's advisor (or the staff chat); a failure is logged, the
-    booking stands either way."""
+async def _tell_staff(svc: Services, customer: Customer, booking: Booking,
+                      vehicle: Vehicle | None, key: str) -> None:
+    """A plain message to the owner's advisor (or the staff chat); a failure is logged (and
+    recorded by the sender), the booking stands either way."""
     chat_id = await bookings.staff_recipient(customer.advisor, svc.settings.staff_chat_id)
     if chat_id is None:
         log.warning("booking %s: no advisor on Telegram and no CAREBOT_STAFF_CHAT_ID; "
@@ -252,10 +256,8 @@ async def _tell_staff(context: ContextTypes.DEFAULT_TYPE, svc: Services, custome
         slot=slot_label(svc, lang, booking.slot), kind=kind_label(svc, lang, booking.kind),
         advisor=customer.advisor or "-",
     )
-    try:
-        await context.bot.send_message(chat_id, text)
-    except TelegramError as exc:
-        log.error("booking %s: telling staff chat %s failed: %s", booking.id, chat_id, exc)
+    if await svc.sender.send_message(chat_id, text, lane=Lane.STAFF) is None:
+        log.error("booking %s: telling staff chat %s failed", booking.id, chat_id)
 
 
 def register(application: Application, services: Services) -> None:  # type: ignore[type-arg]

@@ -18,6 +18,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
 from bot import owners, tickets
+from bot.handlers import buttons
 from bot.handlers.owner import lang_of, log_in, say
 from bot.handlers.staff import side_of
 from bot.services import Services, services_of
@@ -104,7 +105,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     user_id = query.from_user.id
     customer = await owners.customer_for_user(user_id)
     lang = lang_of(update, customer)
-    await query.answer()
+    await buttons.answer(svc, query)
     await log_in(update, svc, customer, "button", query.data)
     _, _, rest = query.data.partition(":")
     action, _, value = rest.partition(":")

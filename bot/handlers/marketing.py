@@ -11,12 +11,13 @@ from datetime import datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
 from bot import consent, locks, owners
 from bot.campaigns import promotions
-from bot.campaigns.dispatcher import Composer, Outgoing, dealer_context
+from bot.delivery.dispatcher import Composer, Outgoing, dealer_context
+from bot.delivery.limits import Lane
+from bot.handlers import buttons
 from bot.handlers.owner import lang_of, log_in, say
 from bot.services import Services, services_of
 from db.models import Campaign, CampaignStatus, Customer, Staff, Touchpoint, Vehicle
@@ -59,7 +60,7 @@ async def _unsubscribe(update: Update, svc: Services, customer: Customer, *, sou
         dealer=svc.settings.dealer_name, phone=svc.settings.dealer_phone), customer=customer)
 
 
-async def tell_advisor(svc: Services, bot: object, customer: Customer, text: str) -> bool:
+async def tell_advisor(svc: Services, customer: Customer, text: str) -> bool:
     """The owner's advisor in their own chat if they have one on Telegram, else the staff
     chat; False when nobody could be told."""
     targets: list[int] = []
@@ -71,11 +72,9 @@ async def tell_advisor(svc: Services, bot: object, customer: Customer, text: str
     if svc.settings.staff_chat_id is not None:
         targets.append(svc.settings.staff_chat_id)
     for chat_id in targets:
-        try:
-            await bot.send_message(chat_id, text)  # type: ignore[attr-defined]
+        if await svc.sender.send_message(chat_id, text, lane=Lane.STAFF) is not None:
             return True
-        except TelegramError:
-            log.warning("could not tell %s: %s", chat_id, text)
+        log.warning("could not tell %s: %s", chat_id, text)
     log.warning("nobody to tell (no advisor on Telegram, no CAREBOT_STAFF_CHAT_ID): %s", text)
     return False
 
@@ -87,39 +86,39 @@ async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     assert query is not None and query.data is not None
     customer = await owners.customer_for_user(query.from_user.id)
     if customer is None:
-        await query.answer(svc.scripts.label("not_linked", lang_of(update, None)))
+        await buttons.answer(svc, query, svc.scripts.label("not_linked", lang_of(update, None)))
         return
     await log_in(update, svc, customer, "button", query.data)
     lang = customer.language
     now = svc.clock.now()
     question = _QUESTION.match(query.data)
     if question:
-        await query.answer()
+        await buttons.answer(svc, query)
         await _consent_answer(update, svc, customer, question.group(1) == "y", now)
         return
     press = _PRESS.match(query.data)
     campaign = await Campaign.get_or_none(id=int(press.group(1))) if press else None
     if press is None or campaign is None:
-        await query.answer(svc.scripts.label("campaign_ended", lang))
+        await buttons.answer(svc, query, svc.scripts.label("campaign_ended", lang))
         return
     button = promotions.CODE_BUTTONS[press.group(2)]
     if button == "unsubscribe":
-        await query.answer()
+        await buttons.answer(svc, query)
         await promotions.record_press(campaign.id, customer.id, button, now)
         await _unsubscribe(update, svc, customer, source="bot:unsubscribe",
                            campaign_id=campaign.id)
         return
     first = await promotions.record_press(campaign.id, customer.id, button, now)
     if not first:
-        await query.answer(svc.scripts.label("campaign_already_pressed", lang))
+        await buttons.answer(svc, query, svc.scripts.label("campaign_already_pressed", lang))
         return
-    await query.answer()
+    await buttons.answer(svc, query)
     phone = svc.settings.dealer_phone
     await say(update, svc, svc.scripts.label(f"campaign_thanks_{button}", lang,
                                              name=customer.name, phone=phone), customer=customer)
     # Booking (issue 3's bot.bookings) is offered from service reminders; from a campaign the
     # advisor agrees the time with the owner, so staff are told either way.
-    await tell_advisor(svc, context.bot, customer, svc.scripts.label(
+    await tell_advisor(svc, customer, svc.scripts.label(
         f"campaign_staff_{button}", "zh_CN", campaign=campaign.name, name=customer.name,
         phone=customer.phone, advisor=customer.advisor or "-"))
 

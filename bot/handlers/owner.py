@@ -27,6 +27,7 @@ from telegram.ext import (
 )
 
 from bot import owners
+from bot.handlers import buttons
 from bot.owners import LinkOutcome
 from bot.services import Services, services_of
 from bot.texts import normalize_language
@@ -48,10 +49,13 @@ def lang_of(update: Update, customer: Customer | None) -> str:
 async def say(update: Update, svc: Services, text: str, *, customer: Customer | None,
                markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
                = None) -> None:
-    """Answer in the chat (plain text: labels may carry names) and keep it in the log."""
+    """Answer in the chat (plain text: labels may carry names) and keep it in the log (what
+    could not be sent is not: the sender recorded it)."""
     chat = update.effective_chat
     assert chat is not None
-    sent = await chat.send_message(text, reply_markup=markup)
+    sent = await svc.sender.send_message(chat.id, text, reply_markup=markup)
+    if sent is None:
+        return
     await owners.log_message(
         direction=Direction.OUT, chat_id=chat.id, text=text, now=svc.clock.now(), kind="reply",
         customer_id=customer.id if customer else None, telegram_message_id=sent.message_id,
@@ -97,6 +101,12 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                                             now=now)
         if result.outcome is LinkOutcome.LINKED and result.customer is not None:
             await _after_link(update, svc, result.customer)
+            return
+        if existing is not None:
+            # Already linked: an old link (the token turns over when used, so also this very
+            # /start handled a second time after a crash) changes nothing.
+            text = svc.scripts.label("welcome_back", existing.language, name=existing.name)
+            await say(update, svc, text, customer=existing)
             return
         lang = lang_of(update, existing)
         await owners.set_conversation(user.id, AWAITING_CONTACT)
@@ -178,9 +188,9 @@ async def stop_chosen(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     assert query is not None and query.data is not None
     customer = await owners.customer_for_user(query.from_user.id)
     choice = query.data.partition(":")[2]
-    await query.answer()
+    await buttons.answer(svc, query)
     if customer is None:
-        await query.edit_message_text(svc.scripts.label("not_linked", lang_of(update, None)))
+        await buttons.edit_text(svc, query, svc.scripts.label("not_linked", lang_of(update, None)))
         return
     await log_in(update, svc, customer, "button", query.data)
     lang = customer.language
@@ -193,7 +203,7 @@ async def stop_chosen(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         text = svc.scripts.label("stop_all_done", lang, phone=svc.settings.dealer_phone)
     else:
         text = svc.scripts.label("stop_cancelled", lang)
-    await query.edit_message_text(text)
+    await buttons.edit_text(svc, query, text)
 
 
 async def language_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -218,13 +228,13 @@ async def language_chosen(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     svc = services_of(context)
     query = update.callback_query
     assert query is not None and query.data is not None
-    await query.answer()
+    await buttons.answer(svc, query)
     customer = await owners.customer_for_user(query.from_user.id)
     if customer is None:
         return
     language = normalize_language(query.data.partition(":")[2])
     await owners.set_language(customer, language)
-    await query.edit_message_text(svc.scripts.label("language_set", language))
+    await buttons.edit_text(svc, query, svc.scripts.label("language_set", language))
 
 
 async def text_received(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -18,13 +18,13 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-import warnings
 from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
 from telegram import (
+    Bot,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
@@ -32,7 +32,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -43,7 +43,10 @@ from telegram.ext import (
 )
 
 from bot import locks, owners, tickets
-from bot.campaigns.dispatcher import dealer_context
+from bot.delivery.dispatcher import dealer_context
+from bot.delivery.limits import Lane
+from bot.delivery.sender import Sender
+from bot.handlers import buttons
 from bot.services import Services, services_of
 from bot.texts import DEFAULT_LANGUAGE
 from bot.tickets import EventKind, Outcome
@@ -76,11 +79,8 @@ def _local(when: datetime | None, svc: Services) -> str:
     return when.astimezone(svc.settings.tz).strftime("%Y-%m-%d %H:%M") if when else ""
 
 
-def _retry_seconds(exc: RetryAfter) -> float:
-    with warnings.catch_warnings():  # PTB 22 warns that this becomes a timedelta: both work
-        warnings.simplefilter("ignore")
-        value: Any = exc.retry_after
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+async def _unreachable(customer_id: int) -> bool:
+    return await Customer.filter(id=customer_id, unreachable_at__isnull=False).exists()
 
 
 def _cut(text: str, limit: int, parse_mode: str | None) -> str:
@@ -97,14 +97,18 @@ class StaffSide:
         self.chat_id = services.settings.staff_chat_id
         self.lang = DEFAULT_LANGUAGE
         self._sent: deque[datetime] = deque()
-        self._hold_until: datetime | None = None
         self._forum: bool | None = None
         self._relay_lock = asyncio.Lock()
         self._publish_lock = asyncio.Lock()
 
     @property
-    def bot(self) -> Any:
-        return self.svc.dispatcher.bot
+    def sender(self) -> Sender:
+        return self.svc.sender
+
+    @property
+    def bot(self) -> Bot:
+        """The raw bot, for what sends nothing (get_chat); everything else: :attr:`sender`."""
+        return self.svc.sender.bot
 
     def label(self, key: str, **fmt: Any) -> str:
         return self.svc.scripts.label(key, self.lang, **fmt)
@@ -112,9 +116,7 @@ class StaffSide:
     # ------------------------------------------------------------ group budget
 
     def budget(self, now: datetime) -> int:
-        """Free sends to the staff group in the minute ending now (0 while Telegram said wait)."""
-        if self._hold_until is not None and now < self._hold_until:
-            return 0
+        """Free sends to the staff group in the minute ending now."""
         while self._sent and self._sent[0] <= now - timedelta(minutes=1):
             self._sent.popleft()
         return GROUP_PER_MINUTE - len(self._sent)
@@ -132,37 +134,26 @@ class StaffSide:
     async def send(self, ticket: Ticket | None, text: str, *, as_html: bool = False,
                    markup: InlineKeyboardMarkup | None = None, photo: str = "",
                    thread_id: int | None = None) -> Message | None:
-        """Post in the staff chat (in the ticket's topic or thread); None if Telegram refused."""
+        """Post in the staff chat (in the ticket's topic or thread); None if it could not be
+        (the sender retried until its deadline and recorded the failure)."""
         if self.chat_id is None:
             return None
-        now = self.svc.clock.now()
         kwargs = self._thread_kwargs(ticket)
         if thread_id is not None and not kwargs:
             kwargs["message_thread_id"] = thread_id
         parse_mode = ParseMode.HTML if as_html else None
-        if self._hold_until is not None and now < self._hold_until:
-            log.warning("staff chat: holding sends until %s (Telegram asked to wait)%s",
-                        self._hold_until, f"; ticket {ticket.number}" if ticket else "")
+        if photo:
+            msg = await self.sender.send_photo(
+                self.chat_id, photo, lane=Lane.STAFF, caption=_cut(text, 1024, parse_mode) or None,
+                parse_mode=parse_mode, reply_markup=markup, **kwargs)
+        else:
+            msg = await self.sender.send_message(
+                self.chat_id, _cut(text, 4096, parse_mode), lane=Lane.STAFF,
+                parse_mode=parse_mode, reply_markup=markup, **kwargs)
+        if msg is None:
+            log.error("staff chat: could not post%s", f"; ticket {ticket.number}" if ticket else "")
             return None
-        try:
-            if photo:
-                msg: Message = await self.bot.send_photo(
-                    self.chat_id, photo, caption=_cut(text, 1024, parse_mode) or None,
-                    parse_mode=parse_mode, reply_markup=markup, **kwargs)
-            else:
-                msg = await self.bot.send_message(self.chat_id, _cut(text, 4096, parse_mode),
-                                                  parse_mode=parse_mode,
-                                                  reply_markup=markup, **kwargs)
-        except RetryAfter as exc:
-            self._hold_until = now + timedelta(seconds=_retry_seconds(exc))
-            log.warning("staff chat: Telegram asks to wait %ss%s", _retry_seconds(exc),
-                        f"; ticket {ticket.number}" if ticket else "")
-            return None
-        except TelegramError as exc:
-            log.error("staff chat: could not post (%s)%s", exc,
-                      f"; ticket {ticket.number}" if ticket else "")
-            return None
-        self._sent.append(now)
+        self._sent.append(self.svc.clock.now())
         return msg
 
     async def notice(self, ticket: Ticket, text: str, *, as_html: bool = False) -> bool:
@@ -292,11 +283,10 @@ class StaffSide:
                 customer = await Customer.get(id=ticket.customer_id)
                 vehicle = await Vehicle.get_or_none(id=ticket.vehicle_id) \
                     if ticket.vehicle_id else None
-                try:
-                    topic = await self.bot.create_forum_topic(
-                        self.chat_id, self.topic_name(ticket, customer, vehicle))
-                except TelegramError as exc:
-                    log.error("ticket %s: could not create its topic: %s", ticket.number, exc)
+                topic = await self.sender.create_forum_topic(
+                    self.chat_id, self.topic_name(ticket, customer, vehicle))
+                if topic is None:
+                    log.error("ticket %s: could not create its topic", ticket.number)
                     return ticket
                 ticket.topic_thread_id = topic.message_thread_id
                 await ticket.save(update_fields=["topic_thread_id", "updated_at"])
@@ -310,16 +300,10 @@ class StaffSide:
     async def refresh_card(self, ticket: Ticket) -> None:
         if self.chat_id is None or ticket.card_message_id is None:
             return
-        try:
-            await self.bot.edit_message_text(
-                await self.card_text(ticket), chat_id=self.chat_id,
-                message_id=ticket.card_message_id, parse_mode=ParseMode.HTML,
-                reply_markup=self.buttons(ticket))
-        except BadRequest as exc:
-            if "not modified" not in str(exc).lower():
-                log.warning("ticket %s: card not updated: %s", ticket.number, exc)
-        except TelegramError as exc:
-            log.warning("ticket %s: card not updated: %s", ticket.number, exc)
+        # not modified: nothing to do; any other failure the sender logs and records
+        await self.sender.edit_message_text(
+            self.chat_id, ticket.card_message_id, await self.card_text(ticket), lane=Lane.STAFF,
+            parse_mode=ParseMode.HTML, reply_markup=self.buttons(ticket))
 
     async def publish_pending(self, limit: int = 20) -> int:
         """Tickets recorded without effects (a CLI, a failed send) get their topic now."""
@@ -406,14 +390,10 @@ class StaffSide:
     async def _topic_closed(self, ticket: Ticket, *, closed: bool) -> None:
         if self.chat_id is None or not ticket.topic_thread_id:
             return
-        try:
-            if closed:
-                await self.bot.close_forum_topic(self.chat_id, ticket.topic_thread_id)
-            else:
-                await self.bot.reopen_forum_topic(self.chat_id, ticket.topic_thread_id)
-        except TelegramError as exc:  # e.g. not modified: it already was
-            log.info("ticket %s: topic %s: %s", ticket.number,
-                     "close" if closed else "reopen", exc)
+        if closed:
+            await self.sender.close_forum_topic(self.chat_id, ticket.topic_thread_id)
+        else:
+            await self.sender.reopen_forum_topic(self.chat_id, ticket.topic_thread_id)
 
     # ------------------------------------------------------------ the owner
 
@@ -449,21 +429,17 @@ class StaffSide:
         if chat_id is None or customer.unreachable_at is not None:
             return False
         now = self.svc.clock.now()
-        try:
-            if photo:
-                msg = await self.bot.send_photo(chat_id, photo,
-                                                caption=_cut(text, 1024, parse_mode) or None,
-                                                parse_mode=parse_mode)
-            else:
-                msg = await self.bot.send_message(chat_id, _cut(text, 4096, parse_mode),
-                                                  parse_mode=parse_mode)
-        except Forbidden:
-            await Customer.filter(id=customer.id).update(unreachable_at=now)
-            return False
-        except TelegramError as exc:
-            log.error("owner %s: ticket message not sent: %s", customer.id, exc)
-            if ticket is not None:  # a notice (a staff reply is reported to its sender)
-                await self._undelivered(ticket, "owner", text)
+        if photo:
+            msg = await self.sender.send_photo(chat_id, photo,
+                                               caption=_cut(text, 1024, parse_mode) or None,
+                                               parse_mode=parse_mode)
+        else:
+            msg = await self.sender.send_message(chat_id, _cut(text, 4096, parse_mode),
+                                                 parse_mode=parse_mode)
+        if msg is None:  # blocked (the sender marked them unreachable), or recorded as failed
+            log.error("owner %s: ticket message not sent", customer.id)
+            if ticket is not None and not await _unreachable(customer.id):
+                await self._undelivered(ticket, "owner", text)  # (a staff reply: its sender)
             return False
         await owners.log_message(direction=Direction.OUT, chat_id=chat_id, text=text, now=now,
                                  kind=kind, customer_id=customer.id,
@@ -607,10 +583,10 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if staff is None or not tickets.is_ticket_staff(staff.role):
         log.warning("ticket button %r pressed by unregistered user %s", query.data,
                     query.from_user.id)
-        await query.answer(side.label("tk_not_staff"), show_alert=True)
+        await buttons.answer(svc, query, side.label("tk_not_staff"), show_alert=True)
         return
     if not raw_id.isdigit():
-        await query.answer(side.label("tk_unknown"), show_alert=True)
+        await buttons.answer(svc, query, side.label("tk_unknown"), show_alert=True)
         return
     ticket_id = int(raw_id)
     now = svc.clock.now()
@@ -630,10 +606,10 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         outcome, ticket = await _start_resolve(side, ticket_id, staff, query.from_user.id)
         done_text = ""
     else:
-        await query.answer(side.label("tk_unknown"), show_alert=True)
+        await buttons.answer(svc, query, side.label("tk_unknown"), show_alert=True)
         return
     if outcome is Outcome.DONE:
-        await query.answer(done_text or None)
+        await buttons.answer(svc, query, done_text or None)
         return
     level = side._level(ticket.level) if ticket else ""
     messages = {
@@ -643,7 +619,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         Outcome.ALREADY: side.label("tk_already"),
         Outcome.TOP: side.label("tk_top"),
     }
-    await query.answer(messages[outcome], show_alert=True)
+    await buttons.answer(svc, query, messages[outcome], show_alert=True)
 
 
 async def _start_resolve(side: StaffSide, ticket_id: int, staff: Staff,

@@ -12,11 +12,11 @@ from datetime import datetime
 from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
 from bot import owners, surveys
+from bot.handlers import buttons
 from bot.handlers.owner import log_in
 from bot.services import Services, services_of
 from bot.surveys import Outcome, RecordResult, SurveyRules
@@ -37,64 +37,63 @@ def _markup(rows: list[list[tuple[str, str]]] | None) -> InlineKeyboardMarkup | 
     )
 
 
-async def _send(bot: Bot, svc: Services, customer: Customer, text: str, *,
-                buttons: list[list[tuple[str, str]]] | None = None,
+async def _send(svc: Services, customer: Customer, text: str, *,
+                rows: list[list[tuple[str, str]]] | None = None,
                 touchpoint_id: int | None = None, kind: str = "survey") -> None:
-    """Say something to the owner (plain text) and keep it in the log, tied to the survey."""
+    """Say something to the owner (plain text) and keep it in the log, tied to the survey
+    (what could not be sent is not: the sender recorded it)."""
     chat_id = customer.telegram_chat_id
     if chat_id is None:
         return
-    sent = await bot.send_message(chat_id, text, reply_markup=_markup(buttons))
+    sent = await svc.sender.send_message(chat_id, text, reply_markup=_markup(rows))
+    if sent is None:
+        return
     await surveys.log_survey_message(
         customer=customer, touchpoint_id=touchpoint_id, kind=kind, text=text,
         direction=Direction.OUT, now=svc.clock.now(), telegram_message_id=sent.message_id,
     )
 
 
-async def _show_chosen(bot: Bot, svc: Services, customer: Customer, tp: Touchpoint,
+async def _show_chosen(svc: Services, customer: Customer, tp: Touchpoint,
                        score: int, message_id: int | None = None) -> None:
     """Edit the survey's keyboard to tick the chosen score (it stays pressable for a change);
-    the rows other features put under it (Contact us) stay."""
+    the rows other features put under it (Contact us) stay. Deleted by the owner: the
+    sender records it; already showing it: nothing happens."""
     target = message_id or tp.telegram_message_id
     if target is None or customer.telegram_chat_id is None:
         return
     rows = surveys.score_buttons(tp.id, chosen=score)
     rows += [row for footer in svc.dispatcher.footers for row in footer(tp, customer)]
-    try:
-        await bot.edit_message_reply_markup(
-            customer.telegram_chat_id, target, reply_markup=_markup(rows),
-        )
-    except BadRequest as exc:  # deleted by the owner, or already showing it: nothing to fix
-        log.info("survey %s: keyboard not edited: %s", tp.id, exc)
+    await svc.sender.edit_message_reply_markup(customer.telegram_chat_id, target, _markup(rows))
 
 
 def _label(svc: Services, key: str, customer: Customer, **fmt: Any) -> str:
     return svc.scripts.label(key, customer.language, **fmt)
 
 
-async def _after_score(bot: Bot, svc: Services, customer: Customer, result: RecordResult,
+async def _after_score(svc: Services, customer: Customer, result: RecordResult,
                        now: datetime, rules: SurveyRules) -> None:
     """What the owner hears after a new or changed answer, and who else is told."""
     score, tp = result.score, result.touchpoint
     assert score is not None and tp is not None
     phone, name = svc.settings.dealer_phone, customer.name
     if result.outcome is Outcome.CHANGED:
-        await _send(bot, svc, customer, _label(svc, "survey_changed", customer, score=score.score),
+        await _send(svc, customer, _label(svc, "survey_changed", customer, score=score.score),
                     touchpoint_id=tp.id)
     if score.rates == ScoreRates.COMPLAINT:
         if await surveys.rated_handling(score, customer, now=now, services=svc):
             return  # the ticket reopened or closed and told the owner itself
         threshold = getattr(svc.settings, "handling_score_threshold", rules.low_threshold)
         key = "survey_thanks_handling_low" if score.score <= threshold else "survey_thanks_handling"
-        await _send(bot, svc, customer, _label(svc, key, customer, score=score.score, phone=phone),
+        await _send(svc, customer, _label(svc, key, customer, score=score.score, phone=phone),
                     touchpoint_id=tp.id)
         return
     if result.start_low_flow:
         await owners.set_conversation(customer.telegram_user_id or 0, surveys.STATE_CATEGORY,
                                       {"touchpoint_id": tp.id})
         labels = {c: _label(svc, f"survey_cat_{c}", customer) for c in surveys.CSI_CATEGORIES}
-        await _send(bot, svc, customer, _label(svc, "survey_low_ask_category", customer, name=name),
-                    buttons=surveys.category_buttons(tp.id, labels), touchpoint_id=tp.id)
+        await _send(svc, customer, _label(svc, "survey_low_ask_category", customer, name=name),
+                    rows=surveys.category_buttons(tp.id, labels), touchpoint_id=tp.id)
         return
     if result.outcome is Outcome.CHANGED:
         return  # the change was confirmed; a low case already handed over stays where it is
@@ -103,14 +102,14 @@ async def _after_score(bot: Bot, svc: Services, customer: Customer, result: Reco
                       dealer=svc.settings.dealer_name)
         if rules.review_url:
             text += "\n" + _label(svc, "survey_review_link", customer, url=rules.review_url)
-        await _send(bot, svc, customer, text, touchpoint_id=tp.id)
+        await _send(svc, customer, text, touchpoint_id=tp.id)
     else:
-        await _send(bot, svc, customer, _label(svc, "survey_thanks", customer, name=name,
-                                               score=score.score, phone=phone),
+        await _send(svc, customer, _label(svc, "survey_thanks", customer, name=name,
+                                          score=score.score, phone=phone),
                     touchpoint_id=tp.id)
 
 
-async def _finish_low(bot: Bot, svc: Services, customer: Customer, touchpoint_id: int,
+async def _finish_low(svc: Services, customer: Customer, touchpoint_id: int,
                       comment: str, now: datetime) -> bool:
     """The owner commented (or skipped): the case goes to complaints, the owner is thanked."""
     score = await surveys.current_score(touchpoint_id)
@@ -120,8 +119,8 @@ async def _finish_low(bot: Bot, svc: Services, customer: Customer, touchpoint_id
         await surveys.add_comment(score, comment)
     handover = await surveys.hand_over(score, customer, now=now, services=svc)
     if handover == "staff":  # a ticket acknowledges itself, with its number
-        await _send(bot, svc, customer, _label(svc, "survey_low_done", customer,
-                                               phone=svc.settings.dealer_phone),
+        await _send(svc, customer, _label(svc, "survey_low_done", customer,
+                                          phone=svc.settings.dealer_phone),
                     touchpoint_id=touchpoint_id)
     return True
 
@@ -132,17 +131,17 @@ async def _clear_state(user_id: int) -> None:
         await conv.delete()
 
 
-async def _reask(bot: Bot, svc: Services, customer: Customer, tp: Touchpoint,
+async def _reask(svc: Services, customer: Customer, tp: Touchpoint,
                  rules: SurveyRules, *, kept: bool) -> None:
     """Explain the scale again, at most ``max_reasks`` times per survey; then stop asking.
     A long text that was passed to staff is still acknowledged."""
     if await surveys.reasks_so_far(tp.id) >= rules.max_reasks:
         if kept:
-            await _send(bot, svc, customer, _label(svc, "survey_comment_kept", customer),
+            await _send(svc, customer, _label(svc, "survey_comment_kept", customer),
                         touchpoint_id=tp.id)
         return
     key = "survey_reask_kept" if kept else "survey_reask"
-    await _send(bot, svc, customer, _label(svc, key, customer), touchpoint_id=tp.id,
+    await _send(svc, customer, _label(svc, key, customer), touchpoint_id=tp.id,
                 kind=surveys.LOG_REASK)
 
 
@@ -157,7 +156,7 @@ async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     cb = surveys.parse_callback(query.data)
     customer = await owners.customer_for_user(query.from_user.id)
     if cb is None or customer is None:
-        await query.answer()
+        await buttons.answer(svc, query)
         return
     await log_in(update, svc, customer, "button", query.data)
     now = svc.clock.now()
@@ -178,25 +177,23 @@ async def _score_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE, svc
     result = await surveys.record_score(cb.touchpoint_id, customer, cb.score, now=now,
                                         rules=rules, source="button")
     if result.outcome is Outcome.NOT_A_SURVEY:
-        await query.answer(_label(svc, "survey_not_yours", customer))
+        await buttons.answer(svc, query, _label(svc, "survey_not_yours", customer))
         return
     if result.outcome is Outcome.CLOSED:
-        await query.answer(_label(svc, "survey_closed", customer))
-        try:
-            await query.edit_message_reply_markup(reply_markup=None)
-        except BadRequest as exc:
-            log.info("closed survey %s: keyboard not removed: %s", cb.touchpoint_id, exc)
+        await buttons.answer(svc, query, _label(svc, "survey_closed", customer))
+        await buttons.edit_markup(svc, query)
         return
     if result.outcome is Outcome.LOCKED:
-        await query.answer(_label(svc, "survey_locked", customer))
+        await buttons.answer(svc, query, _label(svc, "survey_locked", customer))
         return
-    await query.answer(_label(svc, "survey_answer_recorded", customer, score=cb.score))
+    await buttons.answer(svc, query,
+                         _label(svc, "survey_answer_recorded", customer, score=cb.score))
     if result.outcome is Outcome.SAME:
         return
     assert result.touchpoint is not None
     message_id = query.message.message_id if query.message else None
-    await _show_chosen(context.bot, svc, customer, result.touchpoint, cb.score, message_id)
-    await _after_score(context.bot, svc, customer, result, now, rules)
+    await _show_chosen(svc, customer, result.touchpoint, cb.score, message_id)
+    await _after_score(svc, customer, result, now, rules)
 
 
 async def _category_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE, svc: Services,
@@ -205,23 +202,20 @@ async def _category_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE, 
     assert query is not None and cb.category is not None
     tp = await surveys.survey_of(cb.touchpoint_id, customer.id)
     if tp is None:
-        await query.answer(_label(svc, "survey_not_yours", customer))
+        await buttons.answer(svc, query, _label(svc, "survey_not_yours", customer))
         return
     score = await surveys.set_category(tp.id, cb.category)
-    await query.answer()
+    await buttons.answer(svc, query)
     if score is None:  # already with complaints, or no longer low: nothing to ask
-        try:
-            await query.edit_message_reply_markup(reply_markup=None)
-        except BadRequest as exc:
-            log.info("survey %s: category keyboard not removed: %s", tp.id, exc)
+        await buttons.edit_markup(svc, query)
         return
     category = _label(svc, f"survey_cat_{cb.category}", customer)
-    await query.edit_message_text(_label(svc, "survey_category_chosen", customer,
-                                         name=customer.name, category=category))
+    await buttons.edit_text(svc, query, _label(svc, "survey_category_chosen", customer,
+                                               name=customer.name, category=category))
     await owners.set_conversation(customer.telegram_user_id or 0, surveys.STATE_COMMENT,
                                   {"touchpoint_id": tp.id})
-    await _send(context.bot, svc, customer, _label(svc, "survey_ask_comment", customer),
-                buttons=surveys.skip_button(tp.id, _label(svc, "survey_skip_button", customer)),
+    await _send(svc, customer, _label(svc, "survey_ask_comment", customer),
+                rows=surveys.skip_button(tp.id, _label(svc, "survey_skip_button", customer)),
                 touchpoint_id=tp.id)
 
 
@@ -229,13 +223,10 @@ async def _skip_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE, svc:
                         customer: Customer, cb: surveys.SurveyCallback, now: datetime) -> None:
     query = update.callback_query
     assert query is not None
-    await query.answer()
-    try:
-        await query.edit_message_reply_markup(reply_markup=None)
-    except BadRequest as exc:
-        log.info("survey %s: skip keyboard not removed: %s", cb.touchpoint_id, exc)
+    await buttons.answer(svc, query)
+    await buttons.edit_markup(svc, query)
     await _clear_state(customer.telegram_user_id or 0)
-    await _finish_low(context.bot, svc, customer, cb.touchpoint_id, "", now)
+    await _finish_low(svc, customer, cb.touchpoint_id, "", now)
 
 
 # --------------------------------------------------------------------------- typed replies
@@ -257,8 +248,7 @@ async def survey_text(update: Update, context: ContextTypes.DEFAULT_TYPE,
     if conv is not None and conv.state in (surveys.STATE_CATEGORY, surveys.STATE_COMMENT):
         await conv.delete()
         tp_id = conv.data.get("touchpoint_id")
-        if isinstance(tp_id, int) and await _finish_low(context.bot, svc, customer, tp_id, text,
-                                                        now):
+        if isinstance(tp_id, int) and await _finish_low(svc, customer, tp_id, text, now):
             return True
     tp = await surveys.open_survey_for(customer.id, now, rules)
     if tp is None:
@@ -271,8 +261,8 @@ async def survey_text(update: Update, context: ContextTypes.DEFAULT_TYPE,
         )
         if result.outcome not in (Outcome.NEW, Outcome.CHANGED):
             return False
-        await _show_chosen(context.bot, svc, customer, tp, parsed.score)
-        await _after_score(context.bot, svc, customer, result, now, rules)
+        await _show_chosen(svc, customer, tp, parsed.score)
+        await _after_score(svc, customer, result, now, rules)
         return True
     if await surveys.is_answered(tp.id):
         return False  # answered already: this text is not a survey reply
@@ -280,7 +270,7 @@ async def survey_text(update: Update, context: ContextTypes.DEFAULT_TYPE,
         return False  # not a score: it belongs to the complaint being handled (relay route)
     await surveys.keep_comment(tp, customer, text, now=now, services=svc,
                                offer_to_staff=len(text) > LONG_TEXT)
-    await _reask(context.bot, svc, customer, tp, rules, kept=len(text) > LONG_TEXT)
+    await _reask(svc, customer, tp, rules, kept=len(text) > LONG_TEXT)
     return True
 
 
@@ -297,7 +287,7 @@ async def sticker_received(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     rules = surveys.survey_rules(svc.settings)
     tp = await surveys.open_survey_for(customer.id, svc.clock.now(), rules)
     if tp is not None and not await surveys.is_answered(tp.id):
-        await _reask(context.bot, svc, customer, tp, rules, kept=False)
+        await _reask(svc, customer, tp, rules, kept=False)
 
 
 # --------------------------------------------------------------------------- wiring

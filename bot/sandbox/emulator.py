@@ -29,6 +29,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.clock import Pace, RealPace
+
 from .driver import GroupDriver, UserDriver
 from .schema import (
     UploadedFile,
@@ -497,10 +499,14 @@ class Webhook:
 
 @dataclass
 class _Injected:
-    error_code: int
+    error_code: int  # 0: no answer at all, the connection is dropped (a network failure)
     description: str
     retry_after: int | None
     remaining: int
+
+
+class _Dropped(Exception):
+    """An injected network failure: the request's connection is closed without an answer."""
 
 
 # --------------------------------------------------------------------------- the server
@@ -509,11 +515,14 @@ class _Injected:
 class TelegramEmulator:
     """An in-process Telegram Bot API server: real HTTP for the bot, direct calls for drivers.
 
-    Rate limits are off unless given: ``global_rate`` messages per second overall (sliding
-    1-second window), ``per_chat_interval`` seconds between two messages to one private
-    chat, ``group_per_minute`` messages per minute to one group. They use ``time.monotonic``
-    (real pacing), never the application's business clock. ``validate=False`` skips the
-    schema check (types and required fields) but not Telegram's content rules.
+    Telegram-strict by default: ``global_rate`` messages per second overall (sliding 1-second
+    window), ``per_chat_burst`` messages to one private chat in any ``per_chat_burst *
+    per_chat_interval`` seconds (a short burst, then about one a second),
+    ``group_per_minute`` messages per minute to one group; past them a message gets 429 with
+    ``retry_after``. ``None`` turns a limit off (benchmarks' baselines only; no test may).
+    They run on ``pace`` (:class:`bot.clock.Pace`: the loop's time, or a test's virtual
+    time shared with carebot), never the application's business clock. ``validate=False``
+    skips the schema check (types and required fields) but not Telegram's content rules.
     """
 
     #: How many times a webhook delivery is tried before the update is given up.
@@ -524,16 +533,20 @@ class TelegramEmulator:
         *,
         token: str = "123456:TEST-TOKEN",
         bot_username: str = "carebot_demo_bot",
-        global_rate: float | None = None,
-        per_chat_interval: float | None = None,
-        group_per_minute: int | None = None,
+        global_rate: float | None = 30.0,
+        per_chat_interval: float | None = 1.0,
+        per_chat_burst: int = 3,
+        group_per_minute: int | None = 20,
         validate: bool = True,
+        pace: Pace | None = None,
     ) -> None:
         self.token = token
         self.bot_username = bot_username
         self.global_rate = global_rate
         self.per_chat_interval = per_chat_interval
+        self.per_chat_burst = per_chat_burst
         self.group_per_minute = group_per_minute
+        self.pace: Pace = pace or RealPace()
         self.validate = validate
         #: Source of message dates (epoch seconds); a demo may replace it.
         self.wall_clock: Callable[[], float] = time.time
@@ -556,7 +569,7 @@ class TelegramEmulator:
         self._poll_generation = 0
         self._recent_sends: deque[float] = deque()
         self._group_sends: dict[int, deque[float]] = {}
-        self._last_private_send: dict[int, float] = {}
+        self._private_sends: dict[int, deque[float]] = {}
         self._injected: dict[str, deque[_Injected]] = {}
         self._changed = asyncio.Event()
         self._closing = False
@@ -666,7 +679,9 @@ class TelegramEmulator:
     ) -> None:
         """Make the next ``count`` calls of ``method`` fail with this error (after validation).
 
-        A 429 gets ``retry_after`` (default 1) and Telegram's "Too Many Requests" wording.
+        A 429 gets ``retry_after`` (default 1) and Telegram's "Too Many Requests" wording;
+        ``error_code=0`` drops the connection without an answer (a network failure or a
+        timeout, as the bot sees it).
         """
         canonical = canonical_method(method)
         if canonical is None:
@@ -980,6 +995,11 @@ class TelegramEmulator:
             return self._error(ApiError(400, exc.description))
         except ApiError as exc:
             return self._error(exc)
+        except _Dropped:
+            self.stats["errors"][0] += 1
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=500)  # never reaches the bot: the connection is gone
         except Exception:  # an emulator bug must answer, not hang the bot
             logger.exception("emulator failed on %s", method)
             return self._error(ApiError(500, "Internal Server Error: emulator failure"))
@@ -1044,6 +1064,8 @@ class TelegramEmulator:
         injected.remaining -= 1
         if injected.remaining <= 0:
             queue.popleft()
+        if injected.error_code == 0:
+            raise _Dropped(method)
         raise ApiError(injected.error_code, injected.description, injected.retry_after)
 
     # ----------------------------------------------------------------- rules
@@ -1080,7 +1102,7 @@ class TelegramEmulator:
 
     def _check_rate(self, chat: Chat) -> None:
         """Refuse with 429 a message past Telegram's flood limits (checked, not yet recorded)."""
-        now = time.monotonic()
+        now = self.pace.monotonic()
         waits: list[float] = []
         if self.global_rate is not None:
             window = self._recent_sends
@@ -1091,28 +1113,23 @@ class TelegramEmulator:
                 index = min(len(window) - 1, math.floor(len(window) - self.global_rate))
                 waits.append(window[index] + 1.0 - now)
         if self.per_chat_interval is not None and chat.type == "private":
-            last = self._last_private_send.get(chat.id)
-            if last is not None and now - last < self.per_chat_interval:
-                waits.append(last + self.per_chat_interval - now)
+            waits.append(_window_wait(self._private_sends.get(chat.id), now,
+                                      self.per_chat_burst,
+                                      self.per_chat_burst * self.per_chat_interval))
         if self.group_per_minute is not None and chat.type != "private":
-            group = self._group_sends.setdefault(chat.id, deque())
-            while group and group[0] <= now - 60.0:
-                group.popleft()
-            if len(group) >= self.group_per_minute:
-                waits.append(group[len(group) - self.group_per_minute] + 60.0 - now)
-        if waits:
+            waits.append(_window_wait(self._group_sends.get(chat.id), now,
+                                      self.group_per_minute, 60.0))
+        if any(w > 0 for w in waits):
             retry_after = max(1, math.ceil(max(waits)))
             raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
 
     def _record_send(self, chat: Chat) -> None:
-        now = time.monotonic()
+        now = self.pace.monotonic()
         self._recent_sends.append(now)
         if len(self._recent_sends) > 100_000:
             self._recent_sends.popleft()
-        if chat.type == "private":
-            self._last_private_send[chat.id] = now
-        else:
-            self._group_sends.setdefault(chat.id, deque()).append(now)
+        sends = self._private_sends if chat.type == "private" else self._group_sends
+        sends.setdefault(chat.id, deque(maxlen=1000)).append(now)
         self.send_times.setdefault(chat.id, []).append(now)
 
     def _format(
@@ -1661,6 +1678,16 @@ class TelegramEmulator:
         hook.last_error_message = error
         logger.error("webhook: giving up update %s: %s", update["update_id"], error)
         return False
+
+
+def _window_wait(sends: deque[float] | None, now: float, cap: int, seconds: float) -> float:
+    """Seconds until one more send fits ``cap`` sends in any ``seconds`` (0: it fits now)."""
+    if not sends:
+        return 0.0
+    recent = [t for t in sends if t > now - seconds]
+    if len(recent) < cap:
+        return 0.0
+    return recent[len(recent) - cap] + seconds - now
 
 
 def _update_kind(update: JSONDict) -> str:

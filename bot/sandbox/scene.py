@@ -309,7 +309,7 @@ def print_console_access(settings: Settings, logins: list[DemoLogin]) -> None:
 async def run_sandbox(settings: Settings) -> int:
     from bot.app import create_app
 
-    emu = TelegramEmulator(global_rate=30, per_chat_interval=None)
+    emu = TelegramEmulator()  # Telegram-strict, as the real one
     try:
         await emu.start(port=EMULATOR_PORT)
     except OSError:

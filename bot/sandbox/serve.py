@@ -40,11 +40,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
     p.add_argument("--token", default="123456:TEST-TOKEN")
-    p.add_argument("--global-rate", type=float, default=None,
-                   help="messages per second overall (sliding one-second window)")
-    p.add_argument("--per-chat-interval", type=float, default=None,
-                   help="seconds between two messages to one private chat")
-    p.add_argument("--group-per-minute", type=int, default=None)
+    p.add_argument("--global-rate", type=float, default=30.0,
+                   help="messages per second overall (sliding one-second window; default 30)")
+    p.add_argument("--per-chat-interval", type=float, default=1.0,
+                   help="seconds per message to one private chat after its burst (default 1)")
+    p.add_argument("--per-chat-burst", type=int, default=3,
+                   help="messages one private chat may get at once (default 3)")
+    p.add_argument("--group-per-minute", type=int, default=20)
+    p.add_argument("--no-limits", action="store_true",
+                   help="no flood limits at all (benchmark baselines only)")
     p.add_argument("--users", type=_users, action="append", default=[], metavar="FIRST:COUNT",
                    help="owners who started the bot: user ids FIRST..FIRST+COUNT-1")
     p.add_argument("--until-stdin-closes", action="store_true",
@@ -61,9 +65,11 @@ class _StdinWatch(asyncio.Protocol):
 
 
 async def serve(args: argparse.Namespace) -> None:
-    emu = TelegramEmulator(token=args.token, global_rate=args.global_rate,
-                           per_chat_interval=args.per_chat_interval,
-                           group_per_minute=args.group_per_minute)
+    off = args.no_limits
+    emu = TelegramEmulator(token=args.token, global_rate=None if off else args.global_rate,
+                           per_chat_interval=None if off else args.per_chat_interval,
+                           per_chat_burst=args.per_chat_burst,
+                           group_per_minute=None if off else args.group_per_minute)
     for users in args.users:
         for user_id in users:
             emu.user(user_id)

@@ -117,9 +117,8 @@ async def preview(request: web.Request) -> web.Response:
 
 
 async def test_send(request: web.Request) -> web.Response:
-    from telegram.error import TelegramError
-
     from bot.cli_campaigns import promotions_test_message
+    from bot.delivery.limits import Lane
     from db.models import Staff
 
     svc = request.app[SERVICES]
@@ -135,11 +134,10 @@ async def test_send(request: web.Request) -> web.Response:
         raise CampaignError(f"no staff member {ref!r} with a Telegram id; "
                             'send {"staff": "<name or Telegram id>"}')
     text, markup = await promotions_test_message(campaign, staff.name, svc.settings, svc.scripts)
-    try:
-        await svc.dispatcher.bot.send_message(staff.telegram_id, text, parse_mode="HTML",
-                                              reply_markup=markup)
-    except TelegramError as exc:
-        return _error(502, f"Telegram refused the test message: {exc}")
+    sent = await svc.sender.send_message(staff.telegram_id, text, lane=Lane.STAFF,
+                                         parse_mode="HTML", reply_markup=markup)
+    if sent is None:  # the sender logged why (and recorded it, unless the chat blocked us)
+        return _error(502, "Telegram refused the test message: not delivered")
     return web.json_response({"sent_to": staff.name})
 
 

@@ -30,8 +30,10 @@ from tortoise import Tortoise
 from tortoise.expressions import Q
 from tortoise.functions import Count, Sum
 
+from bot import inbox
+from bot.delivery.failures import open_failures
 from bot.schedule import in_quiet_hours
-from bot.web.server import PTB, SERVICES, webhook_path
+from bot.web.server import INBOX, SERVICES, webhook_path
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +167,12 @@ async def database_figures(now: datetime, status_counts: StatusCounts | None = N
     overdue = await Ticket.filter(state__in=active, due_at__lte=now).count()
     breached_open = await Ticket.filter(state__in=active, breaches__gt=0).count()
     breaches = await Ticket.all().annotate(total=Sum("breaches")).first().values_list("total")
+    updates = await inbox.stats(now)
     return {
+        "inbox_depth": updates.depth,
+        "inbox_oldest_seconds": updates.oldest_seconds,
+        "inbox_parked": updates.parked,
+        "failed_sends": await open_failures(),
         "touchpoints": by_status,
         "queue_depth": depth,
         "queue_oldest_seconds": max(0.0, (now - oldest).total_seconds())
@@ -233,6 +240,17 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def _database_families(out: Exposition, f: dict[str, Any]) -> None:
+    out.family("carebot_inbox_depth", "gauge",
+               "Telegram updates stored and not handled yet, all instances.", f["inbox_depth"])
+    out.family("carebot_inbox_oldest_seconds", "gauge",
+               "How long the oldest unhandled update has waited (0 when none).",
+               round(f["inbox_oldest_seconds"], 3))
+    out.family("carebot_inbox_parked", "gauge",
+               "Updates whose handler kept failing, waiting for a person (carebot inbox).",
+               f["inbox_parked"])
+    out.family("carebot_failed_sends", "gauge",
+               "Messages that could not be sent after every retry and nobody has looked at "
+               "yet (console, Today).", f["failed_sends"])
     rows: dict[str, int] = f["touchpoints"]
     out.family("carebot_touchpoints_total", "counter",
                "Outbox messages that reached a final status (sent, failed, unreachable: the "
@@ -283,15 +301,26 @@ def _process_families(out: Exposition, app: web.Application) -> None:
     out.sample(f"{name}_bucket", {"le": "+Inf"}, stats.count)
     out.sample(f"{name}_sum", {}, round(stats.seconds, 6))
     out.sample(f"{name}_count", {}, stats.count)
-    application = app[PTB]
-    queue = application.update_queue
-    pending = getattr(queue, "_unfinished_tasks", queue.qsize())  # put, not yet task_done
-    out.family("carebot_updates_pending", "gauge",
-               "Telegram updates this process received and has not finished handling.",
-               int(pending))
+    worker = app[INBOX]
     out.family("carebot_updates_in_progress", "gauge",
-               "Telegram updates being handled right now (at most the concurrency limit).",
-               application.update_processor.current_concurrent_updates)
+               "Telegram updates this process is handling right now.", worker.in_progress)
+    out.family("carebot_updates_retried_total", "counter",
+               "Handler failures of stored updates in this process (each one tried again or "
+               "parked).", worker.failures)
+    sender = app[SERVICES].sender
+    lanes = ("reply", "staff", "service", "marketing")
+    out.family("carebot_sends_total", "counter",
+               "Messages this process sent to Telegram, by lane.",
+               [({"lane": lane}, sender.stats.get(f"sent_{lane}", 0)) for lane in lanes])
+    out.family("carebot_telegram_rate_limited_total", "counter",
+               "429 Too Many Requests answers this process received (should stay 0).",
+               sender.stats.get("429", 0))
+    out.family("carebot_send_retries_total", "counter",
+               "Bot API calls this process tried again (429, network errors, timeouts).",
+               sender.stats.get("retries", 0))
+    out.family("carebot_sends_failed_total", "counter",
+               "Bot API calls this process gave up on after every retry (each recorded for "
+               "staff).", sender.stats.get("failed", 0))
 
 
 @web.middleware

@@ -5,19 +5,17 @@ Routes are thin: they validate, then enqueue or call a domain function.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlparse
 
 from aiohttp import web
-from telegram import Update
 from telegram.ext import Application
 
+from bot import inbox
 from bot.campaigns.journeys import journey_rules
 from bot.config import DEFAULT_WEBHOOK_PATH, Settings
 from bot.intake import ImportResult, import_deliveries_records, import_visits_records
@@ -27,8 +25,8 @@ log = logging.getLogger(__name__)
 
 SERVICES = web.AppKey("services", Services)
 PTB = web.AppKey("ptb", Application)  # type: ignore[type-arg]
+INBOX = web.AppKey("inbox", inbox.Inbox)
 MAX_BODY = 20 * 1024 * 1024
-QUEUE_WAIT = 20.0  # seconds a webhook post waits for room before "busy" (Telegram retries)
 
 
 def webhook_path(settings: Settings) -> str:
@@ -41,7 +39,9 @@ def _problem(status: int, message: str, **extra: Any) -> web.Response:
 
 
 async def telegram_webhook(request: web.Request) -> web.Response:
-    """Telegram's POST: check the secret header, then hand the update to PTB's queue."""
+    """Telegram's POST: check the secret header, commit the update to the inbox, then 200.
+
+    An update not stored (the database failed) is answered 503: Telegram posts it again."""
     svc = request.app[SERVICES]
     secret = svc.settings.webhook_secret
     given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
@@ -51,27 +51,15 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         data = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         return web.Response(status=400, text="body is not JSON")
-    application = request.app[PTB]
-    if not await _room_for_one_more(application.update_queue, svc.settings.update_queue_limit):
-        log.warning("webhook: %d updates waiting; answered busy, Telegram will resend",
-                    svc.settings.update_queue_limit)
+    if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+        return web.Response(status=400, text="not a Telegram update (no update_id)")
+    try:
+        await inbox.store([data], svc.clock.now())
+    except Exception:
+        log.exception("webhook: update %s not stored; answered busy", data["update_id"])
         return web.Response(status=503, text="busy")
-    update = Update.de_json(data, application.bot)
-    await application.update_queue.put(update)
+    request.app[INBOX].wake()
     return web.Response(text="ok")
-
-
-async def _room_for_one_more(queue: asyncio.Queue[object], limit: int) -> bool:
-    """Hold the post while ``limit`` updates are received and not yet handled, so memory stays
-    bounded after an outage, when Telegram delivers its backlog as fast as we answer: the
-    rest waits at Telegram. False after ``QUEUE_WAIT``: the update is not taken, and Telegram
-    posts it again later (never both, so never handled twice)."""
-    deadline = time.monotonic() + QUEUE_WAIT
-    while getattr(queue, "_unfinished_tasks", queue.qsize()) >= limit:  # put, not task_done
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
 
 
 def _authorized(request: web.Request) -> bool:
@@ -117,10 +105,12 @@ async def post_visits(request: web.Request) -> web.Response:
     return await _intake(request, "visits", import_visits_records)
 
 
-def make_web_app(services: Services, application: Application) -> web.Application:  # type: ignore[type-arg]
+def make_web_app(services: Services, application: Application,  # type: ignore[type-arg]
+                 updates: inbox.Inbox) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
     app[SERVICES] = services
     app[PTB] = application
+    app[INBOX] = updates
     app.router.add_post(webhook_path(services.settings), telegram_webhook)
     app.router.add_post("/api/v1/deliveries", post_deliveries)
     app.router.add_post("/api/v1/visits", post_visits)

@@ -82,7 +82,7 @@ async def console(db: str, emulator: Any, clock: FakeClock, tmp_path: Path
     settings = make_settings(emulator, database_url=db, web_port=free_port(),
                              session_secret="test-session-secret", console_lock_failures=3,
                              scripts_dir=tmp_path / "our-scripts")
-    carebot = create_app(settings, clock)
+    carebot = create_app(settings, clock, pace=emulator.pace)
     await carebot.start(serve_web=True, receive_updates=False, schedule=False)
     try:
         yield ConsoleEnv(f"http://127.0.0.1:{settings.web_port}", emulator, carebot, clock,

@@ -33,7 +33,7 @@ async def demo(db: str, emulator: Any, clock: FakeClock) -> AsyncIterator[Demo]:
 
     settings = make_settings(emulator, database_url=db, web_port=free_port(),
                              session_secret="test-session-secret")
-    carebot = create_app(settings, clock)
+    carebot = create_app(settings, clock, pace=emulator.pace)
     await import_demo(None, clock, settings)
     logins = {d.login: d for d in await create_demo_staff()}
     attach_sandbox(carebot, emulator, clock)

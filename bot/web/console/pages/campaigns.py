@@ -18,7 +18,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from jinja2 import TemplateError
@@ -29,6 +29,7 @@ from tortoise.functions import Count
 
 from bot.campaigns import promotions
 from bot.campaigns.promotions import AUDIENCE_FIELDS, CampaignError
+from bot.services import Services
 from bot.texts import LANGUAGES
 from bot.web.console import access, console_of, render, requires, staff_of
 from bot.web.console.render import Translator
@@ -42,6 +43,9 @@ from db.models import (
     TouchpointStatus,
     Vehicle,
 )
+
+if TYPE_CHECKING:
+    from telegram import InlineKeyboardMarkup
 
 log = logging.getLogger(__name__)
 
@@ -613,12 +617,32 @@ async def _schedule(request: web.Request, campaign: Campaign,
     raise web.HTTPSeeOther(f"/campaigns/{campaign.id}?done=scheduled")
 
 
+def _test_messages(services: Services, campaign: Campaign, name: str,
+                   dealer: dict[str, str]) -> list[tuple[str, InlineKeyboardMarkup]]:
+    """(text, keyboard) of the campaign in each of its languages, as an owner called ``name``
+    would get it, marked as a test; raises what a broken template raises."""
+    from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+    sample = promotions.sample_context(dealer)["vehicle"]
+    vehicle = Vehicle(model=sample["model"], plate=sample["plate"], vin=sample["vin"])
+    messages: list[tuple[str, InlineKeyboardMarkup]] = []
+    for lang in [code for code in LANGUAGES if code in campaign.messages]:
+        owner = Customer(name=name, phone="+8613800000000", language=lang, link_token="test")
+        out = promotions.compose_campaign(campaign, owner, vehicle, services.scripts,
+                                          services.settings)
+        markup = InlineKeyboardMarkup([
+            [InlineKeyboardButton(label, url=data[4:]) if data.startswith("url:")
+             else InlineKeyboardButton(label, callback_data=data) for label, data in row]
+            for row in out.buttons])
+        messages.append((services.scripts.label("campaign_test_prefix", lang) + out.text, markup))
+    return messages
+
+
 async def _test_send(request: web.Request, campaign: Campaign,
                      form: dict[str, Any]) -> web.StreamResponse:
     """The message, as an owner named like the staff member would get it, in each of the
     campaign's languages, to the staff member's own Telegram chat."""
-    from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-    from telegram.error import TelegramError
+    from bot.delivery.limits import Lane
 
     services = console_of(request).services
     staff = staff_of(request)
@@ -626,29 +650,19 @@ async def _test_send(request: web.Request, campaign: Campaign,
     if staff.telegram_id is None:
         return await _editor(request, campaign, form, {"test": t("campaigns.err.no_telegram")},
                              status=422)
-    sample = promotions.sample_context(_dealer(request))["vehicle"]
-    vehicle = Vehicle(model=sample["model"], plate=sample["plate"], vin=sample["vin"])
     try:
-        for lang in [code for code in LANGUAGES if code in campaign.messages]:
-            owner = Customer(name=staff.name, phone="+8613800000000", language=lang,
-                             link_token="test")
-            out = promotions.compose_campaign(campaign, owner, vehicle, services.scripts,
-                                              services.settings)
-            markup = InlineKeyboardMarkup([
-                [InlineKeyboardButton(label, url=data[4:]) if data.startswith("url:")
-                 else InlineKeyboardButton(label, callback_data=data) for label, data in row]
-                for row in out.buttons])
-            text = services.scripts.label("campaign_test_prefix", lang) + out.text
-            await services.dispatcher.bot.send_message(staff.telegram_id, text,
-                                                       parse_mode="HTML", reply_markup=markup)
+        messages = _test_messages(services, campaign, staff.name, _dealer(request))
     except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as exc:
         return await _editor(request, campaign, form, {
             "test": t("campaigns.err.template", detail=str(exc))}, status=422)
-    except TelegramError as exc:
-        log.warning("test message of campaign %s to %s refused: %s", campaign.id,
-                    staff.login, exc)
-        return await _editor(request, campaign, form, {
-            "test": t("campaigns.err.test_failed", detail=str(exc))}, status=502)
+    for text, markup in messages:
+        if await services.sender.send_message(staff.telegram_id, text, lane=Lane.STAFF,
+                                              parse_mode="HTML", reply_markup=markup) is None:
+            # the sender logged why (and recorded it, unless the chat blocked the bot)
+            log.warning("test message of campaign %s to %s not delivered", campaign.id,
+                        staff.login)
+            return await _editor(request, campaign, form, {
+                "test": t("campaigns.err.test_failed", detail="not delivered")}, status=502)
     await _audit(request, "test", campaign.id, telegram_id=staff.telegram_id)
     raise web.HTTPSeeOther(f"/campaigns/{campaign.id}/edit?notice=tested")
 

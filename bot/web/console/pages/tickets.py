@@ -505,7 +505,7 @@ async def ticket_photo(request: web.Request) -> web.StreamResponse:
                                               ticket_id=found.id)
     if message is None or not message.photo_file_id:
         raise web.HTTPNotFound(text="no such photo")
-    bot = console_of(request).services.dispatcher.bot
+    bot = console_of(request).services.sender.bot  # get_file sends nothing
     try:
         file = await bot.get_file(message.photo_file_id)
         data = bytes(await file.download_as_bytearray())

@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from tortoise.expressions import F, Q, Subquery
 from tortoise.transactions import in_transaction
 
-from bot.campaigns.ratelimit import SendLimiter
 from bot.clock import Clock
 from bot.config import Settings
+from bot.delivery.limits import Lane
+from bot.delivery.sender import Sender, retry_seconds
 from bot.schedule import in_quiet_hours
 from bot.texts import Scripts
 from db.models import Customer, Direction, MessageLog, Touchpoint, TouchpointStatus, Vehicle
@@ -90,13 +90,6 @@ def compose(tp: Touchpoint, customer: Customer, vehicle: Vehicle | None, scripts
     return Outgoing(text=text)
 
 
-def _retry_seconds(exc: RetryAfter) -> float:
-    with warnings.catch_warnings():  # PTB 22 warns that this becomes a timedelta: both work
-        warnings.simplefilter("ignore")
-        value: Any = exc.retry_after
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
 def backoff(attempts: int) -> timedelta:
     """Network trouble: 30 s, 1 min, 2 min, ... capped at one hour."""
     return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
@@ -105,13 +98,12 @@ def backoff(attempts: int) -> timedelta:
 class Dispatcher:
     """Sends what is due. Safe to call often; each call is one tick."""
 
-    def __init__(self, bot: Bot, settings: Settings, clock: Clock, scripts: Scripts,
-                 limiter: SendLimiter | None = None) -> None:
-        self.bot = bot
+    def __init__(self, sender: Sender, settings: Settings, clock: Clock,
+                 scripts: Scripts) -> None:
+        self.sender = sender
         self.settings = settings
         self.clock = clock
         self.scripts = scripts
-        self.limiter = limiter or SendLimiter(settings.send_rate, settings.per_chat_interval)
         self._lock = asyncio.Lock()
         self.composers: dict[str, Composer] = {}
         self.skip_rules: list[SkipRule] = []
@@ -219,15 +211,16 @@ class Dispatcher:
                   else InlineKeyboardButton(label, callback_data=data) for label, data in row]
                  for row in out.buttons]
             )
+        lane = Lane.MARKETING if tp.priority >= MARKETING_PRIORITY_FROM else Lane.SERVICE
         try:
-            # the limiter counts the send until its answer is back (Telegram counted it then)
-            async with self.limiter.sending(chat_id):
-                message = await self.bot.send_message(
-                    chat_id, out.text, parse_mode=ParseMode.HTML, reply_markup=markup
-                )
+            # one try: a failure is the row's, retried from the database (the sender has
+            # already held the chat back on a 429)
+            message = await self.sender.send_message(
+                chat_id, out.text, lane=lane, retry=False, parse_mode=ParseMode.HTML,
+                reply_markup=markup)
+            assert message is not None
         except RetryAfter as exc:
-            wait = _retry_seconds(exc)
-            self.limiter.retry_after(chat_id, wait)
+            wait = retry_seconds(exc)
             await _retry(tp, now + timedelta(seconds=wait), f"429: retry after {wait:g}s",
                          count_attempt=False)
             report.retried += 1

@@ -1,0 +1,112 @@
+"""``carebot inbox``: the updates waiting to be handled, and those parked for a person.
+
+    carebot inbox                 counts, then the parked updates (newest first)
+    carebot inbox show ID         one update: what it is, its attempts, its error, its content
+    carebot inbox retry ID [ID…]  handle these parked updates again (--all: every parked one)
+    carebot inbox failed          messages the sender gave up on (--seen marks them looked at)
+
+An update is parked when its handler failed four times (bot/inbox.py); the reason is usually
+a bug or an outage, so fix that first, then retry. Handled updates are kept two days.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from bot.config import Settings
+
+
+def add_commands(sub: Any) -> None:
+    inbox = sub.add_parser(
+        "inbox", help="updates waiting or parked (list, show, retry) and failed sends",
+        description="Every Telegram update is stored before it is handled; one whose handler "
+                    "kept failing is parked here for a person.")
+    inbox.add_argument("action", nargs="?", choices=["list", "show", "retry", "failed"],
+                       default="list")
+    inbox.add_argument("ids", nargs="*", type=int, metavar="ID", help="inbox row ids")
+    inbox.add_argument("--all", action="store_true", help="retry: every parked update")
+    inbox.add_argument("--seen", action="store_true",
+                       help="failed: mark the listed failures as looked at")
+    inbox.add_argument("--limit", type=int, default=50, help="rows to list (default 50)")
+    inbox.set_defaults(run=run_inbox)
+
+
+async def run_inbox(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.cli import database
+
+    async with database(settings):
+        if args.action == "show":
+            return await _show(args.ids)
+        if args.action == "retry":
+            return await _retry(args.ids, every=args.all)
+        if args.action == "failed":
+            return await _failed(args.limit, seen=args.seen)
+        return await _list(args.limit)
+
+
+async def _list(limit: int) -> int:
+    from bot import inbox
+    from bot.clock import SystemClock
+    from db.models import InboxStatus, InboxUpdate
+
+    figures = await inbox.stats(SystemClock().now())
+    print(f"waiting: {figures.depth} (oldest {figures.oldest_seconds:.0f} s)  "
+          f"parked: {figures.parked}")
+    rows = await InboxUpdate.filter(status=InboxStatus.PARKED).order_by("-id").limit(limit)
+    for row in rows:
+        print(f"{row.id:>8}  update {row.update_id}  {row.kind:<16} chat {row.chat_key}  "
+              f"{row.attempts} attempts  {row.last_error[:80]}")
+    if rows:
+        print("carebot inbox show ID: the whole update;  carebot inbox retry ID: try again")
+    return 0
+
+
+async def _show(ids: list[int]) -> int:
+    from db.models import InboxUpdate
+
+    if not ids:
+        print("carebot inbox show: give the row id (from `carebot inbox`)", file=sys.stderr)
+        return 2
+    for row_id in ids:
+        row = await InboxUpdate.get_or_none(id=row_id)
+        if row is None:
+            print(f"carebot inbox show: no inbox row {row_id}", file=sys.stderr)
+            return 1
+        print(f"row {row.id}: update {row.update_id} ({row.kind}), chat {row.chat_key}, "
+              f"{row.status}, {row.attempts} attempts, "
+              f"received {row.received_at:%Y-%m-%d %H:%M:%S} UTC")
+        if row.last_error:
+            print(f"error: {row.last_error}")
+        print(json.dumps(row.payload, ensure_ascii=False, indent=2))
+    return 0
+
+
+async def _retry(ids: list[int], *, every: bool) -> int:
+    from bot import inbox
+
+    if not ids and not every:
+        print("carebot inbox retry: give row ids, or --all for every parked update",
+              file=sys.stderr)
+        return 2
+    n = await inbox.retry_parked(None if every else ids)
+    print(f"{n} parked update(s) queued again; a running carebot handles them within seconds")
+    return 0 if n or every else 1
+
+
+async def _failed(limit: int, *, seen: bool) -> int:
+    from bot.clock import SystemClock
+    from db.models import FailedSend
+
+    open_rows = FailedSend.filter(seen_at__isnull=True)
+    rows = await open_rows.order_by("-id").limit(limit)
+    print(f"failed sends not looked at yet: {await open_rows.count()}")
+    for row in rows:
+        print(f"{row.id:>8}  {row.created_at:%Y-%m-%d %H:%M} UTC  {row.lane:<9} {row.method:<22} "
+              f"chat {row.chat_id}  {row.error[:80]}")
+    if seen and rows:
+        await FailedSend.filter(id__in=[r.id for r in rows]).update(seen_at=SystemClock().now())
+        print(f"{len(rows)} marked as looked at")
+    return 0

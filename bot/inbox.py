@@ -1,0 +1,284 @@
+"""The inbox: every Telegram update is committed before Telegram is told it arrived.
+
+The webhook answers 200 only once the update is on disk; polling confirms an offset only once
+the batch is stored. Workers then handle stored updates: one chat's updates strictly in
+arrival order (only the oldest unhandled update of a chat is ever claimed), different chats
+at once, across every instance (a claim is a row lock on PostgreSQL, ``SKIP LOCKED``, and a
+lease). A handler that raises is tried again after 1 s, 5 s and 30 s, then the update is
+*parked*: kept with its error, counted in ``/metrics``, listed by ``carebot inbox`` and the
+console's Today page, and tried again when a person says so. A process killed mid-update
+leaves it ``handling`` until its lease runs out (at once on SQLite, where one process works),
+and it is handled again: at most the updates in flight are handled twice, and the common
+handlers are idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from telegram import Update
+from telegram.ext import Application, ApplicationHandlerStop, ContextTypes
+from tortoise.expressions import F
+from tortoise.functions import Min
+from tortoise.transactions import in_transaction
+
+from bot.clock import Clock
+from db.models import InboxStatus, InboxUpdate
+from db.sqlite import inline_statements, settle_default
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER = (timedelta(seconds=1), timedelta(seconds=5), timedelta(seconds=30))
+LEASE = timedelta(seconds=120)  # a handler waits at most ~30 s for Telegram, then gives up
+KEEP_DONE = timedelta(days=2)  # handled updates are kept this long (the message log keeps all)
+PURGE_EVERY = 600.0  # seconds between purges of old handled updates
+
+
+@dataclass
+class _Attempt:
+    error: BaseException | None = None
+
+
+_ATTEMPT: ContextVar[_Attempt | None] = ContextVar("carebot_inbox_attempt", default=None)
+
+ParkedAlert = Callable[[InboxUpdate], Awaitable[None]]
+
+
+def chat_key(data: dict[str, Any]) -> int:
+    """The chat whose order an update keeps: its chat, else its sender (0: none)."""
+    for key, value in data.items():
+        if key == "update_id" or not isinstance(value, dict):
+            continue
+        chat = value.get("chat") or (value.get("message") or {}).get("chat")
+        if isinstance(chat, dict) and isinstance(chat.get("id"), int):
+            return int(chat["id"])
+        sender = value.get("from")
+        if isinstance(sender, dict) and isinstance(sender.get("id"), int):
+            return int(sender["id"])
+    return 0
+
+
+def kind_of(data: dict[str, Any]) -> str:
+    return next((k for k in data if k != "update_id"), "")[:32]
+
+
+async def store(updates: list[dict[str, Any]], now: datetime) -> int:
+    """Commit updates (a repeat of a stored ``update_id`` is ignored); how many were given."""
+    rows = [InboxUpdate(update_id=int(u["update_id"]), chat_key=chat_key(u), kind=kind_of(u),
+                        payload=u, status=InboxStatus.PENDING, next_try_at=now,
+                        received_at=now)
+            for u in updates if isinstance(u.get("update_id"), int)]
+    if rows:
+        with inline_statements():
+            await InboxUpdate.bulk_create(rows, ignore_conflicts=True)
+        await settle_default()  # on disk (group commit) before Telegram hears "got it"
+    return len(rows)
+
+
+async def claim(now: datetime, *, limit: int) -> list[InboxUpdate]:
+    """Take up to ``limit`` updates that may be handled now: each the oldest unhandled one of
+    its chat, due, and not taken by another worker."""
+    if limit <= 0:
+        return []
+    async with in_transaction():
+        firsts = await (InboxUpdate.filter(status__in=(InboxStatus.PENDING, InboxStatus.HANDLING))
+                        .annotate(first=Min("id")).group_by("chat_key")
+                        .values_list("first", flat=True))
+        if not firsts:
+            return []
+        rows = await (InboxUpdate.filter(id__in=list(firsts), status=InboxStatus.PENDING,
+                                         next_try_at__lte=now)
+                      .order_by("id").limit(limit).select_for_update(skip_locked=True))
+        if not rows:
+            return []
+        ids = [row.id for row in rows]
+        await InboxUpdate.filter(id__in=ids).update(status=InboxStatus.HANDLING,
+                                                    lease_until=now + LEASE,
+                                                    attempts=F("attempts") + 1)
+    for row in rows:
+        row.status, row.attempts = InboxStatus.HANDLING, row.attempts + 1
+    return rows
+
+
+async def reclaim(now: datetime, *, everything: bool = False) -> int:
+    """Updates whose worker died go back to the queue (``everything``: one process, at start)."""
+    query = InboxUpdate.filter(status=InboxStatus.HANDLING)
+    if not everything:
+        query = query.filter(lease_until__lt=now)
+    return await query.update(status=InboxStatus.PENDING, lease_until=None,
+                              last_error="its worker stopped (restart?)")
+
+
+async def retry_parked(ids: list[int] | None) -> int:
+    """A person says: try these parked updates again (all of them when ``ids`` is None), at
+    once (due since they arrived, whatever clock the running instances read)."""
+    query = InboxUpdate.filter(status=InboxStatus.PARKED)
+    if ids is not None:
+        query = query.filter(id__in=ids)
+    return await query.update(status=InboxStatus.PENDING, attempts=0,
+                              next_try_at=F("received_at"), handled_at=None)
+
+
+@dataclass
+class InboxStats:
+    depth: int
+    oldest_seconds: float
+    parked: int
+
+
+async def stats(now: datetime) -> InboxStats:
+    waiting = InboxUpdate.filter(status__in=(InboxStatus.PENDING, InboxStatus.HANDLING))
+    depth = await waiting.count()
+    oldest = await waiting.order_by("id").limit(1).values_list("received_at", flat=True)
+    first = oldest[0] if oldest else None
+    age = (now - first).total_seconds() if isinstance(first, datetime) else 0.0
+    parked = await InboxUpdate.filter(status=InboxStatus.PARKED).count()
+    return InboxStats(depth, max(0.0, age), parked)
+
+
+class Inbox:
+    """Handles stored updates with PTB's handlers; see the module's docstring."""
+
+    def __init__(self, application: Application, clock: Clock, *,  # type: ignore[type-arg]
+                 concurrency: int, on_parked: ParkedAlert | None = None) -> None:
+        self.application = application
+        self.clock = clock
+        self.concurrency = concurrency
+        self.on_parked = on_parked
+        self._wake = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        application.add_error_handler(note_failure)  # first: a failing handler is ours
+        self.handled = 0
+        self.failures = 0
+        self._draining = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def in_progress(self) -> int:
+        return len(self._running) + self._draining
+
+
+    async def drain(self) -> int:
+        """Handle every update that may be handled now, to completion (tests, the sandbox)."""
+        total = 0
+        while rows := await claim(self.clock.now(), limit=self.concurrency):
+            self._draining = len(rows)
+            try:
+                await asyncio.gather(*(self.handle(row) for row in rows))
+            finally:
+                self._draining = 0
+            total += len(rows)
+        return total
+
+    def start(self, *, single_process: bool) -> None:
+        self._task = asyncio.create_task(self._run(single_process))
+
+    async def stop(self) -> None:
+        """Stop claiming; let the updates in hand finish (a graceful stop loses nothing)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def _run(self, single_process: bool) -> None:
+        loop = asyncio.get_running_loop()
+        await reclaim(self.clock.now(), everything=single_process)
+        purged_at = loop.time()
+        while True:
+            try:
+                free = self.concurrency - len(self._running)
+                rows = await claim(self.clock.now(), limit=free)
+                for row in rows:
+                    task = asyncio.create_task(self.handle(row))
+                    self._running.add(task)
+                    task.add_done_callback(self._finished)
+                if rows and len(rows) == free:
+                    self._wake.clear()
+                    await self._wake.wait()  # a slot frees
+                elif not rows:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                if loop.time() - purged_at > PURGE_EVERY:
+                    purged_at = loop.time()
+                    await self._housekeeping()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database went away: try again, never stop handling
+                log.exception("inbox worker: claim failed; trying again in 1 s")
+                await asyncio.sleep(1.0)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._wake.set()
+
+    async def _housekeeping(self) -> None:
+        now = self.clock.now()
+        await reclaim(now)
+        await InboxUpdate.filter(status=InboxStatus.DONE,
+                                 handled_at__lt=now - KEEP_DONE).delete()
+
+    async def handle(self, row: InboxUpdate) -> None:
+        """Run PTB's handlers on one stored update and record how it went."""
+        attempt = _Attempt()
+        token = _ATTEMPT.set(attempt)
+        try:
+            update = Update.de_json(row.payload, self.application.bot)
+            with inline_statements():
+                await self.application.process_update(update)
+        except Exception as exc:  # a bad payload, or PTB itself: the same as a handler
+            attempt.error = exc
+        finally:
+            _ATTEMPT.reset(token)
+        try:
+            await self._record(row, attempt.error)
+        except Exception:  # the lease brings it back
+            log.exception("inbox: could not record the outcome of update %s", row.update_id)
+
+    async def _record(self, row: InboxUpdate, error: BaseException | None) -> None:
+        now = self.clock.now()
+        with inline_statements():
+            if error is None:
+                self.handled += 1
+                await InboxUpdate.filter(id=row.id).update(
+                    status=InboxStatus.DONE, handled_at=now, lease_until=None)
+                return
+            self.failures += 1
+            why = f"{type(error).__name__}: {error}"[:2000]
+            if row.attempts <= len(RETRY_AFTER):
+                log.warning("inbox: update %s failed (attempt %d), trying again: %s",
+                            row.update_id, row.attempts, type(error).__name__)
+                await InboxUpdate.filter(id=row.id).update(
+                    status=InboxStatus.PENDING, lease_until=None, last_error=why,
+                    next_try_at=now + RETRY_AFTER[row.attempts - 1])
+                return
+            log.error("inbox: update %s parked after %d attempts: %s", row.update_id,
+                      row.attempts, type(error).__name__)
+            await InboxUpdate.filter(id=row.id).update(
+                status=InboxStatus.PARKED, lease_until=None, last_error=why, handled_at=now)
+        row.last_error = why
+        if self.on_parked is not None:
+            await self.on_parked(row)
+
+
+async def note_failure(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """PTB's first error handler: a handler of a stored update failed. The inbox tries it
+    again (or parks it and tells staff), so no other error handler reports it now."""
+    attempt = _ATTEMPT.get()
+    if attempt is None:
+        return  # not an inbox update: the other error handlers report it
+    attempt.error = context.error
+    raise ApplicationHandlerStop

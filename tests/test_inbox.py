@@ -1,0 +1,173 @@
+"""The inbox (bot/inbox.py): stored before Telegram hears "got it", handled in order, a
+failing handler tried again and then parked for a person, nothing lost in a restart."""
+
+from __future__ import annotations
+
+import pytest
+from telegram import Update
+from telegram.ext import ContextTypes, MessageHandler, filters
+
+from bot import cli_inbox, inbox
+from bot.app import create_app
+from db.models import InboxStatus, InboxUpdate, MessageLog
+from tests.conftest import BotEnv
+from tests.test_survey import senv  # noqa: F401 (a fixture)
+
+
+class Flaky:
+    """A handler of its own that fails the first ``times`` times it sees "boom"."""
+
+    def __init__(self, times: int) -> None:
+        self.times = times
+        self.calls = 0
+
+    async def __call__(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        self.calls += 1
+        if self.calls <= self.times:
+            raise RuntimeError(f"failure {self.calls}")
+
+
+def add_flaky(env: BotEnv, times: int) -> Flaky:
+    flaky = Flaky(times)
+    env.carebot.application.add_handler(MessageHandler(filters.Regex("^boom"), flaky),
+                                        group=-1)
+    return flaky
+
+
+async def test_a_handler_that_fails_twice_then_succeeds_is_handled_once(env: BotEnv) -> None:
+    flaky = add_flaky(env, times=2)
+    owner = env.emu.user(501)
+    owner.send_text("boom 1")
+    await env.poll()
+    row = await InboxUpdate.get(chat_key=501)
+    assert (row.status, row.attempts) == (InboxStatus.PENDING, 1)
+    assert owner.bot_texts() == []  # not yet: it is tried again in a second
+    env.clock.advance(seconds=1)
+    await env.poll()
+    env.clock.advance(seconds=5)
+    await env.poll()
+    row = await InboxUpdate.get(chat_key=501)
+    assert (row.status, row.attempts, flaky.calls) == (InboxStatus.DONE, 3, 3)
+    assert len(owner.bot_texts()) == 1  # answered once
+    assert await MessageLog.filter(chat_id=501, direction="in").count() == 1
+    env.clock.advance(minutes=5)
+    await env.poll()
+    assert flaky.calls == 3  # done is done
+
+
+async def test_one_chats_updates_wait_for_its_failing_one(env: BotEnv) -> None:
+    add_flaky(env, times=1)
+    owner, other = env.emu.user(502), env.emu.user(503)
+    owner.send_text("boom first")
+    owner.send_text("second")
+    other.send_text("hello")
+    await env.poll()
+    assert owner.bot_texts() == []  # the second waits for the first: order is kept
+    assert len(other.bot_texts()) == 1  # other chats go on
+    env.clock.advance(seconds=1)
+    await env.poll()
+    logged = await MessageLog.filter(chat_id=502, direction="in").order_by("id") \
+        .values_list("text", flat=True)
+    assert logged == ["boom first", "second"]
+
+
+async def test_an_always_failing_update_is_parked_listed_and_retried_by_hand(
+        env: BotEnv, capsys: pytest.CaptureFixture[str]) -> None:
+    flaky = add_flaky(env, times=4)
+    owner = env.emu.user(504)
+    owner.send_text("boom forever")
+    await env.poll()
+    for wait in (1, 5, 30):
+        env.clock.advance(seconds=wait)
+        await env.poll()
+    row = await InboxUpdate.get(chat_key=504)
+    assert (row.status, row.attempts) == (InboxStatus.PARKED, 4)
+    assert "RuntimeError: failure 4" in row.last_error
+    env.clock.advance(hours=1)
+    await env.poll()
+    assert flaky.calls == 4  # parked stays parked
+
+    assert await cli_inbox._list(50) == 0
+    listed = capsys.readouterr().out
+    assert "parked: 1" in listed and f"update {row.update_id}" in listed
+    assert await cli_inbox._show([row.id]) == 0
+    assert "boom forever" in capsys.readouterr().out
+
+    assert await cli_inbox._retry([row.id], every=False) == 0  # the bug is fixed: again
+    await env.poll()
+    row = await InboxUpdate.get(id=row.id)
+    assert row.status == InboxStatus.DONE and flaky.calls == 5
+    assert len(owner.bot_texts()) == 1
+
+
+async def test_stored_updates_survive_a_crash_before_they_are_handled(env: BotEnv) -> None:
+    """Polling: the batch is stored, the offset moves on (Telegram forgets them), the
+    process dies before handling any: the next process handles every one, once."""
+    for user_id in range(601, 611):
+        env.emu.user(user_id).send_text("/start")
+    assert await env.carebot._fetch(wait=0) == 10  # stored, not handled
+    assert env.emu.pending_updates == 10  # confirmed with the next getUpdates
+    await env.carebot.stop()  # "crash": nothing handled in this process
+
+    env.carebot = create_app(env.settings, env.clock, pace=env.emu.pace)
+    await env.carebot.initialize()
+    await env.poll()
+    assert env.emu.pending_updates == 0
+    assert await InboxUpdate.filter(status=InboxStatus.DONE).count() == 10
+    for user_id in range(601, 611):
+        assert len(env.emu.user(user_id).bot_texts()) == 1
+
+
+async def test_a_repeated_update_id_is_stored_once(db: str, clock) -> None:  # type: ignore[no-untyped-def]
+    update = {"update_id": 77, "message": {"message_id": 1, "date": 0, "text": "hi",
+                                           "chat": {"id": 9, "type": "private"},
+                                           "from": {"id": 9, "is_bot": False,
+                                                    "first_name": "A"}}}
+    await inbox.store([update], clock.now())
+    await inbox.store([update, {**update, "update_id": 78}], clock.now())
+    assert await InboxUpdate.all().order_by("update_id").values_list("update_id", "chat_key") \
+        == [(77, 9), (78, 9)]
+
+
+def test_chat_key_is_the_chat_or_the_sender() -> None:
+    assert inbox.chat_key({"update_id": 1, "message": {"chat": {"id": -100}}}) == -100
+    assert inbox.chat_key({"update_id": 1, "callback_query": {
+        "from": {"id": 5}, "message": {"chat": {"id": 5}}}}) == 5
+    assert inbox.chat_key({"update_id": 1, "callback_query": {"from": {"id": 6}}}) == 6
+    assert inbox.chat_key({"update_id": 1, "my_chat_member": {"chat": {"id": 7}}}) == 7
+    assert inbox.chat_key({"update_id": 1, "poll": {"id": "x"}}) == 0
+
+
+async def _handle_again(env: BotEnv, update_id: int) -> None:
+    """As after a crash between the handler's work and marking it done."""
+    await InboxUpdate.filter(update_id=update_id).update(status=InboxStatus.PENDING)
+    await env.poll()
+
+
+async def test_a_start_or_a_score_press_handled_twice_changes_nothing(senv: BotEnv) -> None:  # noqa: F811 (the fixture)
+    from db.models import Conversation, Customer, Score, Ticket
+    from tests.test_survey import send_survey
+
+    customer = await Customer.create(name="张伟", phone="+8613800138000",
+                                     link_token="tok-once-only")
+    owner = senv.emu.user(701)
+    owner.send_text("/start tok-once-only")
+    await senv.poll()
+    linked = await Customer.get(id=customer.id)
+    assert linked.telegram_user_id == 701 and linked.link_token != "tok-once-only"
+    start = await InboxUpdate.get(chat_key=701)
+    await _handle_again(senv, start.update_id)
+    again = await Customer.get(id=customer.id)
+    assert (again.telegram_user_id, again.link_token) == (701, linked.link_token)
+    assert not await Conversation.filter(telegram_user_id=701, state="awaiting_contact").exists()
+    assert "张伟" in owner.bot_texts()[-1]  # welcome back, not "this link is not valid"
+
+    tp = await send_survey(senv, again, None)
+    owner.press("3")
+    await senv.poll()
+    press = await InboxUpdate.filter(chat_key=701).order_by("-id").first()
+    assert press is not None
+    await _handle_again(senv, press.update_id)
+    assert await Score.filter(touchpoint_id=tp.id, superseded_at__isnull=True).count() == 1
+    assert await Score.filter(touchpoint_id=tp.id).count() == 1
+    assert await Ticket.all().count() == 0
