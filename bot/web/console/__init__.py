@@ -51,8 +51,8 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Page modules, in menu order; each has ``add_routes(router)``.
-PAGE_MODULES = ("today", "tickets", "customers", "campaigns", "reports", "imports", "scripts",
-                "sandbox_chat", "staff")
+PAGE_MODULES = ("today", "inbox", "tickets", "customers", "campaigns", "reports", "imports",
+                "scripts", "sandbox_chat", "staff")
 
 # The menu: (label key, path, permission). A page not yet served is simply not linked.
 NAV: tuple[tuple[str, str, str], ...] = (

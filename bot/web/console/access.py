@@ -29,6 +29,9 @@ SCRIPTS = "scripts"  # read every template
 SCRIPTS_EDIT = "scripts.edit"
 STAFF = "staff"  # manage staff accounts
 SANDBOX = "sandbox"  # the sandbox chat (only exists while running the sandbox)
+# What needs a person: parked updates (try again) and failed sends (mark as seen). The people
+# who run customer care: supervisors, the service manager and admins, not agents.
+INBOX = "inbox"
 
 _AFTER_SALES = frozenset({
     TODAY, TICKETS, TICKETS_ALL, CUSTOMERS, CUSTOMERS_ALL, CUSTOMERS_EDIT, COMPLAINT_TEXTS,
@@ -39,10 +42,10 @@ PERMISSIONS: dict[StaffRole, frozenset[str]] = {
     StaffRole.AGENT: frozenset({TODAY, TICKETS, CUSTOMERS, COMPLAINT_TEXTS, REPORTS, SANDBOX}),
     StaffRole.ADVISOR: frozenset({TODAY, TICKETS, CUSTOMERS, COMPLAINT_TEXTS, REPORTS,
                                   SANDBOX}),
-    StaffRole.SUPERVISOR: _AFTER_SALES,
-    StaffRole.MANAGER: _AFTER_SALES,
+    StaffRole.SUPERVISOR: _AFTER_SALES | {INBOX},
+    StaffRole.MANAGER: _AFTER_SALES | {INBOX},
     StaffRole.MARKETING: frozenset({TODAY, CAMPAIGNS, REPORTS, REPORTS_ALL, SCRIPTS, SANDBOX}),
-    StaffRole.ADMIN: _AFTER_SALES | {CAMPAIGNS, SCRIPTS_EDIT, STAFF},
+    StaffRole.ADMIN: _AFTER_SALES | {CAMPAIGNS, SCRIPTS_EDIT, STAFF, INBOX},
 }
 
 

@@ -1,4 +1,5 @@
-"""Today, the home page: the outbox today, open tickets by deadline, this month's KPIs.
+"""Today, the home page: the outbox today, open tickets by deadline, this month's KPIs,
+and (for those who deal with it) what needs a person: parked updates, failed sends.
 
 Counts are indexed aggregates; the KPI headline is the month's report (``bot.kpi``),
 kept for a minute so a busy office reloading the page does not recompute it each time.
@@ -17,6 +18,7 @@ from tortoise.expressions import Q, Subquery
 
 from bot.kpi import KpiReport, Kpis, compute, month_period
 from bot.web.console import access, console_of, render, requires, staff_of
+from bot.web.console.pages.inbox import needs_a_person
 from db.models import Customer, Staff, Ticket, TicketState, Touchpoint, TouchpointStatus
 
 DUE_SOON = timedelta(minutes=30)
@@ -155,9 +157,10 @@ async def today(request: web.Request) -> web.Response:
         previous = await month_kpis(request, staff, last_month, this_month)
     headline = [(name, getattr(current, name, None), getattr(previous, name, None))
                 for name in HEADLINE]
+    needs = await needs_a_person() if access.can(staff, access.INBOX) else None
     return await render(request, "today.html", day=day, outbox=outbox, tickets=tickets,
                         urgent=urgent, deadline_state=deadline_state, headline=headline,
-                        this_month=this_month, last_month=last_month)
+                        this_month=this_month, last_month=last_month, needs=needs)
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
