@@ -1,7 +1,8 @@
 """What needs a person: updates parked after their handler kept failing (``bot.inbox``) and
 messages the sender gave up on (``bot.delivery.failures``); Today links here when any wait.
 
-Both concern the people who run customer care (``access.INBOX``: supervisors and admins).
+Both concern the people who run customer care (``access.INBOX``: supervisors, managers,
+admins).
 Try again queues parked updates once more; Mark as seen says someone looked at a failed
 send. Every change is audited; ``carebot inbox`` does the same from a shell.
 
