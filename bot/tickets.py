@@ -3,9 +3,10 @@
 Domain code: plain values and ``now`` in, database rows out; nothing here knows Telegram.
 What people see after a change (the staff topic and its card, the owner's notices) is done
 by the *effects* the staff handlers hang on ``services.extensions["tickets"]``: every
-change here records a :class:`TicketEvent` and then calls ``effects.on_event(ticket,
-event)``. Without effects (a CLI, a unit test) the record is still complete, and the staff
-side publishes tickets it has not shown yet on its next sweep.
+change here records a :class:`TicketEvent`, whose effects are owed from then on (its
+``effects_done_at`` is empty), and then calls ``effects.on_event(ticket, event)``. Without
+effects (a CLI, a unit test) the record is still complete, and a running carebot's staff
+side carries out what is owed on its next sweep.
 
 The 211 rule: the owner gets a first answer within 2 hours of opening; the handler resolves
 within 1 day of claiming; 1 day after Resolve the owner is asked to rate the handling
@@ -307,7 +308,11 @@ def parse_number(text: str) -> int | None:
 
 
 class TicketEffects(Protocol):
-    """What happens outside the database after a change (the staff side registers it)."""
+    """What happens outside the database after a change (the staff side registers it).
+
+    The event row says the effects are owed (``effects_done_at`` empty) from the moment the
+    change is recorded; ``on_event`` carries them out now when it may, and the staff side's
+    job carries out whatever is still owed (another instance's, or after a crash)."""
 
     async def on_event(self, ticket: Ticket, event: TicketEvent) -> None: ...
 
@@ -315,17 +320,23 @@ class TicketEffects(Protocol):
 async def _emit(services: Services, ticket: Ticket, event: TicketEvent) -> None:
     effects: TicketEffects | None = services.extensions.get(EFFECTS_KEY)
     if effects is None:
-        return
+        return  # owed: a running carebot's staff side carries them out
     try:
         await effects.on_event(ticket, event)
-    except Exception:  # noqa: BLE001 - the record is written; the staff sweep catches up
+    except Exception:  # noqa: BLE001 - the event is recorded and its effects still owed
         log.exception("ticket %s: effects of %s failed", ticket.number, event.kind)
+
+
+# Events that change nothing outside the database: no effects are owed for them.
+WITHOUT_EFFECTS = frozenset({EventKind.NOTE, EventKind.RATED, EventKind.UNDELIVERED})
 
 
 async def _event(ticket: Ticket, kind: EventKind, now: datetime, *, actor_id: int | None = None,
                  text: str = "", reason: str = "") -> TicketEvent:
-    return await TicketEvent.create(ticket_id=ticket.id, kind=kind, actor_id=actor_id,
-                                    text=text, reason=reason[:200], created_at=now)
+    """Record what happened; its effects are owed (a row) until the staff side did them."""
+    return await TicketEvent.create(
+        ticket_id=ticket.id, kind=kind, actor_id=actor_id, text=text, reason=reason[:200],
+        created_at=now, effects_done_at=now if kind in WITHOUT_EFFECTS else None)
 
 
 # --------------------------------------------------------------------------- workflow

@@ -352,10 +352,14 @@ class TicketEvent(Model):
     text = fields.TextField(default="")
     reason = fields.CharField(max_length=200, default="")
     created_at = fields.DatetimeField()
+    # Its effects (staff topic and card, notices, the owner's notice) are owed until this is
+    # set: written with the change, carried out by the staff side's one instance, retried.
+    effects_done_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "ticket_event"
-        indexes = (Index(fields=("ticket_id", "created_at"), name="ticket_event_ticket"),)
+        indexes = (Index(fields=("ticket_id", "created_at"), name="ticket_event_ticket"),
+                   Index(fields=("effects_done_at", "id"), name="ticket_event_effects"))
 
 
 class TicketMessage(Model):

@@ -614,3 +614,42 @@ async def test_refused_notices_are_retried_then_logged_and_recorded(
     assert await side.notify_owner(ticket, "ticket_escalated") is False
     assert await TicketEvent.filter(ticket_id=ticket.id, kind="undelivered",
                                     text__contains="owner").count() == 1
+
+
+async def test_effects_are_owed_until_done_and_carried_out_by_the_staff_sides_job(
+        tenv: BotEnv, tmp_path: Path) -> None:
+    """A change records its effects as owed (the event row); a change recorded where no staff
+    side runs (a CLI, another instance) is carried out by the staff side's job, once; a topic
+    Telegram would not create (down past every retry) is created by a later run."""
+    from bot import tickets
+    from bot.handlers.staff import relay_tick, side_of
+
+    env = tenv
+    await owner_with_car(env, tmp_path)
+    customer = await Customer.get(phone="+8613800138000")
+    side = side_of(env.carebot.services)
+    del env.carebot.services.extensions[tickets.EFFECTS_KEY]  # as in `carebot ticket open`
+    try:
+        ticket = await tickets.open_ticket(
+            customer_id=customer.id, vehicle_id=None, channel="staff", category="charges",
+            description="电话投诉：收费不透明", now=env.clock.now(), services=env.carebot.services)
+    finally:
+        env.carebot.services.extensions[tickets.EFFECTS_KEY] = side
+    event = await TicketEvent.get(ticket_id=ticket.id, kind="opened")
+    assert event.effects_done_at is None  # owed
+    assert not group(env).topics
+
+    env.emu.fail_next("createForumTopic", error_code=500, count=1000)  # no topics for now
+    await relay_tick(env.carebot.services)
+    assert (await TicketEvent.get(id=event.id)).effects_done_at is not None
+    assert (await Ticket.get(id=ticket.id)).card_message_id is None  # not shown yet
+    assert not group(env).topics
+    env.emu._injected.clear()  # Telegram is back
+    await relay_tick(env.carebot.services)
+    assert (await Ticket.get(id=ticket.id)).card_message_id is not None
+    assert len([t for t in group(env).topics.values() if ticket.number in t["name"]]) == 1
+    owner_texts = env.emu.user(5001).bot_texts()
+    assert sum(ticket.number in t for t in owner_texts) == 1  # acknowledged once
+    await relay_tick(env.carebot.services)  # done is done
+    assert len([t for t in group(env).topics.values() if ticket.number in t["name"]]) == 1
+    assert sum(ticket.number in t for t in env.emu.user(5001).bot_texts()) == 1

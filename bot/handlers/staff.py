@@ -100,6 +100,7 @@ class StaffSide:
         self._forum: bool | None = None
         self._relay_lock = asyncio.Lock()
         self._publish_lock = asyncio.Lock()
+        self._carrying: set[int] = set()  # event ids whose effects are being carried out
 
     @property
     def sender(self) -> Sender:
@@ -169,9 +170,10 @@ class StaffSide:
     async def _undelivered(self, ticket: Ticket, where: str, text: str) -> None:
         log.warning("ticket %s: notice not delivered to the %s", ticket.number, where)
         try:
+            now = self.svc.clock.now()
             await TicketEvent.create(ticket_id=ticket.id, kind=EventKind.UNDELIVERED,
                                      text=f"notice not delivered ({where})",
-                                     reason=text[:200], created_at=self.svc.clock.now())
+                                     reason=text[:200], created_at=now, effects_done_at=now)
         except Exception:  # noqa: BLE001 - recording must not break the caller
             log.exception("ticket %s: could not record the undelivered notice", ticket.number)
 
@@ -330,7 +332,46 @@ class StaffSide:
 
     # ------------------------------------------------------------ effects
 
+    async def holder(self) -> bool:
+        """Whether this instance does the staff side: one instance at a time (the
+        ``ticket_relay`` lock, kept for as long as it lives; always, on SQLite), so the
+        group's 20 a minute hold across instances and a ticket gets one topic, a message
+        one relay."""
+        return await locks.locks_of(self.svc).keep(locks.TICKET_RELAY)
+
     async def on_event(self, ticket: Ticket, event: TicketEvent) -> None:
+        """A change was recorded: carry out its effects now, on the instance that does the
+        staff side; elsewhere they stay owed and that instance's job does them in seconds."""
+        if await self.holder():
+            await self.carry_out(event, ticket)
+
+    async def carry_out(self, event: TicketEvent, ticket: Ticket | None = None) -> bool:
+        """One event's effects, then marked done; a failure leaves them owed (tried again)."""
+        if event.id in self._carrying:
+            return False
+        self._carrying.add(event.id)
+        try:
+            ticket = ticket or await Ticket.get(id=event.ticket_id)
+            await self.react(ticket, event)
+            await TicketEvent.filter(id=event.id, effects_done_at__isnull=True).update(
+                effects_done_at=self.svc.clock.now())
+            return True
+        except Exception:  # noqa: BLE001 - still owed: the next sweep tries again
+            log.exception("ticket event %s: effects failed; tried again later", event.id)
+            return False
+        finally:
+            self._carrying.discard(event.id)
+
+    async def carry_out_owed(self, limit: int = 100) -> int:
+        """Effects still owed (recorded on another instance, a CLI, or before a crash), oldest
+        first; how many were carried out."""
+        owed = await TicketEvent.filter(effects_done_at__isnull=True).order_by("id").limit(limit)
+        done = 0
+        for event in owed:
+            done += await self.carry_out(event)
+        return done
+
+    async def react(self, ticket: Ticket, event: TicketEvent) -> None:
         """React to a ticket change: staff topic and the owner's notice."""
         kind = event.kind
         if kind == EventKind.OPENED:
@@ -463,8 +504,9 @@ class StaffSide:
         ``immediate`` (right after the owner wrote) sends only while the group's minute has
         room to spare; the relay job sends the rest batched, one message per ticket, keeping
         a reserve for cards and escalations. Nothing is marked relayed unless Telegram took it.
+        Only on the instance that does the staff side (one relay per message).
         """
-        if self.chat_id is None:
+        if self.chat_id is None or not await self.holder():
             return 0
         async with self._relay_lock:
             pending = await TicketMessage.filter(direction="in", relayed_at__isnull=True) \
@@ -753,21 +795,22 @@ async def deadline_tick(services: Services) -> None:
             return
         try:
             await tickets.check_deadlines(services.clock.now(), services)
-            await side_of(services).publish_pending()
         except Exception:  # a failed tick must not kill the scheduler
             log.exception("ticket deadline check failed; the next tick retries")
 
 
 async def relay_tick(services: Services) -> None:
-    """The relay job: owner messages still queued go to the staff chat, batched. One
-    instance at a time (the ``ticket_relay`` advisory lock), so nothing is relayed twice."""
-    async with locks.locks_of(services).singleton(locks.TICKET_RELAY) as mine:
-        if not mine:
+    """The staff side's job, on the one instance that does it (``StaffSide.holder``):
+    effects still owed, tickets not shown yet, owner messages still queued (batched)."""
+    side = side_of(services)
+    try:
+        if not await side.holder():
             return
-        try:
-            await side_of(services).flush()
-        except Exception:  # a failed tick must not kill the scheduler
-            log.exception("ticket relay failed; the next tick retries")
+        await side.carry_out_owed()
+        await side.publish_pending()
+        await side.flush()
+    except Exception:  # a failed tick must not kill the scheduler
+        log.exception("staff side tick failed; the next tick retries")
 
 
 def register(application: Application, services: Services) -> None:  # type: ignore[type-arg]
