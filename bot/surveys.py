@@ -16,6 +16,7 @@ the owner changes their answer in between.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
 import re
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from tortoise.expressions import Subquery
 from tortoise.transactions import in_transaction
 
-from bot.delivery.limits import Lane
+from bot.delivery import notices
 from bot.owners import get_conversation
 from db.models import (
     Customer,
@@ -459,18 +460,18 @@ def _tickets() -> Any | None:
         return None
 
 
-async def notify_staff(services: Services, text: str) -> bool:
-    """A plain message to the staff chat; False when there is none or it could not be sent."""
+async def notify_staff(services: Services, key: str, text: str) -> bool:
+    """A plain message to the staff chat, owed as a row (``key`` names its cause: once);
+    False when there is no staff chat or it could not be sent now (it is tried again)."""
     chat_id = services.settings.staff_chat_id
     if chat_id is None:
-        log.warning("no CAREBOT_STAFF_CHAT_ID: staff could not be told: %s", text)
+        log.warning("no CAREBOT_STAFF_CHAT_ID: staff could not be told (%s)", key)
         return False
-    try:  # the sender retries, and records what it could not send
-        sent = await services.sender.send_message(chat_id, text, lane=Lane.STAFF)
+    try:
+        return await notices.tell(services, key, [chat_id], text)
     except Exception:  # noqa: BLE001 - the caller's flow must go on; the score is stored
-        log.exception("could not tell staff: %s", text)
+        log.exception("could not tell staff (%s)", key)
         return False
-    return sent is not None
 
 
 def _staff_label(services: Services, key: str, **fmt: Any) -> str:
@@ -516,7 +517,7 @@ async def hand_over(score: Score, customer: Customer, *, now: datetime,
         except Exception:  # noqa: BLE001 - the owner's complaint must reach someone
             log.exception("opening a ticket for score %s failed; telling staff instead", score.id)
     if handover == "staff":
-        await notify_staff(services, summary)
+        await notify_staff(services, f"score:{score.id}:handover", summary)
     await Score.filter(id=score.id).update(handover=handover)
     score.handover = handover
     return handover
@@ -538,7 +539,7 @@ async def rated_handling(score: Score, customer: Customer, *, now: datetime,
             after = await Ticket.get_or_none(id=score.ticket_id)
             if before is not None and after is not None and after.state != before.state:
                 return True
-    await notify_staff(services, _staff_label(
+    await notify_staff(services, f"score:{score.id}:handling", _staff_label(
         services, "survey_staff_handling", name=customer.name, phone=customer.phone,
         score=score.score, ticket=score.ticket_id or "-"))
     return False
@@ -580,7 +581,8 @@ async def keep_comment(tp: Touchpoint, customer: Customer, text: str, *, now: da
                              text=text, direction=Direction.IN, now=now)
     if not offer_to_staff:
         return
-    await notify_staff(services, _staff_label(
+    digest = hashlib.sha1(text.encode()).hexdigest()[:16]  # the same comment: told once
+    await notify_staff(services, f"survey-comment:{tp.id}:{digest}", _staff_label(
         services, "survey_staff_comment", name=customer.name, phone=customer.phone,
         rates=services.scripts.label(f"survey_rates_{SURVEY_KINDS[tp.kind]}", "zh_CN"),
         text=text))

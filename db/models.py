@@ -677,3 +677,33 @@ class FailedSend(Model):
     class Meta:
         table = "failed_send"
         indexes = (Index(fields=("seen_at", "created_at"), name="failed_send_open"),)
+
+
+class NoticeStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"  # a worker has it, until ``lease_until``
+    SENT = "sent"
+    FAILED = "failed"  # every try failed: each refusal is a failed send staff see
+
+
+class Notice(Model):
+    """A message owed to staff because something was recorded, sent once by the sender.
+
+    A booking, a low score, a campaign press: written with the change, unique ``key``."""
+
+    id = fields.BigIntField(primary_key=True)
+    key = fields.CharField(max_length=120, unique=True)
+    chats: list[int] = fields.JSONField()  # tried in order: the advisor, then the staff chat
+    text = fields.TextField()
+    lane = fields.CharField(max_length=10, default="staff")
+    status = fields.CharEnumField(NoticeStatus, max_length=8, default=NoticeStatus.PENDING)
+    attempts = fields.IntField(default=0)
+    next_try_at = fields.DatetimeField()
+    lease_until = fields.DatetimeField(null=True)
+    last_error = fields.TextField(default="")
+    created_at = fields.DatetimeField()
+    sent_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "notice"
+        indexes = (Index(fields=("status", "next_try_at"), name="notice_status_next"),)

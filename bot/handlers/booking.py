@@ -22,7 +22,7 @@ from bot.bookings import booking_rules
 from bot.campaigns.journeys import FIRST_SERVICE, SERVICE_DUE
 from bot.campaigns.promotions import KIND as CAMPAIGN
 from bot.campaigns.timing import local_date
-from bot.delivery.limits import Lane
+from bot.delivery import notices
 from bot.handlers import buttons
 from bot.services import Services, services_of
 from bot.texts import DEFAULT_LANGUAGE
@@ -242,8 +242,8 @@ async def _cancel(update: Update, svc: Services, customer: Customer, booking_id:
 
 async def _tell_staff(svc: Services, customer: Customer, booking: Booking,
                       vehicle: Vehicle | None, key: str) -> None:
-    """A plain message to the owner's advisor (or the staff chat); a failure is logged (and
-    recorded by the sender), the booking stands either way."""
+    """A plain message to the owner's advisor (or the staff chat), owed as a row: sent once,
+    tried again until it is; the booking stands either way."""
     chat_id = await bookings.staff_recipient(customer.advisor, svc.settings.staff_chat_id)
     if chat_id is None:
         log.warning("booking %s: no advisor on Telegram and no CAREBOT_STAFF_CHAT_ID; "
@@ -256,8 +256,8 @@ async def _tell_staff(svc: Services, customer: Customer, booking: Booking,
         slot=slot_label(svc, lang, booking.slot), kind=kind_label(svc, lang, booking.kind),
         advisor=customer.advisor or "-",
     )
-    if await svc.sender.send_message(chat_id, text, lane=Lane.STAFF) is None:
-        log.error("booking %s: telling staff chat %s failed", booking.id, chat_id)
+    if not await notices.tell(svc, f"booking:{booking.id}:{key}", [chat_id], text):
+        log.warning("booking %s: staff not told yet (%s); tried again", booking.id, key)
 
 
 def register(application: Application, services: Services) -> None:  # type: ignore[type-arg]

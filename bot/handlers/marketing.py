@@ -16,7 +16,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 from bot import consent, locks, owners
 from bot.campaigns import promotions
 from bot.delivery.dispatcher import Composer, Outgoing, dealer_context
-from bot.delivery.limits import Lane
+from bot.delivery import notices
 from bot.handlers import buttons
 from bot.handlers.owner import lang_of, log_in, say
 from bot.services import Services, services_of
@@ -60,9 +60,10 @@ async def _unsubscribe(update: Update, svc: Services, customer: Customer, *, sou
         dealer=svc.settings.dealer_name, phone=svc.settings.dealer_phone), customer=customer)
 
 
-async def tell_advisor(svc: Services, customer: Customer, text: str) -> bool:
+async def tell_advisor(svc: Services, customer: Customer, key: str, text: str) -> bool:
     """The owner's advisor in their own chat if they have one on Telegram, else the staff
-    chat; False when nobody could be told."""
+    chat, as a notice owed (``key``: its cause, told once); False when nobody could be told
+    now (it is tried again)."""
     targets: list[int] = []
     if customer.advisor:
         staff = await Staff.filter(name=customer.advisor, active=True,
@@ -71,12 +72,7 @@ async def tell_advisor(svc: Services, customer: Customer, text: str) -> bool:
             targets.append(staff.telegram_id)
     if svc.settings.staff_chat_id is not None:
         targets.append(svc.settings.staff_chat_id)
-    for chat_id in targets:
-        if await svc.sender.send_message(chat_id, text, lane=Lane.STAFF) is not None:
-            return True
-        log.warning("could not tell %s: %s", chat_id, text)
-    log.warning("nobody to tell (no advisor on Telegram, no CAREBOT_STAFF_CHAT_ID): %s", text)
-    return False
+    return await notices.tell(svc, key, targets, text)
 
 
 async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -118,9 +114,11 @@ async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
                                              name=customer.name, phone=phone), customer=customer)
     # Booking (issue 3's bot.bookings) is offered from service reminders; from a campaign the
     # advisor agrees the time with the owner, so staff are told either way.
-    await tell_advisor(svc, customer, svc.scripts.label(
-        f"campaign_staff_{button}", "zh_CN", campaign=campaign.name, name=customer.name,
-        phone=customer.phone, advisor=customer.advisor or "-"))
+    await tell_advisor(svc, customer, f"campaign:{campaign.id}:{customer.id}:{button}",
+                       svc.scripts.label(f"campaign_staff_{button}", "zh_CN",
+                                         campaign=campaign.name, name=customer.name,
+                                         phone=customer.phone,
+                                         advisor=customer.advisor or "-"))
 
 
 def consent_wording(svc: Services, customer: Customer) -> str:

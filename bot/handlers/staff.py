@@ -43,6 +43,7 @@ from telegram.ext import (
 )
 
 from bot import locks, owners, tickets
+from bot.delivery import notices
 from bot.delivery.dispatcher import dealer_context
 from bot.delivery.limits import Lane
 from bot.delivery.sender import Sender
@@ -809,6 +810,7 @@ async def relay_tick(services: Services) -> None:
         await side.carry_out_owed()
         await side.publish_pending()
         await side.flush()
+        await notices.send_owed(services.sender, services.clock.now())
     except Exception:  # a failed tick must not kill the scheduler
         log.exception("staff side tick failed; the next tick retries")
 
