@@ -47,6 +47,7 @@ COMMANDS = [
 # often (seconds of sending): a long queue is sent in runs of that length.
 LOCK_CHECK_SECONDS = 10.0
 POLL_TIMEOUT = 30  # seconds a long poll waits at Telegram for updates
+SHARE_EVERY = 10.0  # seconds between counts of the instances sharing the global rate
 
 
 class CareBot:
@@ -120,8 +121,11 @@ class CareBot:
             site = web.TCPSite(self._runner, self.settings.web_host, self.settings.web_port)
             await site.start()
             log.info("web on http://%s:%s", self.settings.web_host, self.settings.web_port)
+        await self._share_rate()
         if schedule:
             self.scheduler = AsyncIOScheduler(timezone=self.settings.tz)
+            self.scheduler.add_job(self._share_rate, "interval", seconds=SHARE_EVERY,
+                                   id="share_rate", max_instances=1, coalesce=True)
             self.scheduler.add_job(
                 self._tick_dispatch, "interval", seconds=self.settings.dispatch_interval,
                 id="dispatch", max_instances=1, coalesce=True,
@@ -131,6 +135,13 @@ class CareBot:
                 if schedule_jobs is not None:
                     schedule_jobs(self.scheduler, self.services)
             self.scheduler.start()
+
+    async def _share_rate(self) -> None:
+        """Telegram's global rate is the deployment's: each running instance takes its part."""
+        try:
+            self.sender.limits.share(await self.locks.instances())
+        except Exception:  # a failed count must not stop start-up or the scheduler
+            log.exception("could not count the running instances; keeping the last share")
 
     async def _set_commands(self) -> None:
         await self.application.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])

@@ -48,6 +48,9 @@ CAMPAIGNS = "campaigns"
 MIGRATIONS = "migrations"
 JOBS: dict[str, int] = {DISPATCHER: 1, OCCASIONS_SCAN: 2, TICKET_DEADLINES: 3,
                         TICKET_RELAY: 4, CAMPAIGNS: 5, MIGRATIONS: 6}
+# One slot lock per running instance (objids clear of JOBS and of hashed names, >= 1000):
+# how many are held is how many instances share Telegram's global rate.
+INSTANCE_SLOTS = range(100, 164)
 # What a lock statement may fail with: the connection is then dropped and its locks lost.
 # (InternalClientError: asyncpg's protocol confused by a session the server just ended.)
 _FAILURES = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
@@ -93,6 +96,7 @@ class Locks:
         self._timeout = timeout
         self._conn: asyncpg.Connection | None = None
         self._io = asyncio.Lock()  # one statement at a time on the connection
+        self._instances = 1  # the last count of running instances (instances())
         self._held: set[str] = set()
         self.name = f"carebot {socket.gethostname()}:{os.getpid()}"[:63]
 
@@ -164,6 +168,29 @@ class Locks:
         except _FAILURES as exc:
             await self._drop_connection(exc)
             return False
+
+    async def instances(self) -> int:
+        """How many carebot instances share this database now (1 on SQLite): each holds one
+        slot lock while it lives, taken here on first use. Telegram's global rate is theirs
+        to share. On a failed query, the last count (never a higher rate by mistake)."""
+        if not self.enabled:
+            return 1
+        try:
+            if not any(name.startswith("instance-slot-") for name in self._held):
+                for objid in INSTANCE_SLOTS:
+                    if await self._query("SELECT pg_try_advisory_lock($1, $2)",
+                                         NAMESPACE, objid):
+                        self._held.add(f"instance-slot-{objid}")
+                        break
+            count = await self._query(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 "
+                "AND objid >= $2 AND objid < $3 AND objsubid = 2 AND granted",
+                NAMESPACE, INSTANCE_SLOTS.start, INSTANCE_SLOTS.stop)
+        except _FAILURES as exc:
+            await self._drop_connection(exc)
+            return self._instances
+        self._instances = max(1, int(count))
+        return self._instances
 
     async def keep(self, name: str) -> bool:
         """Hold ``name`` from now on: confirm it if this process has it, else try to take it.

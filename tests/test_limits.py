@@ -10,8 +10,12 @@ from __future__ import annotations
 import asyncio
 import random
 
+import pytest
+
 from bot.clock import VirtualPace
 from bot.delivery.limits import Lane, Limits, Window
+from bot.locks import Locks
+from tests.conftest import _postgres_test_url
 
 
 class Server:
@@ -137,3 +141,38 @@ def test_a_send_counts_until_a_window_after_its_answer() -> None:
     assert window.wait(11.75) == 0.75  # a second after that answer
     window.release(11.9)
     assert window.wait(12.5) == 0  # the first answer's second is over
+
+
+async def test_instances_share_the_global_rate() -> None:
+    pace = VirtualPace()
+    limits = Limits(30, pace=pace)
+    limits.share(2)  # two instances: 15 a second each, 30 together
+    server = Server(pace)
+    await asyncio.gather(*(server.send(limits, chat) for chat in range(1, 61)))
+    assert server.busiest(1.0) <= 15
+    limits.share(1)  # the other stopped: the whole rate again
+    assert limits.global_window.cap == 30
+
+
+@pytest.fixture
+def pg_url() -> str:
+    url, why = _postgres_test_url()
+    if url is None:
+        pytest.skip(why)
+    return url
+
+
+async def test_each_running_instance_holds_one_slot(pg_url: str) -> None:
+    """On PostgreSQL every instance holds a slot lock while it lives: their count shares the
+    rate; a stopped instance's slot goes with its session."""
+    first, second = Locks(pg_url), Locks(pg_url)
+    try:
+        assert await first.instances() == 1
+        assert await second.instances() == 2
+        assert await first.instances() == 2  # the same slot, counted again
+        await second.close()
+        assert await first.instances() == 1
+    finally:
+        await first.close()
+        await second.close()
+    assert await Locks("sqlite://x.sqlite3").instances() == 1

@@ -107,6 +107,7 @@ class Limits:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.pace = pace or RealPace()
+        self.full_rate = rate
         self.interval = 1.0 / rate
         self.global_window = Window(max(1, math.floor(rate)), 1.0)
         self.per_chat_interval = per_chat_interval
@@ -121,6 +122,17 @@ class Limits:
         self._gate: asyncio.Task[None] | None = None
         # One message at a time per chat, in order; the lane of the best one waiting.
         self._chat_locks: dict[int, tuple[asyncio.Lock, int, int]] = {}
+
+    def share(self, instances: int) -> None:
+        """``instances`` processes send to Telegram: this one takes its part of the global
+        rate (per-chat and group windows stay: one chat's or the group's messages come from
+        one instance, the one handling its updates or doing the staff side)."""
+        rate = self.full_rate / max(1, instances)
+        if abs(rate - 1.0 / self.interval) > 1e-9:
+            log.info("sending at %.1f messages/s: %d instance(s) share %.0f/s", rate,
+                     instances, self.full_rate)
+        self.interval = 1.0 / rate
+        self.global_window.cap = max(1, math.floor(rate))
 
     # ------------------------------------------------------------------ windows
 
