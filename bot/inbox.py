@@ -25,7 +25,7 @@ from typing import Any
 
 from telegram import Update
 from telegram.ext import Application, ApplicationHandlerStop, ContextTypes
-from tortoise.expressions import F
+from tortoise.expressions import F, Subquery
 from tortoise.functions import Min
 from tortoise.transactions import in_transaction
 
@@ -39,6 +39,7 @@ RETRY_AFTER = (timedelta(seconds=1), timedelta(seconds=5), timedelta(seconds=30)
 LEASE = timedelta(seconds=120)  # a handler waits at most ~30 s for Telegram, then gives up
 KEEP_DONE = timedelta(days=2)  # handled updates are kept this long (the message log keeps all)
 PURGE_EVERY = 600.0  # seconds between purges of old handled updates
+STOP_GRACE = 35.0  # seconds a stop lets updates in hand finish (a reply retries for 30 s)
 
 
 @dataclass
@@ -83,26 +84,21 @@ async def store(updates: list[dict[str, Any]], now: datetime) -> int:
 
 
 async def claim(now: datetime, *, limit: int) -> list[InboxUpdate]:
-    """Take up to ``limit`` updates that may be handled now: each the oldest unhandled one of
-    its chat, due, and not taken by another worker."""
+    """Take up to ``limit`` updates that may be handled now: each the first unhandled one of
+    its chat (by Telegram's ``update_id``), due, and not taken by another worker."""
     if limit <= 0:
         return []
+    firsts = Subquery(InboxUpdate.filter(status__in=(InboxStatus.PENDING, InboxStatus.HANDLING))
+                      .group_by("chat_key").annotate(first=Min("update_id")).values("first"))
     async with in_transaction():
-        firsts = await (InboxUpdate.filter(status__in=(InboxStatus.PENDING, InboxStatus.HANDLING))
-                        .annotate(first=Min("id")).group_by("chat_key")
-                        .values_list("first", flat=True))
-        if not firsts:
-            return []
-        rows = await (InboxUpdate.filter(id__in=list(firsts), status=InboxStatus.PENDING,
+        rows = await (InboxUpdate.filter(update_id__in=firsts, status=InboxStatus.PENDING,
                                          next_try_at__lte=now)
-                      .order_by("id").limit(limit).select_for_update(skip_locked=True))
+                      .order_by("update_id").limit(limit).select_for_update(skip_locked=True))
         if not rows:
             return []
-        ids = [row.id for row in rows]
-        await InboxUpdate.filter(id__in=ids).update(status=InboxStatus.HANDLING,
-                                                    lease_until=now + LEASE,
-                                                    attempts=F("attempts") + 1)
-    for row in rows:
+        await InboxUpdate.filter(id__in=[row.id for row in rows]).update(
+            status=InboxStatus.HANDLING, lease_until=now + LEASE, attempts=F("attempts") + 1)
+    for row in rows:  # ``attempts`` is this claim's token: a stale worker records nothing
         row.status, row.attempts = InboxStatus.HANDLING, row.attempts + 1
     return rows
 
@@ -183,33 +179,46 @@ class Inbox:
     def start(self, *, single_process: bool) -> None:
         self._task = asyncio.create_task(self._run(single_process))
 
-    async def stop(self) -> None:
-        """Stop claiming; let the updates in hand finish (a graceful stop loses nothing)."""
+    async def stop(self, *, grace: float = STOP_GRACE) -> None:
+        """Stop claiming; let the updates in hand finish for up to ``grace`` seconds (what is
+        cut short stays stored and is handled again: a stop loses nothing)."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # the worker had died: say so, and stop all the same
+                log.exception("the inbox worker had stopped with an error")
             self._task = None
         if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
+            _, late = await asyncio.wait(set(self._running), timeout=grace)
+            for task in late:
+                task.cancel()
+            if late:
+                log.warning("stopping: %d update(s) cut short, handled again at the next "
+                            "start", len(late))
+                await asyncio.wait(late)
 
     async def _run(self, single_process: bool) -> None:
         loop = asyncio.get_running_loop()
-        await reclaim(self.clock.now(), everything=single_process)
         purged_at = loop.time()
+        started = False
         while True:
             try:
+                if not started:
+                    await reclaim(self.clock.now(), everything=single_process)
+                    started = True
                 free = self.concurrency - len(self._running)
+                self._wake.clear()  # a wake from here on is seen below
                 rows = await claim(self.clock.now(), limit=free)
                 for row in rows:
                     task = asyncio.create_task(self.handle(row))
                     self._running.add(task)
                     task.add_done_callback(self._finished)
                 if rows and len(rows) == free:
-                    self._wake.clear()
                     await self._wake.wait()  # a slot frees
                 elif not rows:
-                    self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=1.0)
                 if loop.time() - purged_at > PURGE_EVERY:
@@ -235,6 +244,7 @@ class Inbox:
         """Run PTB's handlers on one stored update and record how it went."""
         attempt = _Attempt()
         token = _ATTEMPT.set(attempt)
+        heartbeat = asyncio.create_task(self._keep_lease(row))
         try:
             update = Update.de_json(row.payload, self.application.bot)
             with inline_statements():
@@ -243,17 +253,29 @@ class Inbox:
             attempt.error = exc
         finally:
             _ATTEMPT.reset(token)
+            heartbeat.cancel()
         try:
             await self._record(row, attempt.error)
         except Exception:  # the lease brings it back
             log.exception("inbox: could not record the outcome of update %s", row.update_id)
+
+    async def _keep_lease(self, row: InboxUpdate) -> None:
+        """While a handler runs (a reply may wait for Telegram), its claim stays its own."""
+        while True:
+            await asyncio.sleep(LEASE.total_seconds() / 4)
+            await self._mine(row).update(lease_until=self.clock.now() + LEASE)
+
+    @staticmethod
+    def _mine(row: InboxUpdate) -> Any:
+        """The row, if this worker's claim still holds it (``attempts`` is the claim)."""
+        return InboxUpdate.filter(id=row.id, status=InboxStatus.HANDLING, attempts=row.attempts)
 
     async def _record(self, row: InboxUpdate, error: BaseException | None) -> None:
         now = self.clock.now()
         with inline_statements():
             if error is None:
                 self.handled += 1
-                await InboxUpdate.filter(id=row.id).update(
+                await self._mine(row).update(
                     status=InboxStatus.DONE, handled_at=now, lease_until=None)
                 return
             self.failures += 1
@@ -261,14 +283,15 @@ class Inbox:
             if row.attempts <= len(RETRY_AFTER):
                 log.warning("inbox: update %s failed (attempt %d), trying again: %s",
                             row.update_id, row.attempts, type(error).__name__)
-                await InboxUpdate.filter(id=row.id).update(
+                await self._mine(row).update(
                     status=InboxStatus.PENDING, lease_until=None, last_error=why,
                     next_try_at=now + RETRY_AFTER[row.attempts - 1])
                 return
             log.error("inbox: update %s parked after %d attempts: %s", row.update_id,
                       row.attempts, type(error).__name__)
-            await InboxUpdate.filter(id=row.id).update(
-                status=InboxStatus.PARKED, lease_until=None, last_error=why, handled_at=now)
+            if not await self._mine(row).update(
+                    status=InboxStatus.PARKED, lease_until=None, last_error=why, handled_at=now):
+                return  # another worker has it now
         row.last_error = why
         if self.on_parked is not None:
             await self.on_parked(row)

@@ -184,7 +184,8 @@ class Locks:
                         break
             count = await self._query(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 "
-                "AND objid >= $2 AND objid < $3 AND objsubid = 2 AND granted",
+                "AND objid >= $2 AND objid < $3 AND objsubid = 2 AND granted AND database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())",
                 NAMESPACE, INSTANCE_SLOTS.start, INSTANCE_SLOTS.stop)
         except _FAILURES as exc:
             await self._drop_connection(exc)

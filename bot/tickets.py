@@ -442,10 +442,11 @@ async def _claim(ticket: Ticket, staff: Staff, now: datetime, services: Services
                                                       rules.calendar)
     ticket.state = TicketState.ANSWERED if ticket.first_answered_at else TicketState.CLAIMED
     _recompute_due(ticket, now)
-    await ticket.save(update_fields=["handler_id", "claimed_at", "handler_answer_due", "state",
-                                     "due_at", "due_kind", "updated_at"])
-    event = await _event(ticket, EventKind.CLAIMED, now, actor_id=staff.id,
-                         text=staff.name, reason=f"level {ticket.level}")
+    async with in_transaction():  # the change and the effects it owes, together
+        await ticket.save(update_fields=["handler_id", "claimed_at", "handler_answer_due",
+                                         "state", "due_at", "due_kind", "updated_at"])
+        event = await _event(ticket, EventKind.CLAIMED, now, actor_id=staff.id,
+                             text=staff.name, reason=f"level {ticket.level}")
     await _emit(services, ticket, event)
 
 
@@ -469,10 +470,11 @@ async def record_staff_answer(ticket: Ticket, staff: Staff, text: str, *, now: d
         ticket.state = TicketState.ANSWERED
     if ticket.handler_id is not None and ticket.state in ACTIVE_STATES:
         _recompute_due(ticket, now)
-    await ticket.save(update_fields=["first_answered_at", "state", "due_at", "due_kind",
-                                     "updated_at"])
-    event = await _event(ticket, EventKind.ANSWERED, now, actor_id=staff.id, text=text,
-                         reason="first answer" if first else "")
+    async with in_transaction():
+        await ticket.save(update_fields=["first_answered_at", "state", "due_at", "due_kind",
+                                         "updated_at"])
+        event = await _event(ticket, EventKind.ANSWERED, now, actor_id=staff.id, text=text,
+                             reason="first answer" if first else "")
     await _emit(services, ticket, event)
     return ticket
 
@@ -529,12 +531,13 @@ async def _move_up(ticket: Ticket, target: TicketLevel, *, now: datetime, servic
         ticket.state = TicketState.OPEN
     ticket.due_at = add_business_time(now, rules.level_answer, rules.calendar)
     ticket.due_kind = DueKind.LEVEL
-    await ticket.save(update_fields=["level", "major", "handler_id", "handler_answer_due",
-                                     "state", "reopen_count", "due_at", "due_kind",
-                                     "updated_at"])
-    event = await _event(ticket, kind, now, actor_id=actor_id,
-                         text=f"{before} -> {target}" + (" (major)" if major else ""),
-                         reason=reason)
+    async with in_transaction():
+        await ticket.save(update_fields=["level", "major", "handler_id", "handler_answer_due",
+                                         "state", "reopen_count", "due_at", "due_kind",
+                                         "updated_at"])
+        event = await _event(ticket, kind, now, actor_id=actor_id,
+                             text=f"{before} -> {target}" + (" (major)" if major else ""),
+                             reason=reason)
     log.info("ticket %s %s %s -> %s: %s", ticket.number, kind, before, target, reason)
     await _emit(services, ticket, event)
     return event
@@ -562,19 +565,20 @@ async def resolve(ticket_id: int, staff: Staff, *, resolution: str, improvement:
     ticket.resolution = resolution
     ticket.improvement = improvement
     ticket.due_at, ticket.due_kind = None, ""
-    await ticket.save(update_fields=["handler_id", "claimed_at", "state", "resolved_at",
-                                     "handler_answered_at", "resolution", "improvement",
-                                     "due_at", "due_kind", "updated_at"])
-    due = shift_out_of_quiet_hours(now + rules.followup_after, rules.tz, rules.quiet)
-    await write_touchpoints([TouchpointPlan(
-        customer_id=ticket.customer_id, vehicle_id=ticket.vehicle_id, kind=FOLLOWUP_KIND,
-        occasion_key=f"{ticket.number}:r{ticket.reopen_count}", due_at=due,
-        expires_at=due + timedelta(days=7), priority=SERVICE_PRIORITY,
-        payload={"ticket_id": ticket.id, "number": ticket.number, "category": ticket.category,
-                 "resolution": resolution[:500]},
-    )])
-    event = await _event(ticket, EventKind.RESOLVED, now, actor_id=staff.id, text=resolution,
-                         reason=f"improvement: {improvement}")
+    async with in_transaction():  # resolved, its rating asked, its effects owed: together
+        await ticket.save(update_fields=["handler_id", "claimed_at", "state", "resolved_at",
+                                         "handler_answered_at", "resolution", "improvement",
+                                         "due_at", "due_kind", "updated_at"])
+        due = shift_out_of_quiet_hours(now + rules.followup_after, rules.tz, rules.quiet)
+        await write_touchpoints([TouchpointPlan(
+            customer_id=ticket.customer_id, vehicle_id=ticket.vehicle_id, kind=FOLLOWUP_KIND,
+            occasion_key=f"{ticket.number}:r{ticket.reopen_count}", due_at=due,
+            expires_at=due + timedelta(days=7), priority=SERVICE_PRIORITY,
+            payload={"ticket_id": ticket.id, "number": ticket.number,
+                     "category": ticket.category, "resolution": resolution[:500]},
+        )])
+        event = await _event(ticket, EventKind.RESOLVED, now, actor_id=staff.id,
+                             text=resolution, reason=f"improvement: {improvement}")
     await _emit(services, ticket, event)
     return Outcome.DONE, ticket
 
@@ -607,9 +611,10 @@ async def handling_rated(ticket_id: int, score: int, *, now: datetime,
         return
     ticket.state = TicketState.CLOSED
     ticket.closed_at = now
-    await ticket.save(update_fields=["state", "closed_at", "updated_at"])
-    event = await _event(ticket, EventKind.CLOSED, now, text=str(score),
-                         reason=f"owner rated the handling {score}/10")
+    async with in_transaction():
+        await ticket.save(update_fields=["state", "closed_at", "updated_at"])
+        event = await _event(ticket, EventKind.CLOSED, now, text=str(score),
+                             reason=f"owner rated the handling {score}/10")
     await _emit(services, ticket, event)
 
 
@@ -637,9 +642,10 @@ async def check_deadlines(now: datetime, services: Services) -> list[TicketEvent
             if target is None:
                 ticket.due_at = add_business_time(now, rules.level_answer, rules.calendar)
                 ticket.due_kind = DueKind.LEVEL
-                await ticket.save(update_fields=["due_at", "due_kind", "updated_at"])
-                event = await _event(ticket, EventKind.BREACH, now, reason=reason,
-                                     text=str(ticket.level))
+                async with in_transaction():
+                    await ticket.save(update_fields=["due_at", "due_kind", "updated_at"])
+                    event = await _event(ticket, EventKind.BREACH, now, reason=reason,
+                                         text=str(ticket.level))
                 await _emit(services, ticket, event)
             else:
                 event = await _move_up(ticket, target, now=now, services=services,

@@ -88,6 +88,7 @@ class InlineConnection(aiosqlite.Connection):
         self._unflushed = False  # inline commits not yet fsynced
         self._flusher: asyncio.Task[None] | None = None
         self.flushes = 0  # how many fsyncs the flusher made (the tests read it)
+        self._fsync_failed = False  # then every commit is FULL again
 
     def _set_synchronous(self, level: str) -> None:
         """Between transactions only (SQLite refuses the change inside one)."""
@@ -98,7 +99,7 @@ class InlineConnection(aiosqlite.Connection):
 
     async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         if not (_INLINE.get() and self._running and self._connection is not None):
-            if self._synchronous == FULL or self._wal_path is None:
+            if self._synchronous == FULL or (self._wal_path is None and not self._fsync_failed):
                 return await super()._execute(fn, *args, **kwargs)
 
             def full_then(*a: Any, **k: Any) -> Any:
@@ -108,7 +109,9 @@ class InlineConnection(aiosqlite.Connection):
             return await super()._execute(full_then, *args, **kwargs)
         conn = self._conn
         if self._wal_path is not None:
-            self._set_synchronous(NORMAL)
+            self._set_synchronous(NORMAL)  # the flusher fsyncs the commit
+        elif self._fsync_failed:
+            self._set_synchronous(FULL)  # it could not: SQLite syncs every commit again
         result = fn(*args, **kwargs)
         if conn.total_changes != self._written:
             self._written = conn.total_changes
@@ -131,6 +134,7 @@ class InlineConnection(aiosqlite.Connection):
                 # The disk refused: say so loudly, and have SQLite sync every commit itself.
                 log.exception("fsync of %s failed; committing with synchronous=FULL", wal_path)
                 self._wal_path = None
+                self._fsync_failed = True
                 return
             self.flushes += 1
 

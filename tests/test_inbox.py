@@ -171,3 +171,23 @@ async def test_a_start_or_a_score_press_handled_twice_changes_nothing(senv: BotE
     assert await Score.filter(touchpoint_id=tp.id, superseded_at__isnull=True).count() == 1
     assert await Score.filter(touchpoint_id=tp.id).count() == 1
     assert await Ticket.all().count() == 0
+
+
+async def test_a_worker_whose_lease_ran_out_records_nothing(env: BotEnv) -> None:
+    """A handler slower than its lease: another worker took the update again; the first one's
+    outcome, arriving late, must not overwrite the second claim (nor unblock the chat)."""
+    from datetime import timedelta
+
+    env.emu.user(801).send_text("hello")
+    await env.carebot._fetch(wait=0)
+    now = env.clock.now()
+    first = (await inbox.claim(now, limit=5))[0]
+    later = now + inbox.LEASE + timedelta(seconds=1)
+    assert await inbox.reclaim(later) == 1  # its worker looks dead
+    second = (await inbox.claim(later, limit=5))[0]
+    assert second.id == first.id and second.attempts == first.attempts + 1
+    await env.carebot.inbox._record(first, None)  # the first worker finishes, late
+    row = await InboxUpdate.get(id=first.id)
+    assert (row.status, row.attempts) == (InboxStatus.HANDLING, second.attempts)
+    await env.carebot.inbox._record(second, None)
+    assert (await InboxUpdate.get(id=first.id)).status == InboxStatus.DONE

@@ -151,3 +151,26 @@ async def test_replies_overtake_a_running_campaign(env: BotEnv) -> None:
     # waiting); here: every reply arrived while the campaign ran, and nothing got a 429.
     assert before < replies[0]
     assert UID <= chats[-1] < UID + 600  # the campaign went on after the replies
+
+
+async def test_a_refusal_that_is_not_a_network_error_is_recorded_not_retried(
+        env: BotEnv) -> None:
+    owner = env.emu.user(4711)
+    env.emu.fail_next("sendMessage", error_code=409, count=5)  # e.g. Conflict
+    owner.send_text("/help")
+    await env.poll()
+    assert env.emu.stats["calls"]["sendMessage"] == 1  # tried once
+    failed = await FailedSend.get(chat_id=4711)
+    assert failed.lane == "reply" and "409" not in failed.method
+    assert owner.bot_texts() == []
+
+
+async def test_a_staff_group_that_refuses_the_bot_is_shown_to_a_person(env: BotEnv) -> None:
+    from bot.delivery.limits import Lane
+
+    env.emu.group(-100777, "客服中心")
+    env.emu.fail_next("sendMessage", error_code=403, description="Forbidden: bot was kicked")
+    sent = await env.carebot.sender.send_message(-100777, "通知", lane=Lane.STAFF)
+    assert sent is None
+    failed = await FailedSend.get(chat_id=-100777)
+    assert "403" in failed.error and failed.lane == "staff"

@@ -165,13 +165,21 @@ class Limits:
 
     # ------------------------------------------------------------------ sending
 
-    async def acquire(self, chat_id: int, lane: Lane = Lane.SERVICE) -> None:
-        """Wait until a message to ``chat_id`` may go; call :meth:`release` after it."""
+    async def acquire(self, chat_id: int, lane: Lane = Lane.SERVICE, *,
+                      deadline: float | None = None) -> None:
+        """Wait until a message to ``chat_id`` may go; call :meth:`release` after it.
+
+        ``deadline`` (pace time): raise :class:`TimeoutError` rather than wait past it for the
+        chat's window or a hold Telegram asked for."""
         await self._lock_chat(chat_id, lane)
         try:
             window = self.chat_window(chat_id)
             while (wait := window.wait(self.pace.monotonic())) > 0:
+                if deadline is not None and self.pace.monotonic() + wait > deadline:
+                    raise TimeoutError(f"chat {chat_id} is held for {wait:.0f}s more")
                 await self.pace.sleep(min(wait, 1.0))
+            if deadline is not None and self.global_window.hold_until > deadline:
+                raise TimeoutError("Telegram holds every send past the deadline")
             await self._admit(self._chat_lane(chat_id, lane), chat_id)
             window.take()
         except BaseException:
@@ -188,8 +196,9 @@ class Limits:
         self._unlock_chat(chat_id)
 
     @asynccontextmanager
-    async def sending(self, chat_id: int, lane: Lane = Lane.SERVICE) -> AsyncIterator[None]:
-        await self.acquire(chat_id, lane)
+    async def sending(self, chat_id: int, lane: Lane = Lane.SERVICE, *,
+                      deadline: float | None = None) -> AsyncIterator[None]:
+        await self.acquire(chat_id, lane, deadline=deadline)
         try:
             yield
         finally:
@@ -214,8 +223,9 @@ class Limits:
                 self.global_window.in_flight = max(0, self.global_window.in_flight - 1)
             raise
         finally:
-            if chat_id is not None and self._by_chat.get(chat_id) is waiter:
-                del self._by_chat[chat_id]
+            mine = self._by_chat.get(chat_id) if chat_id is not None else None
+            if chat_id is not None and mine is not None and mine.future is future:
+                del self._by_chat[chat_id]  # (a lifted copy shares the future)
 
     def _best(self) -> _Waiter | None:
         while self._heap and not (self._heap[0].live and not self._heap[0].future.done()):

@@ -6,13 +6,15 @@ call gets the same answer to trouble:
 
 - 429: wait ``retry_after`` (that chat only, unless 429s cluster) and try again;
 - a network error, a timeout or a 5xx: try again after 0.5 s, 1 s, 2 s ... ;
-- 403: the owner blocked the bot: they are marked unreachable, nothing is retried;
-- 400: Telegram's description is recorded, nothing is retried ("message is not modified"
-  is not a failure: the edit is already there).
+- 403: the owner blocked the bot: they are marked unreachable, nothing is retried (from
+  the staff group: recorded for a person);
+- 400, or any other refusal (a migrated chat, a bad token): recorded, not retried ("message
+  is not modified" is not a failure: the edit is already there).
 
-A call that may wait (a handler's reply, a staff-group post) is retried until its deadline
-(``CAREBOT_REPLY_DEADLINE``, 30 s); what still could not be sent is recorded as a failed
-send, which staff see on the console's Today page and in ``/metrics``: never only logged.
+A call that may wait is retried, and may wait for the limits, until its deadline: a reply
+the owner waits for ``CAREBOT_REPLY_DEADLINE`` (30 s), a staff post two minutes (the group's
+minute may be full). What still could not be sent is recorded as a failed send, which staff
+see on the console's Today page and in ``/metrics``: never only logged.
 The outbox's own rows do their retrying in the database instead (``retry=False``: the
 error comes back to the dispatcher, which reschedules the row).
 """
@@ -40,6 +42,7 @@ FailureRecorder = Callable[[Lane, "int | None", str, str], Awaitable[None]]
 UnreachableMarker = Callable[[int], Awaitable[None]]
 
 NOT_MODIFIED = "message is not modified"
+STAFF_DEADLINE = 120.0  # seconds: a staff post may wait for the group's 20 a minute
 
 
 def retry_seconds(exc: RetryAfter) -> float:
@@ -78,16 +81,25 @@ class Sender:
         ``counts``: a message, counted in the chat's and the global windows (edits, callback
         answers and topic changes are paced by retries only). ``retry=False``: one try, and
         the error is raised for the caller (the outbox) to handle."""
-        give_up_at = self.pace.monotonic() + (self.deadline if deadline is None else deadline)
+        if deadline is None:
+            deadline = self.deadline if lane is not Lane.STAFF else \
+                max(self.deadline, STAFF_DEADLINE)
+        give_up_at = self.pace.monotonic() + deadline
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await self._once(lane, chat_id, fn, counts)
+                return await self._once(lane, chat_id, fn, counts,
+                                        give_up_at if retry else None)
+            except TimeoutError:  # the limits would hold it past its deadline
+                await self._failed(lane, chat_id, method, "held by Telegram's limits past "
+                                   "its deadline")
+                return None
             except RetryAfter as exc:
                 wait = retry_seconds(exc)
                 self.stats["429"] += 1
-                self.limits.retry_after(chat_id, wait)
+                if chat_id is not None:
+                    self.limits.retry_after(chat_id, wait)
                 log.warning("%s to %s: 429, retry after %gs", method, chat_id, wait)
                 if not retry:
                     raise
@@ -98,12 +110,15 @@ class Sender:
                 if chat_id is None or not counts:
                     await self.pace.sleep(wait)
             except Forbidden as exc:
-                if chat_id is not None and chat_id > 0 and self.mark_unreachable is not None:
-                    await self.mark_unreachable(chat_id)
                 self.stats["forbidden"] += 1
+                if chat_id is not None and chat_id > 0 and self.mark_unreachable is not None:
+                    await self.mark_unreachable(chat_id)  # the owner blocked the bot
                 if not retry:
                     raise
-                log.info("%s to %s: forbidden (%s)", method, chat_id, exc)
+                if chat_id is not None and chat_id > 0:
+                    log.info("%s to %s: forbidden (%s)", method, chat_id, exc)
+                else:  # the staff group removed the bot, or a right is missing: a person
+                    await self._failed(lane, chat_id, method, f"403: {exc}")
                 return None
             except BadRequest as exc:
                 if NOT_MODIFIED in str(exc):
@@ -112,7 +127,7 @@ class Sender:
                     raise
                 await self._failed(lane, chat_id, method, f"400: {exc}")
                 return None
-            except (NetworkError, TelegramError) as exc:  # timeouts, 5xx, dropped connections
+            except NetworkError as exc:  # timeouts, 5xx, dropped connections
                 if not retry:
                     raise
                 backoff = min(0.5 * 2 ** (attempt - 1), 8.0)
@@ -123,13 +138,18 @@ class Sender:
                 log.warning("%s to %s: %s; trying again in %gs", method, chat_id,
                             type(exc).__name__, backoff)
                 await self.pace.sleep(backoff)
+            except TelegramError as exc:  # a migrated chat, a conflict, a bad token: a person
+                if not retry:
+                    raise
+                await self._failed(lane, chat_id, method, f"{type(exc).__name__}: {exc}")
+                return None
 
     async def _once(self, lane: Lane, chat_id: int | None, fn: Callable[[], Awaitable[T]],
-                    counts: bool) -> T:
+                    counts: bool, deadline: float | None) -> T:
         if chat_id is None or not counts:
             result = await fn()
         else:
-            async with self.limits.sending(chat_id, lane):
+            async with self.limits.sending(chat_id, lane, deadline=deadline):
                 result = await fn()
             self.stats[f"sent_{lane.name.lower()}"] += 1
         return result

@@ -352,6 +352,8 @@ class StaffSide:
             return False
         self._carrying.add(event.id)
         try:
+            if not await TicketEvent.filter(id=event.id, effects_done_at__isnull=True).exists():
+                return False  # done meanwhile (a sweep's older copy of the list)
             ticket = ticket or await Ticket.get(id=event.ticket_id)
             await self.react(ticket, event)
             await TicketEvent.filter(id=event.id, effects_done_at__isnull=True).update(
