@@ -1387,6 +1387,22 @@ async def bench_webhook(settings: Settings, *, updates: int, sample: int) -> lis
     ]
 
 
+# --------------------------------------------------------------------------- the rush
+
+RUSH_OWNERS = 1_000
+RUSH_HELPERS = 100
+
+
+async def bench_rush(settings: Settings, args: argparse.Namespace) -> list[Figure]:
+    """Replies while a campaign goes out at full rate (``bot.bench_rush``)."""
+    from bot.bench_rush import bench_rush as run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return list(await run(_Databases(Path(tmp)).fresh,
+                              owners=_size(RUSH_OWNERS, args.scale, 60),
+                              helpers=_size(RUSH_HELPERS, args.scale, 5)))
+
+
 # --------------------------------------------------------------------------- the command
 
 Bench = Callable[[Settings, argparse.Namespace], Awaitable[list[Figure]]]
@@ -1403,6 +1419,7 @@ BENCHMARKS: dict[str, Bench] = {
                                             sample=_size(CAMPAIGN_SAMPLE, a.scale, 10)),
     "webhook": lambda s, a: bench_webhook(s, updates=_size(WEBHOOK_UPDATES, a.scale, 50),
                                           sample=_size(WEBHOOK_SAMPLE, a.scale, 20)),
+    "rush": bench_rush,
 }
 
 

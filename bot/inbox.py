@@ -147,6 +147,7 @@ class Inbox:
         self.application = application
         self.clock = clock
         self.concurrency = concurrency
+        self._batch = max(1, concurrency // 4)  # places freed before claiming again when busy
         self.on_parked = on_parked
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
@@ -211,6 +212,11 @@ class Inbox:
                     started = True
                 free = self.concurrency - len(self._running)
                 self._wake.clear()  # a wake from here on is seen below
+                if self._running and free < self._batch:
+                    # busy: one claim for several freed places, not one claim each
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=0.02)
+                    continue
                 rows = await claim(self.clock.now(), limit=free)
                 for row in rows:
                     task = asyncio.create_task(self.handle(row))
