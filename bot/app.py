@@ -86,7 +86,7 @@ class CareBot:
         # Every update is stored before Telegram hears "got it", then handled from the inbox.
         self.inbox = inbox.Inbox(self.application, clock,
                                  concurrency=settings.update_concurrency,
-                                 on_parked=self._alert_parked)
+                                 on_parked=self._alert_parked, locks=self.locks)
         for feature in FEATURES:
             feature.register(self.application, self.services)
         self.application.add_error_handler(errors.report_error)
@@ -103,6 +103,7 @@ class CareBot:
     async def start(self, *, serve_web: bool = True, receive_updates: bool = True,
                     schedule: bool = True) -> None:
         await self.application.initialize()
+        await self._share_rate()  # takes this instance's slot before it claims anything
         if receive_updates:
             await self._set_commands()
             await self.application.start()
@@ -121,7 +122,6 @@ class CareBot:
             site = web.TCPSite(self._runner, self.settings.web_host, self.settings.web_port)
             await site.start()
             log.info("web on http://%s:%s", self.settings.web_host, self.settings.web_port)
-        await self._share_rate()
         if schedule:
             self.scheduler = AsyncIOScheduler(timezone=self.settings.tz)
             self.scheduler.add_job(self._share_rate, "interval", seconds=SHARE_EVERY,

@@ -7,9 +7,10 @@ at once, across every instance (a claim is a row lock on PostgreSQL, ``SKIP LOCK
 lease). A handler that raises is tried again after 1 s, 5 s and 30 s, then the update is
 *parked*: kept with its error, counted in ``/metrics``, listed by ``carebot inbox`` and the
 console's Today page, and tried again when a person says so. A process killed mid-update
-leaves it ``handling`` until its lease runs out (at once on SQLite, where one process works),
-and it is handled again: at most the updates in flight are handled twice, and the common
-handlers are idempotent.
+leaves it ``handling`` until an instance sees that the claiming instance's slot lock is
+gone (PostgreSQL: within seconds; SQLite, one process: at its next start) or its lease runs
+out, and it is handled again: at most the updates in flight are handled twice, and the
+common handlers are idempotent.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from typing import Any
 
 from telegram import Update
 from telegram.ext import Application, ApplicationHandlerStop, ContextTypes
-from tortoise.expressions import F, Subquery
+from tortoise.expressions import F, Q, Subquery
 from tortoise.functions import Min
 from tortoise.transactions import in_transaction
 
 from bot.clock import Clock
+from bot.locks import Locks
 from db.models import InboxStatus, InboxUpdate
 from db.sqlite import inline_statements, settle_default
 
@@ -39,6 +41,7 @@ RETRY_AFTER = (timedelta(seconds=1), timedelta(seconds=5), timedelta(seconds=30)
 LEASE = timedelta(seconds=120)  # a handler waits at most ~30 s for Telegram, then gives up
 KEEP_DONE = timedelta(days=2)  # handled updates are kept this long (the message log keeps all)
 PURGE_EVERY = 600.0  # seconds between purges of old handled updates
+RECLAIM_EVERY = 10.0  # seconds between looks for updates whose worker died
 STOP_GRACE = 35.0  # seconds a stop lets updates in hand finish (a reply retries for 30 s)
 
 
@@ -83,7 +86,7 @@ async def store(updates: list[dict[str, Any]], now: datetime) -> int:
     return len(rows)
 
 
-async def claim(now: datetime, *, limit: int) -> list[InboxUpdate]:
+async def claim(now: datetime, *, limit: int, slot: int = 0) -> list[InboxUpdate]:
     """Take up to ``limit`` updates that may be handled now: each the first unhandled one of
     its chat (by Telegram's ``update_id``), due, and not taken by another worker."""
     if limit <= 0:
@@ -97,16 +100,23 @@ async def claim(now: datetime, *, limit: int) -> list[InboxUpdate]:
         if not rows:
             return []
         await InboxUpdate.filter(id__in=[row.id for row in rows]).update(
-            status=InboxStatus.HANDLING, lease_until=now + LEASE, attempts=F("attempts") + 1)
+            status=InboxStatus.HANDLING, lease_until=now + LEASE, attempts=F("attempts") + 1,
+            claimed_by=slot)
     for row in rows:  # ``attempts`` is this claim's token: a stale worker records nothing
         row.status, row.attempts = InboxStatus.HANDLING, row.attempts + 1
     return rows
 
 
-async def reclaim(now: datetime, *, everything: bool = False) -> int:
-    """Updates whose worker died go back to the queue (``everything``: one process, at start)."""
+async def reclaim(now: datetime, *, everything: bool = False,
+                  live: set[int] | None = None) -> int:
+    """Updates whose worker died go back to the queue: their lease ran out, or the instance
+    that claimed them is gone (``live``: the slots of the instances alive, on PostgreSQL),
+    or (``everything``: one process, at start) all of them."""
     query = InboxUpdate.filter(status=InboxStatus.HANDLING)
-    if not everything:
+    if live is not None:
+        gone = Q(claimed_by__gt=0) & ~Q(claimed_by__in=sorted(live) or [-1])
+        query = query.filter(Q(lease_until__lt=now) | gone)
+    elif not everything:
         query = query.filter(lease_until__lt=now)
     return await query.update(status=InboxStatus.PENDING, lease_until=None,
                               last_error="its worker stopped (restart?)")
@@ -143,9 +153,11 @@ class Inbox:
     """Handles stored updates with PTB's handlers; see the module's docstring."""
 
     def __init__(self, application: Application, clock: Clock, *,  # type: ignore[type-arg]
-                 concurrency: int, on_parked: ParkedAlert | None = None) -> None:
+                 concurrency: int, on_parked: ParkedAlert | None = None,
+                 locks: Locks | None = None) -> None:
         self.application = application
         self.clock = clock
+        self.locks = locks  # PostgreSQL: which instance claimed what, and who is alive
         self.concurrency = concurrency
         self._batch = max(1, concurrency // 4)  # places freed before claiming again when busy
         self.on_parked = on_parked
@@ -168,7 +180,7 @@ class Inbox:
     async def drain(self) -> int:
         """Handle every update that may be handled now, to completion (tests, the sandbox)."""
         total = 0
-        while rows := await claim(self.clock.now(), limit=self.concurrency):
+        while rows := await claim(self.clock.now(), limit=self.concurrency, slot=self._slot):
             self._draining = len(rows)
             try:
                 await asyncio.gather(*(self.handle(row) for row in rows))
@@ -203,12 +215,12 @@ class Inbox:
 
     async def _run(self, single_process: bool) -> None:
         loop = asyncio.get_running_loop()
-        purged_at = loop.time()
+        purged_at = reclaimed_at = loop.time()
         started = False
         while True:
             try:
                 if not started:
-                    await reclaim(self.clock.now(), everything=single_process)
+                    await self._reclaim(everything=single_process)
                     started = True
                 free = self.concurrency - len(self._running)
                 self._wake.clear()  # a wake from here on is seen below
@@ -217,7 +229,7 @@ class Inbox:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=0.02)
                     continue
-                rows = await claim(self.clock.now(), limit=free)
+                rows = await claim(self.clock.now(), limit=free, slot=self._slot)
                 for row in rows:
                     task = asyncio.create_task(self.handle(row))
                     self._running.add(task)
@@ -227,6 +239,9 @@ class Inbox:
                 elif not rows:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                if loop.time() - reclaimed_at > RECLAIM_EVERY:
+                    reclaimed_at = loop.time()
+                    await self._reclaim()
                 if loop.time() - purged_at > PURGE_EVERY:
                     purged_at = loop.time()
                     await self._housekeeping()
@@ -240,9 +255,16 @@ class Inbox:
         self._running.discard(task)
         self._wake.set()
 
+    @property
+    def _slot(self) -> int:
+        return self.locks.slot if self.locks is not None else 0
+
+    async def _reclaim(self, *, everything: bool = False) -> int:
+        live = await self.locks.live_slots() if self.locks is not None else None
+        return await reclaim(self.clock.now(), everything=everything, live=live)
+
     async def _housekeeping(self) -> None:
         now = self.clock.now()
-        await reclaim(now)
         await InboxUpdate.filter(status=InboxStatus.DONE,
                                  handled_at__lt=now - KEEP_DONE).delete()
 

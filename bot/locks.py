@@ -193,6 +193,28 @@ class Locks:
         self._instances = max(1, int(count))
         return self._instances
 
+    @property
+    def slot(self) -> int:
+        """This instance's slot (0 until :meth:`instances` took one, and on SQLite)."""
+        held = [n for n in self._held if n.startswith("instance-slot-")]
+        return int(held[0].rsplit("-", 1)[1]) if held else 0
+
+    async def live_slots(self) -> set[int] | None:
+        """The slots of the instances alive now (their sessions hold them); None when that
+        cannot be known (SQLite: one process; or the query failed)."""
+        if not self.enabled:
+            return None
+        try:
+            rows = await self._query(
+                "SELECT array_agg(objid::int) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND classid = $1 AND objid >= $2 AND objid < $3 AND objsubid = 2 AND granted "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                NAMESPACE, INSTANCE_SLOTS.start, INSTANCE_SLOTS.stop)
+        except _FAILURES as exc:
+            await self._drop_connection(exc)
+            return None
+        return set(rows or [])
+
     async def keep(self, name: str) -> bool:
         """Hold ``name`` from now on: confirm it if this process has it, else try to take it.
 

@@ -651,6 +651,7 @@ class InboxUpdate(Model):
     attempts = fields.IntField(default=0)
     next_try_at = fields.DatetimeField()
     lease_until = fields.DatetimeField(null=True)
+    claimed_by = fields.IntField(default=0)  # the claiming instance's slot (0: SQLite)
     last_error = fields.TextField(default="")
     received_at = fields.DatetimeField()
     handled_at = fields.DatetimeField(null=True)

@@ -191,3 +191,21 @@ async def test_a_worker_whose_lease_ran_out_records_nothing(env: BotEnv) -> None
     assert (row.status, row.attempts) == (InboxStatus.HANDLING, second.attempts)
     await env.carebot.inbox._record(second, None)
     assert (await InboxUpdate.get(id=first.id)).status == InboxStatus.DONE
+
+
+async def test_updates_of_an_instance_that_died_go_back_at_once(db: str, clock) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL: rows claimed by an instance whose slot lock is gone are taken back without
+    waiting for their lease; rows of a live instance, or of one not yet counted, stay."""
+    update = {"message": {"message_id": 1, "date": 0, "text": "hi",
+                          "chat": {"id": 9, "type": "private"},
+                          "from": {"id": 9, "is_bot": False, "first_name": "A"}}}
+    await inbox.store([{**update, "update_id": n, "message": {**update["message"],
+                        "chat": {"id": n, "type": "private"}}} for n in (1, 2, 3)], clock.now())
+    now = clock.now()
+    for slot, expected in ((101, 1), (102, 1), (0, 1)):
+        claimed = await inbox.claim(now, limit=1, slot=slot)
+        assert len(claimed) == expected
+    assert await inbox.reclaim(now, live={102}) == 1  # 101 is gone; 0 waits for its lease
+    left = await InboxUpdate.filter(status=InboxStatus.HANDLING).order_by("update_id") \
+        .values_list("claimed_by", flat=True)
+    assert left == [102, 0]

@@ -170,9 +170,13 @@ async def test_each_running_instance_holds_one_slot(pg_url: str) -> None:
         assert await first.instances() == 1
         assert await second.instances() == 2
         assert await first.instances() == 2  # the same slot, counted again
+        assert first.slot != second.slot and await first.live_slots() == \
+            {first.slot, second.slot}
         await second.close()
         assert await first.instances() == 1
+        assert await first.live_slots() == {first.slot}  # the inbox takes back its updates
     finally:
         await first.close()
         await second.close()
     assert await Locks("sqlite://x.sqlite3").instances() == 1
+    assert await Locks("sqlite://x.sqlite3").live_slots() is None

@@ -41,6 +41,7 @@ class Migration(migrations.Migration):
                 ('attempts', fields.IntField(default=0)),
                 ('next_try_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('lease_until', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('claimed_by', fields.IntField(default=0)),
                 ('last_error', fields.TextField(default='', unique=False)),
                 ('received_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('handled_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
