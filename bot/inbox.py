@@ -108,13 +108,16 @@ async def claim(now: datetime, *, limit: int, slot: int = 0) -> list[InboxUpdate
 
 
 async def reclaim(now: datetime, *, everything: bool = False,
-                  live: set[int] | None = None) -> int:
+                  live: set[int] | None = None, starting_slot: int = 0) -> int:
     """Updates whose worker died go back to the queue: their lease ran out, or the instance
-    that claimed them is gone (``live``: the slots of the instances alive, on PostgreSQL),
+    that claimed them is gone (``live``: the slots of the instances alive, on PostgreSQL;
+    ``starting_slot``: this instance's slot as it starts, which a dead one may have held),
     or (``everything``: one process, at start) all of them."""
     query = InboxUpdate.filter(status=InboxStatus.HANDLING)
     if live is not None:
         gone = Q(claimed_by__gt=0) & ~Q(claimed_by__in=sorted(live) or [-1])
+        if starting_slot:
+            gone |= Q(claimed_by=starting_slot)
         query = query.filter(Q(lease_until__lt=now) | gone)
     elif not everything:
         query = query.filter(lease_until__lt=now)
@@ -220,7 +223,7 @@ class Inbox:
         while True:
             try:
                 if not started:
-                    await self._reclaim(everything=single_process)
+                    await self._reclaim(everything=single_process, starting=True)
                     started = True
                 free = self.concurrency - len(self._running)
                 self._wake.clear()  # a wake from here on is seen below
@@ -259,9 +262,10 @@ class Inbox:
     def _slot(self) -> int:
         return self.locks.slot if self.locks is not None else 0
 
-    async def _reclaim(self, *, everything: bool = False) -> int:
+    async def _reclaim(self, *, everything: bool = False, starting: bool = False) -> int:
         live = await self.locks.live_slots() if self.locks is not None else None
-        return await reclaim(self.clock.now(), everything=everything, live=live)
+        return await reclaim(self.clock.now(), everything=everything, live=live,
+                             starting_slot=self._slot if starting else 0)
 
     async def _housekeeping(self) -> None:
         now = self.clock.now()

@@ -209,3 +209,5 @@ async def test_updates_of_an_instance_that_died_go_back_at_once(db: str, clock) 
     left = await InboxUpdate.filter(status=InboxStatus.HANDLING).order_by("update_id") \
         .values_list("claimed_by", flat=True)
     assert left == [102, 0]
+    # a new instance starting in slot 102 (its holder died, the number was free again)
+    assert await inbox.reclaim(now, live={102}, starting_slot=102) == 1
