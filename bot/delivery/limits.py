@@ -245,7 +245,9 @@ class Limits:
             waiter = heapq.heappop(self._heap)
             waiter.live = False
             self.global_window.take()
-            self._next_global = now + self.interval
+            # Slots follow each other at the rate; a gate woken late keeps the lost time
+            # (the window still caps any second), but idle time earns no more than a slot.
+            self._next_global = max(self._next_global + self.interval, now - self.interval)
             waiter.future.set_result(None)
         self._gate = None
 
