@@ -120,9 +120,10 @@ async def test_150_owners_linking_within_a_second_all_hear_back_without_a_429(
 
 
 async def test_replies_overtake_a_running_campaign(env: BotEnv) -> None:
-    """A campaign is being sent at the full rate when 30 other owners type /help: each
-    reply goes out before the marketing messages still waiting (at most those already let go
-    pass it), and the campaign then finishes without a 429."""
+    """A campaign is being sent at the full rate when 30 other owners type /help: every reply
+    arrives while the campaign runs, the campaign finishes after them, and Telegram never
+    has to say 429 (replies and marketing share one paced budget). That replies overtake the
+    marketing waiting is shown where the queue is exact: tests/test_limits.py."""
     from tests.test_campaigns import UID, make_owners, new_campaign, start_campaign
 
     env.clock.set(env.clock.now().replace(hour=3))  # 11:00 in the dealership: not quiet
