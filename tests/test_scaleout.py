@@ -25,6 +25,7 @@ import signal
 import socket
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -402,6 +403,75 @@ async def test_two_instances_send_each_due_touchpoint_once(cluster: Cluster) -> 
     # Each instance paces only its own sends: a chat's replies from two instances can pass
     # Telegram's burst of 3; the sender then waits the 429's retry_after (the steps above).
     print(f"dialogue over {' → '.join(route)}: {cluster.emu.stats['429']} 429s")
+
+
+STAFF_GROUP = -1009000000123
+RELAYED = 30
+
+
+async def staff_sends(proc: Proc) -> int:
+    """What one instance posted in the staff lane, from its own /metrics."""
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"http://127.0.0.1:{proc.web_port}/metrics") as r:
+        text = await r.text()
+    m = re.search(r'^carebot_sends_total\{lane="staff"\} (\d+)', text, re.M)
+    assert m, text[:500]
+    return int(m.group(1))
+
+
+async def test_two_instances_one_staff_side_one_topic_one_relay(cluster: Cluster) -> None:
+    """Two instances, one staff group: an owner's complaint, then 30 messages, each update
+    posted to the other instance in turn. Only one instance posts to the staff group (the
+    staff side's lock): so the ticket gets one topic, each message is relayed exactly once,
+    and the group's 20 a minute hold."""
+    group = cluster.emu.group(STAFF_GROUP, "客服中心", is_forum=True)
+    staff_env = {"CAREBOT_STAFF_CHAT_ID": str(STAFF_GROUP)}
+    a = await cluster.start("a", **staff_env)
+    b = await cluster.start("b", **staff_env)
+    await cluster.running(a, b)
+    user_id = FIRST_CHAT + 1
+    await sql(
+        'INSERT INTO "customer" ("name", "phone", "link_token", "telegram_user_id", '
+        '"telegram_chat_id", "linked_at", "language", "advisor", "birthday_lunar", '
+        '"followups_refused", "marketing_consent", "marketing_consent_source", "created_at", '
+        "\"updated_at\") VALUES ('张伟', '+8613800138000', 'tok-staff', $1, $1, now(), "
+        "'zh_CN', '', false, false, false, '', now(), now())", user_id)
+    owner = cluster.emu.user(user_id, "张伟")
+
+    async def step(action: Callable[[], Any], replies: int) -> None:
+        action()
+        await owner.wait_for_bot_messages(replies, timeout=DEADLINE)
+
+    await step(lambda: owner.send_text("/complain"), 1)
+    await step(lambda: owner.press("维修质量"), 2)
+    await step(lambda: owner.send_text("刹车有异响"), 3)
+    await step(lambda: owner.press("✅ 提交"), 4)
+    number = str(await scalar("SELECT number AS n FROM ticket"))
+    routed_before = len(cluster.balancer.routed)
+    texts = [f"补充说明第{n}条" for n in range(1, RELAYED + 1)]
+    for text in texts:
+        owner.send_text(text)
+
+    def relayed() -> Counter[str]:
+        said = "\n".join(str(m.get("text") or m.get("caption") or "")
+                         for m in group.messages())
+        return Counter({t: said.count(t) for t in texts})
+
+    async def all_relayed() -> bool:
+        return all(relayed().values())
+
+    await until(all_relayed, "every owner message relayed to the staff group", alive=[a, b])
+    route = cluster.balancer.routed[routed_before:]
+    assert {"a", "b"} <= set(route), route  # the owner's updates reached both instances
+    posted = {p.name: await staff_sends(p) for p in (a, b)}
+    assert sorted(n > 0 for n in posted.values()) == [False, True], posted
+    assert len([t for t in group.topics.values() if number in t["name"]]) == 1
+    assert set(relayed().values()) == {1}, "each message relayed exactly once"
+    times = sorted(cluster.emu.send_times.get(STAFF_GROUP, []))
+    busiest = max(sum(1 for u in times if t - 60 < u <= t) for t in times)
+    assert busiest <= 20, f"{busiest} messages to the group within a minute"
+    print(f"\n{RELAYED} owner messages over both instances; staff posts by instance: "
+          f"{posted}; one topic, each relayed once, at most {busiest} in a minute")
 
 
 async def test_sigkill_of_the_sending_instance_the_other_finishes(cluster: Cluster) -> None:
