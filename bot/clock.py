@@ -88,5 +88,10 @@ class VirtualPace:
         return self._now
 
     async def sleep(self, seconds: float) -> None:
-        self._now += max(0.0, seconds)
+        self.advance(seconds)
         await asyncio.sleep(0)
+
+    def advance(self, seconds: float) -> float:
+        """Move pacing time forward (a test saying "this much later"); the new time."""
+        self._now += max(0.0, seconds)
+        return self._now

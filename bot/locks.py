@@ -182,15 +182,13 @@ class Locks:
                                          NAMESPACE, objid):
                         self._held.add(f"instance-slot-{objid}")
                         break
-            count = await self._query(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 "
-                "AND objid >= $2 AND objid < $3 AND objsubid = 2 AND granted AND database = "
-                "(SELECT oid FROM pg_database WHERE datname = current_database())",
-                NAMESPACE, INSTANCE_SLOTS.start, INSTANCE_SLOTS.stop)
         except _FAILURES as exc:
             await self._drop_connection(exc)
             return self._instances
-        self._instances = max(1, int(count))
+        live = await self.live_slots()
+        if live is None:
+            return self._instances
+        self._instances = max(1, len(live))
         return self._instances
 
     @property

@@ -88,7 +88,7 @@ async def test_replies_go_before_the_marketing_already_waiting() -> None:
     server = Server(pace)
     marketing = [asyncio.create_task(server.send(limits, 1000 + n, Lane.MARKETING))
                  for n in range(40)]
-    await pace.sleep(0.5)
+    pace.advance(0.5)
     for _ in range(5):
         await asyncio.sleep(0)
     replies = [asyncio.create_task(server.send(limits, 10 + n, Lane.REPLY)) for n in range(5)]
