@@ -28,6 +28,7 @@ from statistics import median
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from bot.campaigns.journeys import SERVICE_PRIORITY, TouchpointPlan, write_touchpoints
@@ -451,14 +452,16 @@ async def _claim(ticket: Ticket, staff: Staff, now: datetime, services: Services
 
 
 async def record_staff_answer(ticket: Ticket, staff: Staff, text: str, *, now: datetime,
-                              services: Services, photo_file_id: str = "") -> Ticket:
-    """A staff message reached the owner: the first answer, and each reply, are recorded.
+                              services: Services, photo_file_id: str = "",
+                              source: str | None = None) -> Ticket:
+    """A staff answer: recorded with the event it makes in one transaction, and owed to the
+    owner until Telegram took it (the staff side sends it, retried, never dropped).
 
-    Someone answering a ticket nobody claimed takes it (when their role allows).
+    Someone answering a ticket nobody claimed takes it (when their role allows). ``source``
+    names the staff chat's message: its update handled twice answers the owner once.
     """
-    await TicketMessage.create(ticket_id=ticket.id, direction="out", staff_id=staff.id,
-                               text=text, photo_file_id=photo_file_id, created_at=now,
-                               relayed_at=now)
+    if source is not None and await TicketMessage.filter(source=source).exists():
+        return ticket
     if ticket.handler_id is None and can_act(staff.role, ticket.level) \
             and ticket.state in ACTIVE_STATES:
         await _claim(ticket, staff, now, services)
@@ -470,11 +473,17 @@ async def record_staff_answer(ticket: Ticket, staff: Staff, text: str, *, now: d
         ticket.state = TicketState.ANSWERED
     if ticket.handler_id is not None and ticket.state in ACTIVE_STATES:
         _recompute_due(ticket, now)
-    async with in_transaction():
-        await ticket.save(update_fields=["first_answered_at", "state", "due_at", "due_kind",
-                                         "updated_at"])
-        event = await _event(ticket, EventKind.ANSWERED, now, actor_id=staff.id, text=text,
-                             reason="first answer" if first else "")
+    try:
+        async with in_transaction():
+            await TicketMessage.create(ticket_id=ticket.id, direction="out", staff_id=staff.id,
+                                       text=text, photo_file_id=photo_file_id, created_at=now,
+                                       next_try_at=now, source=source)
+            await ticket.save(update_fields=["first_answered_at", "state", "due_at",
+                                             "due_kind", "updated_at"])
+            event = await _event(ticket, EventKind.ANSWERED, now, actor_id=staff.id,
+                                 text=text, reason="first answer" if first else "")
+    except IntegrityError:  # the same staff message, recorded meanwhile by another worker
+        return await Ticket.get(id=ticket.id)
     await _emit(services, ticket, event)
     return ticket
 
@@ -487,10 +496,20 @@ async def add_note(ticket: Ticket, staff: Staff, text: str, *, now: datetime) ->
 
 
 async def record_owner_message(ticket: Ticket, *, text: str, now: datetime,
-                               photo_file_id: str = "") -> TicketMessage:
-    """An owner message for the staff topic, queued until relayed (nothing is lost)."""
-    return await TicketMessage.create(ticket_id=ticket.id, direction="in", text=text,
-                                      photo_file_id=photo_file_id, created_at=now)
+                               photo_file_id: str = "",
+                               source: str | None = None) -> TicketMessage:
+    """An owner message for the staff topic, queued until relayed (nothing is lost);
+    ``source`` (the owner's Telegram message) records it once however often it is handled."""
+    if source is not None:
+        existing = await TicketMessage.get_or_none(source=source)
+        if existing is not None:
+            return existing
+    try:
+        return await TicketMessage.create(ticket_id=ticket.id, direction="in", text=text,
+                                          photo_file_id=photo_file_id, created_at=now,
+                                          source=source)
+    except IntegrityError:  # recorded meanwhile by another worker
+        return await TicketMessage.get(source=source)
 
 
 async def escalate(ticket_id: int, *, now: datetime, services: Services,

@@ -380,6 +380,14 @@ class TicketMessage(Model):
     photo_file_id = fields.CharField(max_length=200, default="")
     created_at = fields.DatetimeField()
     relayed_at = fields.DatetimeField(null=True)
+    #: the Telegram message it came from (``chat:message``), so an update handled twice
+    #: after a crash records (and relays) it once; None for the console and the CLI
+    source = fields.CharField(max_length=64, null=True, unique=True)
+    #: a staff answer owed to the owner: tries so far, when to try next, when given up
+    attempts = fields.IntField(default=0)
+    next_try_at = fields.DatetimeField(null=True)
+    failed_at = fields.DatetimeField(null=True)
+    last_error = fields.CharField(max_length=200, default="")
 
     class Meta:
         table = "ticket_message"

@@ -264,6 +264,29 @@ async def test_answering_an_unclaimed_ticket_claims_it_first_like_the_staff_chat
     assert kinds == ["opened", "claimed", "answered"]
 
 
+async def test_an_answer_telegram_refuses_is_saved_said_and_sent_later(site: Site) -> None:
+    from bot.handlers import staff as staff_side
+
+    customer, driver = await owner(site, 1)
+    ticket = await complaint(site, customer)
+    await add_staff("wang", "agent", name="王客服")
+    http = await signed_in(site.base, "wang")
+    async with http:
+        token = await csrf(http, f"{site.base}/tickets/{ticket.id}")
+        await post(http, f"{site.base}/tickets/{ticket.id}/claim", {}, token)
+        site.emu.fail_next("sendMessage", error_code=409, description="Conflict")
+        status, where, body = await post(http, f"{site.base}/tickets/{ticket.id}/answer",
+                                         {"text": "稍后给您回电"}, token)
+        assert (status, where) == (303, f"/tickets/{ticket.id}?done=queued")
+        assert "has not taken it yet" in body and 'data-status="owed"' in body
+        assert not driver.bot_texts()[-1].startswith("稍后给您回电")
+        site.clock.advance(minutes=1)
+        await staff_side.relay_tick(site.services)
+        assert driver.bot_texts()[-1].startswith("稍后给您回电")
+        async with http.get(f"{site.base}/tickets/{ticket.id}") as r:
+            assert 'data-status="owed"' not in await r.text()
+
+
 async def test_an_unlinked_owner_is_not_answered_and_the_page_says_call(site: Site) -> None:
     customer, _ = await owner(site, 1, linked=False)
     ticket = await complaint(site, customer)

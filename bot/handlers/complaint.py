@@ -214,7 +214,8 @@ async def relay_route(update: Update, context: ContextTypes.DEFAULT_TYPE,
     if not text and not photo:
         return False
     await tickets.record_owner_message(ticket, text=text, now=svc.clock.now(),
-                                       photo_file_id=photo)
+                                       photo_file_id=photo,
+                                       source=f"{msg.chat_id}:{msg.message_id}")
     await side_of(svc).flush(immediate=True)
     return True
 

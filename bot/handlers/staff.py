@@ -47,7 +47,7 @@ from bot.delivery import notices
 from bot.delivery.dispatcher import dealer_context
 from bot.delivery.limits import Lane
 from bot.delivery.sender import Sender
-from bot.handlers import buttons
+from bot.handlers import answers, buttons
 from bot.services import Services, services_of
 from bot.texts import DEFAULT_LANGUAGE
 from bot.tickets import EventKind, Outcome
@@ -165,10 +165,10 @@ class StaffSide:
             return False
         if await self.send(ticket, text, as_html=as_html) is not None:
             return True
-        await self._undelivered(ticket, "staff chat", text)
+        await self.undelivered(ticket, "staff chat", text)
         return False
 
-    async def _undelivered(self, ticket: Ticket, where: str, text: str) -> None:
+    async def undelivered(self, ticket: Ticket, where: str, text: str) -> None:
         log.warning("ticket %s: notice not delivered to the %s", ticket.number, where)
         try:
             now = self.svc.clock.now()
@@ -388,6 +388,8 @@ class StaffSide:
             ticket = await self.publish(ticket)
         else:
             await self.refresh_card(ticket)
+        if kind == EventKind.ANSWERED:
+            await answers.deliver_owed(self, ticket_id=ticket.id)
         esc = html.escape
         if kind == EventKind.CLAIMED:
             handler = await Staff.get_or_none(id=ticket.handler_id) if ticket.handler_id else None
@@ -463,16 +465,25 @@ class StaffSide:
             )
             if len(text) <= tickets.MESSAGE_LIMIT:
                 break
-        return await self._to_owner(customer, text, kind=key, parse_mode=ParseMode.HTML,
-                                    ticket=ticket)
+        now = self.svc.clock.now()
+        sent = await self.to_owner(customer, text, parse_mode=ParseMode.HTML)
+        if sent is None:  # blocked (the sender marked them unreachable), or a failed send
+            log.error("owner %s: ticket %s notice %s not sent", customer.id, ticket.number, key)
+            if not await _unreachable(customer.id):
+                await self.undelivered(ticket, "owner", text)
+            return False
+        await owners.log_message(direction=Direction.OUT, chat_id=customer.telegram_chat_id,
+                                 text=text, now=now, kind=key, customer_id=customer.id,
+                                 telegram_message_id=sent)
+        return True
 
-    async def _to_owner(self, customer: Customer, text: str, *, kind: str,
-                        parse_mode: str | None = None, photo: str = "",
-                        ticket: Ticket | None = None) -> bool:
+    async def to_owner(self, customer: Customer, text: str, *, parse_mode: str | None = None,
+                       photo: str = "") -> int | None:
+        """Send to the owner (the reply lane: they are waiting); Telegram's message id, or
+        None when the sender could not (it retried, then recorded why)."""
         chat_id = customer.telegram_chat_id
         if chat_id is None or customer.unreachable_at is not None:
-            return False
-        now = self.svc.clock.now()
+            return None
         if photo:
             msg = await self.sender.send_photo(chat_id, photo,
                                                caption=_cut(text, 1024, parse_mode) or None,
@@ -480,24 +491,7 @@ class StaffSide:
         else:
             msg = await self.sender.send_message(chat_id, _cut(text, 4096, parse_mode),
                                                  parse_mode=parse_mode)
-        if msg is None:  # blocked (the sender marked them unreachable), or recorded as failed
-            log.error("owner %s: ticket message not sent", customer.id)
-            if ticket is not None and not await _unreachable(customer.id):
-                await self._undelivered(ticket, "owner", text)  # (a staff reply: its sender)
-            return False
-        await owners.log_message(direction=Direction.OUT, chat_id=chat_id, text=text, now=now,
-                                 kind=kind, customer_id=customer.id,
-                                 telegram_message_id=msg.message_id)
-        return True
-
-    async def send_to_owner(self, ticket: Ticket, staff: Staff, text: str,
-                            photo: str = "") -> bool:
-        """A staff message to the owner: plain text (nothing to inject), signed by name."""
-        customer = await Customer.get(id=ticket.customer_id)
-        signature = self.svc.scripts.label("tk_staff_signature", customer.language,
-                                           staff=staff.name, dealer=self.svc.settings.dealer_name)
-        signed = f"{text}\n\n{signature}" if text else signature
-        return await self._to_owner(customer, signed, kind="ticket", photo=photo)
+        return msg.message_id if msg is not None else None
 
     # ------------------------------------------------------------ relay owner -> staff
 
@@ -727,17 +721,15 @@ async def on_staff_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     photo = msg.photo[-1].file_id if msg.photo else ""
     if not text and not photo:
         return
-    if ticket.handler_id is None and ticket.state in tickets.ACTIVE_STATES \
-            and tickets.can_act(staff.role, ticket.level):
-        # answering an unclaimed ticket takes it: the owner hears who handles it first
-        _, claimed = await tickets.claim(ticket.id, staff, now=svc.clock.now(), services=svc)
-        ticket = claimed or ticket
-    if await side.send_to_owner(ticket, staff, text, photo):
-        await tickets.record_staff_answer(ticket, staff, text, now=svc.clock.now(), services=svc,
-                                          photo_file_id=photo)
-    else:
-        customer = await Customer.get(id=ticket.customer_id)
+    customer = await Customer.get(id=ticket.customer_id)
+    if customer.telegram_chat_id is None or customer.unreachable_at is not None:
         await side.send(ticket, side.label("tk_owner_unreachable", phone=customer.phone))
+        return
+    # recorded, then owed to the owner until Telegram takes it (the answer's effect sends
+    # it); answering an unclaimed ticket takes it, so the owner hears who handles it first
+    await tickets.record_staff_answer(ticket, staff, text, now=svc.clock.now(), services=svc,
+                                      photo_file_id=photo,
+                                      source=f"{msg.chat_id}:{msg.message_id}")
 
 
 async def note_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -812,6 +804,7 @@ async def relay_tick(services: Services) -> None:
         await side.carry_out_owed()
         await side.publish_pending()
         await side.flush()
+        await answers.deliver_owed(side)
         await notices.send_owed(services.sender, services.clock.now())
     except Exception:  # a failed tick must not kill the scheduler
         log.exception("staff side tick failed; the next tick retries")

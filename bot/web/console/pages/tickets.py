@@ -27,6 +27,7 @@ from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from bot import tickets
+from bot.handlers import answers
 from bot.handlers.staff import StaffSide
 from bot.tickets import Outcome
 from bot.web.console import access, console_of, forbidden, render, requires, staff_of
@@ -59,6 +60,7 @@ FORBIDDEN = "forbidden"
 # After an action: ?done=<key> shows its notice on the ticket (or the list).
 DONE = {"claim": "claimed", "answer": "answered", "note": "noted", "escalate": "escalated",
         "major": "major", "resolve": "resolved"}
+QUEUED = "queued"  # an answer Telegram has not taken yet: carebot keeps trying
 OUTCOME_KEYS = {
     Outcome.NOT_ACTIVE: "tickets.refused.not_active",
     Outcome.ALREADY: "tickets.refused.already",
@@ -246,7 +248,7 @@ async def ticket_list(request: web.Request) -> web.Response:
         request, "tickets.html", filters=filters, rows=rows, total=total, pages=pages,
         assignees=await ticket_staff(), categories=tickets.CATEGORIES,
         levels=[lv.value for lv in tickets.LEVELS], states=[s.value for s in TicketState],
-        done=done if done in DONE.values() else "",
+        done=done if done in DONE.values() or done == QUEUED else "",
         done_number=number if NUMBER.match(number) else "",
     )
 
@@ -347,7 +349,7 @@ async def _show(request: web.Request, staff: Staff, ticket: Ticket, *, status: i
         customer=data.customer, texts=texts,
         events=[_event_row(e, texts, t) for e in data.events],
         state=deadline_state(data.ticket.due_at, now),
-        done=done if done in DONE.values() else "",
+        done=done if done in DONE.values() or done == QUEUED else "",
         error_key=error_key, error_args=error_args or {}, form=form or {},
         next_level=tickets.next_level(data.ticket.level),
         followup_days=f"{console.services.settings.ticket_followup_days:g}",
@@ -416,14 +418,16 @@ async def _answer(request: web.Request, staff: Staff, ticket: Ticket,
         log.info("ticket %s: the same answer from %s again within a minute: not resent",
                  ticket.number, staff.login)
         return Outcome.DONE
-    if ticket.handler_id is None and ticket.state in tickets.ACTIVE_STATES \
-            and tickets.can_act(staff.role, ticket.level):
-        _, claimed = await tickets.claim(ticket.id, staff, now=now, services=svc)
-        ticket = claimed or ticket
-    if not await side.send_to_owner(ticket, staff, text):
-        raise Refused("tickets.refused.unreachable", phone=customer.phone)
-    await tickets.record_staff_answer(ticket, staff, text, now=svc.clock.now(), services=svc)
+    # recorded, then owed to the owner until Telegram takes it (sent now when it may); an
+    # unclaimed ticket is taken first, so the owner hears who handles it
+    await tickets.record_staff_answer(ticket, staff, text, now=now, services=svc)
     return Outcome.DONE
+
+
+async def _answer_owed(ticket: Ticket, staff: Staff) -> bool:
+    """This person's answer is recorded but Telegram has not taken it yet."""
+    return await TicketMessage.filter(answers.owed(), ticket_id=ticket.id,
+                                      staff_id=staff.id).exists()
 
 
 async def _perform(request: web.Request, action: str, staff: Staff, ticket: Ticket,
@@ -489,7 +493,10 @@ async def ticket_action(request: web.Request) -> web.StreamResponse:
     if scope is not None and not await Ticket.filter(scope, id=ticket.id).exists():
         # escalated out of this person's reach: back to their list, saying what happened
         raise web.HTTPSeeOther(f"/tickets?{urlencode({'done': DONE[action], 'n': ticket.number})}")
-    raise web.HTTPSeeOther(f"/tickets/{ticket.id}?done={DONE[action]}")
+    done = DONE[action]
+    if action == "answer" and await _answer_owed(ticket, staff):
+        done = QUEUED
+    raise web.HTTPSeeOther(f"/tickets/{ticket.id}?done={done}")
 
 
 @requires(access.TICKETS)
