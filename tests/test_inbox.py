@@ -11,6 +11,7 @@ from bot import cli_inbox, inbox
 from bot.app import create_app
 from db.models import InboxStatus, InboxUpdate, MessageLog
 from tests.conftest import BotEnv
+from tests.test_complaints import tenv  # noqa: F401 (a fixture)
 from tests.test_survey import senv  # noqa: F401 (a fixture)
 
 
@@ -211,3 +212,31 @@ async def test_updates_of_an_instance_that_died_go_back_at_once(db: str, clock) 
     assert left == [102, 0]
     # a new instance starting in slot 102 (its holder died, the number was free again)
     assert await inbox.reclaim(now, live={102}, starting_slot=102) == 1
+
+
+async def test_staff_are_told_of_a_parked_update_even_when_the_group_refuses_at_first(
+        tenv: BotEnv) -> None:  # noqa: F811 (the fixture)
+    from bot.handlers import staff as staff_side
+    from db.models import Notice, NoticeStatus
+    from tests.test_complaints import group
+
+    add_flaky(tenv, times=4)
+    tenv.emu.user(505).send_text("boom forever")
+    await tenv.poll()
+    for wait in (1, 5):
+        tenv.clock.advance(seconds=wait)
+        await tenv.poll()
+    tenv.emu.fail_next("sendMessage", error_code=409, description="Conflict")
+    tenv.clock.advance(seconds=30)
+    await tenv.poll()  # parked now; the alert is refused once
+    row = await InboxUpdate.get(chat_key=505)
+    notice = await Notice.get(key__startswith=f"parked:{row.update_id}:")
+    assert (row.status, notice.status, notice.attempts) == \
+        (InboxStatus.PARKED, NoticeStatus.PENDING, 1)
+    assert not any(str(row.update_id) in t for t in group(tenv).bot_texts())
+    tenv.clock.advance(minutes=1)
+    await staff_side.relay_tick(tenv.carebot.services)
+    alert = [t for t in group(tenv).bot_texts() if str(row.update_id) in t]
+    assert len(alert) == 1 and f"carebot inbox retry {row.id}" in alert[0]
+    assert "boom" not in alert[0]  # ids, not what the owner wrote
+    assert (await Notice.get(id=notice.id)).status == NoticeStatus.SENT

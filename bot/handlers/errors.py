@@ -1,15 +1,22 @@
-"""One error handler: log with the traceback, then tell staff if a staff chat is set."""
+"""What goes wrong is told to staff as a notice (a row, sent once, retried), not only logged.
+
+An update handled from the inbox that keeps failing is parked and told once
+(:func:`report_parked`); any other error (an update outside the inbox, a handler error PTB
+reports) is told by :func:`report_error`, once per kind of error per hour so a broken
+dependency does not flood the group. The text names ids and the error's type, never what
+an owner wrote.
+"""
 
 from __future__ import annotations
 
-import html
 import logging
 
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot.delivery.limits import Lane
+from bot.delivery import notices
 from bot.services import Services, services_of
+from bot.texts import DEFAULT_LANGUAGE
 from db.models import InboxUpdate
 
 log = logging.getLogger(__name__)
@@ -18,28 +25,28 @@ log = logging.getLogger(__name__)
 async def report_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     log.error("error while handling an update", exc_info=context.error)
     svc = services_of(context)
-    if svc.settings.staff_chat_id is None:
+    chat = svc.settings.staff_chat_id
+    if chat is None:
         return
     where = ""
     if isinstance(update, Update) and update.effective_user:
-        where = f" (from Telegram user {update.effective_user.id})"
-    text = (f"⚠️ carebot hit an error{where}: "
-            f"<code>{html.escape(type(context.error).__name__)}: "
-            f"{html.escape(str(context.error))[:500]}</code>")
-    if await svc.sender.send_message(svc.settings.staff_chat_id, text, lane=Lane.STAFF,
-                                     parse_mode="HTML") is None:
-        log.warning("could not alert the staff chat about the error")
+        where = svc.scripts.label("ops_error_where", DEFAULT_LANGUAGE,
+                                  user=update.effective_user.id)
+    kind = type(context.error).__name__
+    text = svc.scripts.label("ops_error_alert", DEFAULT_LANGUAGE, where=where, error=kind)
+    hour = svc.clock.now().strftime("%Y%m%d%H")
+    await notices.tell(svc, f"error:{kind}:{hour}", [chat], text)
 
 
 async def report_parked(svc: Services, row: InboxUpdate) -> None:
-    """Once per parked update: staff learn that an owner's message is waiting for a person."""
-    if svc.settings.staff_chat_id is None:
+    """Once per parked update (and once more if it is parked again after a retry by hand):
+    staff learn that an owner's message is waiting for a person."""
+    chat = svc.settings.staff_chat_id
+    if chat is None:
         return
-    error = row.last_error.partition(":")[0]
-    text = (f"⚠️ carebot could not handle update {row.update_id} ({html.escape(row.kind)}) "
-            f"from chat {row.chat_key} after {row.attempts} attempts "
-            f"(<code>{html.escape(error)}</code>). It is kept: "
-            f"<code>carebot inbox show {row.id}</code>, then "
-            f"<code>carebot inbox retry {row.id}</code>.")
-    await svc.sender.send_message(svc.settings.staff_chat_id, text, lane=Lane.STAFF,
-                                  parse_mode="HTML")
+    text = svc.scripts.label(
+        "ops_parked_alert", DEFAULT_LANGUAGE, update=row.update_id, kind=row.kind,
+        chat=row.chat_key, attempts=row.attempts, error=row.last_error.partition(":")[0],
+        row=row.id)
+    parked_at = svc.clock.now().strftime("%Y%m%d%H%M%S")
+    await notices.tell(svc, f"parked:{row.update_id}:{parked_at}", [chat], text)
