@@ -21,7 +21,7 @@ from bot.delivery.dispatcher import Dispatcher, DispatchReport
 from bot.delivery.failures import Failures
 from bot.delivery.limits import Limits
 from bot.delivery.sender import Sender
-from bot.handlers import complaint, errors, marketing, owner, staff, survey
+from bot.handlers import complaint, errors, marketing, owner, staff, survey, thread_chat
 from bot.services import SERVICES_KEY, Services
 from bot.telegram_http import AiohttpRequest
 from bot.texts import Scripts
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 # Feature modules, each with ``register(application, services)`` (handlers, composers,
 # text routes) and optionally ``schedule(scheduler, services)`` (APScheduler ticks).
-FEATURES: list[Any] = [owner, survey, staff, complaint, marketing, touchpoints]
+FEATURES: list[Any] = [owner, survey, staff, complaint, marketing, touchpoints, thread_chat]
 
 COMMANDS = [
     ("start", "绑定车主档案 / link your owner file"),

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from dataclasses import dataclass
 from datetime import time
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -51,6 +52,19 @@ def parse_quiet_hours(value: str) -> QuietHours | None:
     if bounds[0] == bounds[1]:
         raise ValueError("start and end are the same; use 'off' for no quiet hours")
     return QuietHours(bounds[0], bounds[1])
+
+
+def parse_networks(value: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """``"127.0.0.1, 10.0.0.0/8"`` -> networks; a bad entry names itself."""
+    out: list[IPv4Network | IPv6Network] = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        try:
+            out.append(ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"{part!r} is not an IP address or network (10.0.0.0/8)") from None
+    return tuple(out)
 
 
 class Settings(BaseSettings):
@@ -109,6 +123,20 @@ class Settings(BaseSettings):
     ticket_followup_days: float = Field(1.0, gt=0, description="rating asked after Resolve")
     handling_score_threshold: int = Field(6, ge=1, le=10, description="at or below reopens")
 
+    # Conversations (issue 14): what owners write outside a dialogue reaches a person. Who
+    # gets each kind: "advisor" (the owner's advisor, else the agents' queue), a role
+    # (agent, supervisor...: that role's queue) or a staff login (that person).
+    route_inquiry: str = "advisor"
+    route_insurance_lead: str = "advisor"
+    route_booking_request: str = "advisor"
+    route_campaign_lead: str = "advisor"
+    conversation_first_answer_hours: float = Field(
+        2.0, gt=0, description="first answer, business hours on the complaints calendar")
+    conversation_remind_minutes: float = Field(
+        30.0, ge=0, description="the assignee is reminded this long before the due")
+    reply_window_hours: float = Field(
+        48.0, ge=0, description="an owner's next message this soon after a touchpoint answers it")
+
     # Scheduled touchpoints (issue 3): journey days (local days after the cause) and local
     # send times, the daily occasions scan, booking. See docs/touchpoints.md.
     checkin_after_hours: float = Field(2.0, gt=0, description="delivery check-in: hours after")
@@ -154,6 +182,15 @@ class Settings(BaseSettings):
     console_lock_failures: int = Field(5, ge=1, le=100, description="wrong passwords before lock")
     console_lock_minutes: float = Field(15.0, gt=0, description="how long a sign-in stays locked")
     console_secure_cookie: bool = False  # set true behind HTTPS (nginx); see docs/deploy.md
+    # Hardening (issue 15, docs/security.md): failed sign-ins from one client address (per
+    # instance) before it must wait; the proxies whose X-Forwarded-For names the client;
+    # /metrics without a token only when said so.
+    console_address_failures: int = Field(
+        20, ge=1, le=100000, description="failed sign-ins from one address, then it waits")
+    console_address_minutes: float = Field(
+        15.0, gt=0, description="the window those failures are counted in")
+    trusted_proxies: str = "127.0.0.1,::1"  # addresses or networks, comma-separated; "" = none
+    metrics_open: bool = False  # true: /metrics answers anyone when no token is set
 
     @field_validator("followup_time", "visit_time", "first_service_time", "service_followup_time",
                      "service_due_time", "scan_time", "booking_reminder_time")
@@ -186,6 +223,12 @@ class Settings(BaseSettings):
         from bot.campaigns.timing import parse_weekdays
 
         parse_weekdays(v)
+        return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_list(cls, v: str) -> str:
+        parse_networks(v)
         return v
 
     @field_validator("timezone")

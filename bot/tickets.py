@@ -477,7 +477,8 @@ async def record_staff_answer(ticket: Ticket, staff: Staff, text: str, *, now: d
         async with in_transaction():
             await TicketMessage.create(ticket_id=ticket.id, direction="out", staff_id=staff.id,
                                        text=text, photo_file_id=photo_file_id, created_at=now,
-                                       next_try_at=now, source=source)
+                                       next_try_at=now, source=source,
+                                       mirrored_at=now if source is not None else None)
             await ticket.save(update_fields=["first_answered_at", "state", "due_at",
                                              "due_kind", "updated_at"])
             event = await _event(ticket, EventKind.ANSWERED, now, actor_id=staff.id,
@@ -488,10 +489,13 @@ async def record_staff_answer(ticket: Ticket, staff: Staff, text: str, *, now: d
     return ticket
 
 
-async def add_note(ticket: Ticket, staff: Staff, text: str, *, now: datetime) -> TicketEvent:
-    """An internal note: kept on the ticket, never sent to the owner."""
+async def add_note(ticket: Ticket, staff: Staff, text: str, *, now: datetime,
+                   in_topic: bool = False) -> TicketEvent:
+    """An internal note: kept on the ticket, never sent to the owner (one written on the
+    console is shown in the ticket's topic too)."""
     await TicketMessage.create(ticket_id=ticket.id, direction="note", staff_id=staff.id,
-                               text=text, created_at=now, relayed_at=now)
+                               text=text, created_at=now, relayed_at=now,
+                               mirrored_at=now if in_topic else None)
     return await _event(ticket, EventKind.NOTE, now, actor_id=staff.id, text=text)
 
 

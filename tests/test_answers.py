@@ -131,3 +131,35 @@ async def test_an_owner_message_handled_twice_is_relayed_once(
     relayed = [t for t in staff.bot_texts(thread) if "我明天上午有空" in t]  # type: ignore[attr-defined]
     assert len(relayed) == 1
     assert await TicketMessage.filter(direction="in", text="我明天上午有空").count() == 1
+
+
+async def test_console_answers_and_notes_are_mirrored_in_the_topic_once(
+        tenv: BotEnv, tmp_path: Path) -> None:  # noqa: F811 (the fixture)
+    from bot import tickets
+    from db.models import Staff, Ticket
+
+    env = tenv
+    owner, staff, thread = await _claimed_ticket(env, tmp_path)
+    agent = await Staff.get(telegram_id=AGENT)
+    ticket = await Ticket.get(number="T-0001")
+    svc = env.carebot.services
+    # as the console does: no Telegram message behind them
+    await tickets.record_staff_answer(ticket, agent, "已为您安排明早检查。", now=env.clock.now(),
+                                      services=svc)
+    await tickets.add_note(ticket, agent, "车主语气激动，注意安抚", now=env.clock.now())
+    await staff_side.relay_tick(svc)
+    await staff_side.relay_tick(svc)
+    posts = staff.bot_texts(thread)  # type: ignore[attr-defined]
+    assert posts.count("✉️ 王客服（控制台）→ 车主：\n已为您安排明早检查。") == 1
+    assert posts.count("📝 王客服（控制台，内部备注）：\n车主语气激动，注意安抚") == 1
+    assert _answers(owner)[-1].startswith("已为您安排明早检查。")
+    assert "车主语气激动" not in " ".join(owner.bot_texts())  # type: ignore[attr-defined]
+    # written in the topic: already there, not mirrored again
+    staff.send_text(AGENT, "/note 已电话联系", thread)  # type: ignore[attr-defined]
+    staff.send_text(AGENT, "稍后再联系您。", thread)  # type: ignore[attr-defined]
+    await env.poll()
+    await staff_side.relay_tick(svc)
+    assert not any("已电话联系" in p and "控制台" in p
+                   for p in staff.bot_texts(thread))  # type: ignore[attr-defined]
+    assert not any("稍后再联系您" in p and "控制台" in p
+                   for p in staff.bot_texts(thread))  # type: ignore[attr-defined]

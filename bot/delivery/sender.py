@@ -173,6 +173,15 @@ class Sender:
         return await self.call(lane, chat_id, "sendPhoto",
                                lambda: self.bot.send_photo(chat_id, photo, **kwargs))
 
+    async def copy_message(self, chat_id: int, from_chat_id: int, message_id: int, *,
+                           lane: Lane = Lane.REPLY, **kwargs: Any) -> Any:
+        """A message copied as it is (text, photo, voice note, sticker, location...) without
+        a "forwarded from" header: how media is relayed between an owner and the staff
+        group. Telegram's ``MessageId`` of the copy, or None."""
+        return await self.call(
+            lane, chat_id, "copyMessage",
+            lambda: self.bot.copy_message(chat_id, from_chat_id, message_id, **kwargs))
+
     async def edit_message_text(self, chat_id: int, message_id: int, text: str, *,
                                 lane: Lane = Lane.REPLY, **kwargs: Any) -> Any:
         return await self.call(

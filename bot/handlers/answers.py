@@ -25,6 +25,7 @@ from db.models import Customer, Direction, Staff, Ticket, TicketMessage
 
 if TYPE_CHECKING:
     from bot.handlers.staff import StaffSide
+    from bot.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ async def _deliver(side: StaffSide, message: TicketMessage, now: datetime) -> bo
         await _give_up(side, message, ticket, customer, UNREACHABLE, now, message.attempts)
         return False
     staff = await Staff.get_or_none(id=message.staff_id) if message.staff_id else None
-    text = signed(side, customer, staff, message.text)
+    text = signed(side.svc, customer, staff, message.text)
     sent = await side.to_owner(customer, text, photo=message.photo_file_id)
     attempts = message.attempts + 1
     if sent is not None:
@@ -99,11 +100,11 @@ async def _deliver(side: StaffSide, message: TicketMessage, now: datetime) -> bo
     return False
 
 
-def signed(side: StaffSide, customer: Customer, staff: Staff | None, text: str) -> str:
+def signed(svc: Services, customer: Customer, staff: Staff | None, text: str) -> str:
     """Plain text (nothing to inject), signed with the staff member's registered name."""
-    signature = side.svc.scripts.label("tk_staff_signature", customer.language,
-                                       staff=staff.name if staff else "",
-                                       dealer=side.svc.settings.dealer_name)
+    signature = svc.scripts.label("tk_staff_signature", customer.language,
+                                  staff=staff.name if staff else "",
+                                  dealer=svc.settings.dealer_name)
     return f"{text}\n\n{signature}" if text else signature
 
 

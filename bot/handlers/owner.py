@@ -12,6 +12,7 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
+    Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     Update,
@@ -37,6 +38,15 @@ from db.models import Customer, Direction
 log = logging.getLogger(__name__)
 
 AWAITING_CONTACT = "awaiting_contact"
+#: what an owner may write (and staff in a topic): text and every kind of media but contacts
+MESSAGES = (filters.TEXT | filters.PHOTO | filters.VOICE | filters.AUDIO | filters.VIDEO
+            | filters.VIDEO_NOTE | filters.Document.ALL | filters.Sticker.ALL | filters.LOCATION)
+MEDIA = ("photo", "voice", "audio", "video", "video_note", "document", "sticker", "location")
+
+
+def kind_of(msg: Message) -> str:
+    """"text", or the kind of media the message carries (the message log's kind)."""
+    return next((name for name in MEDIA if getattr(msg, name, None)), "text")
 
 
 def lang_of(update: Update, customer: Customer | None) -> str:
@@ -243,7 +253,8 @@ async def text_received(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     msg, user = update.effective_message, update.effective_user
     assert msg is not None and user is not None
     customer = await owners.customer_for_user(user.id)
-    await log_in(update, svc, customer, "text", msg.text or msg.caption or "")
+    sticker = msg.sticker.emoji if msg.sticker is not None else None
+    await log_in(update, svc, customer, kind_of(msg), msg.text or msg.caption or sticker or "")
     for _, route in svc.text_routes:
         if await route(update, context, customer):
             return
@@ -279,6 +290,4 @@ def register(application: Application, services: Services) -> None:  # type: ign
     )
     application.add_handler(CallbackQueryHandler(stop_chosen, pattern=r"^stop:"))
     application.add_handler(CallbackQueryHandler(language_chosen, pattern=r"^lang:"))
-    application.add_handler(
-        MessageHandler(private & (filters.TEXT | filters.PHOTO) & ~filters.COMMAND, text_received)
-    )
+    application.add_handler(MessageHandler(private & MESSAGES & ~filters.COMMAND, text_received))

@@ -47,7 +47,7 @@ from bot.delivery import notices
 from bot.delivery.dispatcher import dealer_context
 from bot.delivery.limits import Lane
 from bot.delivery.sender import Sender
-from bot.handlers import answers, buttons
+from bot.handlers import answers, buttons, thread_chat
 from bot.services import Services, services_of
 from bot.texts import DEFAULT_LANGUAGE
 from bot.tickets import EventKind, Outcome
@@ -390,6 +390,7 @@ class StaffSide:
             await self.refresh_card(ticket)
         if kind == EventKind.ANSWERED:
             await answers.deliver_owed(self, ticket_id=ticket.id)
+            await self.mirror(ticket_id=ticket.id)
         esc = html.escape
         if kind == EventKind.CLAIMED:
             handler = await Staff.get_or_none(id=ticket.handler_id) if ticket.handler_id else None
@@ -492,6 +493,26 @@ class StaffSide:
             msg = await self.sender.send_message(chat_id, _cut(text, 4096, parse_mode),
                                                  parse_mode=parse_mode)
         return msg.message_id if msg is not None else None
+
+    async def mirror(self, *, ticket_id: int | None = None, limit: int = 50) -> int:
+        """Answers and notes written on the console, shown in the ticket's topic too."""
+        if self.chat_id is None:
+            return 0
+        query = TicketMessage.filter(mirrored_at__isnull=True, direction__in=("out", "note"))
+        if ticket_id is not None:
+            query = query.filter(ticket_id=ticket_id)
+        done = 0
+        for m in await query.order_by("id").limit(limit):
+            ticket = await Ticket.get(id=m.ticket_id)
+            if ticket.card_message_id is None or self.budget(self.svc.clock.now()) <= RESERVE:
+                continue
+            staff = await Staff.get_or_none(id=m.staff_id) if m.staff_id else None
+            key = "th_mirror_answer" if m.direction == "out" else "th_mirror_note"
+            text = self.label(key, staff=staff.name if staff else "-", text=m.text or "[photo]")
+            if await self.send(ticket, text) is not None:
+                await TicketMessage.filter(id=m.id).update(mirrored_at=self.svc.clock.now())
+                done += 1
+        return done
 
     # ------------------------------------------------------------ relay owner -> staff
 
@@ -701,8 +722,9 @@ async def on_staff_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     if msg is None or user is None or user.is_bot:
         return
     ticket = await side.ticket_of_message(msg)
-    if ticket is None:
-        return  # staff talking among themselves outside any ticket
+    if ticket is None:  # a conversation's topic, or staff talking among themselves
+        await thread_chat.on_topic_message(update, context)
+        return
     staff = await tickets.staff_for(user.id)
     if staff is None or not tickets.is_ticket_staff(staff.role):
         log.warning("message in %s topic from unregistered user %s: not relayed",
@@ -744,11 +766,13 @@ async def note_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         return
     ticket = await side.ticket_of_message(msg)
     text = " ".join(context.args or [])
+    if ticket is None and await thread_chat.topic_note(update, context, text):
+        return
     if ticket is None or not text:
         await side.send(ticket, side.label("tk_note_usage"),
                         thread_id=msg.message_thread_id if msg.is_topic_message else None)
         return
-    await tickets.add_note(ticket, staff, text, now=svc.clock.now())
+    await tickets.add_note(ticket, staff, text, now=svc.clock.now(), in_topic=True)
 
 
 async def ticket_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -764,6 +788,8 @@ async def ticket_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await side.send(None, side.label("tk_not_staff"), thread_id=thread)
         return
     args = context.args or []
+    if not args and await thread_chat.topic_command(update, context, "ticket"):
+        return  # /ticket in a conversation's topic: it becomes a complaint
     if len(args) < 2:
         await side.send(None, side.label("tk_ticket_usage"), thread_id=thread)
         return
@@ -777,6 +803,11 @@ async def ticket_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         actor_id=staff.id)
     await side.send(None, side.label("tk_ticket_opened", name=customer.name,
                                      number=ticket.number), thread_id=thread)
+
+
+async def done_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/done in a conversation's topic: the conversation is done."""
+    await thread_chat.topic_command(update, context, "done")
 
 
 # --------------------------------------------------------------------------- wiring
@@ -805,6 +836,8 @@ async def relay_tick(services: Services) -> None:
         await side.publish_pending()
         await side.flush()
         await answers.deliver_owed(side)
+        await side.mirror()
+        await thread_chat.thread_side_of(services).tick()
         await notices.send_owed(services.sender, services.clock.now())
     except Exception:  # a failed tick must not kill the scheduler
         log.exception("staff side tick failed; the next tick retries")
@@ -822,8 +855,9 @@ def register(application: Application, services: Services) -> None:  # type: ign
     staff_chat = filters.Chat(chat_id=chat_id)
     application.add_handler(CommandHandler("note", note_command, filters=staff_chat))
     application.add_handler(CommandHandler("ticket", ticket_command, filters=staff_chat))
+    application.add_handler(CommandHandler("done", done_command, filters=staff_chat))
     application.add_handler(MessageHandler(
-        staff_chat & (filters.TEXT | filters.PHOTO) & ~filters.COMMAND, on_staff_message))
+        staff_chat & thread_chat.MESSAGES & ~filters.COMMAND, on_staff_message))
 
 
 def schedule(scheduler: BaseScheduler, services: Services) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
+from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
 from bot import owners, surveys
 from bot.handlers import buttons
@@ -238,10 +238,12 @@ async def survey_text(update: Update, context: ContextTypes.DEFAULT_TYPE,
     msg, user = update.effective_message, update.effective_user
     if customer is None or msg is None or user is None:
         return False
+    svc = services_of(context)
+    if msg.sticker is not None:
+        return await _sticker(svc, customer)
     text = (msg.text or msg.caption or "").strip()
     if not text:
         return False
-    svc = services_of(context)
     now = svc.clock.now()
     rules = surveys.survey_rules(svc.settings)
     conv = await owners.get_conversation(user.id)
@@ -274,20 +276,15 @@ async def survey_text(update: Update, context: ContextTypes.DEFAULT_TYPE,
     return True
 
 
-async def sticker_received(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A sticker is not a score: while a survey is open, explain the scale (within the limit)."""
-    svc = services_of(context)
-    msg, user = update.effective_message, update.effective_user
-    assert msg is not None and user is not None
-    customer = await owners.customer_for_user(user.id)
-    if customer is None:
-        return
-    emoji = msg.sticker.emoji if msg.sticker and msg.sticker.emoji else ""
-    await log_in(update, svc, customer, "sticker", emoji)
+async def _sticker(svc: Services, customer: Customer) -> bool:
+    """A sticker is not a score: while a survey waits for one, explain the scale (within
+    the limit) and take it; otherwise it is for a person (a conversation)."""
     rules = surveys.survey_rules(svc.settings)
     tp = await surveys.open_survey_for(customer.id, svc.clock.now(), rules)
-    if tp is not None and not await surveys.is_answered(tp.id):
-        await _reask(svc, customer, tp, rules, kept=False)
+    if tp is None or await surveys.is_answered(tp.id):
+        return False
+    await _reask(svc, customer, tp, rules, kept=False)
+    return True
 
 
 # --------------------------------------------------------------------------- wiring
@@ -298,16 +295,13 @@ def register(application: Application, services: Services) -> None:  # type: ign
     for kind in surveys.SURVEY_KINDS:
         services.dispatcher.composers[kind] = composer
     application.add_handler(CallbackQueryHandler(button_pressed, pattern=r"^sv:"))
-    application.add_handler(
-        MessageHandler(filters.ChatType.PRIVATE & filters.Sticker.ALL, sticker_received)
-    )
     services.add_text_route(TEXT_ROUTE_PRIORITY, survey_text)
 
 
 async def _handover_tick(services: Services) -> None:
     try:
         n = await surveys.hand_over_stale(now=services.clock.now(), services=services)
-    except Exception:  # noqa: BLE001 - a failed tick must not kill the scheduler
+    except Exception:  # a failed tick must not kill the scheduler
         log.exception("survey hand-over tick failed; the next tick will retry")
         return
     if n:

@@ -16,12 +16,12 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name='TicketMessage',
             name='source',
-            field=fields.CharField(null=True, unique=True, max_length=64),
+            field=fields.CharField(null=True, unique=True, description='the Telegram message it came from (``chat:message``), so an update handled twice', max_length=64),
         ),
         ops.AddField(
             model_name='TicketMessage',
             name='attempts',
-            field=fields.IntField(default=0),
+            field=fields.IntField(default=0, description='a staff answer owed to the owner: tries so far, when to try next, when given up'),
         ),
         ops.AddField(
             model_name='TicketMessage',
