@@ -41,7 +41,7 @@ chromium:
 	  fonts-wqy-zenhei >/dev/null 2>&1; } || true
 
 lint: $(STAMP)
-	$(BIN)/python -m ruff check bot db tests
+	$(BIN)/python -m ruff check bot db benchmarks tests
 	$(BIN)/python -m mypy
 
 clean:

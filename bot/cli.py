@@ -11,6 +11,7 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings
 
@@ -139,8 +140,33 @@ async def cmd_link(settings: Settings, phone: str) -> int:
 
 # Feature modules that add their own subcommands: each has
 # ``add_commands(sub)`` adding parsers with ``set_defaults(run=<async fn(settings, args)>)``.
-FEATURE_COMMANDS: tuple[str, ...] = ("bot.bench", "bot.cli_tickets", "bot.cli_report",
+FEATURE_COMMANDS: tuple[str, ...] = ("bot.cli_tickets", "bot.cli_report",
                                      "bot.cli_touchpoints", "bot.cli_campaigns", "bot.cli_inbox")
+# ``carebot bench`` comes from the benchmark suite beside ``bot`` in a source checkout; an
+# installed wheel does not ship it. The one place ``bot`` imports ``benchmarks``.
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def _add_bench(sub: Any, checkout: Path = CHECKOUT) -> None:
+    if not ((checkout / "pyproject.toml").is_file()
+            and (checkout / "benchmarks" / "__init__.py").is_file()):
+        # Every word after ``bench`` is taken as is (no option is known here), so any
+        # ``carebot bench …`` gets the explanation rather than a usage error.
+        stub = sub.add_parser("bench", help="run the benchmarks (from a source checkout)",
+                              add_help=False, prefix_chars="\0")
+        stub.add_argument("words", nargs="*")
+        stub.set_defaults(run=_no_benchmarks)
+        return
+    if str(checkout) not in sys.path:  # an editable install's ``carebot`` maps bot and db only
+        sys.path.append(str(checkout))
+    importlib.import_module("benchmarks.cli").add_commands(sub)
+
+
+async def _no_benchmarks(settings: Settings, args: argparse.Namespace) -> int:
+    print("carebot bench: the benchmarks run from a source checkout of carebot (its "
+          "benchmarks/ folder is not part of the installed package): clone the repository, "
+          "run `pip install -e .` in it, then `carebot bench` there.", file=sys.stderr)
+    return 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     link = sub.add_parser("link", help="print an owner's personal deep link")
     link.add_argument("phone")
     link.set_defaults(run=lambda s, a: cmd_link(s, a.phone))
+    _add_bench(sub)
     for module_name in FEATURE_COMMANDS:
         importlib.import_module(module_name).add_commands(sub)
     return parser

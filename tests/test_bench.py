@@ -13,7 +13,11 @@ from typing import Any
 
 import pytest
 
-from bot import bench
+from benchmarks import common
+from benchmarks.cli import BENCHMARKS
+from benchmarks.importing import IMPORT_ROWS
+from benchmarks.report import BENCHMARKS_MD
+from benchmarks.scan import SCAN_OWNERS
 from bot.cli import build_parser
 from bot.config import Settings
 
@@ -26,8 +30,8 @@ def _settings() -> Settings:
 def test_scale_multiplies_the_sizes_and_is_checked() -> None:
     args = build_parser().parse_args(["bench", "--scale", "0.002", "--only", "scan"])
     assert args.scale == 0.002 and args.only == ["scan"]
-    assert bench._size(bench.SCAN_OWNERS, args.scale, 100) == 2_000
-    assert bench._size(bench.IMPORT_ROWS, 0.0001, 20) == 20  # never below the minimum
+    assert common.size(SCAN_OWNERS, args.scale, 100) == 2_000
+    assert common.size(IMPORT_ROWS, 0.0001, 20) == 20  # never below the minimum
     with pytest.raises(SystemExit):
         build_parser().parse_args(["bench", "--scale", "0"])
     with pytest.raises(SystemExit):
@@ -37,7 +41,7 @@ def test_scale_multiplies_the_sizes_and_is_checked() -> None:
 def test_vins_are_distinct_and_valid() -> None:
     from bot.vin import check_vin
 
-    vins = [bench._vin(i) for i in (0, 1, 999_999, 1_000_000, 7_654_321)]
+    vins = [common.vin(i) for i in (0, 1, 999_999, 1_000_000, 7_654_321)]
     assert len(set(vins)) == len(vins)
     assert all(check_vin(v).ok and check_vin(v).warning is None for v in vins)
 
@@ -45,7 +49,7 @@ def test_vins_are_distinct_and_valid() -> None:
 async def test_every_benchmark_runs_at_a_tiny_scale(tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     report = tmp_path / "benchmarks.md"
-    docs = Path(bench.BENCHMARKS_MD)
+    docs = Path(BENCHMARKS_MD)
     before = docs.stat().st_mtime_ns if docs.exists() else None
     args = build_parser().parse_args([
         "bench", "--scale", "0.002", "--owners", "30", "--rate", "200", "--db", "sqlite",
@@ -55,13 +59,13 @@ async def test_every_benchmark_runs_at_a_tiny_scale(tmp_path: Path,
     await args.run(_settings(), args)
 
     out = capsys.readouterr().out
-    for name in bench.BENCHMARKS:
+    for name in BENCHMARKS:
         assert f"running {name} on SQLite" in out
     text = report.read_text(encoding="utf-8")
     assert "## SQLite" in text and "machine:" in text and "date:" in text
     rows = [line for line in text.splitlines()
             if line.startswith("| ") and not line.startswith(("| benchmark ", "| --- "))]
-    assert {row.split(":")[0].lstrip("| ") for row in rows} == set(bench.BENCHMARKS)
+    assert {row.split(":")[0].lstrip("| ") for row in rows} == set(BENCHMARKS)
     assert "sizes scaled by 0.002" in text
     # Each measured figure is beside its baseline from the same run, and both sides agreed
     # on the result (a benchmark notes "CHECK" when they did not).
@@ -92,7 +96,7 @@ async def test_every_benchmark_runs_at_a_tiny_scale(tmp_path: Path,
 async def test_every_benchmark_runs_on_postgresql(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     """The same smoke run on PostgreSQL: a database per benchmark, all dropped afterwards."""
-    target = bench._Target("PostgreSQL", bench.POSTGRES_URL)
+    target = common.Target("PostgreSQL", common.POSTGRES_URL)
     why = await target.reachable()
     if why:
         pytest.skip(why)
@@ -105,20 +109,56 @@ async def test_every_benchmark_runs_on_postgresql(tmp_path: Path,
     await args.run(_settings(), args)
 
     out = capsys.readouterr().out
-    for name in bench.BENCHMARKS:
+    for name in BENCHMARKS:
         assert f"running {name} on PostgreSQL" in out
     text = report.read_text(encoding="utf-8")
     assert "## PostgreSQL" in text and "## SQLite" not in text
     assert "CHECK" not in text
     rows = {line.split("|")[1].split(":")[0].strip() for line in text.splitlines()
             if line.startswith("| ") and not line.startswith(("| benchmark ", "| --- "))}
-    assert rows == set(bench.BENCHMARKS)
+    assert rows == set(BENCHMARKS)
     import asyncpg
 
-    conn = await asyncpg.connect(bench.POSTGRES_URL.replace("postgres://", "postgresql://", 1))
+    conn = await asyncpg.connect(common.POSTGRES_URL.replace("postgres://", "postgresql://", 1))
     try:
         left = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1",
                                 f"carebot_bench_{os.getpid()}_%")
     finally:
         await conn.close()
     assert left == []
+
+
+async def test_without_the_checkout_bench_says_where_it_runs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An installed wheel has no benchmarks/ beside bot/: `carebot bench`, with any options,
+    says that the benchmarks run from a source checkout (and fails), never a usage error."""
+    import argparse
+
+    from bot.cli import _add_bench
+
+    parser = argparse.ArgumentParser(prog="carebot")
+    _add_bench(parser.add_subparsers(dest="command", required=True), checkout=tmp_path)
+    args = parser.parse_args(["bench", "--only", "crash", "--scale", "0.5"])
+
+    assert await args.run(_settings(), args) == 2
+    err = capsys.readouterr().err
+    assert "source checkout" in err and "benchmarks/" in err
+
+
+def test_benchmarks_are_not_packaged() -> None:
+    """The wheel ships bot and db only; bot never imports benchmarks but through the CLI's
+    hook (read from the sources, so a stray import fails here)."""
+    import re
+    import tomllib
+    from fnmatch import fnmatch
+
+    root = Path(__file__).resolve().parent.parent
+    find = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))[
+        "tool"]["setuptools"]["packages"]["find"]
+    assert "benchmarks*" in find["exclude"]
+    assert not any(fnmatch("benchmarks", pattern) for pattern in find["include"])
+    imports = re.compile(r"^\s*(from|import)\s+benchmarks\b|import_module\(\"benchmarks",
+                         re.MULTILINE)
+    importers = {str(p.relative_to(root)) for p in (root / "bot").rglob("*.py")
+                 if imports.search(p.read_text(encoding="utf-8"))}
+    assert importers == {"bot/cli.py"}

@@ -1,4 +1,4 @@
-"""``carebot bench`` — the rush: owners' replies while a campaign goes out at full rate.
+"""``rush``: owners' replies while a campaign goes out at full rate.
 
 A campaign to ``owners`` owners is sent at Telegram's enforced 30 messages a second while
 ``helpers`` other owners, spread over the campaign, type /help or press a button. Every reply
@@ -13,6 +13,7 @@ lifted and the bot gets PTB's limiter.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import secrets
@@ -20,10 +21,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import Databases, Figure, size
 from bot.clock import FakeClock, SystemClock
 from bot.config import Settings
 
 RATE = 30.0
+RUSH_OWNERS = 1_000
+RUSH_HELPERS = 100
 
 
 async def _seed(owners: int, helpers: int, first: int, now: Any) -> None:
@@ -133,14 +137,21 @@ def _p95(values: list[float]) -> float:
     return values[max(0, -(-len(values) * 95 // 100) - 1)] if values else float("inf")
 
 
-async def bench_rush(fresh_db: Any, *, owners: int, helpers: int) -> list[Any]:
-    from bot.bench import Figure
+async def bench_rush(settings: Settings, args: argparse.Namespace) -> list[Figure]:
+    """Replies while a campaign goes out at full rate (sizes scaled by ``--scale``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return await rush(Databases(Path(tmp)).fresh, owners=size(RUSH_OWNERS, args.scale, 60),
+                          helpers=size(RUSH_HELPERS, args.scale, 5))
 
+
+async def rush(fresh_db: Any, *, owners: int, helpers: int) -> list[Figure]:
+    """Ours, then the baseline, each on a fresh database and emulator."""
     runs = {}
     for name, baseline in (("ours", False), ("baseline", True)):
         runs[name] = await _run(owners=owners, helpers=helpers, baseline=baseline,
                                 db_url=await fresh_db(f"rush_{name}"))
     ours, base = runs["ours"], runs["baseline"]
+
     def share(run: dict[str, Any]) -> float:  # of what the replies leave of 30 a second
         elapsed = max(run["elapsed"], 1e-9)
         return float(run["campaign"] / elapsed / (RATE - run["replies"] / elapsed))
