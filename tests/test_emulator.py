@@ -27,6 +27,7 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
+    MessageId,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     Update,
@@ -691,6 +692,273 @@ async def test_forum_topics(emu: TelegramEmulator, bot: Bot) -> None:
     emu.group(-100555, "Plain supergroup", is_forum=False)
     with pytest.raises(BadRequest, match="(?i)not a forum"):
         await bot.create_forum_topic(-100555, "nope")
+
+
+# ------------------------------------------------------------------ media and copyMessage
+
+
+@pytest_asyncio.fixture
+async def paced() -> AsyncIterator[tuple[TelegramEmulator, VirtualPace, Bot]]:
+    """An emulator on virtual pacing time, for tests that send more than a burst."""
+    pace = VirtualPace()
+    emulator = TelegramEmulator(pace=pace)
+    await emulator.start()
+    try:
+        async with Bot(
+            emulator.token, base_url=f"{emulator.api_url}/bot", base_file_url=emulator.file_url
+        ) as tg:
+            yield emulator, pace, tg
+    finally:
+        await emulator.stop()
+
+
+async def download(bot: Bot, file_id: str) -> bytes:
+    return bytes(await (await bot.get_file(file_id)).download_as_bytearray())
+
+
+async def test_media_a_user_sends_arrives_as_telegram_sends_it(
+    emu: TelegramEmulator, bot: Bot
+) -> None:
+    owner = emu.user(OWNER)
+    owner.send_voice("brakes squeak", duration=7)
+    owner.send_document("the invoice", file_name="invoice.pdf")
+    owner.send_sticker("🚗")
+    owner.send_location(39.9042, 116.4074)
+    owner.send_video("the noise", duration=9)
+    owner.send_audio(duration=61, title="Engine", performer="Fang")
+    owner.send_video_note(duration=6)
+    voice, document, sticker, location, video, audio, note = [
+        u.message for u in await bot.get_updates()
+    ]
+    assert seconds(voice.voice.duration) == 7 and voice.voice.mime_type == "audio/ogg"
+    assert voice.caption == "brakes squeak" and voice.voice.file_size
+    assert (await download(bot, voice.voice.file_id)).startswith(b"OggS")
+    assert (document.document.file_name, document.document.mime_type) == (
+        "invoice.pdf", "application/pdf")
+    assert document.caption == "the invoice"
+    assert (await download(bot, document.document.file_id)).startswith(b"%PDF")
+    assert sticker.sticker.type == "regular" and sticker.sticker.emoji == "🚗"
+    assert not sticker.sticker.is_animated and not sticker.sticker.is_video
+    assert (sticker.sticker.width, sticker.sticker.height) == (512, 512)
+    assert sticker.caption is None
+    assert (await download(bot, sticker.sticker.file_id))[8:12] == b"WEBP"
+    assert (location.location.latitude, location.location.longitude) == (39.9042, 116.4074)
+    assert seconds(video.video.duration) == 9 and video.video.mime_type == "video/mp4"
+    assert video.caption == "the noise" and video.video.width == 640
+    assert (await download(bot, video.video.file_id))[4:8] == b"ftyp"
+    assert seconds(audio.audio.duration) == 61 and audio.audio.title == "Engine"
+    assert audio.audio.performer == "Fang" and audio.caption is None
+    assert (await download(bot, audio.audio.file_id)).startswith(b"ID3")
+    assert seconds(note.video_note.duration) == 6 and note.video_note.length == 240
+    ids = [voice.voice.file_id, document.document.file_id, sticker.sticker.file_id]
+    assert [i[:4] for i in ids] == ["AwAC", "BQAC", "CAAC"]  # Telegram's prefixes per type
+    transcript = owner.transcript()
+    assert [k for m in transcript for k in ("voice", "document", "sticker", "location",
+                                            "video", "audio", "video_note") if k in m] == [
+        "voice", "document", "sticker", "location", "video", "audio", "video_note"]
+    with pytest.raises(ValueError, match="no such place"):
+        owner.send_location(91.0, 0.0)
+
+
+async def test_group_members_post_media_in_a_topic(emu: TelegramEmulator, bot: Bot) -> None:
+    group = emu.group(STAFF_GROUP, "Service desk")
+    topic = await bot.create_forum_topic(STAFF_GROUP, "Ticket #3")
+    thread = topic.message_thread_id
+    group.send_photo(77, "the part", message_thread_id=thread)
+    group.send_voice(77, "listen", thread, duration=2)
+    group.send_document(77, message_thread_id=thread, file_name="quote.xlsx",
+                        mime_type="application/vnd.ms-excel", data=b"PK\x03\x04")
+    group.send_sticker(77, "👌", thread)
+    group.send_location(77, message_thread_id=thread)
+    group.send_video(77)
+    group.send_audio(77, "a recording", thread)
+    photo, voice, document, sticker, location, video, audio = [
+        u.message for u in await bot.get_updates()
+    ]
+    in_topic = [photo, voice, document, sticker, location, audio]
+    assert all(m.message_thread_id == thread and m.is_topic_message for m in in_topic)
+    assert video.message_thread_id is None  # the General topic
+    assert photo.caption == "the part" and seconds(voice.voice.duration) == 2
+    assert await download(bot, document.document.file_id) == b"PK\x03\x04"
+    assert document.document.file_name == "quote.xlsx" and sticker.sticker.emoji == "👌"
+    assert location.location.latitude == 31.2304 and audio.caption == "a recording"
+    kinds = [next(k for k in ("photo", "voice", "document", "sticker", "location", "audio")
+                  if k in m) for m in group.messages(thread) if not m["from_bot"]]
+    assert kinds == ["photo", "voice", "document", "sticker", "location", "audio"]
+
+
+async def test_copy_message_relays_a_voice_note_into_a_topic(
+    emu: TelegramEmulator, bot: Bot
+) -> None:
+    owner = emu.user(OWNER, "Fang")
+    group = emu.group(STAFF_GROUP, "Service desk")
+    thread = (await bot.create_forum_topic(STAFF_GROUP, "Ticket #12")).message_thread_id
+    original = owner.send_voice("brakes squeak")
+    copied = await bot.copy_message(
+        STAFF_GROUP, OWNER, original["message_id"], message_thread_id=thread,
+        caption="<b>Fang</b>: brakes squeak", parse_mode="HTML",
+    )
+    assert isinstance(copied, MessageId)  # not a Message: Telegram answers only its id
+    (posted,) = [m for m in group.messages(thread) if m["from_bot"] and "voice" in m]
+    assert posted["message_id"] == copied.message_id
+    assert posted["voice"] == original["voice"]  # the same file, not a new upload
+    assert posted["caption_entities"] == [{"type": "bold", "offset": 0, "length": 4}]
+    assert "forward_origin" not in posted and posted["from"]["is_bot"]
+    unique = original["voice"]["file_unique_id"]
+    assert group.bot_media(thread) == [("voice", unique, "Fang: brakes squeak")]
+    assert group.bot_texts(thread) == ["Fang: brakes squeak"]
+
+    # No caption given: the original's stays; an empty one removes it.
+    await bot.copy_message(STAFF_GROUP, OWNER, original["message_id"], message_thread_id=thread)
+    await bot.copy_message(STAFF_GROUP, OWNER, original["message_id"], caption="")
+    assert group.bot_media() == [("voice", unique, "Fang: brakes squeak"),
+                                 ("voice", unique, "brakes squeak"), ("voice", unique, None)]
+    with pytest.raises(BadRequest, match="(?i)caption is too long"):
+        await bot.copy_message(STAFF_GROUP, OWNER, original["message_id"], caption="x" * 1025)
+
+    # Staff answer back: a text keeps its entities, the bot's own messages copy too.
+    answer = await bot.send_message(
+        STAFF_GROUP, "<i>Come in on Monday</i>", parse_mode="HTML", message_thread_id=thread
+    )
+    await bot.copy_message(OWNER, STAFF_GROUP, answer.message_id,
+                           reply_markup=keyboard(("Thanks", "t:1")))
+    back = owner.last_bot_message()
+    assert back["text"] == "Come in on Monday" and back["entities"][0]["type"] == "italic"
+    assert "message_thread_id" not in back and back["reply_markup"]["inline_keyboard"]
+    assert owner.bot_media() == [] and owner.bot_texts() == ["Come in on Monday"]
+
+
+async def test_copy_keeps_what_telegram_keeps_per_kind(emu: TelegramEmulator, bot: Bot) -> None:
+    """A sticker, location or contact has no caption: Telegram ignores a new one."""
+    owner = emu.user(OWNER)
+    group = emu.group(STAFF_GROUP, "Service desk")
+    sticker = owner.send_sticker("🚗")
+    location = owner.send_location()
+    contact = owner.share_contact("+8613900139000")
+    document = owner.send_document("scan")
+    photo = owner.send_photo("door")
+    for message in (sticker, location, contact, document, photo):
+        await bot.copy_message(STAFF_GROUP, OWNER, message["message_id"], caption="new")
+    assert group.bot_media() == [
+        ("sticker", sticker["sticker"]["file_unique_id"], None),
+        ("location", None, None),
+        ("document", document["document"]["file_unique_id"], "new"),
+        ("photo", photo["photo"][-1]["file_unique_id"], "new"),
+    ]
+    copies = [m for m in group.messages() if m["from_bot"]]
+    assert "caption" not in copies[0] and copies[0]["sticker"]["emoji"] == "🚗"
+    assert copies[2]["contact"]["phone_number"] == "+8613900139000"
+    with pytest.raises(BadRequest, match="(?i)can't parse entities"):  # parsed all the same
+        await bot.copy_message(STAFF_GROUP, OWNER, sticker["message_id"], caption="<b>x",
+                               parse_mode="HTML")
+    above = await bot.copy_message(STAFF_GROUP, OWNER, photo["message_id"], caption="above",
+                                   show_caption_above_media=True)
+    assert group.messages()[-1]["show_caption_above_media"] is True
+    await bot.copy_message(STAFF_GROUP, STAFF_GROUP, above.message_id, caption="below")
+    assert "show_caption_above_media" not in group.messages()[-1]  # a new caption resets it
+    assert group.bot_texts()[-2:] == ["above", "below"]
+
+
+async def test_copy_message_refusals(
+    emu: TelegramEmulator, bot: Bot, http: aiohttp.ClientSession
+) -> None:
+    owner = emu.user(OWNER)
+    emu.user(OWNER + 1)
+    emu.group(STAFF_GROUP, "Service desk")
+    thread = (await bot.create_forum_topic(STAFF_GROUP, "Ticket #1")).message_thread_id
+    voice = owner.send_voice()
+    with pytest.raises(BadRequest, match="(?i)^message to copy not found$"):
+        await bot.copy_message(STAFF_GROUP, OWNER, 999)
+    status, body = await call(http, emu, "copyMessage", json={
+        "chat_id": STAFF_GROUP, "from_chat_id": OWNER, "message_id": 999})
+    assert (status, body["description"]) == (400, "Bad Request: message to copy not found")
+    with pytest.raises(BadRequest, match="(?i)chat not found"):
+        await bot.copy_message(STAFF_GROUP, -100999, voice["message_id"])
+    with pytest.raises(BadRequest, match="(?i)^the message can't be copied$"):
+        await bot.copy_message(OWNER, STAFF_GROUP, thread)  # "topic created", a service message
+    with pytest.raises(BadRequest, match="(?i)message thread not found"):
+        await bot.copy_message(STAFF_GROUP, OWNER, voice["message_id"], message_thread_id=4040)
+    emu.set_blocked(OWNER + 1, True)
+    with pytest.raises(Forbidden, match="(?i)bot was blocked by the user"):
+        await bot.copy_message(OWNER + 1, OWNER, voice["message_id"])
+    with pytest.raises(Forbidden, match="(?i)bot was blocked by the user"):
+        await bot.send_voice(OWNER + 1, voice["voice"]["file_id"])
+    assert await bot.delete_message(OWNER, voice["message_id"])
+    with pytest.raises(BadRequest, match="(?i)message to copy not found"):
+        await bot.copy_message(STAFF_GROUP, OWNER, voice["message_id"])
+    assert emu.send_times == {}  # nothing refused was counted as sent
+
+
+async def test_copies_and_media_sends_count_against_the_flood_limits(
+    paced: tuple[TelegramEmulator, VirtualPace, Bot],
+) -> None:
+    emu, pace, bot = paced
+    owner = emu.user(OWNER)
+    group = emu.group(STAFF_GROUP, "Service desk")
+    voice = owner.send_voice("hi")
+    for _ in range(20):
+        await bot.copy_message(STAFF_GROUP, OWNER, voice["message_id"])
+    with pytest.raises(RetryAfter) as caught:
+        await bot.copy_message(STAFF_GROUP, OWNER, voice["message_id"])
+    assert 1 < retry_after_of(caught.value) <= 60  # the group's minute is not over
+    with pytest.raises(RetryAfter):
+        await bot.send_location(STAFF_GROUP, latitude=1.0, longitude=2.0)
+    pace.advance(60)
+    await bot.copy_message(STAFF_GROUP, OWNER, voice["message_id"])
+    assert len(group.bot_media()) == 21 and len(emu.send_times[STAFF_GROUP]) == 21
+
+    # A private chat: a burst of three (any kind of message), then 429.
+    await bot.send_voice(OWNER, voice["voice"]["file_id"])
+    await bot.copy_message(OWNER, OWNER, voice["message_id"])
+    await bot.send_sticker(OWNER, (await bot.send_sticker(STAFF_GROUP, b"RIFF")).sticker.file_id)
+    with pytest.raises(RetryAfter):
+        await bot.copy_message(OWNER, OWNER, voice["message_id"])
+    assert emu.stats["429"] == 3 and len(owner.bot_media()) == 3
+
+
+async def test_bot_sends_media_by_file_id_or_upload(
+    paced: tuple[TelegramEmulator, VirtualPace, Bot],
+) -> None:
+    emu, _, bot = paced
+    owner = emu.user(OWNER)
+    group = emu.group(STAFF_GROUP, "Service desk")
+    voice = owner.send_voice()["voice"]
+    document = owner.send_document(file_name="invoice.pdf")["document"]
+    sticker = owner.send_sticker("🚗")["sticker"]
+    sent_voice = await bot.send_voice(STAFF_GROUP, voice["file_id"], caption="<b>hear</b>",
+                                      parse_mode="HTML")
+    assert sent_voice.voice.file_unique_id == voice["file_unique_id"]
+    assert sent_voice.caption == "hear" and seconds(sent_voice.voice.duration) == 3
+    sent_doc = await bot.send_document(STAFF_GROUP, document["file_id"], caption="scan")
+    assert sent_doc.document.file_name == "invoice.pdf"
+    sent_sticker = await bot.send_sticker(STAFF_GROUP, sticker["file_id"])
+    assert sent_sticker.sticker.emoji == "🚗" and sent_sticker.caption is None
+    here = await bot.send_location(STAFF_GROUP, latitude=31.23, longitude=121.47)
+    assert (here.location.latitude, here.location.longitude) == (31.23, 121.47)
+    uploaded = await bot.send_document(STAFF_GROUP, b"%PDF-1.7 report", filename="report.pdf")
+    assert uploaded.document.file_name == "report.pdf"
+    assert uploaded.document.mime_type == "application/pdf"
+    assert await download(bot, uploaded.document.file_id) == b"%PDF-1.7 report"
+    video = await bot.send_video(STAFF_GROUP, b"\x00\x00\x00\x18ftypmp42", duration=12,
+                                 caption="clip")
+    audio = await bot.send_audio(STAFF_GROUP, b"ID3 audio", title="Horn", filename="horn.mp3")
+    assert seconds(video.video.duration) == 12 and audio.audio.title == "Horn"
+    assert [kind for kind, _, _ in group.bot_media()] == [
+        "voice", "document", "sticker", "location", "document", "video", "audio"]
+    assert group.bot_texts() == ["hear", "scan", "clip"]
+
+    with pytest.raises(BadRequest, match="(?i)invalid location specified"):
+        await bot.send_location(STAFF_GROUP, latitude=95.0, longitude=10.0)
+    photo = owner.send_photo()["photo"][-1]["file_id"]
+    with pytest.raises(BadRequest, match="(?i)can't use file of type Photo as VoiceNote"):
+        await bot.send_voice(STAFF_GROUP, photo)
+    with pytest.raises(BadRequest, match="(?i)can't use file of type VoiceNote as Photo"):
+        await bot.send_photo(STAFF_GROUP, voice["file_id"])
+    with pytest.raises(BadRequest, match="(?i)wrong file identifier"):
+        await bot.send_voice(STAFF_GROUP, "nonsense")
+    with pytest.raises(BadRequest, match="(?i)caption is too long"):
+        await bot.send_document(STAFF_GROUP, document["file_id"], caption="x" * 1025)
+    assert len(group.bot_media()) == 7  # the refused sends posted nothing
 
 
 # ------------------------------------------------------------------ webhook

@@ -11,10 +11,14 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Any, Literal
 
+from .media import media_of
+
 if TYPE_CHECKING:
     from .emulator import Chat, TelegramEmulator, User
 
 JSONDict = dict[str, Any]
+#: (kind, file_unique_id or None, caption) of one media message; see ``bot_media()``.
+Media = tuple[str, str | None, str | None]
 
 
 class _Own(enum.Enum):
@@ -34,6 +38,10 @@ def _visible_text(message: JSONDict) -> str | None:
     """What the person reads: the text or caption, already free of tags and entities."""
     text = message.get("text", message.get("caption"))
     return text if isinstance(text, str) else None
+
+
+def _media(messages: list[JSONDict]) -> list[Media]:
+    return [m for m in map(media_of, messages) if m is not None]
 
 
 def _command_entities(text: str) -> list[JSONDict] | None:
@@ -105,12 +113,58 @@ class UserDriver:
 
     def send_photo(self, caption: str | None = None) -> JSONDict:
         """Send a (tiny, downloadable) photo with an optional caption."""
-        stored = self.emulator.tiny_photo()
-        return self.emulator.user_message(
-            self.chat_id,
-            self.user_id,
-            {"photo": self.emulator.photo_sizes(stored), "caption": caption},
+        return self._send(self.emulator.media.user_content("photo", caption))
+
+    def send_voice(self, caption: str | None = None, *, duration: int = 3) -> JSONDict:
+        """Send a voice note (audio/ogg, downloadable with getFile)."""
+        return self._send(self.emulator.media.user_content("voice", caption, duration=duration))
+
+    def send_document(
+        self,
+        caption: str | None = None,
+        *,
+        file_name: str = "document.pdf",
+        mime_type: str = "application/pdf",
+        data: bytes | None = None,
+    ) -> JSONDict:
+        """Send a file as a document (a tiny PDF unless ``data`` is given)."""
+        content = self.emulator.media.user_content(
+            "document", caption, data=data, file_name=file_name, mime_type=mime_type
         )
+        return self._send(content)
+
+    def send_sticker(self, emoji: str = "👍") -> JSONDict:
+        """Send a static WebP sticker (no caption: Telegram gives stickers none)."""
+        return self._send(self.emulator.media.user_content("sticker", emoji=emoji))
+
+    def send_location(self, latitude: float = 31.2304, longitude: float = 121.4737) -> JSONDict:
+        """Share a location (Shanghai unless told)."""
+        return self._send(self.emulator.media.location_content(latitude, longitude))
+
+    def send_video(self, caption: str | None = None, *, duration: int = 5) -> JSONDict:
+        """Send a video (video/mp4)."""
+        return self._send(self.emulator.media.user_content("video", caption, duration=duration))
+
+    def send_audio(
+        self,
+        caption: str | None = None,
+        *,
+        duration: int = 30,
+        title: str | None = None,
+        performer: str | None = None,
+    ) -> JSONDict:
+        """Send an audio file (audio/mpeg)."""
+        content = self.emulator.media.user_content(
+            "audio", caption, duration=duration, title=title, performer=performer
+        )
+        return self._send(content)
+
+    def send_video_note(self, *, duration: int = 4) -> JSONDict:
+        """Send a round video note (no caption)."""
+        return self._send(self.emulator.media.user_content("video_note", duration=duration))
+
+    def _send(self, content: JSONDict) -> JSONDict:
+        return self.emulator.user_message(self.chat_id, self.user_id, content)
 
     def press(self, label: str) -> JSONDict:
         """Press the inline button ``label`` on the latest bot message showing it.
@@ -151,6 +205,12 @@ class UserDriver:
     def bot_texts(self) -> list[str]:
         """The bot's texts and captions as the user reads them (no tags, entities decoded)."""
         return [t for t in map(_visible_text, self.bot_messages()) if t is not None]
+
+    def bot_media(self) -> list[Media]:
+        """The bot's media messages (sent or copied) as (kind, file_unique_id, caption): kind
+        one of photo, voice, document, sticker, location, video, audio, video_note; a
+        location has no file_unique_id (None), a message without caption None."""
+        return _media(self.bot_messages())
 
     @property
     def callback_answers(self) -> list[JSONDict]:
@@ -213,6 +273,111 @@ class GroupDriver:
             message_thread_id,
         )
 
+    def send_photo(
+        self,
+        from_user: UserDriver | int,
+        caption: str | None = None,
+        message_thread_id: int | None = None,
+    ) -> JSONDict:
+        """Post a (tiny, downloadable) photo as ``from_user``, in a topic when given."""
+        content = self.emulator.media.user_content("photo", caption)
+        return self._post(from_user, content, message_thread_id)
+
+    def send_voice(
+        self,
+        from_user: UserDriver | int,
+        caption: str | None = None,
+        message_thread_id: int | None = None,
+        *,
+        duration: int = 3,
+    ) -> JSONDict:
+        """Post a voice note (audio/ogg) as ``from_user``."""
+        content = self.emulator.media.user_content("voice", caption, duration=duration)
+        return self._post(from_user, content, message_thread_id)
+
+    def send_document(
+        self,
+        from_user: UserDriver | int,
+        caption: str | None = None,
+        message_thread_id: int | None = None,
+        *,
+        file_name: str = "document.pdf",
+        mime_type: str = "application/pdf",
+        data: bytes | None = None,
+    ) -> JSONDict:
+        """Post a document (a tiny PDF unless ``data`` is given) as ``from_user``."""
+        content = self.emulator.media.user_content(
+            "document", caption, data=data, file_name=file_name, mime_type=mime_type
+        )
+        return self._post(from_user, content, message_thread_id)
+
+    def send_sticker(
+        self,
+        from_user: UserDriver | int,
+        emoji: str = "👍",
+        message_thread_id: int | None = None,
+    ) -> JSONDict:
+        """Post a static WebP sticker (no caption) as ``from_user``."""
+        content = self.emulator.media.user_content("sticker", emoji=emoji)
+        return self._post(from_user, content, message_thread_id)
+
+    def send_location(
+        self,
+        from_user: UserDriver | int,
+        latitude: float = 31.2304,
+        longitude: float = 121.4737,
+        message_thread_id: int | None = None,
+    ) -> JSONDict:
+        """Share a location (Shanghai unless told) as ``from_user``."""
+        content = self.emulator.media.location_content(latitude, longitude)
+        return self._post(from_user, content, message_thread_id)
+
+    def send_video(
+        self,
+        from_user: UserDriver | int,
+        caption: str | None = None,
+        message_thread_id: int | None = None,
+        *,
+        duration: int = 5,
+    ) -> JSONDict:
+        """Post a video (video/mp4) as ``from_user``."""
+        content = self.emulator.media.user_content("video", caption, duration=duration)
+        return self._post(from_user, content, message_thread_id)
+
+    def send_audio(
+        self,
+        from_user: UserDriver | int,
+        caption: str | None = None,
+        message_thread_id: int | None = None,
+        *,
+        duration: int = 30,
+        title: str | None = None,
+        performer: str | None = None,
+    ) -> JSONDict:
+        """Post an audio file (audio/mpeg) as ``from_user``."""
+        content = self.emulator.media.user_content(
+            "audio", caption, duration=duration, title=title, performer=performer
+        )
+        return self._post(from_user, content, message_thread_id)
+
+    def send_video_note(
+        self,
+        from_user: UserDriver | int,
+        message_thread_id: int | None = None,
+        *,
+        duration: int = 4,
+    ) -> JSONDict:
+        """Post a round video note (no caption) as ``from_user``."""
+        content = self.emulator.media.user_content("video_note", duration=duration)
+        return self._post(from_user, content, message_thread_id)
+
+    def _post(
+        self, from_user: UserDriver | int, content: JSONDict, message_thread_id: int | None
+    ) -> JSONDict:
+        return self.emulator.user_message(
+            self.chat_id, self._user_id(from_user), content, message_thread_id
+        )
+
     def press(
         self, from_user: UserDriver | int, label: str, message_thread_id: int | None = None
     ) -> JSONDict:
@@ -252,3 +417,8 @@ class GroupDriver:
             for t in (_visible_text(m) for m in self.messages(thread_id) if m["from_bot"])
             if t is not None
         ]
+
+    def bot_media(self, thread_id: int | None = None) -> list[Media]:
+        """The bot's media messages (all, or one topic's) as (kind, file_unique_id, caption),
+        like :meth:`UserDriver.bot_media`."""
+        return _media([m for m in self.messages(thread_id) if m["from_bot"]])

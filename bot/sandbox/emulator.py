@@ -8,7 +8,9 @@ and against the limits Telegram enforces (text length, callback_data size, HTML 
 flood limits), so a call real Telegram would refuse fails here first.
 
 State lives in plain dataclasses (users, chats, messages, topics, updates) so drivers
-(``driver.py``) can act as owners and staff in-process and read transcripts.
+(``driver.py``) can act as owners and staff in-process and read transcripts. Media messages
+(voice notes, documents, stickers, locations, videos, audio), their send methods and
+copyMessage live in ``media.py``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from aiohttp import web
 from bot.clock import Pace, RealPace
 
 from .driver import GroupDriver, UserDriver
+from .errors import ApiError, bad_request
+from .media import FILE_ID_PREFIXES, KINDS, MAX_CAPTION_LENGTH, TINY_JPEG, MediaApi
 from .schema import (
     UploadedFile,
     ValidationError,
@@ -46,7 +50,6 @@ Params = dict[str, Any]
 JSONDict = dict[str, Any]
 
 MAX_TEXT_LENGTH = 4096
-MAX_CAPTION_LENGTH = 1024
 MAX_CALLBACK_DATA_BYTES = 64
 MAX_CALLBACK_ANSWER_LENGTH = 200
 FORUM_ICON_COLORS = (7322096, 16766590, 13338331, 9367192, 16749490, 16478047)
@@ -65,53 +68,22 @@ CHAT_ACTIONS = frozenset(
         "upload_video_note",
     }
 )
+_MEDIA_METHODS = frozenset(
+    {"sendPhoto", "sendVoice", "sendDocument", "sendSticker", "sendVideo", "sendAudio",
+     "sendVideoNote", "sendLocation", "copyMessage"}
+)
 #: Methods that post a message and so count against Telegram's flood limits.
-SENDING_METHODS = frozenset({"sendMessage", "sendPhoto"})
+SENDING_METHODS = frozenset({"sendMessage"}) | _MEDIA_METHODS
 #: Methods refused with 403 when the private chat's user blocked the bot.
-BLOCKABLE_METHODS = frozenset({"sendMessage", "sendPhoto", "sendChatAction"})
+BLOCKABLE_METHODS = frozenset({"sendMessage", "sendChatAction"}) | _MEDIA_METHODS
 _SECRET_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _COMMAND_RE = re.compile(r"[a-z0-9_]{1,32}")
+#: A 1x1 JPEG (now in media.py); the old name stays for tests that import it.
+_TINY_JPEG = TINY_JPEG
 NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup "
     "are exactly the same as a current content and reply markup of the message"
 )
-# A 1x1 JPEG, so a photo "sent by a user" can be downloaded with getFile like a real one.
-_TINY_JPEG = bytes.fromhex(
-    "ffd8ffe000104a46494600010100000100010000ffdb004300080606070605080707070909080a0c140d0c0b"
-    "0b0c1912130f141d1a1f1e1d1a1c1c20242e2720222c231c1c2837292c30313434341f27393d38323c2e3334"
-    "32ffc0000b080001000101011100ffc4001f0000010501010101010100000000000000000102030405060708"
-    "090a0bffc400b5100002010303020403050504040000017d01020300041105122131410613516107227114"
-    "328191a1082342b1c11552d1f02433627282090a161718191a25262728292a3435363738393a434445464748"
-    "494a535455565758595a636465666768696a737475767778797a838485868788898a92939495969798999aa2"
-    "a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4c5c6c7c8c9cad2d3d4d5d6d7d8d9dae1e2e3e4e5e6e7e8e9"
-    "eaf1f2f3f4f5f6f7f8f9faffda0008010100003f00fbd3ffd9"
-)
-
-
-class ApiError(Exception):
-    """A Bot API error answer: HTTP status = error_code, Telegram's description."""
-
-    def __init__(self, error_code: int, description: str, retry_after: int | None = None):
-        super().__init__(description)
-        self.error_code = error_code
-        self.description = description
-        self.retry_after = retry_after
-
-    def body(self) -> JSONDict:
-        """The JSON body Telegram sends for this error."""
-        body: JSONDict = {
-            "ok": False,
-            "error_code": self.error_code,
-            "description": self.description,
-        }
-        if self.retry_after is not None:
-            body["parameters"] = {"retry_after": self.retry_after}
-        return body
-
-
-def bad_request(what: str) -> ApiError:
-    """400 with Telegram's "Bad Request: " prefix."""
-    return ApiError(400, f"Bad Request: {what}")
 
 
 # --------------------------------------------------------------------------- Telegram HTML
@@ -471,6 +443,10 @@ class StoredFile:
     file_unique_id: str
     file_path: str
     data: bytes | None = None
+    #: TDLib's name of its type (Photo, VoiceNote, Document...): what it may be sent as.
+    file_type: str = "Photo"
+    #: Its object's fields besides ids and size (duration, file_name, mime_type, emoji...).
+    meta: JSONDict = field(default_factory=dict)
 
     def to_dict(self) -> JSONDict:
         """The Bot API File object."""
@@ -578,6 +554,8 @@ class TelegramEmulator:
         self._port: int | None = None
         self._http: aiohttp.ClientSession | None = None
         self._webhook_task: asyncio.Task[None] | None = None
+        #: sendVoice, sendDocument, sendSticker, sendLocation, ..., copyMessage (media.py).
+        self.media = MediaApi(self)
         self._api: dict[str, Callable[[Params], Awaitable[Any]]] = {
             "getMe": self._get_me,
             "getUpdates": self._get_updates,
@@ -603,6 +581,7 @@ class TelegramEmulator:
             "deleteForumTopic": self._delete_forum_topic,
             "close": self._true,
             "logOut": self._true,
+            **self.media.methods(),
         }
 
     # ----------------------------------------------------------------- lifecycle
@@ -907,14 +886,28 @@ class TelegramEmulator:
             },
         )
 
-    def add_file(self, data: bytes | None, kind: str = "photos", ext: str = "jpg") -> StoredFile:
-        """Register a file so the bot can resend it by file_id or download it via getFile."""
+    def add_file(
+        self,
+        data: bytes | None,
+        kind: str = "photos",
+        ext: str = "jpg",
+        *,
+        file_type: str = "Photo",
+        meta: JSONDict | None = None,
+    ) -> StoredFile:
+        """Register a file so the bot can resend it by file_id or download it via getFile.
+
+        ``kind`` is the folder of its file_path; ``file_type`` what it may be sent as.
+        """
         number = next(self._ids)
+        prefix = FILE_ID_PREFIXES.get(file_type, "BQAC")
         stored = StoredFile(
-            file_id=f"AgAC{number:08d}emu",
+            file_id=f"{prefix}{number:08d}emu",
             file_unique_id=f"AQAD{number:06d}",
             file_path=f"{kind}/file_{number}.{ext}",
             data=data,
+            file_type=file_type,
+            meta=dict(meta or {}),
         )
         self.files[stored.file_id] = stored
         return stored
@@ -1441,17 +1434,7 @@ class TelegramEmulator:
 
     async def _send_photo(self, params: Params) -> JSONDict:
         chat = self._chat(params)
-        photo = params.get("photo")
-        if isinstance(photo, UploadedFile):
-            if not photo.data:
-                raise bad_request("file must be non-empty")
-            stored = self.add_file(photo.data)
-        elif isinstance(photo, str) and photo in self.files:
-            stored = self.files[photo]
-        elif isinstance(photo, str) and re.match(r"https?://\S+$", photo):
-            stored = self.add_file(None)
-        else:
-            raise bad_request("wrong file identifier/HTTP URL specified")
+        stored = self.media.input_file(KINDS["photo"], params)
         caption, entities = self._format(
             params, "caption", "caption_entities", MAX_CAPTION_LENGTH, caption=True
         )
