@@ -26,12 +26,27 @@ from bot.config import Settings
 from bot.delivery.limits import Lane
 from bot.delivery.sender import Sender, retry_seconds
 from bot.schedule import in_quiet_hours
+from bot.templating import OUTPUT_CAP, render_off_loop
 from bot.texts import Scripts
-from db.models import Customer, Direction, MessageLog, Touchpoint, TouchpointStatus, Vehicle
+from db.models import (
+    Customer,
+    Direction,
+    MessageLog,
+    Ticket,
+    Touchpoint,
+    TouchpointStatus,
+    Vehicle,
+)
 
 log = logging.getLogger(__name__)
 
 MARKETING_PRIORITY_FROM = 10
+#: cheerful care messages held, like marketing, while the owner has an open complaint: sent
+#: after it closes if still valid (their own expiry drops stale ones); service-critical
+#: messages (licence and insurance expiry, booking reminders, follow-ups) still go
+HELD_DURING_COMPLAINT = ("visit_7d", "holiday", "birthday")
+#: a complaint is open until resolved or closed (bot.tickets.ACTIVE_STATES)
+OPEN_COMPLAINT = ("open", "claimed", "answered", "reopened")
 
 
 @dataclass
@@ -77,7 +92,9 @@ SkipRule = Callable[[datetime], Awaitable[int]]
 
 def compose(tp: Touchpoint, customer: Customer, vehicle: Vehicle | None, scripts: Scripts,
             settings: Settings, **extra: Any) -> Outgoing:
-    """Render a touchpoint in the owner's language from the script named by its kind."""
+    """Render a touchpoint in the owner's language from the script named by its kind (from
+    the owner's and car's whitelisted fields: :func:`bot.texts.script_context`). A text
+    longer than Telegram takes is an error here, said plainly, not a refusal at send time."""
     text = scripts.render(
         tp.kind,
         customer.language,
@@ -87,6 +104,9 @@ def compose(tp: Touchpoint, customer: Customer, vehicle: Vehicle | None, scripts
         payload=tp.payload,
         **extra,
     )
+    if len(text) > OUTPUT_CAP:
+        raise ValueError(f"script {tp.kind!r} renders to {len(text)} characters; "
+                         f"Telegram takes {OUTPUT_CAP}")
     return Outgoing(text=text)
 
 
@@ -193,8 +213,9 @@ class Dispatcher:
             composer = self.composers.get(tp.kind)
             if composer is not None:
                 out = await composer(tp, customer, tp.vehicle)
-            else:
-                out = compose(tp, customer, tp.vehicle, self.scripts, self.settings)
+            else:  # rendered in a worker thread: the loop answers updates meanwhile
+                out = await render_off_loop(compose, tp, customer, tp.vehicle, self.scripts,
+                                            self.settings)
         except Exception as exc:
             log.exception("touchpoint %s: script %r failed to render", tp.id, tp.kind)
             await _finish(tp, TouchpointStatus.FAILED, error=f"script error: {exc}")
@@ -329,6 +350,9 @@ async def claim_due(now: datetime, *, limit: int, lease: timedelta,
             customer__telegram_chat_id__isnull=False,
             customer__unreachable_at__isnull=True,
         )
+        complaining = Subquery(Ticket.filter(state__in=OPEN_COMPLAINT).values("customer_id"))
+        tactless = Q(priority__gte=MARKETING_PRIORITY_FROM) | Q(kind__in=HELD_DURING_COMPLAINT)
+        query = query.filter(~tactless | ~Q(customer_id__in=complaining))
         if customer_id is not None:
             query = query.filter(customer_id=customer_id)
         # Objects, not values_list: Tortoise drops FOR UPDATE from a values query.
