@@ -211,3 +211,53 @@ async def test_turned_into_a_ticket_it_keeps_the_owners_words(
     assert ticket.first_answer_due == env.clock.now() + timedelta(hours=2)  # 211 from now
     assert "T-0001" in staff.bot_texts(topic)[-1]
     assert staff.topic_id("T-0001 · 张伟 · 粤A12345 · 其他")  # the ticket's own topic
+
+
+async def test_an_unanswered_conversation_reminds_its_people_then_tells_the_supervisor(
+        tenv: BotEnv, tmp_path: Path) -> None:  # noqa: F811 (the fixture)
+    env = tenv
+    owner = await owner_with_car(env, tmp_path)
+    env.clock.set(local(2026, 11, 3, 10, 0))
+    owner.send_text("请问下次保养要多少钱？")
+    await env.poll()  # due 12:00 (2 business hours); nobody takes it
+    staff = group(env)
+    topic = staff.topic_id(TOPIC)
+    svc = env.carebot.services
+
+    def mentioned(user_id: int) -> bool:
+        entities = staff.messages(topic)[-1].get("entities") or []
+        return any(e.get("url") == f"tg://user?id={user_id}"
+                   or e.get("user", {}).get("id") == user_id for e in entities)
+
+    env.clock.set(local(2026, 11, 3, 11, 29))
+    await staff_side.relay_tick(svc)
+    assert not staff.bot_texts(topic)[-1].startswith("⏰")
+    env.clock.set(local(2026, 11, 3, 11, 31))  # 30 minutes before: the agents' queue
+    await staff_side.relay_tick(svc)
+    assert staff.bot_texts(topic)[-1].startswith("⏰") and mentioned(AGENT)
+    await staff_side.relay_tick(svc)
+    assert sum(t.startswith("⏰") for t in staff.bot_texts(topic)) == 1  # once
+
+    env.clock.set(local(2026, 11, 3, 12, 0, 30))  # due and still unanswered: supervisors
+    await staff_side.relay_tick(svc)
+    assert staff.bot_texts(topic)[-1].startswith("⚠️") and mentioned(SUPERVISOR)
+    thread = await Thread.get(customer__telegram_user_id=5001)
+    assert thread.reminded_at is not None and thread.breached_at is not None
+    await staff_side.relay_tick(svc)
+    assert sum(t.startswith("⚠️") for t in staff.bot_texts(topic)) == 1
+
+
+async def test_an_answered_conversation_is_not_chased(tenv: BotEnv,  # noqa: F811 (the fixture)
+                                                      tmp_path: Path) -> None:
+    env = tenv
+    owner = await owner_with_car(env, tmp_path)
+    env.clock.set(local(2026, 11, 3, 10, 0))
+    owner.send_text("你们周日开门吗？")
+    await env.poll()
+    staff = group(env)
+    topic = staff.topic_id(TOPIC)
+    staff.send_text(AGENT, "周日照常营业，9 点到 18 点。", topic)
+    await env.poll()
+    env.clock.set(local(2026, 11, 3, 13, 0))
+    await staff_side.relay_tick(env.carebot.services)
+    assert not any(t.startswith(("⏰", "⚠️")) for t in staff.bot_texts(topic))

@@ -12,11 +12,13 @@ one relay per message whatever the number of instances.
 
 from __future__ import annotations
 
+import html
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
+from telegram.constants import ParseMode
 from tortoise.expressions import F, Q
 
 from bot import owners
@@ -80,6 +82,52 @@ class ThreadSide:
         await self.sync()
         await self.relay()
         await self.mirror()
+        await self.watch_deadlines()
+
+    # ------------------------------------------------------------ first-answer deadline
+
+    async def watch_deadlines(self, limit: int = 50) -> int:
+        """Before a conversation's first answer is due its person is reminded in its topic;
+        at the due, the supervisors are told. Each once (marked only when it was posted)."""
+        if self.chat_id is None:
+            return 0
+        now = self.svc.clock.now()
+        ahead = timedelta(minutes=self.svc.settings.conversation_remind_minutes)
+        waiting = Thread.filter(state=ThreadState.OPEN, first_answered_at__isnull=True,
+                                card_message_id__isnull=False, breached_at__isnull=True)
+        told = 0
+        for thread in await waiting.filter(first_answer_due__lte=now).order_by("id") \
+                .limit(limit):
+            if await self.post(thread, await self._alert(thread, "th_breach"), as_html=True):
+                await Thread.filter(id=thread.id).update(breached_at=now)
+                told += 1
+        for thread in await waiting.filter(reminded_at__isnull=True,
+                                           first_answer_due__lte=now + ahead) \
+                .order_by("id").limit(limit):
+            if await self.post(thread, await self._alert(thread, "th_reminder"), as_html=True):
+                await Thread.filter(id=thread.id).update(reminded_at=now)
+                told += 1
+        return told
+
+    async def _alert(self, thread: Thread, key: str) -> str:
+        """A reminder (to the person or their queue) or a breach (to the supervisors), in
+        HTML with mentions by Telegram id; every inserted text escaped."""
+        customer = await Customer.get(id=thread.customer_id)
+        assignee = await Staff.get_or_none(id=thread.assignee_id) if thread.assignee_id \
+            else None
+        if assignee is not None and assignee.telegram_id:
+            person = f'<a href="tg://user?id={assignee.telegram_id}">' \
+                     f"{html.escape(assignee.name)}</a>"
+        elif assignee is not None:
+            person = html.escape(assignee.name)
+        else:
+            person = await self.side.mentions(thread.queue)
+        due = thread.first_answer_due.astimezone(self.svc.settings.tz).strftime("%H:%M") \
+            if thread.first_answer_due else "-"
+        return self.label(key, mention=person, name=html.escape(customer.name), due=due,
+                          assignee=person if assignee else html.escape(
+                              self.label("th_unassigned", queue=thread.queue)),
+                          mentions=await self.side.mentions("supervisor"))
 
     # ------------------------------------------------------------ topic and card
 
@@ -180,11 +228,12 @@ class ThreadSide:
                                                         allow_sending_without_reply=True)}
         return {}
 
-    async def post(self, thread: Thread, text: str) -> bool:
+    async def post(self, thread: Thread, text: str, *, as_html: bool = False) -> bool:
         if self.chat_id is None:
             return False
-        sent = await self.side.sender.send_message(self.chat_id, text[:4096], lane=Lane.STAFF,
-                                                   **self.where(thread))
+        sent = await self.side.sender.send_message(
+            self.chat_id, text if as_html else text[:4096], lane=Lane.STAFF,
+            parse_mode=ParseMode.HTML if as_html else None, **self.where(thread))
         if sent is not None:
             self.side._sent.append(self.svc.clock.now())
         return sent is not None
