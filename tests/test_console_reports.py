@@ -13,7 +13,7 @@ import csv
 import io
 import re
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -326,3 +326,38 @@ async def test_period_errors_get_a_clear_message(site: str) -> None:  # noqa: F8
     async with http:
         status, body, _ = await get(http, f"{site}/reports?month=2026-13")
         assert status == 400 and "“2026-13”不是有效的月份" in body
+
+
+async def test_conversations_by_kind_first_answer_and_renewal_rate(site: str) -> None:  # noqa: F811
+    from db.models import Thread, ThreadKind, ThreadState
+
+    data = await seed()
+    await add_staff("boss", "manager")
+    a1, a2, b1, c1 = data["owners"]
+    opened = L(2026, 11, 1, 10)  # before the clock (3 November)
+
+    async def talk(customer: Customer, kind: ThreadKind, outcome: str = "",
+                   answered_after: timedelta | None = timedelta(minutes=40)) -> None:
+        await Thread.create(
+            customer=customer, kind=kind, created_at=opened, updated_at=opened,
+            first_answer_due=opened + timedelta(hours=2), outcome=outcome,
+            state=ThreadState.DONE if outcome else ThreadState.OPEN,
+            first_answered_at=opened + answered_after if answered_after else None)
+
+    await talk(a1, ThreadKind.INSURANCE_LEAD, "renewed_here")
+    await talk(a2, ThreadKind.INSURANCE_LEAD, "renewed_elsewhere")
+    await talk(b1, ThreadKind.INQUIRY, answered_after=timedelta(hours=3))  # late
+    await talk(c1, ThreadKind.BOOKING_REQUEST, answered_after=None)  # unanswered: late
+    http = await signed_in(site, "boss")
+    async with http:
+        status, body, _ = await get(http, f"{site}/reports?month=2026-11")
+    assert status == 200
+    section = body[body.index('id="conversations"'):]
+    assert re.search(r'id="conversations-total">4<', section)
+    assert re.search(r'id="conversations-late">2<', section)
+    assert re.search(r'id="renewal-rate">50', section)  # 1 renewed with us of 2 decided
+    assert re.search(r'data-kind="insurance_lead"><th scope="row">[^<]+</th><td>2<', section)
+    li = await signed_in(site, "li")  # the advisor sees only her own owners' (a1, a2)
+    async with li:
+        _, body, _ = await get(li, f"{site}/reports?month=2026-11")
+    assert re.search(r'id="conversations-total">2<', body)

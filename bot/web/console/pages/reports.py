@@ -48,11 +48,12 @@ from bot.kpi import (
     week_period,
 )
 from bot.surveys import CSI_CATEGORIES
+from bot.threads_kpi import ConversationStats, ThreadFacts, conversation_stats
 from bot.tickets import CATEGORIES, LEVELS, ComplaintStats, TicketFacts, complaint_stats
 from bot.web.console import access, console_of, forbidden, now_local, render, requires, staff_of
 from bot.web.console.render import Translator, csv_cell
 from bot.web.console.svg import Datum, bar_chart, line_chart, plain, stacked_bar
-from db.models import Customer, Score, ScoreRates, Staff, StaffRole, Ticket
+from db.models import Customer, Score, ScoreRates, Staff, StaffRole, Thread, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -312,6 +313,17 @@ async def complaints(viewer: Viewer, start: datetime, end: datetime) -> Complain
     return complaint_stats([TicketFacts(**row) for row in facts])
 
 
+async def conversations(viewer: Viewer, start: datetime, end: datetime,
+                        now: datetime) -> ConversationStats:
+    """The figures of conversations opened in [start, end) that the viewer may see."""
+    rows = Thread.filter(created_at__gte=start, created_at__lt=end)
+    if viewer.customers is not None:
+        rows = rows.filter(customer_id__in=_customer_ids(viewer.customers))
+    facts: list[dict[str, Any]] = await rows.values(
+        "kind", "created_at", "first_answer_due", "first_answered_at", "outcome", "premium")
+    return conversation_stats([ThreadFacts(**row) for row in facts], now)
+
+
 # --------------------------------------------------------------------------- presenting
 
 
@@ -470,6 +482,8 @@ async def reports_page(request: web.Request) -> web.Response:
     trend = list(zip(periods, [scope_of(r, viewer.advisor) for r in await asyncio.gather(
         *(kpi_report(request, p, viewer.advisor is not None) for p in periods))]))
     stats = await complaints(viewer, report.start_utc, report.end_utc)
+    talks = await conversations(viewer, report.start_utc, report.end_utc,
+                                console.services.clock.now())
     advisors = await advisor_names(report) if viewer.all else []
     return await render(
         request, "reports.html", error="", form=query.form, query=query, viewer=viewer,
@@ -479,6 +493,7 @@ async def reports_page(request: web.Request) -> web.Response:
         rows=kpi_rows(t, columns, threshold), shown=shown, stats=stats,
         first_answer=duration(t, stats.median_first_answer),
         resolution=duration(t, stats.median_resolution),
+        talks=talks, talk_first_answer=duration(t, talks.median_first_answer),
         categories=[(c, (stats.by_category or {}).get(c, 0)) for c in CATEGORIES],
         levels=[(str(lv), (stats.by_level or {}).get(str(lv), 0)) for lv in LEVELS],
         charts=charts(t, shown, trend, stats, threshold),
