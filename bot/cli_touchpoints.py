@@ -19,11 +19,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateSyntaxError, meta
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import FileSystemLoader, TemplateError, TemplateSyntaxError, meta
 
 from bot.config import Settings
-from bot.texts import LANGUAGES, PACKAGED
+from bot.templating import RUNAWAY_CAP, LimitedEnvironment, render
+from bot.texts import LANGUAGES, PACKAGED, script_context
 
 # --- scripts check ---------------------------------------------------------------------------
 
@@ -128,13 +128,10 @@ class Problem:
         return f"{self.path}:{self.line}: {self.message}" if self.line else f"{self.path}: {self.message}"
 
 
-def _env(folder: Path) -> SandboxedEnvironment:
-    """The same environment as :class:`bot.texts.Scripts`, on one folder only, so each file
-    is checked itself (not the one that would shadow it)."""
-    return SandboxedEnvironment(
-        loader=FileSystemLoader(str(folder)), autoescape=True, undefined=StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False,
-    )
+def _env(folder: Path) -> LimitedEnvironment:
+    """The same environment as :class:`bot.texts.Scripts` (sandbox, budget), on one folder
+    only, so each file is checked itself (not the one that would shadow it)."""
+    return LimitedEnvironment(loader=FileSystemLoader(str(folder)), keep_trailing_newline=False)
 
 
 def _line_of(exc: BaseException, path: Path) -> int | None:
@@ -181,7 +178,7 @@ def check_scripts(
 
 
 def _check_template(
-    env: SandboxedEnvironment, path: Path, lang: str, extra: dict[str, Any]
+    env: LimitedEnvironment, path: Path, lang: str, extra: dict[str, Any]
 ) -> Iterator[Problem]:
     kind = path.stem
     try:
@@ -202,7 +199,7 @@ def _check_template(
     for vehicle in vehicles:
         context = _sample_context(kind, lang, vehicle, payload, names, extra)
         try:
-            text = template.render(**context).strip()
+            text = render(template, context, max_chars=RUNAWAY_CAP)
         except Exception as exc:  # noqa: BLE001 - any error in a script is what we report
             note = " (vehicle=None)" if vehicle is None else ""
             yield Problem(path, _line_of(exc, path), f"{type(exc).__name__}: {exc}{note}")
@@ -215,6 +212,8 @@ def _check_template(
 
 def _sample_context(kind: str, lang: str, vehicle: Any, payload: dict[str, Any],
                     names: set[str], extra: dict[str, Any]) -> dict[str, Any]:
+    """What the script gets when it is sent, made safe the same way (an owner is a name
+    and a language, not their record)."""
     context: dict[str, Any] = {
         "customer": _sample_customer(lang), "vehicle": vehicle,
         "dealer": {"name": "星辰汽车", "phone": "020-88886666"}, "payload": payload,
@@ -222,7 +221,7 @@ def _sample_context(kind: str, lang: str, vehicle: Any, payload: dict[str, Any],
     context.update(extra)
     if kind not in SAMPLE_PAYLOADS:
         context.update({n: _Sample() for n in names if n not in context})
-    return context
+    return script_context(context)
 
 
 def preview_template(source: str, key: str, lang: str) -> tuple[str, list[str]]:
@@ -247,7 +246,7 @@ def preview_template(source: str, key: str, lang: str) -> tuple[str, list[str]]:
             else _AnyPayload()
         names = meta.find_undeclared_variables(env.parse(source))
         context = _sample_context(key, lang, _sample_vehicle(), payload, names, extra)
-        text = env.get_template(path.name).render(**context).strip()
+        text = render(env.get_template(path.name), context, max_chars=RUNAWAY_CAP)
     try:
         parse_html(text)
     except HtmlParseError as exc:

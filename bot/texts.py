@@ -2,7 +2,9 @@
 
 Messages are Jinja2 templates (``bot/scripts/<lang>/<key>.html``) rendered in a *sandboxed*
 environment with HTML autoescape, because Telegram parses them as HTML and a name or plate
-from an import must never become markup. Short labels (buttons, one-line replies) live in
+from an import must never become markup; with a step budget and an output cap, from a
+whitelisted context (:func:`script_context`: an owner is a name and a language, never the
+database row), because admins edit them in the console (:mod:`bot.templating`). Short labels (buttons, one-line replies) live in
 ``bot/scripts/<lang>/*.toml`` (one file per feature; keys must not repeat across files). A dealership overrides any file from its own folder
 (``CAREBOT_SCRIPTS_DIR``); a language without a file falls back to zh_CN.
 """
@@ -11,18 +13,62 @@ from __future__ import annotations
 
 import logging
 import tomllib
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateNotFound
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import ChoiceLoader, FileSystemLoader, TemplateNotFound
+from tortoise.models import Model
+
+from bot.templating import RUNAWAY_CAP, Fields, LimitedEnvironment, render, render_off_loop
+from db.models import Customer, Vehicle
 
 log = logging.getLogger(__name__)
 
 PACKAGED = Path(__file__).parent / "scripts"
 DEFAULT_LANGUAGE = "zh_CN"
 LANGUAGES = ("zh_CN", "en")
+# What any template (campaign or script) may know of an owner and of a car; nothing else
+# of their records reaches a template (no phone, link token, birthday, VIN, Telegram ids).
+OWNER_FIELDS = ("name", "language")
+CAR_FIELDS = ("model", "plate")
+# Scripts may also know these: the birthday greeting says whether it is the 农历 birthday.
+SCRIPT_OWNER_FIELDS = (*OWNER_FIELDS, "birthday_lunar")
+# A touchpoint's payload keys that are personal data (a payload is otherwise the message's
+# own data: days, numbers, ticket numbers, scores), left out of a script's ``payload``.
+PRIVATE_PAYLOAD = frozenset({"vin", "phone", "link_token", "birthday", "telegram_user_id",
+                             "telegram_chat_id"})
+
+
+def owner_fields(customer: Any, fields: tuple[str, ...] = OWNER_FIELDS) -> Fields:
+    """An owner as templates see them: only ``fields``, as plain values."""
+    return Fields("customer", {name: getattr(customer, name) for name in fields})
+
+
+def car_fields(vehicle: Any) -> Fields | None:
+    """A car as templates see it (model and plate), or None for no car."""
+    if vehicle is None:
+        return None
+    return Fields("vehicle", {name: getattr(vehicle, name) for name in CAR_FIELDS})
+
+
+def script_context(context: Mapping[str, Any]) -> dict[str, Any]:
+    """What a script renders from: an owner or car row becomes its whitelisted fields, a
+    payload loses its personal keys; other rows are refused (pass what the script needs)."""
+    out: dict[str, Any] = {}
+    for key, value in context.items():
+        if isinstance(value, Customer):
+            value = owner_fields(value, SCRIPT_OWNER_FIELDS)
+        elif isinstance(value, Vehicle):
+            value = car_fields(value)
+        elif isinstance(value, Model):
+            raise TypeError(f"script context {key!r}: pass the values a script needs, not a "
+                            f"{type(value).__name__} row")
+        elif key == "payload" and isinstance(value, dict) and PRIVATE_PAYLOAD & value.keys():
+            value = {k: v for k, v in value.items() if k not in PRIVATE_PAYLOAD}
+        out[key] = value
+    return out
 
 
 class Scripts:
@@ -30,7 +76,7 @@ class Scripts:
 
     def __init__(self, override_dir: Path | None = None) -> None:
         self._dirs = [d for d in (override_dir, PACKAGED) if d is not None]
-        self._envs: dict[str, SandboxedEnvironment] = {}
+        self._envs: dict[str, LimitedEnvironment] = {}
         self._label_cache: dict[str, dict[str, str]] = {}
 
     @property
@@ -60,30 +106,31 @@ class Scripts:
                 return path.read_text(encoding="utf-8"), origin
         return None
 
-    def _env(self, lang: str) -> SandboxedEnvironment:
+    def _env(self, lang: str) -> LimitedEnvironment:
         env = self._envs.get(lang)
         if env is None:
             loaders = [FileSystemLoader(str(d / lang)) for d in self._dirs]
-            env = SandboxedEnvironment(
-                loader=ChoiceLoader(loaders),
-                autoescape=True,
-                undefined=StrictUndefined,
-                trim_blocks=True,
-                lstrip_blocks=True,
-                keep_trailing_newline=False,
-            )
+            env = LimitedEnvironment(loader=ChoiceLoader(loaders), keep_trailing_newline=False)
             self._envs[lang] = env
         return env
 
     def render(self, key: str, lang: str, **context: Any) -> str:
-        """Render message ``key`` for ``lang`` (falling back to zh_CN)."""
+        """Render message ``key`` for ``lang`` (falling back to zh_CN), from the whitelisted
+        context (:func:`script_context`) and within the template budget. A text longer than
+        Telegram takes is returned, so that a caller can shorten what it put in (only a
+        runaway is refused, :class:`bot.templating.TemplateOverBudget`)."""
+        safe = script_context(context)
         for candidate in _languages(lang):
             try:
                 template = self._env(candidate).get_template(f"{key}.html")
             except TemplateNotFound:
                 continue
-            return template.render(**context).strip()
+            return render(template, safe, max_chars=RUNAWAY_CAP)
         raise KeyError(f"no script {key!r} in {lang} or {DEFAULT_LANGUAGE}")
+
+    async def render_off_loop(self, key: str, lang: str, **context: Any) -> str:
+        """:meth:`render` in a worker thread (the context is made safe here first)."""
+        return await render_off_loop(self.render, key, lang, **script_context(context))
 
     def label(self, key: str, lang: str, **fmt: Any) -> str:
         """A short text by key (button label, one-line reply), formatted with ``fmt``."""

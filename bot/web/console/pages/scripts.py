@@ -3,8 +3,9 @@ and a preview before saving.
 
 An edit is written to the dealership's own folder (``CAREBOT_SCRIPTS_DIR``), never into the
 package, so an upgrade keeps it and "revert" is deleting the file. Validation is the same
-as ``carebot scripts check`` (sandboxed Jinja2, sample data, ≤ 4096 characters) plus
-Telegram's HTML rules; nothing is written while a problem remains.
+as ``carebot scripts check`` (sandboxed Jinja2 with a step budget, sample data, ≤ 4096
+characters) plus Telegram's HTML rules; nothing is written while a problem remains. The
+check renders in a worker thread, so a template that loops too long never stalls the bot.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.cli_touchpoints import preview_template
+from bot.templating import render_off_loop
 from bot.texts import LANGUAGES, Scripts
 from bot.web.console import access, console_of, forbidden, render, requires, staff_of
 from bot.web.console.access import can
@@ -71,7 +73,7 @@ async def _editor(request: web.Request, key: str, lang: str, *, status: int = 20
     if text is None:
         text = current
     if preview is None and problems is None:
-        preview, problems = preview_template(text, key, lang)
+        preview, problems = await render_off_loop(preview_template, text, key, lang)
     history = await AuditLog.filter(target=f"script:{lang}/{key}") \
         .order_by("-created_at", "-id").limit(10).prefetch_related("staff")
     return await render(request, "script.html", status=status, key=key, script_lang=lang,
@@ -102,7 +104,7 @@ async def script_post(request: web.Request) -> web.Response:
     if len(text) > MAX_SOURCE:
         return await _editor(request, key, lang, status=422, text=text[:MAX_SOURCE],
                              problems=[], preview="", error_key="scripts.too_long")
-    preview, problems = preview_template(text, key, lang)
+    preview, problems = await render_off_loop(preview_template, text, key, lang)
     if action != "save" or problems:
         return await _editor(request, key, lang, status=422 if problems else 200, text=text,
                              problems=problems, preview=preview)
