@@ -19,6 +19,7 @@ TASKS: dict[str, tuple[str, str]] = {
     "scan": ("benchmarks.scan", "child_scan"),
     "webhook_app": ("benchmarks.webhook_child", "child_webhook_app"),
     "webhook_load": ("benchmarks.webhook_child", "child_webhook_load"),
+    "crash_direct": ("benchmarks.crash", "child_crash_direct"),
 }
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from benchmarks.campaign import CAMPAIGN_OWNERS, CAMPAIGN_SAMPLE, bench_campaign
 from benchmarks.common import POSTGRES_URL, Figure, Target, cell, size, use_target
+from benchmarks.crash import CRASH_UPDATES, bench_crash
 from benchmarks.dispatch import DISPATCH_OWNERS, bench_dispatch
 from benchmarks.importing import IMPORT_ROWS, IMPORT_SAMPLE, bench_import
 from benchmarks.kpi import KPI_SCORES, bench_kpi
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, Bench] = {
     "webhook": lambda s, a: bench_webhook(s, updates=size(WEBHOOK_UPDATES, a.scale, 50),
                                           sample=size(WEBHOOK_SAMPLE, a.scale, 20)),
     "rush": bench_rush,
+    "crash": lambda s, a: bench_crash(s, updates=size(CRASH_UPDATES, a.scale, 20)),
 }
 
 

@@ -4,6 +4,7 @@ generator posting to it (each its own process, as Telegram and carebot would be)
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import os
 import time
@@ -31,10 +32,57 @@ def _app_settings(params: dict[str, Any]) -> Settings:
     return Settings(**values)
 
 
+def direct_route(carebot: Any, *, answer_first: bool) -> Any:
+    """The webhook without the inbox, for the baselines only (a middleware added to the
+    app in a benchmark's child process, never a setting): the secret checked, the body
+    read, the update handed straight to PTB's ``process_update`` (SQLite statements on the
+    loop, up to ``update_concurrency`` at once, as the inbox's workers and carebot before
+    the inbox did), answered 200 after handling, or at once (``answer_first``: PTB's own
+    webhook server). It sits innermost, so the same middlewares time and count the POST."""
+    from aiohttp import web
+    from telegram import Update
+
+    from bot.web.server import webhook_path
+    from db.sqlite import inline_statements
+
+    application = carebot.application
+    path = webhook_path(carebot.settings)
+    secret = carebot.settings.webhook_secret.encode()
+    room = asyncio.Semaphore(carebot.settings.update_concurrency)
+    in_hand: set[asyncio.Task[None]] = set()
+
+    async def handle(update: Update) -> None:
+        async with room:
+            with inline_statements():
+                await application.process_update(update)
+
+    @web.middleware
+    async def direct(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.method != "POST" or request.path != path:
+            response: web.StreamResponse = await handler(request)
+            return response
+        if not hmac.compare_digest(request.headers.get(SECRET_HEADER, "").encode(), secret):
+            return web.Response(status=403, text="forbidden")
+        data = await request.json()
+        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+            return web.Response(status=400, text="not a Telegram update (no update_id)")
+        update = Update.de_json(data, application.bot)
+        if answer_first:
+            task = asyncio.create_task(handle(update))
+            in_hand.add(task)
+            task.add_done_callback(in_hand.discard)
+        else:
+            await handle(update)
+        return web.Response(text="ok")
+
+    return direct
+
+
 async def child_webhook_app(params: dict[str, Any]) -> dict[str, Any]:
     """carebot in webhook mode (its own process): serve until ``updates`` were accepted and
     every one was handled; report when that was (``time.monotonic``, one clock for every
-    process of the machine)."""
+    process of the machine). ``inbox`` false: the route hands each update straight to PTB
+    and answers after handling (``direct_route``)."""
     from bot.app import create_app
     from bot.web.ops import STATS
     from db.setup import close_database, open_database
@@ -42,6 +90,8 @@ async def child_webhook_app(params: dict[str, Any]) -> dict[str, Any]:
     settings = _app_settings(params)
     await open_database(params["db"], apply_migrations=False)
     carebot = create_app(settings)
+    if not params.get("inbox", True):
+        carebot.web_app.middlewares.append(direct_route(carebot, answer_first=False))
     try:
         await carebot.start(serve_web=True, receive_updates=True, schedule=False)
         stats = carebot.web_app[STATS]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +90,38 @@ async def test_every_benchmark_runs_at_a_tiny_scale(tmp_path: Path,
     assert rate > base_rate > 0
     p99 = next(r for r in rows if r.startswith("| webhook: p99"))
     assert 0 < float(p99.split("|")[2].strip().split()[0].replace(",", "")) < 10_000
+    # Beside it, the same updates without the inbox: their p99 and the CPU per update of both.
+    assert _number(_cells(rows, "webhook: p99")[4]) > 0
+    cpu = _cells(rows, "webhook: CPU per update")
+    assert _number(cpu[1]) > 0 and _number(cpu[4]) > 0 and cpu[5].endswith("×"), cpu
+    _assert_crash(rows)
     # the smoke run never touches the real report
     assert (docs.stat().st_mtime_ns if docs.exists() else None) == before
+
+
+def _cells(rows: list[str], name: str) -> list[str]:
+    """The cells of the report's row whose benchmark starts with ``name``."""
+    row = next(r for r in rows if r.startswith(f"| {name}"))
+    return [c.strip() for c in row.strip("|").split("|")]
+
+
+def _number(cell: str) -> float:
+    return float(cell.split()[0].replace(",", ""))
+
+
+def _assert_crash(rows: list[str]) -> None:
+    """Every acknowledged update answered after the SIGKILL and the restart, twice only when
+    in flight at the kill; the baseline without the inbox answered no more."""
+    crash = _cells(rows, "crash: owners answered after")
+    found = re.search(r"\((\d+) acknowledged", crash[0])
+    assert found is not None, crash
+    acknowledged = int(found.group(1))
+    assert acknowledged == 20  # the smallest size: 2,000 × 0.002 is below it
+    assert _number(crash[1]) == acknowledged and crash[3] == "yes", crash
+    assert 0 <= _number(crash[4]) <= acknowledged, crash
+    assert _cells(rows, "crash: owners answered twice")[3] == "yes"
+    recovery = _cells(rows, "crash: time to recover")
+    assert recovery[3] == "yes" and _number(recovery[1]) >= 0, recovery
 
 
 async def test_every_benchmark_runs_on_postgresql(tmp_path: Path,
@@ -117,6 +148,7 @@ async def test_every_benchmark_runs_on_postgresql(tmp_path: Path,
     rows = {line.split("|")[1].split(":")[0].strip() for line in text.splitlines()
             if line.startswith("| ") and not line.startswith(("| benchmark ", "| --- "))}
     assert rows == set(BENCHMARKS)
+    _assert_crash([line for line in text.splitlines() if line.startswith("| crash")])
     import asyncpg
 
     conn = await asyncpg.connect(common.POSTGRES_URL.replace("postgres://", "postgresql://", 1))
