@@ -261,3 +261,35 @@ async def test_an_answered_conversation_is_not_chased(tenv: BotEnv,  # noqa: F81
     env.clock.set(local(2026, 11, 3, 13, 0))
     await staff_side.relay_tick(env.carebot.services)
     assert not any(t.startswith(("⏰", "⚠️")) for t in staff.bot_texts(topic))
+
+
+async def test_a_booking_request_becomes_a_booking_the_owner_is_told(
+        tenv: BotEnv, tmp_path: Path) -> None:  # noqa: F811 (the fixture)
+    from datetime import date
+
+    from bot.handlers.thread_chat import book_from_thread
+    from db.models import Booking
+
+    env = tenv
+    owner = await owner_with_car(env, tmp_path)
+    customer = await Customer.get(telegram_user_id=5001)
+    now = env.clock.now()
+    await Touchpoint.create(customer=customer, kind="service_due", occasion_key="s1",
+                            due_at=now, expires_at=now + timedelta(days=3),
+                            payload={"due_date": "2026-11-20"})
+    assert (await env.tick()).sent == 1
+    owner.send_text("我想这周四上午过来保养")
+    await env.poll()
+    thread = await Thread.get(customer_id=customer.id)
+    assert thread.kind == ThreadKind.BOOKING_REQUEST
+    agent = await Staff.get(telegram_id=AGENT)
+    booking = await book_from_thread(env.carebot.services, thread, agent, date(2026, 11, 5),
+                                     "morning")
+    assert (booking.day, booking.slot, booking.customer_id) == \
+        (date(2026, 11, 5), "morning", customer.id)
+    assert await Booking.all().count() == 1
+    told = owner.bot_texts()[-1]
+    assert "预约成功" in told and "11月5日" in told and told.endswith(SIGNATURE)
+    thread = await Thread.get(id=thread.id)
+    assert (thread.state, thread.outcome) == (ThreadState.DONE, "booked")
+    assert await Touchpoint.filter(kind="booking_reminder", customer_id=customer.id).exists()

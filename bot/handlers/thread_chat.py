@@ -10,17 +10,28 @@ write reaches the owner signed with their name (media as media); ``/note`` stays
 from __future__ import annotations
 
 import logging
+from datetime import date
 
 from telegram import Message, Update
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
-from bot import threads, tickets
+from bot import bookings, threads, tickets
+from bot.handlers import booking as booking_ui
 from bot.handlers import buttons, owner
 from bot.handlers.owner import say
 from bot.handlers.threads import CALLBACK_PREFIX, ThreadSide
 from bot.services import Services, services_of
 from bot.threads import Incoming, ThreadError
-from db.models import Customer, Staff, Thread, ThreadState
+from db.models import (
+    Booking,
+    BookingKind,
+    Customer,
+    Staff,
+    Thread,
+    ThreadState,
+    Touchpoint,
+    Vehicle,
+)
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +203,39 @@ async def perform(svc: Services, thread: Thread, staff: Staff, action: str) -> s
     await side.post(thread, text)  # everyone in the topic sees who did what
     await side.after_change(thread.id)
     return text
+
+
+async def book_from_thread(svc: Services, thread: Thread, staff: Staff, day: date,
+                           slot: str) -> Booking:
+    """A booking request becomes a booking: stored with its reminder the day before, the
+    owner told (as this person's answer: signed, retried), the conversation done as booked.
+    An open booking of that kind for that car is kept and said instead of a second one."""
+    if thread.state != ThreadState.OPEN:
+        raise ThreadError("threads.refused.done")
+    now = svc.clock.now()
+    touchpoint = await Touchpoint.get_or_none(id=thread.touchpoint_id) \
+        if thread.touchpoint_id else None
+    kind = bookings.kind_for(touchpoint.kind if touchpoint else "")
+    outcome = await bookings.book(
+        customer_id=thread.customer_id, vehicle_id=thread.vehicle_id, day=day, slot=slot,
+        kind=kind, source_touchpoint_id=thread.touchpoint_id, now=now,
+        rules=bookings.booking_rules(svc.settings))
+    booking = outcome.booking
+    customer = await Customer.get(id=thread.customer_id)
+    lang = customer.language
+    vehicle = await Vehicle.get_or_none(id=booking.vehicle_id) if booking.vehicle_id else None
+    fmt = {"day": booking_ui.day_label(svc, lang, booking.day),
+           "slot": booking_ui.slot_label(svc, lang, booking.slot),
+           "kind": booking_ui.kind_label(svc, lang, BookingKind(booking.kind))}
+    text = svc.scripts.label("bk_confirmed", lang, name=customer.name,
+                             phone=svc.settings.dealer_phone,
+                             vehicle=booking_ui.vehicle_text(svc, lang, vehicle), **fmt) \
+        if outcome.created else svc.scripts.label("bk_exists", lang, **fmt)
+    await threads.answer(thread, staff, text, now=now)
+    await threads.mark_done(thread, staff, now=now, outcome="booked",
+                            outcome_note=f"booking {booking.id}")
+    await thread_side_of(svc).after_change(thread.id)
+    return booking
 
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
