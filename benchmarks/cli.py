@@ -14,7 +14,7 @@ from benchmarks.crash import CRASH_UPDATES, bench_crash
 from benchmarks.dispatch import DISPATCH_OWNERS, bench_dispatch
 from benchmarks.importing import IMPORT_ROWS, IMPORT_SAMPLE, bench_import
 from benchmarks.kpi import KPI_SCORES, bench_kpi
-from benchmarks.report import BENCHMARKS_MD, write_report
+from benchmarks.report import BENCHMARKS_MD, read_earlier, write_report
 from benchmarks.rush import bench_rush
 from benchmarks.scan import SCAN_OWNERS, bench_scan
 from benchmarks.webhook import WEBHOOK_SAMPLE, WEBHOOK_UPDATES, bench_webhook
@@ -96,8 +96,12 @@ async def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     _print(figures)
     if not args.no_write:
+        # Some benchmarks only, at full size: the report keeps the others' last figures.
+        earlier = read_earlier(args.output, names, [t.label for t in targets]) \
+            if args.only and args.scale == 1 else None
         write_report(figures, args.output, scale=args.scale,
-                     databases={t.label: t.description for t in targets})
+                     databases={t.label: t.description for t in targets},
+                     order=list(BENCHMARKS), earlier=earlier)
         print(f"written to {args.output}")
     judged = [f for f in figures if f.database == "SQLite"] or figures
     return 0 if all(f.met for f in judged) else 1

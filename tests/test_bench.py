@@ -194,3 +194,54 @@ def test_benchmarks_are_not_packaged() -> None:
     importers = {str(p.relative_to(root)) for p in (root / "bot").rglob("*.py")
                  if imports.search(p.read_text(encoding="utf-8"))}
     assert importers == {"bot/cli.py"}
+
+
+def test_a_partial_run_keeps_the_other_rows(tmp_path: Path) -> None:
+    """`--only crash` at full size rewrites crash's rows on the databases it ran on and
+    keeps every other row of the report, saying which run each kept row comes from."""
+    from benchmarks.common import Figure
+    from benchmarks.report import read_earlier, write_report
+
+    def figure(name: str, value: float, database: str) -> Figure:
+        return Figure(name, value, "s", "≤ 1 s", True, 2.0, "a note", database)
+
+    def results(section: str) -> list[str]:
+        return [r.split("|")[2].strip() for r in section.splitlines()
+                if r.startswith("| ") and not r.startswith(("| benchmark ", "| --- "))]
+
+    path = tmp_path / "benchmarks.md"
+    pg = "PostgreSQL 15 at 127.0.0.1:5432"
+    write_report([figure("dispatch: share", 1.0, "SQLite"),
+                  figure("crash: answered", 2.0, "SQLite"),
+                  figure("dispatch: share", 3.0, "PostgreSQL"),
+                  figure("crash: answered", 4.0, "PostgreSQL")], path,
+                 databases={"SQLite": "SQLite 3", "PostgreSQL": pg})
+    text = path.read_text(encoding="utf-8")
+    assert "Rows kept" not in text and "benchmarks/" in text and "source checkout" in text
+    first = "2026-01-02 03:04 UTC"  # the first run, as if long ago
+    path.write_text(re.sub(r"- date: .*", f"- date: {first}", text), encoding="utf-8")
+    order = ["dispatch", "crash"]
+
+    write_report([figure("crash: answered", 5.0, "SQLite")], path,
+                 databases={"SQLite": "SQLite 3"}, order=order,
+                 earlier=read_earlier(path, ["crash"], ["SQLite"]))
+
+    text = path.read_text(encoding="utf-8")
+    sqlite, postgres = text.split("## PostgreSQL")
+    assert results(sqlite) == ["1.00 s", "5.00 s"]  # dispatch kept, crash new, suite order
+    assert results(postgres) == ["3.00 s", "4.00 s"]  # not run there: all kept
+    assert "- databases: SQLite, PostgreSQL\n" in text and f"{pg}; reported beside" in text
+    assert f"Rows kept from earlier runs: dispatch ({first})." in sqlite
+    assert f"Rows kept from earlier runs: dispatch, crash ({first})." in postgres
+    second = next(line for line in text.splitlines() if line.startswith("- date: "))[8:]
+
+    # Again: each kept row still says the run it is from.
+    path.write_text(text.replace(f"- date: {second}", "- date: 2026-02-03 04:05 UTC"),
+                    encoding="utf-8")
+    write_report([figure("dispatch: share", 6.0, "SQLite")], path,
+                 databases={"SQLite": "SQLite 3"}, order=order,
+                 earlier=read_earlier(path, ["dispatch"], ["SQLite"]))
+    sqlite, postgres = path.read_text(encoding="utf-8").split("## PostgreSQL")
+    assert results(sqlite) == ["6.00 s", "5.00 s"]
+    assert "Rows kept from earlier runs: crash (2026-02-03 04:05 UTC)." in sqlite
+    assert f"Rows kept from earlier runs: dispatch, crash ({first})." in postgres
