@@ -24,7 +24,7 @@ from bot import owners
 from db.models import Customer, Direction, Staff, Ticket, TicketMessage
 
 if TYPE_CHECKING:
-    from bot.handlers.staff import StaffSide
+    from bot.handlers.ticket_side import StaffSide
     from bot.services import Services
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 from bot import owners, tickets
 from bot.handlers import buttons
 from bot.handlers.owner import lang_of, log_in, say
-from bot.handlers.staff import side_of
+from bot.handlers.ticket_side import side_of
 from bot.services import Services, services_of
 from bot.tickets import CATEGORIES, contact_button
 from db.models import Conversation, Customer, Touchpoint, Vehicle, VehicleStatus

@@ -35,7 +35,7 @@ from db.models import (
 )
 
 if TYPE_CHECKING:
-    from bot.handlers.staff import StaffSide
+    from bot.handlers.ticket_side import StaffSide
 
 log = logging.getLogger(__name__)
 
