@@ -17,22 +17,30 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import Template, TemplateError
 from tortoise import Tortoise
 from tortoise.expressions import Case, Q, Subquery, When
 from tortoise.functions import Count, Max
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from bot.delivery.dispatcher import MARKETING_PRIORITY_FROM, Outgoing, dealer_context
 from bot.campaigns.timing import add_months, at_local, end_of_local_day, local_date
 from bot.config import QuietHours, Settings
+from bot.delivery.dispatcher import MARKETING_PRIORITY_FROM, Outgoing, dealer_context
 from bot.schedule import shift_out_of_quiet_hours
-from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Scripts
+from bot.templating import (
+    OUTPUT_CAP,
+    Fields,
+    LimitedEnvironment,
+    TemplateOverBudget,
+    render,
+    render_off_loop,
+)
+from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Scripts, car_fields, owner_fields
 from db.models import (
     Booking,
     Campaign,
@@ -349,27 +357,93 @@ async def count_audience(audience: Audience, *, now: datetime,
 # --------------------------------------------------------------------------- definition
 
 
-def _sandbox() -> SandboxedEnvironment:
-    return SandboxedEnvironment(autoescape=True, undefined=StrictUndefined, trim_blocks=True,
-                                lstrip_blocks=True)
+_ENV = LimitedEnvironment()
 
 
-_ENV = _sandbox()
+@lru_cache(maxsize=64)
+def _compiled(template: str) -> Template:
+    """A campaign's text compiled once, not once per owner."""
+    return _ENV.from_string(template)
 
 
 def render_message(template: str, **context: Any) -> str:
-    """The campaign's own text, rendered like the scripts (sandboxed, escaped, strict)."""
-    return _ENV.from_string(template).render(**context).strip()
+    """The campaign's own text, rendered like the scripts (sandboxed, escaped, strict, within
+    the step budget and Telegram's 4096 characters) from :func:`campaign_context`."""
+    return render(_compiled(template), context, max_chars=OUTPUT_CAP)
 
 
-def sample_context(dealer: Mapping[str, str]) -> dict[str, Any]:
+def campaign_context(customer: Any, vehicle: Any, dealer: Mapping[str, str],
+                     campaign: Mapping[str, Any]) -> dict[str, Any]:
+    """All a campaign template sees: the owner's name and language, the car's model and
+    plate, the dealer, the campaign. Never a phone, a link token, a birthday or a VIN."""
+    return {"customer": owner_fields(customer), "vehicle": car_fields(vehicle),
+            "dealer": Fields("dealer", dealer),
+            "campaign": Fields("campaign", {"name": campaign.get("name", ""),
+                                            "event_date": campaign.get("event_date")})}
+
+
+@dataclass(frozen=True)
+class _SampleOwner:
+    name: str = "张伟"
+    language: str = DEFAULT_LANGUAGE
+
+
+@dataclass(frozen=True)
+class _SampleCar:
+    model: str = "星辰 S7"
+    plate: str = "粤A12345"
+
+
+def sample_context(dealer: Mapping[str, str], *, with_car: bool = True) -> dict[str, Any]:
     """What a campaign template may use, with sample values to check it when it is saved."""
-    return {
-        "customer": {"name": "张伟", "phone": "+8613800138000", "language": "zh_CN"},
-        "vehicle": {"model": "星辰 S7", "plate": "粤A12345", "vin": "LSVAU2180N2183294"},
-        "dealer": dict(dealer),
-        "campaign": {"name": "sample", "event_date": None},
-    }
+    return campaign_context(_SampleOwner(), _SampleCar() if with_car else None, dealer,
+                            {"name": "sample", "event_date": None})
+
+
+@dataclass(frozen=True)
+class MessageProblem:
+    """Why a campaign text cannot be saved: ``kind`` is render, budget or html."""
+
+    kind: str
+    detail: str
+
+    def __str__(self) -> str:
+        lead = {"render": "the template does not render",
+                "budget": "the template is refused",
+                "html": "Telegram would refuse this message's HTML"}[self.kind]
+        return f"{lead}: {self.detail}"
+
+
+def check_message(text: str, dealer: Mapping[str, str]) -> MessageProblem | None:
+    """None when a campaign text is fit to send: it renders for a sample owner within the
+    budget and 4096 characters, and Telegram takes its HTML (also for an owner without a
+    car, when it renders for one). Slow for a bad template: call it off the event loop."""
+    from bot.sandbox.emulator import HtmlParseError, parse_html
+
+    try:
+        bodies = [render_message(text, **sample_context(dealer))]
+    except TemplateOverBudget as exc:
+        return MessageProblem("budget", str(exc))
+    except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as exc:
+        return MessageProblem("render", str(exc) or exc.__class__.__name__)
+    try:
+        bodies.append(render_message(text, **sample_context(dealer, with_car=False)))
+    except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError):
+        pass  # a text about the car: its audience has cars (as when it was first saved)
+    for body in bodies:
+        try:
+            parse_html(body)
+        except HtmlParseError as exc:
+            return MessageProblem("html", f"{exc}. Close every tag you open (<b>…</b>) and "
+                                  "write a literal < as &lt;")
+    return None
+
+
+def check_messages(texts: Mapping[str, str],
+                   dealer: Mapping[str, str]) -> dict[str, MessageProblem]:
+    """:func:`check_message` for each language's text; the problems by language."""
+    found = {lang: check_message(text, dealer) for lang, text in texts.items()}
+    return {lang: problem for lang, problem in found.items() if problem is not None}
 
 
 def parse_buttons(raw: Any) -> list[dict[str, Any]]:
@@ -429,12 +503,10 @@ async def create_campaign(*, name: str, messages: Any, now: datetime,
         raise CampaignError(f"messages: language(s) {bad_lang} not served; use {LANGUAGES}")
     if DEFAULT_LANGUAGE not in texts:
         raise CampaignError("messages: a zh_CN text is required (the fallback language)")
-    for lang, text in texts.items():
-        try:
-            render_message(text, **sample_context(dealer))
-        except TemplateError as exc:
-            raise CampaignError(f"messages.{lang}: the template does not render: {exc}") \
-                from None
+    problems = await render_off_loop(check_messages, texts, dealer)
+    if problems:
+        lang, problem = next(iter(problems.items()))
+        raise CampaignError(f"messages.{lang}: {problem}")
     parsed_audience = parse_audience(audience)
     event = _as_date("event_date", event_date) if event_date not in (None, "") else None
     return await Campaign.create(
@@ -814,10 +886,8 @@ def compose_campaign(campaign: Campaign, customer: Customer, vehicle: Vehicle | 
     ``bk:s:<touchpoint>``) when there is one, else it tells the advisor."""
     lang = customer.language if customer.language in campaign.messages else DEFAULT_LANGUAGE
     dealer = dealer_context(settings)
-    body = render_message(
-        campaign.messages[lang], customer=customer, vehicle=vehicle, dealer=dealer,
-        campaign={"name": campaign.name, "event_date": campaign.event_date},
-    )
+    body = render_message(campaign.messages[lang], **campaign_context(
+        customer, vehicle, dealer, {"name": campaign.name, "event_date": campaign.event_date}))
     footer = scripts.render("campaign_footer", customer.language, dealer=dealer)
     rows: list[list[tuple[str, str]]] = []
     for button in campaign.buttons:
@@ -851,8 +921,9 @@ async def preview(campaign: Campaign, *, now: datetime, rules: CampaignRules, sc
                                      rules=rules, campaign_id=campaign.id)
     samples = []
     for customer in await eligible.order_by("id").limit(limit):
-        out = compose_campaign(campaign, customer, await latest_vehicle(customer.id), scripts,
-                               settings)
+        vehicle = await latest_vehicle(customer.id)
+        out = await render_off_loop(compose_campaign, campaign, customer, vehicle, scripts,
+                                    settings)
         samples.append({"customer_id": customer.id, "name": customer.name,
                         "language": customer.language, "text": out.text,
                         "buttons": [label for row in out.buttons for label, _ in row]})

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from jinja2 import TemplateError
 
 from bot.campaigns import promotions
 from bot.campaigns.promotions import CampaignError
@@ -20,6 +21,8 @@ from bot.web.server import SERVICES, _authorized
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
+# What rendering a template can raise (TemplateOverBudget is a TemplateError).
+RENDER_ERRORS = (TemplateError, ArithmeticError, LookupError, TypeError, ValueError)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -109,11 +112,16 @@ async def count_audience(request: web.Request) -> web.Response:
 
 
 async def preview(request: web.Request) -> web.Response:
+    """Rendered (off the event loop) from the owners' whitelisted fields: never a phone."""
     svc = request.app[SERVICES]
-    return web.json_response(await promotions.preview(
-        await _campaign(request), now=svc.clock.now(),
-        rules=promotions.campaign_rules(svc.settings), scripts=svc.scripts,
-        settings=svc.settings))
+    try:
+        result = await promotions.preview(
+            await _campaign(request), now=svc.clock.now(),
+            rules=promotions.campaign_rules(svc.settings), scripts=svc.scripts,
+            settings=svc.settings)
+    except RENDER_ERRORS as exc:  # e.g. a campaign saved before the checks it now fails
+        return _error(422, f"the message does not render for a real owner: {exc}")
+    return web.json_response(result)
 
 
 async def test_send(request: web.Request) -> web.Response:
@@ -133,7 +141,11 @@ async def test_send(request: web.Request) -> web.Response:
     if staff is None or staff.telegram_id is None:
         raise CampaignError(f"no staff member {ref!r} with a Telegram id; "
                             'send {"staff": "<name or Telegram id>"}')
-    text, markup = await promotions_test_message(campaign, staff.name, svc.settings, svc.scripts)
+    try:
+        text, markup = await promotions_test_message(campaign, staff.name, svc.settings,
+                                                     svc.scripts)
+    except RENDER_ERRORS as exc:
+        return _error(422, f"the message does not render: {exc}")
     sent = await svc.sender.send_message(staff.telegram_id, text, lane=Lane.STAFF,
                                          parse_mode="HTML", reply_markup=markup)
     if sent is None:  # the sender logged why (and recorded it, unless the chat blocked us)
@@ -222,8 +234,11 @@ def openapi_document() -> dict[str, Any]:
             "name": {"type": "string"},
             "marketer": {"type": "string"},
             "messages": {"type": "object", "required": ["zh_CN"],
-                         "description": "Jinja2 per language (sandboxed, HTML-escaped); "
-                                        "customer, vehicle, dealer, campaign",
+                         "description": "Jinja2 per language (sandboxed, HTML-escaped, "
+                                        "Telegram's HTML, at most 4096 characters rendered); "
+                                        "customer (name, language), vehicle (model, "
+                                        "plate), dealer (name, phone), campaign (name, "
+                                        "event_date)",
                          "additionalProperties": {"type": "string"}},
             "buttons": {"type": "array", "maxItems": 3,
                         "items": {"$ref": "#/components/schemas/Button"}},
