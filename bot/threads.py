@@ -21,7 +21,9 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from bot import tickets
+from bot.business_time import add_business_time
 from bot.config import Settings
+from bot.ticket_rules import sla_rules
 from db.models import (
     Customer,
     Direction,
@@ -168,8 +170,8 @@ async def _open(customer: Customer, answered: Touchpoint | None, now: datetime,
                 settings: Settings) -> Thread:
     kind = kind_of_reply(answered.kind if answered else None)
     assignee, queue = await route(kind, customer, settings)
-    rules = tickets.sla_rules(settings)
-    due = tickets.add_business_time(
+    rules = sla_rules(settings)
+    due = add_business_time(
         now, timedelta(hours=settings.conversation_first_answer_hours), rules.calendar)
     vehicle_id = answered.vehicle_id if answered is not None else None
     if vehicle_id is None:

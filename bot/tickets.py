@@ -8,11 +8,8 @@ change here records a :class:`TicketEvent`, whose effects are owed from then on 
 effects (a CLI, a unit test) the record is still complete, and a running carebot's staff
 side carries out what is owed on its next sweep.
 
-The 211 rule: the owner gets a first answer within 2 hours of opening; the handler resolves
-within 1 day of claiming; 1 day after Resolve the owner is asked to rate the handling
-(a ``ticket_followup`` touchpoint). A missed deadline escalates one level by itself, and
-the new level has 2 hours to act. All clocks count on a business-hours calendar (or plain
-hours): :func:`add_business_time`.
+The rules (the 211 deadlines, levels, who may act) are :mod:`bot.ticket_rules`, the
+business-hours clock :mod:`bot.business_time`, the report's figures :mod:`bot.ticket_stats`.
 """
 
 from __future__ import annotations
@@ -20,25 +17,53 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, timedelta
 from enum import StrEnum
-from statistics import median
-from typing import TYPE_CHECKING, Any, Protocol
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Protocol
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from bot.business_time import (
+    BusinessCalendar,
+    add_business_time,
+    business_days,
+)
 from bot.campaigns.journeys import SERVICE_PRIORITY, TouchpointPlan, write_touchpoints
-from bot.config import ConfigError, QuietHours, Settings
 from bot.schedule import shift_out_of_quiet_hours
 from bot.texts import Scripts
+from bot.ticket_rules import (
+    ACTIVE_STATES,
+    CATEGORIES,
+    CHANNELS,
+    EFFECTS_KEY,
+    FOLLOWUP_KIND,
+    LEVELS,
+    MESSAGE_LIMIT,
+    SHORTER_LIMITS,
+    DueKind,
+    EventKind,
+    SlaRules,
+    can_act,
+    format_number,
+    is_ticket_staff,
+    next_level,
+    overdue_reason,
+    parse_number,
+    rating_outcome,
+    running_deadline,
+    shorten,
+    sla_rules,
+)
+from bot.ticket_stats import (
+    ComplaintStats,
+    TicketFacts,
+    complaint_stats,
+    facts_between,
+)
 from db.models import (
     Customer,
     Staff,
-    StaffRole,
     Ticket,
     TicketEvent,
     TicketLevel,
@@ -51,259 +76,58 @@ from db.models import (
 if TYPE_CHECKING:
     from bot.services import Services
 
+# What this module offers, with the rules and the report that live in their own modules
+# (bot.ticket_rules, bot.ticket_stats, bot.business_time) but that callers reach here, as
+# they always have (``tickets.can_act``, ``tickets.ACTIVE_STATES``...).
+__all__ = [
+    "ACTIVE_STATES",
+    "CATEGORIES",
+    "CHANNELS",
+    "CONTACT_CALLBACK",
+    "EFFECTS_KEY",
+    "FOLLOWUP_KIND",
+    "LEVELS",
+    "MESSAGE_LIMIT",
+    "SHORTER_LIMITS",
+    "WITHOUT_EFFECTS",
+    "BusinessCalendar",
+    "ComplaintStats",
+    "DueKind",
+    "EventKind",
+    "Outcome",
+    "SlaRules",
+    "TicketEffects",
+    "TicketFacts",
+    "active_ticket_of",
+    "add_business_time",
+    "add_note",
+    "business_days",
+    "can_act",
+    "check_deadlines",
+    "claim",
+    "complaint_stats",
+    "contact_button",
+    "escalate",
+    "facts_between",
+    "find_customer",
+    "format_number",
+    "handling_rated",
+    "is_ticket_staff",
+    "next_level",
+    "open_ticket",
+    "overdue_reason",
+    "parse_number",
+    "rating_outcome",
+    "record_owner_message",
+    "record_staff_answer",
+    "resolve",
+    "running_deadline",
+    "shorten",
+    "sla_rules",
+    "staff_for",
+]
+
 log = logging.getLogger(__name__)
-
-CATEGORIES = ("service_process", "repair_quality", "charges", "timeliness", "environment",
-              "other")
-CHANNELS = ("bot", "survey", "staff")
-LEVELS: tuple[TicketLevel, ...] = (TicketLevel.AGENT, TicketLevel.ADVISOR,
-                                   TicketLevel.SUPERVISOR, TicketLevel.MANAGER)
-ACTIVE_STATES = (TicketState.OPEN, TicketState.CLAIMED, TicketState.ANSWERED,
-                 TicketState.REOPENED)
-FOLLOWUP_KIND = "ticket_followup"
-EFFECTS_KEY = "tickets"
-
-# How far up the chain each staff role may act (claim, resolve). Marketing may not act.
-ROLE_RANK: dict[str, int] = {
-    StaffRole.AGENT: 0, StaffRole.ADVISOR: 1, StaffRole.SUPERVISOR: 2, StaffRole.MANAGER: 3,
-    StaffRole.ADMIN: 3,
-}
-NUMBER_RE = re.compile(r"\bT-(\d{1,9})\b")
-
-
-class EventKind(StrEnum):
-    OPENED = "opened"
-    CLAIMED = "claimed"
-    ANSWERED = "answered"
-    ESCALATED = "escalated"
-    BREACH = "breach"  # a deadline missed at the top of the chain: nobody left to escalate to
-    RESOLVED = "resolved"
-    RATED = "rated"
-    REOPENED = "reopened"
-    CLOSED = "closed"
-    NOTE = "note"
-    UNDELIVERED = "undelivered"  # a staff-chat or owner notice Telegram refused (429, error)
-
-
-class DueKind(StrEnum):
-    FIRST_ANSWER = "first_answer"
-    HANDLER_ANSWER = "handler_answer"
-    LEVEL = "level"
-
-
-# --------------------------------------------------------------------------- calendar
-
-
-@dataclass(frozen=True)
-class BusinessCalendar:
-    """Local opening hours on some ISO weekdays; deadline clocks run only inside them."""
-
-    tz: ZoneInfo
-    opens: time
-    closes: time
-    weekdays: frozenset[int] = frozenset(range(1, 8))
-
-    @property
-    def day_length(self) -> timedelta:
-        return datetime.combine(date.min, self.closes) - datetime.combine(date.min, self.opens)
-
-
-_HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
-
-
-def parse_business_hours(value: str) -> tuple[time, time] | None:
-    """``"08:30-18:00"`` -> (08:30, 18:00); ``"off"`` (plain hours) -> None."""
-    value = value.strip()
-    if value.lower() in ("", "off", "none", "24h"):
-        return None
-    parts = value.split("-")
-    if len(parts) != 2:
-        raise ValueError("use HH:MM-HH:MM, for example 08:30-18:00, or 'off' for plain hours")
-    bounds: list[time] = []
-    for part in parts:
-        m = _HHMM.match(part.strip())
-        if not m:
-            raise ValueError(f"{part.strip()!r} is not a time of day; use HH:MM-HH:MM")
-        bounds.append(time(int(m.group(1)), int(m.group(2))))
-    if not bounds[0] < bounds[1]:
-        raise ValueError("business hours must open before they close on the same day")
-    return bounds[0], bounds[1]
-
-
-def parse_business_days(value: str) -> frozenset[int]:
-    """ISO weekdays: ``"1-7"`` (every day), ``"1-5"``, ``"1,2,3,4,5,6"``."""
-    days: set[int] = set()
-    for part in value.replace(" ", "").split(","):
-        if not part:
-            continue
-        lo, _, hi = part.partition("-")
-        if not lo.isdigit() or (hi and not hi.isdigit()):
-            raise ValueError(f"{part!r}: use weekday numbers 1 (Monday) to 7, e.g. 1-5 or 1,3,5")
-        a, b = int(lo), int(hi or lo)
-        if not (1 <= a <= 7 and 1 <= b <= 7 and a <= b):
-            raise ValueError(f"{part!r}: weekdays run from 1 (Monday) to 7 (Sunday)")
-        days.update(range(a, b + 1))
-    if not days:
-        raise ValueError("at least one business day is needed")
-    return frozenset(days)
-
-
-def _at_local(day: date, at: time, tz: ZoneInfo) -> datetime:
-    return datetime.combine(day, at).replace(tzinfo=tz).astimezone(timezone.utc)
-
-
-def add_business_time(start: datetime, duration: timedelta,
-                      calendar: BusinessCalendar | None) -> datetime:
-    """The instant ``duration`` of business time after ``start`` (UTC, aware).
-
-    Plain hours when ``calendar`` is None. Time outside business hours does not count: a
-    complaint at 17:30 with 2 hours to answer (08:30-18:00) is due at 10:00 next morning.
-    """
-    start = start.astimezone(timezone.utc)
-    if calendar is None or duration <= timedelta(0):
-        return start + max(duration, timedelta(0))
-    remaining = duration
-    cursor = start
-    for _ in range(4000):  # a few years of days: far beyond any deadline
-        day = cursor.astimezone(calendar.tz).date()
-        if day.isoweekday() in calendar.weekdays:
-            open_at = _at_local(day, calendar.opens, calendar.tz)
-            close_at = _at_local(day, calendar.closes, calendar.tz)
-            cursor = max(cursor, open_at)
-            if cursor < close_at:
-                available = close_at - cursor
-                if remaining <= available:
-                    return cursor + remaining
-                remaining -= available
-        cursor = _at_local(day + timedelta(days=1), time(0), calendar.tz)
-    raise ValueError("business calendar has no open hours in reach")
-
-
-def business_days(days: float, calendar: BusinessCalendar | None) -> timedelta:
-    """``days`` business days as business time: whole business days, or 24 h in plain hours."""
-    return (calendar.day_length if calendar else timedelta(hours=24)) * days
-
-
-# --------------------------------------------------------------------------- rules
-
-
-@dataclass(frozen=True)
-class SlaRules:
-    """The deadlines and thresholds, taken from Settings once."""
-
-    calendar: BusinessCalendar | None
-    tz: ZoneInfo
-    quiet: QuietHours | None
-    first_answer: timedelta = timedelta(hours=2)
-    handler_answer: timedelta = timedelta(hours=9, minutes=30)  # 1 business day
-    level_answer: timedelta = timedelta(hours=2)
-    followup_after: timedelta = timedelta(days=1)
-    threshold: int = 6
-
-
-def sla_rules(settings: Settings) -> SlaRules:
-    """The rules from Settings; a wrong calendar names its variable (start-up stops)."""
-    try:
-        hours = parse_business_hours(settings.ticket_business_hours)
-    except ValueError as exc:
-        raise ConfigError(f"CAREBOT_TICKET_BUSINESS_HOURS: {exc}") from None
-    try:
-        weekdays = parse_business_days(settings.ticket_business_days)
-    except ValueError as exc:
-        raise ConfigError(f"CAREBOT_TICKET_BUSINESS_DAYS: {exc}") from None
-    calendar = BusinessCalendar(settings.tz, hours[0], hours[1], weekdays) if hours else None
-    return SlaRules(
-        calendar=calendar,
-        tz=settings.tz,
-        quiet=settings.quiet,
-        first_answer=timedelta(hours=settings.ticket_first_answer_hours),
-        handler_answer=business_days(settings.ticket_handler_answer_days, calendar),
-        level_answer=timedelta(hours=settings.ticket_level_answer_hours),
-        followup_after=timedelta(days=settings.ticket_followup_days),
-        threshold=settings.handling_score_threshold,
-    )
-
-
-def next_level(level: TicketLevel | str) -> TicketLevel | None:
-    """One step up the chain; None above the service manager."""
-    index = LEVELS.index(TicketLevel(level))
-    return LEVELS[index + 1] if index + 1 < len(LEVELS) else None
-
-
-def level_rank(level: TicketLevel | str) -> int:
-    return LEVELS.index(TicketLevel(level))
-
-
-def can_act(role: StaffRole | str, level: TicketLevel | str) -> bool:
-    """Claim and resolve need a role at or above the ticket's level (admins count as managers)."""
-    rank = ROLE_RANK.get(StaffRole(role))
-    return rank is not None and rank >= level_rank(level)
-
-
-def is_ticket_staff(role: StaffRole | str) -> bool:
-    return StaffRole(role) in ROLE_RANK
-
-
-def rating_outcome(score: int, threshold: int,
-                   level: TicketLevel | str) -> tuple[bool, TicketLevel]:
-    """The owner's 1-10 rating of the handling: (reopen?, level afterwards).
-
-    At or below the threshold the ticket reopens one level higher (the manager stays the
-    manager); above it the ticket closes at its level.
-    """
-    if score <= threshold:
-        return True, next_level(level) or TicketLevel.MANAGER
-    return False, TicketLevel(level)
-
-
-def running_deadline(*, has_handler: bool, first_answered_at: datetime | None,
-                     first_answer_due: datetime, handler_answer_due: datetime | None,
-                     now: datetime) -> tuple[datetime | None, str]:
-    """The deadline that runs for a claimed ticket: the handler's (resolve within a business
-    day of claiming), or the first answer if it is still owed and not yet missed."""
-    if not has_handler:
-        return None, ""
-    candidates: list[tuple[datetime, str]] = []
-    if handler_answer_due is not None:
-        candidates.append((handler_answer_due, DueKind.HANDLER_ANSWER))
-    if first_answered_at is None and first_answer_due > now:
-        candidates.append((first_answer_due, DueKind.FIRST_ANSWER))
-    if not candidates:
-        return None, ""
-    return min(candidates)
-
-
-def overdue_reason(due_kind: str, due_at: datetime, level: str, tz: ZoneInfo) -> str:
-    """Why a ticket escalated by itself, for the record."""
-    when = due_at.astimezone(tz).strftime("%m-%d %H:%M")
-    if due_kind == DueKind.FIRST_ANSWER:
-        return f"no first answer to the owner by {when}"
-    if due_kind == DueKind.HANDLER_ANSWER:
-        return f"handler did not resolve by {when}"
-    return f"{level} level did not act by {when}"
-
-
-SHOWN_TEXT_LIMIT = 1500  # description, resolution, improvement on cards and owner notices
-MESSAGE_LIMIT = 4096  # Telegram's limit for one message
-SHORTER_LIMITS = (SHOWN_TEXT_LIMIT, 800, 400, 150)  # tried in turn until a message fits
-
-
-def shorten(text: str, limit: int = SHOWN_TEXT_LIMIT) -> str:
-    """Plain text cut to ``limit`` characters with "…" (before escaping: never an entity)."""
-    if len(text) <= limit:
-        return text
-    return text[:max(limit - 1, 0)].rstrip() + "…"
-
-
-def format_number(ticket_id: int) -> str:
-    return f"T-{ticket_id:04d}"
-
-
-def parse_number(text: str) -> int | None:
-    """The ticket id in "T-0042" (or "t-42"), None if there is none."""
-    m = NUMBER_RE.search(text.upper())
-    return int(m.group(1)) if m else None
-
 
 # --------------------------------------------------------------------------- effects
 
@@ -324,7 +148,7 @@ async def _emit(services: Services, ticket: Ticket, event: TicketEvent) -> None:
         return  # owed: a running carebot's staff side carries them out
     try:
         await effects.on_event(ticket, event)
-    except Exception:  # noqa: BLE001 - the event is recorded and its effects still owed
+    except Exception:
         log.exception("ticket %s: effects of %s failed", ticket.number, event.kind)
 
 
@@ -674,7 +498,7 @@ async def check_deadlines(now: datetime, services: Services) -> list[TicketEvent
                 event = await _move_up(ticket, target, now=now, services=services,
                                        actor_id=None, reason=reason)
             events.append(event)
-        except Exception:  # noqa: BLE001 - one broken ticket must not stop the others
+        except Exception:
             log.exception("ticket %s: deadline escalation failed", ticket.number)
     return events
 
@@ -704,77 +528,6 @@ async def find_customer(query: str) -> tuple[Customer | None, Vehicle | None]:
             if customer is not None:
                 return customer, None
     return None, None
-
-
-# --------------------------------------------------------------------------- report
-
-
-@dataclass(frozen=True)
-class TicketFacts:
-    """What the complaints report needs of one ticket (plain values, testable on tables)."""
-
-    category: str
-    level: str
-    created_at: datetime
-    first_answered_at: datetime | None
-    resolved_at: datetime | None
-    breaches: int
-    reopen_count: int
-    state: str
-
-
-@dataclass
-class ComplaintStats:
-    total: int = 0
-    by_category: dict[str, int] | None = None
-    by_level: dict[str, int] | None = None
-    median_first_answer: timedelta | None = None
-    median_resolution: timedelta | None = None
-    breaches: int = 0
-    tickets_breached: int = 0
-    reopened: int = 0
-    closed: int = 0
-
-    @property
-    def reopen_rate(self) -> float | None:
-        """Share of the month's tickets the owner reopened at least once."""
-        return self.reopened / self.total if self.total else None
-
-
-def _median(values: Iterable[timedelta]) -> timedelta | None:
-    seconds = [v.total_seconds() for v in values]
-    return timedelta(seconds=median(seconds)) if seconds else None
-
-
-def complaint_stats(facts: list[TicketFacts]) -> ComplaintStats:
-    """Counts by category and level, median times, deadline breaches, reopen rate."""
-    by_category = {c: 0 for c in CATEGORIES}
-    by_level = {str(level): 0 for level in LEVELS}
-    for f in facts:
-        by_category[f.category] = by_category.get(f.category, 0) + 1
-        by_level[str(f.level)] = by_level.get(str(f.level), 0) + 1
-    return ComplaintStats(
-        total=len(facts),
-        by_category=by_category,
-        by_level=by_level,
-        median_first_answer=_median(f.first_answered_at - f.created_at for f in facts
-                                    if f.first_answered_at is not None),
-        median_resolution=_median(f.resolved_at - f.created_at for f in facts
-                                  if f.resolved_at is not None),
-        breaches=sum(f.breaches for f in facts),
-        tickets_breached=sum(1 for f in facts if f.breaches),
-        reopened=sum(1 for f in facts if f.reopen_count),
-        closed=sum(1 for f in facts if f.state == TicketState.CLOSED),
-    )
-
-
-async def facts_between(start: datetime, end: datetime) -> list[TicketFacts]:
-    """Tickets opened in [start, end), as report facts (one query)."""
-    rows: list[dict[str, Any]] = await Ticket.filter(
-        created_at__gte=start, created_at__lt=end
-    ).values("category", "level", "created_at", "first_answered_at", "resolved_at",
-             "breaches", "reopen_count", "state")
-    return [TicketFacts(**row) for row in rows]
 
 
 # --------------------------------------------------------------------------- owner entry

@@ -2,28 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.config import ConfigError, Settings
-from bot.tickets import (
+from bot.business_time import (
     BusinessCalendar,
-    TicketFacts,
     add_business_time,
     business_days,
-    can_act,
-    complaint_stats,
-    next_level,
-    overdue_reason,
     parse_business_days,
     parse_business_hours,
+)
+from bot.config import ConfigError, Settings
+from bot.ticket_rules import (
+    can_act,
+    next_level,
+    overdue_reason,
     parse_number,
     rating_outcome,
     running_deadline,
     sla_rules,
 )
+from bot.ticket_stats import TicketFacts, complaint_stats
 from db.models import StaffRole, TicketLevel
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -52,7 +53,7 @@ def test_add_business_time(start: datetime, hours: float, calendar: BusinessCale
                            due: datetime) -> None:
     got = add_business_time(start, timedelta(hours=hours), calendar)
     assert got == due
-    assert got.tzinfo == timezone.utc
+    assert got.tzinfo == UTC
 
 
 @pytest.mark.parametrize(("start", "calendar", "due"), [

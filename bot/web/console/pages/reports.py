@@ -12,7 +12,7 @@ Who sees what (``access.REPORTS`` to open the page):
   (``access.customer_scope``). Asking for another advisor answers 403.
 
 Complaint *texts* never appear: the complaint report is counts and times
-(``bot.tickets.complaint_stats``), and the scores export leaves out owners' comments.
+(``bot.ticket_stats.complaint_stats``), and the scores export leaves out owners' comments.
 
 The KPIs come from ``bot.kpi.compute`` only (its public API), once per period, kept in a
 small cache: a period still settling (delight counts answers up to 14 days after it) for a
@@ -49,7 +49,8 @@ from bot.kpi import (
 )
 from bot.surveys import CSI_CATEGORIES
 from bot.threads_kpi import ConversationStats, ThreadFacts, conversation_stats
-from bot.tickets import CATEGORIES, LEVELS, ComplaintStats, TicketFacts, complaint_stats
+from bot.ticket_rules import CATEGORIES, LEVELS
+from bot.ticket_stats import ComplaintStats, TicketFacts, complaint_stats
 from bot.web.console import access, console_of, forbidden, now_local, render, requires, staff_of
 from bot.web.console.render import Translator, csv_cell
 from bot.web.console.svg import Datum, bar_chart, line_chart, plain, stacked_bar
@@ -303,7 +304,7 @@ def scope_of(report: KpiReport, advisor: str | None) -> Kpis:
 
 async def complaints(viewer: Viewer, start: datetime, end: datetime) -> ComplaintStats:
     """The complaint statistics of tickets opened in [start, end) that the viewer may see:
-    counts and times only (``bot.tickets.complaint_stats``), never what was written."""
+    counts and times only (``bot.ticket_stats.complaint_stats``), never what was written."""
     rows = Ticket.filter(created_at__gte=start, created_at__lt=end)
     if viewer.customers is not None:
         rows = rows.filter(customer_id__in=_customer_ids(viewer.customers))
