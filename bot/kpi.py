@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from tortoise import Tortoise
 
+from bot.periods import Period, PeriodError, month_period, range_period, week_period
 from bot.surveys import CSI_CATEGORIES, DELIGHTED_FROM, SURVEY_KINDS
 from db.models import ScoreRates, TouchpointStatus
 
@@ -33,66 +34,10 @@ UNASSIGNED = ""  # the scope key of figures with no advisor on file
 # Surveys close 7 days after they are sent, and the last follow-ups of a period go out up to
 # a week after it: a 9-10 answered that long after the period still counts for it.
 DELIGHT_SETTLE = timedelta(days=14)
-
-
-# --------------------------------------------------------------------------- periods
-
-
-@dataclass(frozen=True)
-class Period:
-    """Local dates ``start`` (inclusive) to ``end`` (exclusive), with a label for people."""
-
-    start: date
-    end: date
-    label: str
-
-    def utc_bounds(self, tz: ZoneInfo) -> tuple[datetime, datetime]:
-        """Local midnight of the first day and of the day after the last, in UTC."""
-        return (datetime.combine(self.start, time(0), tzinfo=tz).astimezone(UTC),
-                datetime.combine(self.end, time(0), tzinfo=tz).astimezone(UTC))
-
-
-class PeriodError(ValueError):
-    """A period argument people typed is not understood; the message says what to type."""
-
-
-_MONTH = re.compile(r"^(\d{4})-(\d{1,2})$")
-_WEEK = re.compile(r"^(\d{4})-?W(\d{1,2})$", re.IGNORECASE)
-
-
-def month_period(value: str) -> Period:
-    """``2026-11`` -> 1 November to 1 December."""
-    m = _MONTH.match(value.strip())
-    if not m or not 1 <= int(m.group(2)) <= 12:
-        raise PeriodError(f"{value!r} is not a month; use YYYY-MM, for example 2026-11")
-    year, month = int(m.group(1)), int(m.group(2))
-    start = date(year, month, 1)
-    end = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
-    return Period(start, end, f"{year:04d}-{month:02d}")
-
-
-def week_period(value: str) -> Period:
-    """``2026-W45`` -> that ISO week, Monday to the next Monday."""
-    m = _WEEK.match(value.strip())
-    if not m:
-        raise PeriodError(f"{value!r} is not an ISO week; use YYYY-Www, for example 2026-W45")
-    year, week = int(m.group(1)), int(m.group(2))
-    try:
-        start = date.fromisocalendar(year, week, 1)
-    except ValueError as exc:
-        raise PeriodError(f"{value!r}: {year} has no week {week}") from exc
-    return Period(start, start + timedelta(days=7), f"{year:04d}-W{week:02d}")
-
-
-def range_period(first: str, last: str) -> Period:
-    """``--from 2026-11-01 --to 2026-11-15``: both days included."""
-    try:
-        start, end = date.fromisoformat(first.strip()), date.fromisoformat(last.strip())
-    except ValueError as exc:
-        raise PeriodError(f"dates are YYYY-MM-DD ({exc})") from None
-    if end < start:
-        raise PeriodError(f"--to {end} is before --from {start}")
-    return Period(start, end + timedelta(days=1), f"{start}..{end}")
+# the periods (bot.periods) are reached here too, as the report's callers always have
+__all__ = ["CSI_RATES", "DEALERSHIP", "DELIGHT_SETTLE", "FOLLOWUP_KINDS", "RANKED_CATEGORIES",
+           "UNASSIGNED", "KpiReport", "Kpis", "Period", "PeriodError", "compute",
+           "month_period", "range_period", "week_period"]
 
 
 # --------------------------------------------------------------------------- figures
