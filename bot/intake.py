@@ -13,15 +13,17 @@ with one ``__in`` query per table, bulk inserts for new rows and updates only fo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
+import itertools
 import logging
 import math
 import re
 import secrets
 import unicodedata
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
@@ -57,15 +59,15 @@ __all__ = [
     "IntakeError",
     "RowError",
     "VinCheck",
+    "VisitRow",
     "check_vin",
     "import_deliveries_file",
     "import_deliveries_records",
+    "import_visits_file",
+    "import_visits_records",
     "normalize_phone",
     "normalize_vin",
     "validate_delivery",
-    "VisitRow",
-    "import_visits_file",
-    "import_visits_records",
     "validate_visit",
 ]
 
@@ -76,6 +78,15 @@ DEFAULT_LANGUAGE = "zh_CN"
 DELIVERY_DEFAULT_TIME = time(12, 0)
 FUTURE_TOLERANCE = timedelta(days=1)
 HEADER_SEARCH_ROWS = 10
+# What one file may hold (issue 15): a crafted workbook must not take the server's memory.
+# A workbook's parts are checked by the sizes its zip declares, before anything is unpacked
+# (a zip member never unpacks to more than it declares: Python's reader stops there).
+MAX_ROWS = 200_000  # rows with data (an import of 100,000 deliveries is the large case)
+MAX_COLUMNS = 200  # columns read; a sheet declaring more is refused
+XLSX_MAX_UNPACKED = 256 * 1024 * 1024  # all parts together
+XLSX_MAX_PART = 24 * 1024 * 1024  # a part read whole (shared strings, styles), not streamed
+XLSX_MAX_PARTS = 2_000
+_MB = 1024 * 1024
 _TEXT_SUFFIXES = {".csv", ".txt", ".tsv"}
 _XLSX_SUFFIXES = {".xlsx", ".xlsm"}
 
@@ -581,7 +592,7 @@ def _decode(data: bytes, path: Path) -> str:
     return text
 
 
-def _read_text_table(path: Path) -> Iterator[tuple[int, Sequence[Any]]]:
+def _read_text_table(path: Path) -> Generator[tuple[int, Sequence[Any]], None, None]:
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -591,19 +602,54 @@ def _read_text_table(path: Path) -> Iterator[tuple[int, Sequence[Any]]]:
     if data.startswith(b"\xd0\xcf\x11\xe0"):
         raise IntakeError(f"{path.name} is an old Excel (.xls) file; save it as .xlsx or CSV")
     text = _decode(data, path)
-    first_line = next((line for line in text.splitlines() if line.strip()), "")
+    del data
+    first_line = next((line for line in io.StringIO(text) if line.strip()), "")
     delimiter = max(",\t;", key=first_line.count)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        yield from enumerate(reader, start=1)
+        for number, cells in enumerate(reader, start=1):
+            while cells and not cells[-1].strip():
+                cells.pop()
+            if len(cells) > MAX_COLUMNS:
+                raise IntakeError(f"{path.name}, row {number}: {len(cells)} columns; carebot "
+                                  f"reads at most {MAX_COLUMNS}: remove the columns it does "
+                                  "not use")
+            yield number, cells
     except csv.Error as exc:
         raise IntakeError(f"{path.name}, row {reader.line_num}: {exc}") from None
 
 
-def _read_xlsx_table(path: Path, spec: _Spec = DELIVERIES) -> Iterator[tuple[int, Sequence[Any]]]:
+def _check_workbook_size(path: Path) -> None:
+    """Refuse a workbook whose parts would unpack too big, from the sizes its zip declares,
+    before anything is unpacked; the message says what to do instead."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise IntakeError(f"cannot open {path.name} as an Excel workbook: {exc}") from None
+    advice = "export only the columns and rows to import, or save the sheet as CSV"
+    if len(parts) > XLSX_MAX_PARTS:
+        raise IntakeError(f"{path.name} holds {len(parts):,} parts (at most "
+                          f"{XLSX_MAX_PARTS:,}); {advice}")
+    total = sum(part.file_size for part in parts)
+    if total > XLSX_MAX_UNPACKED:
+        raise IntakeError(f"{path.name} unpacks to {total // _MB:,} MB; carebot reads "
+                          f"workbooks up to {XLSX_MAX_UNPACKED // _MB} MB unpacked; {advice}")
+    for part in parts:
+        if not part.filename.startswith("xl/worksheets/") and part.file_size > XLSX_MAX_PART:
+            raise IntakeError(f"{path.name}: its part {part.filename[:60]} unpacks to "
+                              f"{part.file_size // _MB:,} MB (at most "
+                              f"{XLSX_MAX_PART // _MB} MB); {advice}")
+
+
+def _read_xlsx_table(path: Path, spec: _Spec = DELIVERIES
+                     ) -> Generator[tuple[int, Sequence[Any]], None, None]:
+    """A workbook's rows, streamed, at most ``MAX_COLUMNS`` cells each: the first sheet with
+    our header in its first rows (e.g. after a cover sheet), else the last one."""
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
+    _check_workbook_size(path)
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
@@ -611,10 +657,19 @@ def _read_xlsx_table(path: Path, spec: _Spec = DELIVERIES) -> Iterator[tuple[int
     try:
         sheets = workbook.worksheets
         for index, sheet in enumerate(sheets):
+            width = sheet.max_column  # as declared; None when the sheet does not say
+            if isinstance(width, int) and width > MAX_COLUMNS:
+                raise IntakeError(
+                    f"{path.name}: sheet {sheet.title!r} is {width:,} columns wide; carebot "
+                    f"reads at most {MAX_COLUMNS}: delete the empty or unused columns (or "
+                    "save the sheet as CSV)")
             sheet.reset_dimensions()  # type: ignore[union-attr]  # some exporters write wrong ones
-            rows = list(enumerate(sheet.iter_rows(min_row=1, values_only=True), start=1))
-            if index + 1 < len(sheets) and _find_header(rows, spec) is None:
+            rows = enumerate(sheet.iter_rows(min_row=1, max_col=MAX_COLUMNS, values_only=True),
+                             start=1)
+            head = list(itertools.islice(rows, HEADER_SEARCH_ROWS))
+            if index + 1 < len(sheets) and _find_header(head, spec) is None:
                 continue  # e.g. a cover sheet: take the first sheet with our columns
+            yield from head
             yield from rows
             return
     finally:
@@ -648,30 +703,47 @@ def _excel_serial(value: Any) -> Any:
 def _file_records(
     path: Path, spec: _Spec = DELIVERIES
 ) -> tuple[list[tuple[int, dict[str, Any]]], list[RowError]]:
-    """Read a CSV/XLSX file into (row number, canonical record) pairs; skips empty rows."""
+    """Read a CSV/XLSX file into (row number, canonical record) pairs; skips empty rows.
+
+    Rows are streamed: only the records kept (at most ``MAX_ROWS``) are held in memory."""
     suffix = path.suffix.lower()
     if suffix in _XLSX_SUFFIXES:
-        rows = list(_read_xlsx_table(path, spec))
-        excel = True
+        rows = _read_xlsx_table(path, spec)
     elif suffix in _TEXT_SUFFIXES:
-        rows = list(_read_text_table(path))
-        excel = False
+        rows = _read_text_table(path)
     elif suffix == ".xls":
         raise IntakeError(f"{path.name} is an old Excel (.xls) file; save it as .xlsx or CSV")
     else:
         raise IntakeError(f"{path.name}: unknown file type {suffix or '(none)'}; use .csv or .xlsx")
-    if not any(any(not _is_blank(c) for c in cells) for _, cells in rows):
-        raise IntakeError(f"{path.name} is empty")
-    header = _find_header(rows, spec)
-    if header is None:
-        first = next(cells for _, cells in rows if any(not _is_blank(c) for c in cells))
-        raise IntakeError(
-            f"{path.name}: no header row found in the first {HEADER_SEARCH_ROWS} rows; "
-            "expected column names such as "
-            + ", ".join(f"{n}/{spec.columns[n][1]}" for n in spec.required)
-            + f"; first row is: {_show_headers(first)}"
-        )
-    header_row, header_cells = header
+    with contextlib.closing(rows):
+        head = list(itertools.islice(rows, HEADER_SEARCH_ROWS))
+        header = _find_header(head, spec)
+        if header is None:
+            raise _no_header(path, spec, itertools.chain(head, rows))
+        columns, warnings = _header_columns(path, spec, *header)
+        records = _records(path, spec, itertools.chain(head, rows), header[0], columns,
+                           excel=suffix in _XLSX_SUFFIXES)
+    return records, warnings
+
+
+def _no_header(path: Path, spec: _Spec, rows: Iterable[tuple[int, Sequence[Any]]]
+               ) -> IntakeError:
+    first = next((cells for _, cells in rows if any(not _is_blank(c) for c in cells)), None)
+    if first is None:
+        wide = f" (carebot reads the first {MAX_COLUMNS} columns)" \
+            if path.suffix.lower() in _XLSX_SUFFIXES else ""
+        return IntakeError(f"{path.name} is empty{wide}")
+    return IntakeError(
+        f"{path.name}: no header row found in the first {HEADER_SEARCH_ROWS} rows; "
+        "expected column names such as "
+        + ", ".join(f"{n}/{spec.columns[n][1]}" for n in spec.required)
+        + f"; first row is: {_show_headers(first)}"
+    )
+
+
+def _header_columns(path: Path, spec: _Spec, header_row: int, header_cells: Sequence[Any]
+                    ) -> tuple[dict[str, list[int]], list[RowError]]:
+    """Each field's column indexes, in order of preference; warnings for unused columns."""
     columns: dict[str, list[tuple[int, int]]] = {}
     ignored: list[str] = []
     for index, cell in enumerate(header_cells):
@@ -693,7 +765,13 @@ def _file_records(
         warnings.append(
             RowError(header_row, "header", f"columns not used by carebot: {', '.join(ignored)}")
         )
-    order = {name: [index for _, index in sorted(cols)] for name, cols in columns.items()}
+    return {name: [index for _, index in sorted(cols)] for name, cols in columns.items()}, \
+        warnings
+
+
+def _records(path: Path, spec: _Spec, rows: Iterable[tuple[int, Sequence[Any]]],
+             header_row: int, order: dict[str, list[int]], *, excel: bool
+             ) -> list[tuple[int, dict[str, Any]]]:
     records: list[tuple[int, dict[str, Any]]] = []
     for number, cells in rows:
         if number <= header_row:
@@ -710,8 +788,11 @@ def _file_records(
                     value = _excel_serial(value)
                 record[name] = value
         if record:
+            if len(records) >= MAX_ROWS:
+                raise IntakeError(f"{path.name} has more than {MAX_ROWS:,} rows with data; "
+                                  f"split it into files of at most {MAX_ROWS:,} rows")
             records.append((number, record))
-    return records, warnings
+    return records
 
 
 def _show_headers(cells: Sequence[Any]) -> str:
@@ -1222,6 +1303,17 @@ async def import_deliveries_records(
     Keys are the English column names; row numbers count from ``first_row`` in array order.
     An item that is not an object is a row error; an empty object is skipped.
     """
+    candidates, errors, warnings = await asyncio.to_thread(
+        _api_candidates, records, DELIVERIES, "delivery", first_row)
+    return await _import(
+        candidates, rules=rules, now=now, errors=errors, warnings=warnings, extra_rows=len(errors)
+    )
+
+
+def _api_candidates(records: Sequence[Any], spec: _Spec, noun: str, first_row: int
+                    ) -> tuple[list[tuple[int, Mapping[str, Any]]], list[RowError], list[RowError]]:
+    """The API's records as import candidates, row errors for non-objects, a warning per
+    unknown field (in a worker thread: thousands of records are CPU work)."""
     candidates: list[tuple[int, Mapping[str, Any]]] = []
     errors: list[RowError] = []
     warnings: list[RowError] = []
@@ -1231,10 +1323,10 @@ async def import_deliveries_records(
         if not isinstance(item, Mapping):
             got = "null" if item is None else _type_name(item)
             errors.append(
-                RowError(number, "row", f"expected an object with the delivery's fields, got {got}")
+                RowError(number, "row", f"expected an object with the {noun}'s fields, got {got}")
             )
             continue
-        values, unknown = _canonical(item)
+        values, unknown = _canonical(item, spec)
         for key in unknown:
             if key not in unknown_seen:
                 unknown_seen.add(key)
@@ -1242,9 +1334,7 @@ async def import_deliveries_records(
         if all(_is_blank(v) for v in values.values()):
             continue
         candidates.append((number, values))
-    return await _import(
-        candidates, rules=rules, now=now, errors=errors, warnings=warnings, extra_rows=len(errors)
-    )
+    return candidates, errors, warnings
 
 
 # --- workshop visits (issue 3) -------------------------------------------------------------
@@ -1594,26 +1684,8 @@ async def import_visits_records(
     records: Sequence[Any], *, rules: JourneyRules, now: datetime, first_row: int = 1
 ) -> ImportResult:
     """Import visits sent as JSON objects (``POST /api/v1/visits``); as for deliveries."""
-    candidates: list[tuple[int, Mapping[str, Any]]] = []
-    errors: list[RowError] = []
-    warnings: list[RowError] = []
-    unknown_seen: set[str] = set()
-    for offset, item in enumerate(records):
-        number = first_row + offset
-        if not isinstance(item, Mapping):
-            got = "null" if item is None else _type_name(item)
-            errors.append(
-                RowError(number, "row", f"expected an object with the visit's fields, got {got}")
-            )
-            continue
-        values, unknown = _canonical(item, VISITS)
-        for key in unknown:
-            if key not in unknown_seen:
-                unknown_seen.add(key)
-                warnings.append(RowError(number, key, "unknown field, ignored"))
-        if all(_is_blank(v) for v in values.values()):
-            continue
-        candidates.append((number, values))
+    candidates, errors, warnings = await asyncio.to_thread(
+        _api_candidates, records, VISITS, "visit", first_row)
     return await _import_visits(
         candidates, rules=rules, now=now, errors=errors, warnings=warnings, extra_rows=len(errors)
     )
