@@ -7,10 +7,10 @@ Handlers and domain code receive a :class:`Settings`; nothing reads the environm
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from dataclasses import dataclass
 from datetime import time
 from ipaddress import IPv4Network, IPv6Network, ip_network
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError

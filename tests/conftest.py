@@ -188,6 +188,7 @@ def make_settings(emu, **overrides):  # type: ignore[no-untyped-def]
         scripts_dir=None,
         webhook_secret="s3cret-hook",
         api_key="test-api-key",
+        metrics_open=True,  # /metrics is closed by default (tests/test_hardening_web.py)
     )
     values.update(overrides)
     return Settings(_env_file=None, **values)

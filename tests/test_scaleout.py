@@ -193,6 +193,7 @@ class Cluster:
             "CAREBOT_HOLIDAYS": "",
             "CAREBOT_WEBHOOK_URL": f"http://127.0.0.1:{self.balancer.port}/telegram/webhook",
             "CAREBOT_WEBHOOK_SECRET": SECRET,
+            "CAREBOT_METRICS_OPEN": "true",  # staff_sends() reads each instance's /metrics
             "CAREBOT_DISPATCH_INTERVAL": "0.2",
             "CAREBOT_DISPATCH_CONCURRENCY": str(CONCURRENCY),
             "CAREBOT_LEASE_SECONDS": "10",

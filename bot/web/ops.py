@@ -9,8 +9,9 @@ gauges and counters need no client library. Figures that describe the whole depl
 outbox's counts by status, an index scan, at most once a minute), so every instance reports
 the same values and nothing is lost in a restart; figures about this
 process (webhook requests, updates being handled) are kept in memory and carry the usual
-Prometheus counter semantics (reset to zero when the process starts). With
-``CAREBOT_METRICS_TOKEN`` set, a scrape must send ``Authorization: Bearer <token>``.
+Prometheus counter semantics (reset to zero when the process starts). A scrape must send
+``Authorization: Bearer <CAREBOT_METRICS_TOKEN>``; without a token configured ``/metrics``
+answers 401 unless ``CAREBOT_METRICS_OPEN=true`` says the port is private.
 """
 
 from __future__ import annotations
@@ -201,20 +202,28 @@ async def healthz(request: web.Request) -> web.Response:
                               "db_ms": round((time.perf_counter() - started) * 1000, 1)})
 
 
-def _metrics_allowed(request: web.Request) -> bool:
-    token = request.app[SERVICES].settings.metrics_token
+def _metrics_refusal(request: web.Request) -> str:
+    """Why this scrape may not read the figures ("" when it may): with a token set, the
+    token; without one, only when ``CAREBOT_METRICS_OPEN`` says the port is private."""
+    settings = request.app[SERVICES].settings
+    token = settings.metrics_token
     if not token:
-        return True
+        return "" if settings.metrics_open else (
+            "/metrics is closed: set CAREBOT_METRICS_TOKEN and scrape with 'Authorization: "
+            "Bearer <token>' (or CAREBOT_METRICS_OPEN=true on a private network)\n")
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
-                                                              token.encode())
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                          token.encode()):
+        return ""
+    return "send 'Authorization: Bearer <METRICS_TOKEN>'\n"
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text format; 401 without the token when ``CAREBOT_METRICS_TOKEN`` is set."""
-    if not _metrics_allowed(request):
-        return web.Response(status=401, text="send 'Authorization: Bearer <METRICS_TOKEN>'\n",
-                            headers={"WWW-Authenticate": "Bearer"})
+    """Prometheus text format; 401 without the token (``CAREBOT_METRICS_TOKEN``), or with no
+    token configured unless ``CAREBOT_METRICS_OPEN`` is true."""
+    refusal = _metrics_refusal(request)
+    if refusal:
+        return web.Response(status=401, text=refusal, headers={"WWW-Authenticate": "Bearer"})
     svc = request.app[SERVICES]
     now = svc.clock.now()
     out = Exposition()
