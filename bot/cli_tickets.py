@@ -70,6 +70,8 @@ def _month(value: str) -> date:
 
 
 async def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
+    from tortoise.expressions import F
+
     from bot.cli import database
     from db.models import Staff, StaffRole
 
@@ -81,13 +83,14 @@ async def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
     if args.language:
         defaults["language"] = args.language
     async with database(settings):
-        if args.telegram_id is not None:
-            if args.login:
-                defaults["login"] = args.login
-            staff, created = await Staff.update_or_create(telegram_id=args.telegram_id,
-                                                          defaults=defaults)
-        else:
-            staff, created = await Staff.update_or_create(login=args.login, defaults=defaults)
+        key = {"telegram_id": args.telegram_id} if args.telegram_id is not None \
+            else {"login": args.login}
+        if args.telegram_id is not None and args.login:
+            defaults["login"] = args.login
+        inactive = await Staff.filter(**key, active=False).exists()
+        staff, created = await Staff.update_or_create(**key, defaults=defaults)
+        if inactive:  # activated again: its sessions from before stay ended
+            await Staff.filter(id=staff.id).update(session_epoch=F("session_epoch") + 1)
     print(f"{'added' if created else 'updated'}: {staff.name} ({staff.role}), "
           f"Telegram id {staff.telegram_id or '-'}, login {staff.login or '-'}")
     if staff.login and not staff.password_hash:
@@ -112,6 +115,8 @@ async def cmd_staff_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_staff_remove(settings: Settings, args: argparse.Namespace) -> int:
+    from tortoise.expressions import F
+
     from bot.cli import database
     from db.models import Staff
 
@@ -123,7 +128,7 @@ async def cmd_staff_remove(settings: Settings, args: argparse.Namespace) -> int:
     async with database(settings):
         rows = Staff.filter(telegram_id=args.telegram_id) if args.telegram_id is not None \
             else Staff.filter(login=args.login)
-        n = await rows.update(active=False)
+        n = await rows.update(active=False, session_epoch=F("session_epoch") + 1)
     if not n:
         print(f"carebot staff remove: no staff with {who}", file=sys.stderr)
         return 1
@@ -149,7 +154,9 @@ def _read_password(from_stdin: bool) -> str | None:
 
 async def cmd_staff_passwd(settings: Settings, args: argparse.Namespace) -> int:
     from bot.cli import database
+    from bot.clock import SystemClock
     from bot.web.console import hash_password
+    from bot.web.console.signin import unlock
     from db.models import Staff
 
     password = _read_password(args.stdin)
@@ -160,8 +167,9 @@ async def cmd_staff_passwd(settings: Settings, args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     async with database(settings):
-        n = await Staff.filter(login=args.login).update(
-            password_hash=hash_password(password), failed_logins=0, locked_until=None)
+        n = await Staff.filter(login=args.login).update(password_hash=hash_password(password))
+        if n:  # a new password works at once, lock or not
+            await unlock(settings, args.login, SystemClock().now())
     if not n:
         print(f"carebot staff passwd: no staff with login {args.login!r}; add one with "
               f"carebot staff add --login {args.login} --name NAME --role ROLE",
@@ -172,11 +180,14 @@ async def cmd_staff_passwd(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_staff_unlock(settings: Settings, args: argparse.Namespace) -> int:
+    """Lift a console sign-in lock (the recovery when someone keeps an admin locked out:
+    docs/security.md); the login's failed attempts count afresh from now."""
     from bot.cli import database
-    from db.models import Staff
+    from bot.clock import SystemClock
+    from bot.web.console.signin import unlock
 
     async with database(settings):
-        n = await Staff.filter(login=args.login).update(failed_logins=0, locked_until=None)
+        n = await unlock(settings, args.login, SystemClock().now())
     if not n:
         print(f"carebot staff unlock: no staff with login {args.login!r}", file=sys.stderr)
         return 1

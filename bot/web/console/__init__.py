@@ -8,7 +8,6 @@ render templates through ``render(request, name, **context)``.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -17,18 +16,17 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import wraps
 from typing import Any
 from urllib.parse import quote
 
 import jinja2
 from aiohttp import web
-from aiohttp_session import get_session, new_session
+from aiohttp_session import get_session
 from aiohttp_session import setup as setup_session
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from cryptography.fernet import Fernet
 from tortoise.expressions import F
 from yarl import URL
@@ -80,7 +78,10 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 @dataclass
 class Console:
-    """What console views share: services, templates, interface strings, the hasher."""
+    """What console views share: services, templates, interface strings, the hasher.
+
+    ``hasher`` is the one password hasher sign-in checks with (the seam a test wraps to
+    count checks: tests/test_hardening_signin.py)."""
 
     services: Services
     env: jinja2.Environment
@@ -176,8 +177,8 @@ def requires(permission: str) -> Callable[[Handler], Handler]:
                     raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs)}")
                 raise web.HTTPUnauthorized(text="sign in first")
             if not access.can(staff, permission):
-                log.info("refused %s %s to %s (%s)", request.method, request.path,
-                         staff.login, staff.role)
+                log.info("refused %s %s to staff %s (%s)", request.method, request.path,
+                         staff.id, staff.role)
                 return await forbidden(request)
             return await view(request)
 
@@ -228,21 +229,6 @@ async def csrf_token(request: web.Request) -> str:
 
 
 @web.middleware
-async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """No framing (clickjacking would get round the CSRF tokens), no sniffing, no referrer
-    to other sites, and pages with owners' data are not kept in caches."""
-    response = await handler(request)
-    if _is_console_path(request) or request.path.startswith("/static/"):
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        if response.content_type == "text/html" or response.content_type == "text/csv":
-            response.headers.setdefault("Cache-Control", "no-store")
-    return response
-
-
-@web.middleware
 async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every state-changing console request carries the session's CSRF token, in the form
     field ``_csrf`` or the ``X-CSRF-Token`` header; without it: 403, nothing changes."""
@@ -276,75 +262,6 @@ def _safe_next(value: str) -> str:
     except ValueError:
         return "/"
     return "/" if url.is_absolute() or url.host else value
-
-
-async def login_form(request: web.Request) -> web.StreamResponse:
-    if request.get(STAFF) is not None:
-        raise web.HTTPSeeOther(_safe_next(request.query.get("next", "/")))
-    return await render(request, "login.html", error_key="", login="",
-                        next=_safe_next(request.query.get("next", "/")), minutes=0)
-
-
-async def login_submit(request: web.Request) -> web.StreamResponse:
-    console = console_of(request)
-    settings = console.services.settings
-    form = await request.post()
-    login = str(form.get("login", "")).strip()
-    password = str(form.get("password", ""))
-    target = _safe_next(str(form.get("next", "/")))
-    now = console.services.clock.now()
-    staff = await Staff.get_or_none(login=login, active=True) if login else None
-
-    async def again(error_key: str, minutes: int = 0) -> web.Response:
-        return await render(request, "login.html", status=401 if error_key else 200,
-                            error_key=error_key, login=login, next=target, minutes=minutes)
-
-    if staff is None or not staff.password_hash:
-        await _verify(console.hasher, passwords.dummy_hash(), password)  # the same time as a real check
-        log.info("sign-in refused for unknown or password-less login %r", login)
-        return await again("login.wrong")
-    if staff.locked_until is not None and staff.locked_until > now:
-        minutes = max(1, int((staff.locked_until - now).total_seconds() // 60) + 1)
-        return await again("login.locked", minutes)
-    if not await _verify(console.hasher, staff.password_hash, password):
-        # Counted in the database, so parallel guesses cannot each save "one failure".
-        await Staff.filter(id=staff.id).update(failed_logins=F("failed_logins") + 1)
-        await staff.refresh_from_db(fields=["failed_logins"])
-        if staff.failed_logins >= settings.console_lock_failures:
-            await Staff.filter(id=staff.id).update(
-                failed_logins=0,
-                locked_until=now + timedelta(minutes=settings.console_lock_minutes))
-            log.warning("console sign-in for %r locked after %d failures", login,
-                        settings.console_lock_failures)
-            return await again("login.locked", int(settings.console_lock_minutes))
-        return await again("login.wrong")
-    if console.hasher.check_needs_rehash(staff.password_hash):
-        staff.password_hash = await asyncio.to_thread(console.hasher.hash, password)
-    staff.failed_logins = 0
-    staff.locked_until = None
-    staff.last_login_at = now
-    await staff.save(update_fields=["failed_logins", "locked_until", "last_login_at",
-                                    "password_hash"])
-    session = await new_session(request)  # a fresh session id: no fixation
-    session["staff_id"] = staff.id
-    session["auth_at"] = now.timestamp()
-    session["pw"] = _password_mark(staff)
-    session["epoch"] = staff.session_epoch
-    session["csrf"] = secrets.token_urlsafe(32)
-    log.info("%s (%s) signed in to the console", staff.login, staff.role)
-    raise web.HTTPSeeOther(target)
-
-
-async def _verify(hasher: PasswordHasher, hashed: str, password: str) -> bool:
-    """argon2 takes tens of milliseconds of CPU on purpose: off the event loop, so a flood
-    of sign-ins cannot stall the bot, the dispatcher or the webhook."""
-    def check() -> bool:
-        try:
-            return hasher.verify(hashed, password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            return False
-
-    return await asyncio.to_thread(check)
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
@@ -391,11 +308,12 @@ def setup_console(app: web.Application, services: Services,
     console = Console(services, make_environment(), load_strings(),
                       machine_prefixes=machine_prefixes)
     app[CONSOLE] = console
-    app.middlewares.append(headers_middleware)
     app.middlewares.append(staff_middleware)
     app.middlewares.append(csrf_middleware)
-    app.router.add_get("/login", login_form)
-    app.router.add_post("/login", login_submit)
+    from bot.web.console import signin  # sign-in needs this module's helpers
+
+    app.router.add_get("/login", signin.login_form)
+    app.router.add_post("/login", signin.login_submit)
     app.router.add_post("/logout", logout)
     app.router.add_post("/me/language", set_language)
     app.router.add_static("/static/", HERE / "static", name="static")

@@ -10,10 +10,12 @@ import re
 from typing import Any
 
 from aiohttp import web
+from tortoise.expressions import F
 from yarl import URL
 
 from bot.web.console import access, console_of, hash_password, render, requires, staff_of
 from bot.web.console.render import LANGUAGES
+from bot.web.console.signin import unlock
 from db.models import AuditLog, Staff, StaffRole
 
 LOGIN = re.compile(r"^[A-Za-z0-9_.@-]{2,50}$")
@@ -90,22 +92,21 @@ async def staff_update(request: web.Request) -> web.Response:
     action = str(form.get("action", ""))
     if target.id == me.id and action in ("deactivate", "role"):
         return await _page(request, 409, "staff.not_yourself")
+    now = console_of(request).services.clock.now()
     if action == "unlock":
-        target.failed_logins, target.locked_until = 0, None
-        await target.save(update_fields=["failed_logins", "locked_until"])
-    elif action == "deactivate":
-        target.active = False
-        await target.save(update_fields=["active"])
-    elif action == "activate":
-        target.active = True
-        await target.save(update_fields=["active"])
+        await unlock(console_of(request).services.settings, target.login or "", now)
+    elif action in ("deactivate", "activate"):
+        # Either way the session epoch moves on: sessions from before a deactivation must
+        # not come back to life when the account is activated again.
+        await Staff.filter(id=target.id).update(active=action == "activate",
+                                                session_epoch=F("session_epoch") + 1)
     elif action == "password":
         password = str(form.get("password", ""))
         if len(password) < MIN_PASSWORD:
             return await _page(request, 422, "staff.bad_password")
         target.password_hash = hash_password(password)
-        target.failed_logins, target.locked_until = 0, None
-        await target.save(update_fields=["password_hash", "failed_logins", "locked_until"])
+        await target.save(update_fields=["password_hash"])
+        await unlock(console_of(request).services.settings, target.login or "", now)
     elif action == "telegram":
         raw = str(form.get("telegram_id", "")).strip()
         if raw and not (raw.isdecimal() and len(raw) <= 15):
