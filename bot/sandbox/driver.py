@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from .media import media_of
 
 if TYPE_CHECKING:
-    from .emulator import Chat, TelegramEmulator, User
+    from .emulator import TelegramEmulator
+    from .state import Chat, User
 
 JSONDict = dict[str, Any]
 #: (kind, file_unique_id or None, caption) of one media message; see ``bot_media()``.

@@ -23,7 +23,8 @@ from .errors import ApiError, bad_request
 from .schema import UploadedFile
 
 if TYPE_CHECKING:
-    from .emulator import StoredFile, TelegramEmulator
+    from .emulator import TelegramEmulator
+    from .state import StoredFile
 
 JSONDict = dict[str, Any]
 Params = dict[str, Any]
