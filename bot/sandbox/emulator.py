@@ -20,7 +20,6 @@ import hmac
 import itertools
 import json
 import logging
-import math
 import re
 import time
 from collections import Counter, deque
@@ -35,7 +34,17 @@ from bot.clock import Pace, RealPace
 
 from .driver import GroupDriver, UserDriver
 from .errors import ApiError, bad_request
+from .flood import FloodLimits, max_sends_per_second, min_send_gap
 from .media import FILE_ID_PREFIXES, KINDS, MAX_CAPTION_LENGTH, TINY_JPEG, MediaApi
+from .rules import (
+    BLOCKABLE_METHODS,
+    CHAT_ACTIONS,
+    MAX_CALLBACK_ANSWER_LENGTH,
+    MAX_TEXT_LENGTH,
+    NOT_MODIFIED,
+    check_markup,
+    format_text,
+)
 from .schema import (
     UploadedFile,
     ValidationError,
@@ -44,7 +53,7 @@ from .schema import (
     validate_params,
 )
 from .state import CallbackQuery, Chat, StoredFile, StoredMessage, Topic, User, Webhook
-from .telegram_html import HtmlParseError, parse_html, strip_text, utf16_len
+from .telegram_html import HtmlParseError, parse_html, utf16_len
 
 __all__ = [  # what other code imports from here, wherever it now lives
     "_TINY_JPEG",
@@ -67,41 +76,11 @@ logger = logging.getLogger(__name__)
 Params = dict[str, Any]
 JSONDict = dict[str, Any]
 
-MAX_TEXT_LENGTH = 4096
-MAX_CALLBACK_DATA_BYTES = 64
-MAX_CALLBACK_ANSWER_LENGTH = 200
 FORUM_ICON_COLORS = (7322096, 16766590, 13338331, 9367192, 16749490, 16478047)
-CHAT_ACTIONS = frozenset(
-    {
-        "typing",
-        "upload_photo",
-        "record_video",
-        "upload_video",
-        "record_voice",
-        "upload_voice",
-        "upload_document",
-        "choose_sticker",
-        "find_location",
-        "record_video_note",
-        "upload_video_note",
-    }
-)
-_MEDIA_METHODS = frozenset(
-    {"sendPhoto", "sendVoice", "sendDocument", "sendSticker", "sendVideo", "sendAudio",
-     "sendVideoNote", "sendLocation", "copyMessage"}
-)
-#: Methods that post a message and so count against Telegram's flood limits.
-SENDING_METHODS = frozenset({"sendMessage"}) | _MEDIA_METHODS
-#: Methods refused with 403 when the private chat's user blocked the bot.
-BLOCKABLE_METHODS = frozenset({"sendMessage", "sendChatAction"}) | _MEDIA_METHODS
 _SECRET_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _COMMAND_RE = re.compile(r"[a-z0-9_]{1,32}")
 #: A 1x1 JPEG (now in media.py); the old name stays for tests that import it.
 _TINY_JPEG = TINY_JPEG
-NOT_MODIFIED = (
-    "message is not modified: specified new message content and reply markup "
-    "are exactly the same as a current content and reply markup of the message"
-)
 
 
 @dataclass
@@ -169,14 +148,12 @@ class TelegramEmulator:
         self.stats: dict[str, Any] = {"calls": Counter(), "429": 0, "errors": Counter()}
         #: Monotonic times of every message sent, per chat id (for pacing checks).
         self.send_times: dict[int, list[float]] = {}
+        self.flood = FloodLimits(self)
         self._updates: list[JSONDict] = []
         self._allowed_updates: list[str] | None = None
         self._next_update_id = 1
         self._ids = itertools.count(1)
         self._poll_generation = 0
-        self._recent_sends: deque[float] = deque()
-        self._group_sends: dict[int, deque[float]] = {}
-        self._private_sends: dict[int, deque[float]] = {}
         self._injected: dict[str, deque[_Injected]] = {}
         self._changed = asyncio.Event()
         self._closing = False
@@ -311,6 +288,11 @@ class TelegramEmulator:
         )
 
     @property
+    def _group_sends(self) -> dict[int, deque[float]]:
+        """Recent sends per group (a test clears them to start a fresh minute)."""
+        return self.flood.groups
+
+    @property
     def pending_updates(self) -> int:
         """Updates queued and not yet confirmed (polling) or delivered (webhook)."""
         return len(self._updates)
@@ -338,13 +320,7 @@ class TelegramEmulator:
 
     def min_send_gap(self, chat_id: int | None = None) -> float | None:
         """Shortest time between two messages to one chat (or to ``chat_id``); None if < 2."""
-        gaps = [
-            b - a
-            for cid, times in self.send_times.items()
-            if chat_id is None or cid == chat_id
-            for a, b in itertools.pairwise(times)
-        ]
-        return min(gaps) if gaps else None
+        return min_send_gap(self.send_times, chat_id)
 
     def stats_report(self) -> JSONDict:
         """What ``stats`` and ``send_times`` say, as plain JSON: calls per method, 429s given,
@@ -362,13 +338,7 @@ class TelegramEmulator:
 
     def max_sends_per_second(self) -> int:
         """The most messages in any window (t - 1 s, t], the window the global limit uses."""
-        times = sorted(t for chat in self.send_times.values() for t in chat)
-        most, first = 0, 0
-        for last, t in enumerate(times):
-            while times[first] <= t - 1.0:
-                first += 1
-            most = max(most, last - first + 1)
-        return most
+        return max_sends_per_second(self.send_times)
 
     # ----------------------------------------------------------------- drivers
 
@@ -724,144 +694,6 @@ class TelegramEmulator:
         if chat.blocked and method in BLOCKABLE_METHODS:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
 
-    def _check_rate(self, chat: Chat) -> None:
-        """Refuse with 429 a message past Telegram's flood limits (checked, not yet recorded)."""
-        now = self.pace.monotonic()
-        waits: list[float] = []
-        if self.global_rate is not None:
-            window = self._recent_sends
-            while window and window[0] <= now - 1.0:
-                window.popleft()
-            if len(window) >= self.global_rate:
-                # The send is allowed once enough of the oldest sends leave the window.
-                index = min(len(window) - 1, math.floor(len(window) - self.global_rate))
-                waits.append(window[index] + 1.0 - now)
-        if self.per_chat_interval is not None and chat.type == "private":
-            waits.append(_window_wait(self._private_sends.get(chat.id), now,
-                                      self.per_chat_burst,
-                                      self.per_chat_burst * self.per_chat_interval))
-        if self.group_per_minute is not None and chat.type != "private":
-            waits.append(_window_wait(self._group_sends.get(chat.id), now,
-                                      self.group_per_minute, 60.0))
-        if any(w > 0 for w in waits):
-            retry_after = max(1, math.ceil(max(waits)))
-            raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
-
-    def _record_send(self, chat: Chat) -> None:
-        now = self.pace.monotonic()
-        self._recent_sends.append(now)
-        if len(self._recent_sends) > 100_000:
-            self._recent_sends.popleft()
-        sends = self._private_sends if chat.type == "private" else self._group_sends
-        sends.setdefault(chat.id, deque(maxlen=1000)).append(now)
-        self.send_times.setdefault(chat.id, []).append(now)
-
-    def _format(
-        self, params: Params, text_key: str, entities_key: str, limit: int, *, caption: bool
-    ) -> tuple[str, list[JSONDict]]:
-        """Apply parse_mode and Telegram's length rules; return (plain text, entities)."""
-        text = params.get(text_key)
-        if text is None:
-            text = ""
-        if not isinstance(text, str):
-            raise bad_request(f'field "{text_key}" must be of type String')
-        parse_mode = params.get("parse_mode")
-        entities: list[JSONDict] = []
-        if parse_mode in (None, ""):
-            given = params.get(entities_key)
-            if isinstance(given, list):
-                entities = [e for e in given if isinstance(e, dict)]
-        elif not isinstance(parse_mode, str):
-            raise bad_request("unsupported parse_mode")
-        elif parse_mode.lower() == "html":
-            try:
-                text, entities = parse_html(text)
-            except HtmlParseError as exc:
-                raise bad_request(f"can't parse entities: {exc}") from exc
-        elif parse_mode.lower() not in ("markdown", "markdownv2"):
-            raise bad_request(f"unsupported parse_mode {parse_mode!r}")
-        text, entities = strip_text(text, entities)
-        if caption:
-            if len(text) > limit:
-                raise bad_request("message caption is too long")
-        else:
-            if not text:
-                raise bad_request("message text is empty")
-            if len(text) > limit:
-                raise bad_request("message is too long")
-        return text, entities
-
-    def _check_markup(self, markup: object, *, inline_only: bool = False) -> JSONDict | None:
-        """Check reply_markup as Telegram does, above all callback_data's 64-byte limit."""
-        if markup is None:
-            return None
-        if not isinstance(markup, dict):
-            raise bad_request("can't parse reply keyboard markup JSON object")
-        if "inline_keyboard" in markup:
-            rows = markup["inline_keyboard"]
-            if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
-                raise bad_request(
-                    'field "inline_keyboard" of the InlineKeyboardMarkup should be an Array of '
-                    "Arrays"
-                )
-            if sum(len(r) for r in rows) > 100:
-                raise bad_request("BUTTONS_TOO_MUCH")
-            for button in itertools.chain.from_iterable(rows):
-                self._check_inline_button(button)
-            return markup
-        if inline_only:
-            raise bad_request("object expected as reply markup")
-        if "keyboard" in markup:
-            rows = markup["keyboard"]
-            if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
-                raise bad_request(
-                    'field "keyboard" of the ReplyKeyboardMarkup should be an Array of Arrays'
-                )
-            for button in itertools.chain.from_iterable(rows):
-                text = button if isinstance(button, str) else (button or {}).get("text")
-                if not isinstance(text, str) or not text:
-                    raise bad_request("can't parse keyboard button: text must be non-empty")
-            return markup
-        if markup.get("remove_keyboard") is True or markup.get("force_reply") is True:
-            return markup
-        raise bad_request("can't parse reply keyboard markup JSON object")
-
-    @staticmethod
-    def _check_inline_button(button: object) -> None:
-        if not isinstance(button, dict):
-            raise bad_request("can't parse inline keyboard button: object expected")
-        if not isinstance(button.get("text"), str) or not button["text"]:
-            raise bad_request("can't parse inline keyboard button: text must be non-empty")
-        if "callback_data" in button:
-            data = button["callback_data"]
-            if not isinstance(data, str):
-                raise bad_request(
-                    "can't parse inline keyboard button: callback_data must be String"
-                )
-            if not 1 <= len(data.encode("utf-8")) <= MAX_CALLBACK_DATA_BYTES:
-                raise bad_request("BUTTON_DATA_INVALID")
-        elif "url" in button:
-            url = button["url"]
-            if not isinstance(url, str) or not re.match(r"(https?|tg)://\S+$", url):
-                raise bad_request("BUTTON_URL_INVALID")
-        elif not any(
-            key in button
-            for key in (
-                "web_app",
-                "login_url",
-                "switch_inline_query",
-                "switch_inline_query_current_chat",
-                "switch_inline_query_chosen_chat",
-                "copy_text",
-                "callback_game",
-                "pay",
-            )
-        ):
-            raise bad_request(
-                "can't parse inline keyboard button: Text buttons are unallowed in the inline "
-                "keyboard"
-            )
-
     def _new_message(
         self,
         chat: Chat,
@@ -898,7 +730,7 @@ class TelegramEmulator:
     def _bot_send(self, method: str, chat: Chat, params: Params, content: JSONDict) -> JSONDict:
         """Shared tail of send methods: reachability, flood limits, store, reply keyboards."""
         thread_id = self._thread(chat, params)
-        markup = self._check_markup(params.get("reply_markup"))
+        markup = check_markup(params.get("reply_markup"))
         target = self._reply_target(chat, params)
         if target is not None:
             content["reply_to_message"] = {
@@ -907,8 +739,8 @@ class TelegramEmulator:
             if thread_id is None and chat.is_forum:
                 thread_id = target.thread_id
         self._check_reachable(chat, method)
-        self._check_rate(chat)
-        self._record_send(chat)
+        self.flood.check(chat)
+        self.flood.record(chat)
         if markup is not None:
             if "keyboard" in markup:
                 chat.reply_keyboard = markup
@@ -1059,14 +891,14 @@ class TelegramEmulator:
 
     async def _send_message(self, params: Params) -> JSONDict:
         chat = self._chat(params)
-        text, entities = self._format(params, "text", "entities", MAX_TEXT_LENGTH, caption=False)
+        text, entities = format_text(params, "text", "entities", MAX_TEXT_LENGTH, caption=False)
         content: JSONDict = {"text": text, "entities": entities or None}
         return self._bot_send("sendMessage", chat, params, content)
 
     async def _send_photo(self, params: Params) -> JSONDict:
         chat = self._chat(params)
         stored = self.media.input_file(KINDS["photo"], params)
-        caption, entities = self._format(
+        caption, entities = format_text(
             params, "caption", "caption_entities", MAX_CAPTION_LENGTH, caption=True
         )
         content: JSONDict = {
@@ -1080,8 +912,8 @@ class TelegramEmulator:
         _chat, stored = self._own_message(params)
         if "text" not in stored.message:
             raise bad_request("there is no text in the message to edit")
-        text, entities = self._format(params, "text", "entities", MAX_TEXT_LENGTH, caption=False)
-        markup = self._check_markup(params.get("reply_markup"), inline_only=True)
+        text, entities = format_text(params, "text", "entities", MAX_TEXT_LENGTH, caption=False)
+        markup = check_markup(params.get("reply_markup"), inline_only=True)
         # Like Telegram, an edit without reply_markup removes the inline keyboard.
         return self._edit(
             stored, {"text": text, "entities": entities or None, "reply_markup": markup}
@@ -1089,7 +921,7 @@ class TelegramEmulator:
 
     async def _edit_message_reply_markup(self, params: Params) -> JSONDict:
         _chat, stored = self._own_message(params)
-        markup = self._check_markup(params.get("reply_markup"), inline_only=True)
+        markup = check_markup(params.get("reply_markup"), inline_only=True)
         return self._edit(stored, {"reply_markup": markup})
 
     async def _delete_message(self, params: Params) -> bool:
@@ -1292,16 +1124,6 @@ class TelegramEmulator:
         hook.last_error_message = error
         logger.error("webhook: giving up update %s: %s", update["update_id"], error)
         return False
-
-
-def _window_wait(sends: deque[float] | None, now: float, cap: int, seconds: float) -> float:
-    """Seconds until one more send fits ``cap`` sends in any ``seconds`` (0: it fits now)."""
-    if not sends:
-        return 0.0
-    recent = [t for t in sends if t > now - seconds]
-    if len(recent) < cap:
-        return 0.0
-    return recent[len(recent) - cap] + seconds - now
 
 
 def _update_kind(update: JSONDict) -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from .errors import ApiError, bad_request
+from .rules import format_text
 from .schema import UploadedFile
 
 if TYPE_CHECKING:
@@ -198,9 +199,7 @@ class MediaApi:
 
     def caption(self, params: Params, *, limit: int = MAX_CAPTION_LENGTH) -> JSONDict:
         """caption and caption_entities as Telegram stores them (None: left out)."""
-        text, entities = self.emu._format(
-            params, "caption", "caption_entities", limit, caption=True
-        )
+        text, entities = format_text(params, "caption", "caption_entities", limit, caption=True)
         return {"caption": text or None, "caption_entities": entities or None}
 
     # ----------------------------------------------------------------- Bot API methods
