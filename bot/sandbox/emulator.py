@@ -16,7 +16,6 @@ copyMessage live in ``media.py``.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import itertools
 import json
 import logging
@@ -24,7 +23,6 @@ import re
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -35,6 +33,7 @@ from bot.clock import Pace, RealPace
 from .driver import GroupDriver, UserDriver
 from .errors import ApiError, bad_request
 from .flood import FloodLimits, max_sends_per_second, min_send_gap
+from .http_api import Faults, HttpApi, Injected
 from .media import FILE_ID_PREFIXES, KINDS, MAX_CAPTION_LENGTH, TINY_JPEG, MediaApi
 from .rules import (
     BLOCKABLE_METHODS,
@@ -44,13 +43,6 @@ from .rules import (
     NOT_MODIFIED,
     check_markup,
     format_text,
-)
-from .schema import (
-    UploadedFile,
-    ValidationError,
-    canonical_method,
-    coerce_params,
-    validate_params,
 )
 from .state import CallbackQuery, Chat, StoredFile, StoredMessage, Topic, User, Webhook
 from .telegram_html import HtmlParseError, parse_html, utf16_len
@@ -81,18 +73,6 @@ _SECRET_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _COMMAND_RE = re.compile(r"[a-z0-9_]{1,32}")
 #: A 1x1 JPEG (now in media.py); the old name stays for tests that import it.
 _TINY_JPEG = TINY_JPEG
-
-
-@dataclass
-class _Injected:
-    error_code: int  # 0: no answer at all, the connection is dropped (a network failure)
-    description: str
-    retry_after: int | None
-    remaining: int
-
-
-class _Dropped(Exception):
-    """An injected network failure: the request's connection is closed without an answer."""
 
 
 # --------------------------------------------------------------------------- the server
@@ -154,7 +134,7 @@ class TelegramEmulator:
         self._next_update_id = 1
         self._ids = itertools.count(1)
         self._poll_generation = 0
-        self._injected: dict[str, deque[_Injected]] = {}
+        self.faults = Faults()
         self._changed = asyncio.Event()
         self._closing = False
         self._runner: web.AppRunner | None = None
@@ -191,15 +171,14 @@ class TelegramEmulator:
             "logOut": self._true,
             **self.media.methods(),
         }
+        self.http = HttpApi(self, self._api)
 
     # ----------------------------------------------------------------- lifecycle
 
     def make_app(self) -> web.Application:
         """The aiohttp application serving ``/bot<token>/<method>`` and file downloads."""
         app = web.Application(client_max_size=60 * 1024 * 1024)
-        app.router.add_route("*", "/bot{token}/{method}", self._handle)
-        app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
-        app.router.add_get("/_sandbox/bot{token}/stats", self._handle_stats)
+        self.http.routes(app)
         app.on_shutdown.append(self._on_shutdown)
         app.on_cleanup.append(self._on_cleanup)
         return app
@@ -219,7 +198,7 @@ class TelegramEmulator:
     async def stop(self) -> None:
         """Stop serving: wake long polls, stop webhook delivery, close the server."""
         self._closing = True
-        self._notify()
+        self.notify()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -239,7 +218,7 @@ class TelegramEmulator:
 
     async def _on_shutdown(self, _app: web.Application) -> None:
         self._closing = True
-        self._notify()
+        self.notify()
 
     async def _on_cleanup(self, _app: web.Application | None) -> None:
         task, self._webhook_task = self._webhook_task, None
@@ -270,22 +249,12 @@ class TelegramEmulator:
         ``error_code=0`` drops the connection without an answer (a network failure or a
         timeout, as the bot sees it).
         """
-        canonical = canonical_method(method)
-        if canonical is None:
-            raise ValueError(f"unknown Bot API method {method!r}")
-        if error_code == 429 and retry_after is None:
-            retry_after = 1
-        if description is None:
-            description = {
-                400: "Bad Request: injected failure",
-                403: "Forbidden: bot was blocked by the user",
-                429: f"Too Many Requests: retry after {retry_after}",
-                500: "Internal Server Error",
-                502: "Bad Gateway",
-            }.get(error_code, f"Error {error_code}: injected failure")
-        self._injected.setdefault(canonical, deque()).append(
-            _Injected(error_code, description, retry_after, count)
-        )
+        self.faults.add(method, error_code, description, retry_after, count)
+
+    @property
+    def _injected(self) -> dict[str, deque[Injected]]:
+        """Failures still queued per method (a test clears them: "Telegram is back")."""
+        return self.faults.queues
 
     @property
     def _group_sends(self) -> dict[int, deque[float]]:
@@ -536,10 +505,10 @@ class TelegramEmulator:
         update = {"update_id": self._next_update_id, kind: payload}
         self._next_update_id += 1
         self._updates.append(update)
-        self._notify()
+        self.notify()
         return update
 
-    def _notify(self) -> None:
+    def notify(self) -> None:
         """Wake everyone waiting for a state change (long polls, webhook loop, wait_until)."""
         event, self._changed = self._changed, asyncio.Event()
         event.set()
@@ -551,7 +520,7 @@ class TelegramEmulator:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
         else:
             return
-        self._notify()
+        self.notify()
 
     def _take(self, limit: int) -> list[JSONDict]:
         allowed = self._allowed_updates
@@ -559,108 +528,8 @@ class TelegramEmulator:
             kept = [u for u in self._updates if _update_kind(u) in allowed]
             if len(kept) != len(self._updates):
                 self._updates = kept
-                self._notify()
+                self.notify()
         return [json.loads(json.dumps(u)) for u in self._updates[:limit]]
-
-    # ----------------------------------------------------------------- HTTP plumbing
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        token = request.match_info["token"]
-        name = request.match_info["method"]
-        if not hmac.compare_digest(token.encode(), self.token.encode()):
-            return self._error(ApiError(401, "Unauthorized"))
-        method = canonical_method(name)
-        if method is None:
-            return self._error(ApiError(404, "Not Found"))
-        self.stats["calls"][method] += 1
-        try:
-            raw = await self._read_params(request)
-            params = coerce_params(method, raw)
-            if self.validate:
-                validate_params(method, params)
-            self._inject(method)
-            impl = self._api.get(method)
-            if impl is None:
-                logger.info("emulator: %s is not emulated; answering true", method)
-                result: Any = True
-            else:
-                result = await impl(params)
-        except ValidationError as exc:
-            return self._error(ApiError(400, exc.description))
-        except ApiError as exc:
-            return self._error(exc)
-        except _Dropped:
-            self.stats["errors"][0] += 1
-            if request.transport is not None:
-                request.transport.close()
-            return web.Response(status=500)  # never reaches the bot: the connection is gone
-        except Exception:  # an emulator bug must answer, not hang the bot
-            logger.exception("emulator failed on %s", method)
-            return self._error(ApiError(500, "Internal Server Error: emulator failure"))
-        logger.debug("emulator: %s ok", method)
-        self._notify()
-        return web.json_response({"ok": True, "result": result})
-
-    def _error(self, error: ApiError) -> web.Response:
-        if error.error_code == 429:
-            self.stats["429"] += 1
-        self.stats["errors"][error.error_code] += 1
-        logger.debug("emulator: %s %s", error.error_code, error.description)
-        return web.json_response(error.body(), status=error.error_code)
-
-    async def _read_params(self, request: web.Request) -> dict[str, object]:
-        params: dict[str, object] = dict(request.query)
-        if not request.can_read_body:
-            return params
-        if request.content_type == "application/json":
-            try:
-                body = await request.json()
-            except ValueError as exc:
-                raise bad_request("can't parse JSON request body") from exc
-            if not isinstance(body, dict):
-                raise bad_request("JSON request body must be an object")
-            params.update(body)
-            return params
-        form = await request.post()
-        for key, value in form.items():
-            if isinstance(value, web.FileField):
-                params[key] = UploadedFile(value.filename, value.content_type, value.file.read())
-            else:
-                params[key] = value
-        for key, item in list(params.items()):
-            if isinstance(item, str) and item.startswith("attach://"):
-                part = params.get(item[len("attach://") :])
-                if isinstance(part, UploadedFile):
-                    params[key] = part
-        return params
-
-    async def _handle_file(self, request: web.Request) -> web.Response:
-        if not hmac.compare_digest(request.match_info["token"].encode(), self.token.encode()):
-            return self._error(ApiError(401, "Unauthorized"))
-        path = request.match_info["path"]
-        for stored in self.files.values():
-            if stored.file_path == path and stored.data is not None:
-                return web.Response(body=stored.data, content_type="application/octet-stream")
-        return self._error(ApiError(404, "Not Found"))
-
-    async def _handle_stats(self, request: web.Request) -> web.Response:
-        """Not Telegram's: :meth:`stats_report` as JSON, for a bot or benchmark that runs the
-        emulator in another process (``python -m bot.sandbox.serve``)."""
-        if not hmac.compare_digest(request.match_info["token"].encode(), self.token.encode()):
-            return self._error(ApiError(401, "Unauthorized"))
-        return web.json_response(self.stats_report())
-
-    def _inject(self, method: str) -> None:
-        queue = self._injected.get(method)
-        if not queue:
-            return
-        injected = queue[0]
-        injected.remaining -= 1
-        if injected.remaining <= 0:
-            queue.popleft()
-        if injected.error_code == 0:
-            raise _Dropped(method)
-        raise ApiError(injected.error_code, injected.description, injected.retry_after)
 
     # ----------------------------------------------------------------- rules
 
@@ -715,7 +584,7 @@ class TelegramEmulator:
         message.update({k: v for k, v in content.items() if v is not None})
         stored = StoredMessage(message=message, from_bot=from_bot)
         chat.messages.append(stored)
-        self._notify()
+        self.notify()
         return stored
 
     def _reply_target(self, chat: Chat, params: Params) -> StoredMessage | None:
@@ -774,7 +643,7 @@ class TelegramEmulator:
             else:
                 message[key] = value
         message["edit_date"] = int(self.wall_clock())
-        self._notify()
+        self.notify()
         return message
 
     def _topic(self, chat: Chat, params: Params) -> Topic:
@@ -819,7 +688,7 @@ class TelegramEmulator:
         self._poll_generation += 1
         generation = self._poll_generation
         self._confirm(int(params.get("offset") or 0))
-        self._notify()  # an older long poll still waiting must give way (409)
+        self.notify()  # an older long poll still waiting must give way (409)
         deadline = time.monotonic() + timeout
         while True:
             event = self._changed
@@ -862,7 +731,7 @@ class TelegramEmulator:
             max_connections=int(params.get("max_connections") or 40),
             allowed_updates=self._allowed_updates,
         )
-        self._notify()
+        self.notify()
         if self._webhook_task is None or self._webhook_task.done():
             self._webhook_task = asyncio.get_running_loop().create_task(self._webhook_loop())
         return True
@@ -871,7 +740,7 @@ class TelegramEmulator:
         if params.get("drop_pending_updates"):
             self._updates.clear()
         self.webhook = None
-        self._notify()
+        self.notify()
         return True
 
     async def _get_webhook_info(self, _params: Params) -> JSONDict:
@@ -930,7 +799,7 @@ class TelegramEmulator:
         if stored is None:
             raise bad_request("message to delete not found")
         stored.deleted = True
-        self._notify()
+        self.notify()
         return True
 
     async def _answer_callback_query(self, params: Params) -> bool:
@@ -946,7 +815,7 @@ class TelegramEmulator:
         query.text = text
         query.show_alert = bool(params.get("show_alert"))
         query.url = params.get("url")
-        self._notify()
+        self.notify()
         return True
 
     @staticmethod
@@ -1071,7 +940,7 @@ class TelegramEmulator:
         for stored in chat.messages:
             if stored.thread_id == topic.thread_id:
                 stored.deleted = True
-        self._notify()
+        self.notify()
         return True
 
     # ----------------------------------------------------------------- webhook delivery
@@ -1092,7 +961,7 @@ class TelegramEmulator:
                     logger.exception("webhook: could not deliver update %s", update["update_id"])
             if self._updates and self._updates[0] is update:
                 self._updates.pop(0)
-                self._notify()
+                self.notify()
 
     async def _deliver(self, hook: Webhook, update: JSONDict) -> bool:
         """POST one update; retry a few times; on failure record the error and move on."""
