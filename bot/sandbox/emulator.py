@@ -25,7 +25,6 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from bot.clock import Pace, RealPace
@@ -46,6 +45,7 @@ from .rules import (
 )
 from .state import CallbackQuery, Chat, StoredFile, StoredMessage, Topic, User, Webhook
 from .telegram_html import HtmlParseError, parse_html, utf16_len
+from .updates import Updates
 
 __all__ = [  # what other code imports from here, wherever it now lives
     "_TINY_JPEG",
@@ -69,7 +69,6 @@ Params = dict[str, Any]
 JSONDict = dict[str, Any]
 
 FORUM_ICON_COLORS = (7322096, 16766590, 13338331, 9367192, 16749490, 16478047)
-_SECRET_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _COMMAND_RE = re.compile(r"[a-z0-9_]{1,32}")
 #: A 1x1 JPEG (now in media.py); the old name stays for tests that import it.
 _TINY_JPEG = TINY_JPEG
@@ -129,27 +128,18 @@ class TelegramEmulator:
         #: Monotonic times of every message sent, per chat id (for pacing checks).
         self.send_times: dict[int, list[float]] = {}
         self.flood = FloodLimits(self)
-        self._updates: list[JSONDict] = []
-        self._allowed_updates: list[str] | None = None
-        self._next_update_id = 1
         self._ids = itertools.count(1)
-        self._poll_generation = 0
         self.faults = Faults()
-        self._changed = asyncio.Event()
-        self._closing = False
+        #: Set and replaced on every state change; take it before checking, then wait on it.
+        self.changed = asyncio.Event()
+        self.updates = Updates(self)
         self._runner: web.AppRunner | None = None
         self._host = "127.0.0.1"
         self._port: int | None = None
-        self._http: aiohttp.ClientSession | None = None
-        self._webhook_task: asyncio.Task[None] | None = None
         #: sendVoice, sendDocument, sendSticker, sendLocation, ..., copyMessage (media.py).
         self.media = MediaApi(self)
         self._api: dict[str, Callable[[Params], Awaitable[Any]]] = {
             "getMe": self._get_me,
-            "getUpdates": self._get_updates,
-            "setWebhook": self._set_webhook,
-            "deleteWebhook": self._delete_webhook,
-            "getWebhookInfo": self._get_webhook_info,
             "sendMessage": self._send_message,
             "editMessageText": self._edit_message_text,
             "editMessageReplyMarkup": self._edit_message_reply_markup,
@@ -169,6 +159,7 @@ class TelegramEmulator:
             "deleteForumTopic": self._delete_forum_topic,
             "close": self._true,
             "logOut": self._true,
+            **self.updates.methods(),
             **self.media.methods(),
         }
         self.http = HttpApi(self, self._api)
@@ -185,7 +176,7 @@ class TelegramEmulator:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Serve on host:port (port 0 picks a free one; see ``api_url``)."""
-        self._closing = False
+        self.updates.closing = False
         runner = web.AppRunner(self.make_app(), shutdown_timeout=2.0)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
@@ -197,7 +188,7 @@ class TelegramEmulator:
 
     async def stop(self) -> None:
         """Stop serving: wake long polls, stop webhook delivery, close the server."""
-        self._closing = True
+        self.updates.closing = True
         self.notify()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -217,20 +208,11 @@ class TelegramEmulator:
         return f"{self.api_url}/file/bot"
 
     async def _on_shutdown(self, _app: web.Application) -> None:
-        self._closing = True
+        self.updates.closing = True
         self.notify()
 
     async def _on_cleanup(self, _app: web.Application | None) -> None:
-        task, self._webhook_task = self._webhook_task, None
-        if task is not None and not task.done():
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-        http, self._http = self._http, None
-        if http is not None:
-            await http.close()
+        await self.updates.close()
 
     # ----------------------------------------------------------------- test hooks
 
@@ -264,7 +246,7 @@ class TelegramEmulator:
     @property
     def pending_updates(self) -> int:
         """Updates queued and not yet confirmed (polling) or delivered (webhook)."""
-        return len(self._updates)
+        return len(self.updates.queue)
 
     async def wait_until(
         self, predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition"
@@ -272,7 +254,7 @@ class TelegramEmulator:
         """Wait (without sleeping blindly) until ``predicate()`` holds after some state change."""
         deadline = time.monotonic() + timeout
         while True:
-            event = self._changed
+            event = self.changed
             if predicate():
                 return
             remaining = deadline - time.monotonic()
@@ -285,7 +267,7 @@ class TelegramEmulator:
 
     async def wait_idle(self, timeout: float = 5.0) -> None:
         """Wait until every queued update was taken by the bot."""
-        await self.wait_until(lambda: not self._updates, timeout, "the bot to take all updates")
+        await self.wait_until(lambda: not self.updates.queue, timeout, "the bot to take all updates")
 
     def min_send_gap(self, chat_id: int | None = None) -> float | None:
         """Shortest time between two messages to one chat (or to ``chat_id``); None if < 2."""
@@ -502,34 +484,12 @@ class TelegramEmulator:
 
     def queue_update(self, kind: str, payload: JSONDict) -> JSONDict:
         """Append an update (increasing update_id) for polling or webhook delivery."""
-        update = {"update_id": self._next_update_id, kind: payload}
-        self._next_update_id += 1
-        self._updates.append(update)
-        self.notify()
-        return update
+        return self.updates.add(kind, payload)
 
     def notify(self) -> None:
         """Wake everyone waiting for a state change (long polls, webhook loop, wait_until)."""
-        event, self._changed = self._changed, asyncio.Event()
+        event, self.changed = self.changed, asyncio.Event()
         event.set()
-
-    def _confirm(self, offset: int) -> None:
-        if offset < 0:
-            del self._updates[: max(0, len(self._updates) + offset)]
-        elif offset > 0:
-            self._updates = [u for u in self._updates if u["update_id"] >= offset]
-        else:
-            return
-        self.notify()
-
-    def _take(self, limit: int) -> list[JSONDict]:
-        allowed = self._allowed_updates
-        if allowed:
-            kept = [u for u in self._updates if _update_kind(u) in allowed]
-            if len(kept) != len(self._updates):
-                self._updates = kept
-                self.notify()
-        return [json.loads(json.dumps(u)) for u in self._updates[:limit]]
 
     # ----------------------------------------------------------------- rules
 
@@ -672,91 +632,6 @@ class TelegramEmulator:
             "can_connect_to_business": False,
             "has_main_web_app": False,
         }
-
-    async def _get_updates(self, params: Params) -> list[JSONDict]:
-        if self.webhook is not None:
-            raise ApiError(
-                409,
-                "Conflict: can't use getUpdates method while webhook is active; use "
-                "deleteWebhook to delete the webhook first",
-            )
-        limit = min(100, max(1, int(params.get("limit") or 100)))
-        timeout = max(0.0, float(params.get("timeout") or 0))
-        allowed = params.get("allowed_updates")
-        if isinstance(allowed, list):
-            self._allowed_updates = [str(a) for a in allowed]
-        self._poll_generation += 1
-        generation = self._poll_generation
-        self._confirm(int(params.get("offset") or 0))
-        self.notify()  # an older long poll still waiting must give way (409)
-        deadline = time.monotonic() + timeout
-        while True:
-            event = self._changed
-            batch = self._take(limit)
-            if batch or self._closing:
-                return batch
-            if generation != self._poll_generation:
-                raise ApiError(
-                    409,
-                    "Conflict: terminated by other getUpdates request; make sure that only one "
-                    "bot instance is running",
-                )
-            if self.webhook is not None:
-                raise ApiError(409, "Conflict: terminated by setWebhook request")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return []
-            try:
-                await asyncio.wait_for(event.wait(), remaining)
-            except TimeoutError:
-                pass
-
-    async def _set_webhook(self, params: Params) -> bool:
-        url = params.get("url") or ""
-        if not url:
-            return await self._delete_webhook(params)
-        if not re.match(r"https?://[^/\s]+", url):
-            raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
-        secret = params.get("secret_token")
-        if secret is not None and not _SECRET_TOKEN_RE.fullmatch(secret):
-            raise bad_request("secret token contains unallowed characters")
-        if params.get("drop_pending_updates"):
-            self._updates.clear()
-        allowed = params.get("allowed_updates")
-        if isinstance(allowed, list):
-            self._allowed_updates = [str(a) for a in allowed]
-        self.webhook = Webhook(
-            url=url,
-            secret_token=secret,
-            max_connections=int(params.get("max_connections") or 40),
-            allowed_updates=self._allowed_updates,
-        )
-        self.notify()
-        if self._webhook_task is None or self._webhook_task.done():
-            self._webhook_task = asyncio.get_running_loop().create_task(self._webhook_loop())
-        return True
-
-    async def _delete_webhook(self, params: Params) -> bool:
-        if params.get("drop_pending_updates"):
-            self._updates.clear()
-        self.webhook = None
-        self.notify()
-        return True
-
-    async def _get_webhook_info(self, _params: Params) -> JSONDict:
-        info: JSONDict = {
-            "url": self.webhook.url if self.webhook else "",
-            "has_custom_certificate": False,
-            "pending_update_count": len(self._updates),
-        }
-        if self.webhook is not None:
-            info["max_connections"] = self.webhook.max_connections
-            if self.webhook.allowed_updates:
-                info["allowed_updates"] = self.webhook.allowed_updates
-            if self.webhook.last_error_date is not None:
-                info["last_error_date"] = self.webhook.last_error_date
-                info["last_error_message"] = self.webhook.last_error_message
-        return info
 
     async def _send_message(self, params: Params) -> JSONDict:
         chat = self._chat(params)
@@ -942,58 +817,3 @@ class TelegramEmulator:
                 stored.deleted = True
         self.notify()
         return True
-
-    # ----------------------------------------------------------------- webhook delivery
-
-    async def _webhook_loop(self) -> None:
-        """Deliver queued updates to the webhook in order, one at a time, until it is removed."""
-        while not self._closing and self.webhook is not None:
-            event = self._changed
-            if not self._updates:
-                await event.wait()
-                continue
-            update = self._updates[0]
-            allowed = self._allowed_updates
-            if not allowed or _update_kind(update) in allowed:
-                try:
-                    await self._deliver(self.webhook, update)
-                except Exception:  # delivery must never stop for good on one bad update
-                    logger.exception("webhook: could not deliver update %s", update["update_id"])
-            if self._updates and self._updates[0] is update:
-                self._updates.pop(0)
-                self.notify()
-
-    async def _deliver(self, hook: Webhook, update: JSONDict) -> bool:
-        """POST one update; retry a few times; on failure record the error and move on."""
-        if self._http is None:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        headers = {}
-        if hook.secret_token:
-            headers["X-Telegram-Bot-Api-Secret-Token"] = hook.secret_token
-        error = ""
-        for attempt in range(self.webhook_attempts):
-            if attempt:
-                await asyncio.sleep(0.05 * 4**attempt)
-            try:
-                async with self._http.post(hook.url, json=update, headers=headers) as response:
-                    await response.read()
-                    if 200 <= response.status < 300:
-                        hook.delivered += 1
-                        return True
-                    error = f"Wrong response from the webhook: {response.status} {response.reason}"
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                error = f"Connection failed: {exc!r}"
-            logger.warning(
-                "webhook delivery of update %s failed (attempt %d): %s",
-                update["update_id"],
-                attempt + 1,
-                error,
-            )
-        hook.last_error_date = int(self.wall_clock())
-        hook.last_error_message = error
-        logger.error("webhook: giving up update %s: %s", update["update_id"], error)
-        return False
-
-
-def _update_kind(update: JSONDict) -> str:
-    return next(k for k in update if k != "update_id")
