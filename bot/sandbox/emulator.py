@@ -19,10 +19,9 @@ import asyncio
 import itertools
 import json
 import logging
-import re
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -30,21 +29,14 @@ from aiohttp import web
 from bot.clock import Pace, RealPace
 
 from .driver import GroupDriver, UserDriver
-from .errors import ApiError, bad_request
+from .errors import ApiError
 from .flood import FloodLimits, max_sends_per_second, min_send_gap
 from .http_api import Faults, HttpApi, Injected
-from .media import FILE_ID_PREFIXES, KINDS, MAX_CAPTION_LENGTH, TINY_JPEG, MediaApi
-from .rules import (
-    BLOCKABLE_METHODS,
-    CHAT_ACTIONS,
-    MAX_CALLBACK_ANSWER_LENGTH,
-    MAX_TEXT_LENGTH,
-    NOT_MODIFIED,
-    check_markup,
-    format_text,
-)
+from .media import FILE_ID_PREFIXES, TINY_JPEG, MediaApi
+from .methods import CoreMethods
 from .state import CallbackQuery, Chat, StoredFile, StoredMessage, Topic, User, Webhook
 from .telegram_html import HtmlParseError, parse_html, utf16_len
+from .topics import ForumTopics
 from .updates import Updates
 
 __all__ = [  # what other code imports from here, wherever it now lives
@@ -68,8 +60,6 @@ logger = logging.getLogger(__name__)
 Params = dict[str, Any]
 JSONDict = dict[str, Any]
 
-FORUM_ICON_COLORS = (7322096, 16766590, 13338331, 9367192, 16749490, 16478047)
-_COMMAND_RE = re.compile(r"[a-z0-9_]{1,32}")
 #: A 1x1 JPEG (now in media.py); the old name stays for tests that import it.
 _TINY_JPEG = TINY_JPEG
 
@@ -138,31 +128,14 @@ class TelegramEmulator:
         self._port: int | None = None
         #: sendVoice, sendDocument, sendSticker, sendLocation, ..., copyMessage (media.py).
         self.media = MediaApi(self)
-        self._api: dict[str, Callable[[Params], Awaitable[Any]]] = {
-            "getMe": self._get_me,
-            "sendMessage": self._send_message,
-            "editMessageText": self._edit_message_text,
-            "editMessageReplyMarkup": self._edit_message_reply_markup,
-            "deleteMessage": self._delete_message,
-            "answerCallbackQuery": self._answer_callback_query,
-            "setMyCommands": self._set_my_commands,
-            "getMyCommands": self._get_my_commands,
-            "deleteMyCommands": self._delete_my_commands,
-            "getChat": self._get_chat,
-            "sendChatAction": self._send_chat_action,
-            "sendPhoto": self._send_photo,
-            "getFile": self._get_file,
-            "createForumTopic": self._create_forum_topic,
-            "editForumTopic": self._edit_forum_topic,
-            "closeForumTopic": self._close_forum_topic,
-            "reopenForumTopic": self._reopen_forum_topic,
-            "deleteForumTopic": self._delete_forum_topic,
-            "close": self._true,
-            "logOut": self._true,
+        self.core = CoreMethods(self)
+        self.forum = ForumTopics(self)
+        self.http = HttpApi(self, {
+            **self.core.methods(),
+            **self.forum.methods(),
             **self.updates.methods(),
             **self.media.methods(),
-        }
-        self.http = HttpApi(self, self._api)
+        })
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -344,7 +317,7 @@ class TelegramEmulator:
         user = self.ensure_user(user_id)
         if thread_id is not None and (not chat.is_forum or chat.live_topic(thread_id) is None):
             raise AssertionError(f"chat {chat_id} has no topic {thread_id}")
-        stored = self._new_message(chat, user.to_dict(), False, thread_id, content)
+        stored = self.new_message(chat, user.to_dict(), False, thread_id, content)
         keyboard = chat.reply_keyboard
         if keyboard is not None and keyboard.get("one_time_keyboard"):
             chat.reply_keyboard = None
@@ -486,44 +459,7 @@ class TelegramEmulator:
         """Append an update (increasing update_id) for polling or webhook delivery."""
         return self.updates.add(kind, payload)
 
-    def notify(self) -> None:
-        """Wake everyone waiting for a state change (long polls, webhook loop, wait_until)."""
-        event, self.changed = self.changed, asyncio.Event()
-        event.set()
-
-    # ----------------------------------------------------------------- rules
-
-    def _chat(self, params: Params, key: str = "chat_id") -> Chat:
-        value = params.get(key)
-        if value is None:
-            raise bad_request(f"{key} is required")
-        chat: Chat | None = None
-        if isinstance(value, int):
-            chat = self.chats.get(value)
-        elif isinstance(value, str) and value.startswith("@"):
-            name = value[1:].lower()
-            chat = next(
-                (c for c in self.chats.values() if (c.username or "").lower() == name), None
-            )
-        if chat is None:
-            if value in self.users:  # known (say, from a group) but never started the bot
-                raise ApiError(403, "Forbidden: bot can't initiate conversation with a user")
-            raise bad_request("chat not found")
-        return chat
-
-    def _thread(self, chat: Chat, params: Params) -> int | None:
-        thread_id = params.get("message_thread_id")
-        if thread_id is None or not chat.is_forum:
-            return None
-        if not isinstance(thread_id, int) or chat.live_topic(thread_id) is None:
-            raise bad_request("message thread not found")
-        return thread_id
-
-    def _check_reachable(self, chat: Chat, method: str) -> None:
-        if chat.blocked and method in BLOCKABLE_METHODS:
-            raise ApiError(403, "Forbidden: bot was blocked by the user")
-
-    def _new_message(
+    def new_message(
         self,
         chat: Chat,
         sender: JSONDict,
@@ -531,6 +467,7 @@ class TelegramEmulator:
         thread_id: int | None,
         content: JSONDict,
     ) -> StoredMessage:
+        """Store a message in either direction (None fields left out) and wake waiters."""
         message: JSONDict = {
             "message_id": chat.next_message_id,
             "from": sender,
@@ -547,273 +484,7 @@ class TelegramEmulator:
         self.notify()
         return stored
 
-    def _reply_target(self, chat: Chat, params: Params) -> StoredMessage | None:
-        reply = params.get("reply_parameters")
-        if not isinstance(reply, dict) or reply.get("message_id") is None:
-            return None
-        target = chat.find(reply.get("message_id"))
-        if target is None and not reply.get("allow_sending_without_reply"):
-            raise bad_request("message to be replied not found")
-        return target
-
-    def _bot_send(self, method: str, chat: Chat, params: Params, content: JSONDict) -> JSONDict:
-        """Shared tail of send methods: reachability, flood limits, store, reply keyboards."""
-        thread_id = self._thread(chat, params)
-        markup = check_markup(params.get("reply_markup"))
-        target = self._reply_target(chat, params)
-        if target is not None:
-            content["reply_to_message"] = {
-                k: v for k, v in target.message.items() if k != "reply_to_message"
-            }
-            if thread_id is None and chat.is_forum:
-                thread_id = target.thread_id
-        self._check_reachable(chat, method)
-        self.flood.check(chat)
-        self.flood.record(chat)
-        if markup is not None:
-            if "keyboard" in markup:
-                chat.reply_keyboard = markup
-            elif markup.get("remove_keyboard"):
-                chat.reply_keyboard = None
-            if "inline_keyboard" in markup:
-                content["reply_markup"] = markup
-        stored = self._new_message(chat, self.bot.to_dict(), True, thread_id, content)
-        return stored.message
-
-    def _own_message(self, params: Params) -> tuple[Chat, StoredMessage]:
-        if params.get("inline_message_id") is not None:
-            raise bad_request("inline messages are not emulated")
-        chat = self._chat(params)
-        if params.get("message_id") is None:
-            raise bad_request("message_id is required")
-        stored = chat.find(params.get("message_id"))
-        if stored is None:
-            raise bad_request("message to edit not found")
-        if not stored.from_bot:
-            raise bad_request("message can't be edited")
-        return chat, stored
-
-    def _edit(self, stored: StoredMessage, changes: JSONDict) -> JSONDict:
-        message = stored.message
-        if all(message.get(k) == v for k, v in changes.items()):
-            raise bad_request(NOT_MODIFIED)
-        for key, value in changes.items():
-            if value is None:
-                message.pop(key, None)
-            else:
-                message[key] = value
-        message["edit_date"] = int(self.wall_clock())
-        self.notify()
-        return message
-
-    def _topic(self, chat: Chat, params: Params) -> Topic:
-        if not chat.is_forum:
-            raise bad_request("the chat is not a forum")
-        thread_id = params.get("message_thread_id")
-        topic = chat.live_topic(thread_id) if isinstance(thread_id, int) else None
-        if topic is None:
-            raise bad_request("TOPIC_ID_INVALID")
-        return topic
-
-    def _service(self, chat: Chat, thread_id: int, content: JSONDict) -> StoredMessage:
-        return self._new_message(chat, self.bot.to_dict(), True, thread_id, content)
-
-    # ----------------------------------------------------------------- methods
-
-    async def _true(self, _params: Params) -> bool:
-        return True
-
-    async def _get_me(self, _params: Params) -> JSONDict:
-        return {
-            **self.bot.to_dict(),
-            "can_join_groups": True,
-            "can_read_all_group_messages": False,
-            "supports_inline_queries": False,
-            "can_connect_to_business": False,
-            "has_main_web_app": False,
-        }
-
-    async def _send_message(self, params: Params) -> JSONDict:
-        chat = self._chat(params)
-        text, entities = format_text(params, "text", "entities", MAX_TEXT_LENGTH, caption=False)
-        content: JSONDict = {"text": text, "entities": entities or None}
-        return self._bot_send("sendMessage", chat, params, content)
-
-    async def _send_photo(self, params: Params) -> JSONDict:
-        chat = self._chat(params)
-        stored = self.media.input_file(KINDS["photo"], params)
-        caption, entities = format_text(
-            params, "caption", "caption_entities", MAX_CAPTION_LENGTH, caption=True
-        )
-        content: JSONDict = {
-            "photo": self.photo_sizes(stored),
-            "caption": caption or None,
-            "caption_entities": entities or None,
-        }
-        return self._bot_send("sendPhoto", chat, params, content)
-
-    async def _edit_message_text(self, params: Params) -> JSONDict:
-        _chat, stored = self._own_message(params)
-        if "text" not in stored.message:
-            raise bad_request("there is no text in the message to edit")
-        text, entities = format_text(params, "text", "entities", MAX_TEXT_LENGTH, caption=False)
-        markup = check_markup(params.get("reply_markup"), inline_only=True)
-        # Like Telegram, an edit without reply_markup removes the inline keyboard.
-        return self._edit(
-            stored, {"text": text, "entities": entities or None, "reply_markup": markup}
-        )
-
-    async def _edit_message_reply_markup(self, params: Params) -> JSONDict:
-        _chat, stored = self._own_message(params)
-        markup = check_markup(params.get("reply_markup"), inline_only=True)
-        return self._edit(stored, {"reply_markup": markup})
-
-    async def _delete_message(self, params: Params) -> bool:
-        chat = self._chat(params)
-        stored = chat.find(params.get("message_id"))
-        if stored is None:
-            raise bad_request("message to delete not found")
-        stored.deleted = True
-        self.notify()
-        return True
-
-    async def _answer_callback_query(self, params: Params) -> bool:
-        query = self.callbacks.get(str(params.get("callback_query_id")))
-        if query is None or query.answered:
-            raise bad_request(
-                "query is too old and response timeout expired or query ID is invalid"
-            )
-        text = params.get("text")
-        if isinstance(text, str) and len(text) > MAX_CALLBACK_ANSWER_LENGTH:
-            raise bad_request("MESSAGE_TOO_LONG")
-        query.answered = True
-        query.text = text
-        query.show_alert = bool(params.get("show_alert"))
-        query.url = params.get("url")
-        self.notify()
-        return True
-
-    @staticmethod
-    def _commands_key(params: Params) -> tuple[str, str]:
-        scope = params.get("scope") or {"type": "default"}
-        return json.dumps(scope, sort_keys=True), str(params.get("language_code") or "")
-
-    async def _set_my_commands(self, params: Params) -> bool:
-        commands = params.get("commands")
-        if not isinstance(commands, list) or len(commands) > 100:
-            raise bad_request("BOT_COMMANDS_TOO_MUCH")
-        for command in commands:
-            if not isinstance(command, dict) or not _COMMAND_RE.fullmatch(
-                str(command.get("command", ""))
-            ):
-                raise bad_request("BOT_COMMAND_INVALID")
-            description = command.get("description")
-            if not isinstance(description, str) or not 1 <= len(description) <= 256:
-                raise bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
-        self.commands[self._commands_key(params)] = commands
-        return True
-
-    async def _get_my_commands(self, params: Params) -> list[JSONDict]:
-        return self.commands.get(self._commands_key(params), [])
-
-    async def _delete_my_commands(self, params: Params) -> bool:
-        self.commands.pop(self._commands_key(params), None)
-        return True
-
-    async def _get_chat(self, params: Params) -> JSONDict:
-        chat = self._chat(params)
-        return {
-            **chat.to_dict(),
-            "accent_color_id": 0,
-            "max_reaction_count": 11,
-            "accepted_gift_types": {
-                "unlimited_gifts": False,
-                "limited_gifts": False,
-                "unique_gifts": False,
-                "premium_subscription": False,
-                "gifts_from_channels": False,
-            },
-        }
-
-    async def _send_chat_action(self, params: Params) -> bool:
-        chat = self._chat(params)
-        action = params.get("action")
-        if action not in CHAT_ACTIONS:
-            raise bad_request("wrong parameter action in request")
-        self._thread(chat, params)
-        self._check_reachable(chat, "sendChatAction")
-        chat.chat_actions.append(str(action))
-        return True
-
-    async def _get_file(self, params: Params) -> JSONDict:
-        stored = self.files.get(str(params.get("file_id")))
-        if stored is None:
-            raise bad_request("invalid file_id")
-        return stored.to_dict()
-
-    async def _create_forum_topic(self, params: Params) -> JSONDict:
-        chat = self._chat(params)
-        if chat.type != "supergroup" or not chat.is_forum:
-            raise bad_request("the chat is not a forum")
-        name = params.get("name") or ""
-        if not name:
-            raise bad_request("TOPIC_TITLE_EMPTY")
-        if len(name) > 128:
-            raise bad_request("TOPIC_TITLE_TOO_LONG")
-        icon_color = params.get("icon_color", FORUM_ICON_COLORS[0])
-        if icon_color not in FORUM_ICON_COLORS:
-            raise bad_request("TOPIC_ICON_COLOR_INVALID")
-        thread_id = chat.next_message_id
-        topic = Topic(thread_id, name, icon_color, params.get("icon_custom_emoji_id"))
-        chat.topics[thread_id] = topic
-        created: JSONDict = {"name": name, "icon_color": icon_color}
-        if topic.icon_custom_emoji_id:
-            created["icon_custom_emoji_id"] = topic.icon_custom_emoji_id
-        self._service(chat, thread_id, {"forum_topic_created": created})
-        return topic.to_dict()
-
-    async def _edit_forum_topic(self, params: Params) -> bool:
-        chat = self._chat(params)
-        topic = self._topic(chat, params)
-        name = params.get("name")
-        emoji = params.get("icon_custom_emoji_id")
-        if name is not None and not 1 <= len(name) <= 128:
-            raise bad_request("TOPIC_TITLE_EMPTY" if not name else "TOPIC_TITLE_TOO_LONG")
-        if (name is None or name == topic.name) and (
-            emoji is None or emoji == (topic.icon_custom_emoji_id or "")
-        ):
-            raise bad_request("TOPIC_NOT_MODIFIED")
-        edited: JSONDict = {}
-        if name is not None:
-            topic.name = edited["name"] = name
-        if emoji is not None:
-            topic.icon_custom_emoji_id = emoji or None
-            edited["icon_custom_emoji_id"] = emoji
-        self._service(chat, topic.thread_id, {"forum_topic_edited": edited})
-        return True
-
-    async def _close_forum_topic(self, params: Params) -> bool:
-        return self._set_topic_closed(params, closed=True)
-
-    async def _reopen_forum_topic(self, params: Params) -> bool:
-        return self._set_topic_closed(params, closed=False)
-
-    def _set_topic_closed(self, params: Params, *, closed: bool) -> bool:
-        chat = self._chat(params)
-        topic = self._topic(chat, params)
-        if topic.closed == closed:
-            raise bad_request("TOPIC_NOT_MODIFIED")
-        topic.closed = closed
-        kind = "forum_topic_closed" if closed else "forum_topic_reopened"
-        self._service(chat, topic.thread_id, {kind: {}})
-        return True
-
-    async def _delete_forum_topic(self, params: Params) -> bool:
-        chat = self._chat(params)
-        topic = self._topic(chat, params)
-        topic.deleted = True
-        for stored in chat.messages:
-            if stored.thread_id == topic.thread_id:
-                stored.deleted = True
-        self.notify()
-        return True
+    def notify(self) -> None:
+        """Wake everyone waiting for a state change (long polls, webhook loop, wait_until)."""
+        event, self.changed = self.changed, asyncio.Event()
+        event.set()

@@ -206,27 +206,27 @@ class MediaApi:
 
     def _sender(self, kind: FileKind) -> Callable[[Params], Awaitable[JSONDict]]:
         async def send(params: Params) -> JSONDict:
-            chat = self.emu._chat(params)
+            chat = self.emu.core.chat(params)
             stored = self.input_file(kind, params)
             content: JSONDict = {kind.field: self.file_object(kind, stored)}
             if kind.caption:
                 content.update(self.caption(params))
-            return self.emu._bot_send(kind.method, chat, params, content)
+            return self.emu.core.send(kind.method, chat, params, content)
 
         return send
 
     async def send_location(self, params: Params) -> JSONDict:
         """sendLocation: a point (Telegram refuses one off the globe)."""
-        chat = self.emu._chat(params)
+        chat = self.emu.core.chat(params)
         location = _location(params.get("latitude"), params.get("longitude"))
         for key in ("horizontal_accuracy", "live_period", "heading", "proximity_alert_radius"):
             if params.get(key) is not None:
                 location[key] = params[key]
-        return self.emu._bot_send("sendLocation", chat, params, {"location": location})
+        return self.emu.core.send("sendLocation", chat, params, {"location": location})
 
     async def copy_message(self, params: Params) -> JSONDict:
         """copyMessage: the source message's content posted anew by the bot; a MessageId."""
-        source_chat = self.emu._chat(params, "from_chat_id")
+        source_chat = self.emu.core.chat(params, "from_chat_id")
         source = source_chat.find(params.get("message_id"))
         if source is None:
             raise bad_request("message to copy not found")
@@ -240,8 +240,8 @@ class MediaApi:
                 content.update(new)
                 if params.get("show_caption_above_media") and content_kind(content) in _ABOVE:
                     content["show_caption_above_media"] = True
-        chat = self.emu._chat(params)
-        message = self.emu._bot_send("copyMessage", chat, params, content)
+        chat = self.emu.core.chat(params)
+        message = self.emu.core.send("copyMessage", chat, params, content)
         return {"message_id": message["message_id"]}
 
     # ----------------------------------------------------------------- what users send
