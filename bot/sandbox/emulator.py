@@ -1,16 +1,24 @@
 """A local Telegram Bot API server with Telegram's rules, for tests, the demo and benchmarks.
 
 PTB is pointed at it through ``base_url`` (``Application.builder().token(emu.token)
-.base_url(f"{emu.api_url}/bot").base_file_url(emu.file_url)``) and talks real HTTP, so tests exercise PTB itself:
-its request encoding, its error mapping (BadRequest, Forbidden, RetryAfter) and its polling
-or webhook loop. Requests are validated against the Bot API schema (``botapi_schema.json``)
-and against the limits Telegram enforces (text length, callback_data size, HTML entities,
-flood limits), so a call real Telegram would refuse fails here first.
+.base_url(f"{emu.api_url}/bot").base_file_url(emu.file_url)``) and talks real HTTP, so tests
+exercise PTB itself: its request encoding, its error mapping (BadRequest, Forbidden,
+RetryAfter) and its polling or webhook loop. Requests are validated against the Bot API
+schema (``botapi_schema.json``) and against the limits Telegram enforces (text length,
+callback_data size, HTML entities, flood limits), so a call real Telegram would refuse fails
+here first.
 
-State lives in plain dataclasses (users, chats, messages, topics, updates) so drivers
-(``driver.py``) can act as owners and staff in-process and read transcripts. Media messages
-(voice notes, documents, stickers, locations, videos, audio), their send methods and
-copyMessage live in ``media.py``.
+This module holds :class:`TelegramEmulator`: its state, lifecycle, test hooks and what users
+do (the side drivers call); it composes the rest of the package:
+
+- ``state.py``: plain dataclasses (users, chats, messages, topics, presses, files, webhook)
+  that drivers (``driver.py``) and tests read directly;
+- ``http_api.py``: the HTTP side (routes, parameters, error bodies) and ``fail_next``'s failures;
+- ``methods.py``: messages, buttons, commands, chats, files, and the posting rules every send
+  shares; ``media.py``: media send methods and copyMessage; ``topics.py``: forum topics;
+- ``updates.py``: the update queue, getUpdates and webhook delivery;
+- ``rules.py``: content rules (lengths, parse modes, markup); ``flood.py``: flood limits;
+- ``telegram_html.py``: the HTML parse mode; ``schema.py``: the Bot API schema check.
 """
 
 from __future__ import annotations
@@ -39,32 +47,17 @@ from .telegram_html import HtmlParseError, parse_html, utf16_len
 from .topics import ForumTopics
 from .updates import Updates
 
-__all__ = [  # what other code imports from here, wherever it now lives
-    "_TINY_JPEG",
-    "ApiError",
-    "CallbackQuery",
-    "Chat",
-    "HtmlParseError",
-    "StoredFile",
-    "StoredMessage",
-    "TelegramEmulator",
-    "Topic",
-    "User",
-    "Webhook",
-    "parse_html",
-    "utf16_len",
+__all__ = [  # the names other code imports from here, wherever they now live
+    "_TINY_JPEG", "ApiError", "CallbackQuery", "Chat", "HtmlParseError", "StoredFile",
+    "StoredMessage", "TelegramEmulator", "Topic", "User", "Webhook", "parse_html", "utf16_len",
 ]
 
 logger = logging.getLogger(__name__)
 
-Params = dict[str, Any]
 JSONDict = dict[str, Any]
 
 #: A 1x1 JPEG (now in media.py); the old name stays for tests that import it.
 _TINY_JPEG = TINY_JPEG
-
-
-# --------------------------------------------------------------------------- the server
 
 
 class TelegramEmulator:
@@ -453,7 +446,7 @@ class TelegramEmulator:
         """A new downloadable 1x1 JPEG, as if a user had sent a photo."""
         return self.add_file(_TINY_JPEG)
 
-    # ----------------------------------------------------------------- updates
+    # ----------------------------------------------------------------- state changes
 
     def queue_update(self, kind: str, payload: JSONDict) -> JSONDict:
         """Append an update (increasing update_id) for polling or webhook delivery."""
@@ -467,20 +460,8 @@ class TelegramEmulator:
         thread_id: int | None,
         content: JSONDict,
     ) -> StoredMessage:
-        """Store a message in either direction (None fields left out) and wake waiters."""
-        message: JSONDict = {
-            "message_id": chat.next_message_id,
-            "from": sender,
-            "chat": chat.to_dict(),
-            "date": int(self.wall_clock()),
-        }
-        chat.next_message_id += 1
-        if thread_id is not None:
-            message["message_thread_id"] = thread_id
-            message["is_topic_message"] = True
-        message.update({k: v for k, v in content.items() if v is not None})
-        stored = StoredMessage(message=message, from_bot=from_bot)
-        chat.messages.append(stored)
+        """Store a message in either direction and wake everyone waiting for one."""
+        stored = chat.add_message(sender, from_bot, thread_id, content, int(self.wall_clock()))
         self.notify()
         return stored
 

@@ -105,6 +105,26 @@ class Chat:
             data["is_forum"] = True
         return data
 
+    def add_message(
+        self, sender: JSONDict, from_bot: bool, thread_id: int | None, content: JSONDict,
+        date: int,
+    ) -> StoredMessage:
+        """Store a message in either direction under the chat's next id (None fields left out)."""
+        message: JSONDict = {
+            "message_id": self.next_message_id,
+            "from": sender,
+            "chat": self.to_dict(),
+            "date": date,
+        }
+        self.next_message_id += 1
+        if thread_id is not None:
+            message["message_thread_id"] = thread_id
+            message["is_topic_message"] = True
+        message.update({k: v for k, v in content.items() if v is not None})
+        stored = StoredMessage(message=message, from_bot=from_bot)
+        self.messages.append(stored)
+        return stored
+
     def find(self, message_id: object) -> StoredMessage | None:
         """The live (not deleted) message with this id, or None."""
         if not isinstance(message_id, int):
