@@ -838,3 +838,28 @@ class Notice(Model):
     class Meta:
         table = "notice"
         indexes = (Index(fields=("status", "next_try_at"), name="notice_status_next"),)
+
+
+# --- canned replies (issue 14, point 3) --------------------------------------------------
+
+
+class CannedReply(Model):
+    """A ready answer staff pick by its short name (the console's picker, ``/r name`` in a
+    conversation's topic), one row per language. Its text takes variables such as
+    ``{name}`` and ``{car}``, checked when it is saved (``bot.canned``)."""
+
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=32)  # the short name, e.g. "greeting"
+    language = fields.CharField(max_length=8)  # zh_CN or en
+    title = fields.CharField(max_length=100, default="")
+    text = fields.TextField()
+    active = fields.BooleanField(default=True)
+    updated_by: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="canned_replies", null=True, on_delete=fields.SET_NULL
+    )
+    updated_by_id: int | None
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "canned_reply"
+        unique_together = (("name", "language"),)
