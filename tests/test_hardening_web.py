@@ -223,3 +223,26 @@ async def test_every_answer_carries_the_hardening_headers(env: BotEnv, client: C
     r = await client.get(f"/imports/{entry.id}/errors.csv")
     assert r.status == 200 and r.content_type == "text/csv"
     hardened(r)
+
+
+CAMPAIGN_JUNK: list[tuple[str, bytes, int]] = [
+    ("not JSON", b"{not json", 400),
+    ("nested 100,000 deep", nested(100_000).encode(), 400),
+    ("a 5,000-digit number", b'{"name": ' + b"9" * 5000 + b"}", 400),
+    ("an array, not an object", b"[]", 422),
+]
+
+
+@pytest.mark.parametrize("what,body,status", CAMPAIGN_JUNK, ids=[w for w, _, _ in CAMPAIGN_JUNK])
+async def test_malformed_campaign_bodies_answer_with_a_message_never_500(
+        client: Client, what: str, body: bytes, status: int) -> None:
+    r = await client.post("/api/v1/campaigns", data=body,
+                          headers={**AUTH, "Content-Type": "application/json"})
+    assert r.status == status, (what, r.status, await r.text())
+    assert (await r.json()).get("error"), what  # says what is wrong
+
+
+async def test_a_huge_campaign_body_is_413(client: Client) -> None:
+    r = await client.post("/api/v1/campaigns", data=b" " * (2 * 1024 * 1024),
+                          headers={**AUTH, "Content-Type": "application/json"})
+    assert r.status == 413 and "at most" in (await r.json())["error"]

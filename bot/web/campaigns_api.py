@@ -16,6 +16,7 @@ from jinja2 import TemplateError
 
 from bot.campaigns import promotions
 from bot.campaigns.promotions import CampaignError
+from bot.web.bodies import BodyError, read_json
 from bot.web.server import SERVICES, _authorized
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 # What rendering a template can raise (TemplateOverBudget is a TemplateError).
 RENDER_ERRORS = (TemplateError, ArithmeticError, LookupError, TypeError, ValueError)
+MAX_BODY = 1024 * 1024  # a campaign with its messages in every language fits many times
+MAX_DEPTH = 16  # a campaign is a flat object with lists of buttons and filters
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -38,6 +41,8 @@ def _guarded(fn: Handler) -> Handler:
                           "the API is off: set CAREBOT_API_KEY to enable it")
         try:
             return await fn(request)
+        except BodyError as exc:  # not usable JSON (400) or too large (413)
+            return _error(exc.status, exc.message)
         except CampaignError as exc:
             return _error(422, str(exc))
     return wrapper
@@ -46,10 +51,7 @@ def _guarded(fn: Handler) -> Handler:
 async def _body(request: web.Request) -> dict[str, Any]:
     if not request.can_read_body:
         return {}
-    try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise CampaignError("the body is not valid JSON") from None
+    data = await read_json(request, limit=MAX_BODY, max_depth=MAX_DEPTH)
     if not isinstance(data, dict):
         raise CampaignError("send a JSON object")
     return data
