@@ -1,6 +1,7 @@
-"""What needs a person, over real HTTP on SQLite and PostgreSQL: Today's block, the /inbox
-page listing parked updates and failed sends, Try again and Mark as seen (CSRF, roles,
-audit), and what the page hides of owners' data from a role that may not see it.
+"""What needs a person, over real HTTP on SQLite and PostgreSQL: Today's block, the
+/needs-a-person page listing parked updates and failed sends, Try again and Mark as seen
+(CSRF, roles, audit), and what the page hides of owners' data from a role that may not
+see it.
 
 Rows are made directly with the ORM, as the inbox (bot/inbox.py) and the sender's failure
 hook (bot/delivery/failures.py) leave them.
@@ -86,14 +87,14 @@ async def test_today_shows_what_needs_a_person_only_when_there_is_something(
         assert status == 200 and 'id="needs-person"' not in body
         await parked(clock)
         status, body = await page(http, f"{site}/")
-        assert 'id="needs-person"' in body and 'href="/inbox#parked"' in body
+        assert 'id="needs-person"' in body and 'href="/needs-a-person#parked"' in body
         assert 'id="needs-failed"' not in body  # nothing failed: no tile for it
         await failed_send(clock)
         await failed_send(clock, chat=None, lane="staff")
         status, body = await page(http, f"{site}/")
         assert "<b>1</b><span>Parked messages from Telegram" in body
         assert "<b>2</b><span>Messages not sent" in body
-        assert 'href="/inbox#failed"' in body
+        assert 'href="/needs-a-person#failed"' in body
     agent = await signed_in(site, "agent1")
     async with agent:
         status, body = await page(agent, f"{site}/")
@@ -112,7 +113,7 @@ async def test_the_page_lists_parked_updates_and_failed_sends(
     await add_staff("admin1", "admin")
     http = await signed_in(site, "admin1")
     async with http:
-        status, body = await page(http, f"{site}/inbox")
+        status, body = await page(http, f"{site}/needs-a-person")
     assert status == 200
     parked_part, failed_part = body.split('id="failed"', 1)
     assert f'data-id="{update.id}"' in parked_part and f'data-id="{stranger.id}"' in parked_part
@@ -122,13 +123,13 @@ async def test_the_page_lists_parked_updates_and_failed_sends(
     assert "KeyError: &#39;vehicle&#39;" in parked_part
     assert "Traceback line two" not in body  # the error's first line only
     assert WORDS in parked_part  # an admin may read what owners wrote
-    assert f'action="/inbox/updates/{update.id}/retry"' in parked_part
+    assert f'action="/needs-a-person/updates/{update.id}/retry"' in parked_part
     assert f'data-id="{failure.id}"' in failed_part
     assert "sendMessage" in failed_part and "Reply" in failed_part
     assert "NetworkError: Telegram did not answer" in failed_part
     assert "after 5 tries" not in failed_part
     assert f'<a href="/customers/{customer.id}">车主一</a>' in failed_part
-    assert f'action="/inbox/failed/{failure.id}/seen"' in failed_part
+    assert f'action="/needs-a-person/failed/{failure.id}/seen"' in failed_part
 
 
 async def test_a_role_that_may_not_see_owners_gets_chat_ids_and_no_text(
@@ -143,7 +144,7 @@ async def test_a_role_that_may_not_see_owners_gets_chat_ids_and_no_text(
     await add_staff("ops", "manager")
     http = await signed_in(site, "ops")
     async with http:
-        status, body = await page(http, f"{site}/inbox")
+        status, body = await page(http, f"{site}/needs-a-person")
     assert status == 200
     assert "车主一" not in body and f"/customers/{customer.id}" not in body
     assert f"<code>{OWNER_CHAT}</code>" in body
@@ -159,12 +160,12 @@ async def test_only_supervisors_managers_and_admins_open_the_page(site: str, clo
     assert access.can(staff, access.INBOX) == allowed
     http = await signed_in(site, staff.login)
     async with http:
-        status, body = await page(http, f"{site}/inbox")
+        status, body = await page(http, f"{site}/needs-a-person")
         assert status == (200 if allowed else 403), (role, status)
         if not allowed:
             assert WORDS not in body
         token = await csrf(http, f"{site}/")
-        status, _ = await post(http, f"{site}/inbox/updates/{update.id}/retry", token)
+        status, _ = await post(http, f"{site}/needs-a-person/updates/{update.id}/retry", token)
         assert status == (303 if allowed else 403)
     fresh = await InboxUpdate.get(id=update.id)
     assert fresh.status == (InboxStatus.PENDING if allowed else InboxStatus.PARKED)
@@ -180,7 +181,7 @@ async def test_try_again_queues_the_parked_update_and_is_audited(
     boss = await add_staff("boss", "supervisor")
     await add_staff("agent1", "agent")
     await add_staff("mkt", "marketing")
-    url = f"{site}/inbox/updates/{update.id}/retry"
+    url = f"{site}/needs-a-person/updates/{update.id}/retry"
     for login in ("agent1", "mkt"):
         http = await signed_in(site, login)
         async with http:
@@ -191,14 +192,14 @@ async def test_try_again_queues_the_parked_update_and_is_audited(
             status, _ = await post(http, url, token)
             assert status == 403
         assert (await InboxUpdate.get(id=update.id)).status == InboxStatus.PARKED
-        token = await csrf(http, f"{site}/inbox")
+        token = await csrf(http, f"{site}/needs-a-person")
         status, location = await post(http, url, token)
-        assert status == 303 and location.startswith("/inbox?done=retried&n=1")
+        assert status == 303 and location.startswith("/needs-a-person?done=retried&n=1")
         _, body = await page(http, f"{site}{location}")
         assert "1 message(s) queued again" in body
         assert f'data-id="{update.id}"' not in body and f'data-id="{other.id}"' in body
         status, location = await post(http, url, token)  # again: nothing left to retry
-        assert location.startswith("/inbox?done=retried&n=0")
+        assert location.startswith("/needs-a-person?done=retried&n=0")
     fresh = await InboxUpdate.get(id=update.id)
     assert fresh.status == InboxStatus.PENDING and fresh.attempts == 0
     assert fresh.next_try_at <= clock.now()  # due at once
@@ -213,8 +214,8 @@ async def test_try_all_again(site: str, clock: FakeClock) -> None:  # noqa: F811
     await add_staff("admin1", "admin")
     http = await signed_in(site, "admin1")
     async with http:
-        token = await csrf(http, f"{site}/inbox")
-        status, location = await post(http, f"{site}/inbox/updates/retry", token)
+        token = await csrf(http, f"{site}/needs-a-person")
+        status, location = await post(http, f"{site}/needs-a-person/updates/retry", token)
         assert status == 303 and "n=3" in location
         _, body = await page(http, f"{site}/")
         assert 'id="needs-person"' not in body
@@ -229,13 +230,13 @@ async def test_mark_as_seen_hides_a_failed_send(site: str, clock: FakeClock) -> 
     await add_staff("boss", "supervisor")
     http = await signed_in(site, "boss")
     async with http:
-        token = await csrf(http, f"{site}/inbox")
-        url = f"{site}/inbox/failed/{first.id}/seen"
+        token = await csrf(http, f"{site}/needs-a-person")
+        url = f"{site}/needs-a-person/failed/{first.id}/seen"
         assert (await post(http, url, None))[0] == 403
         assert (await FailedSend.get(id=first.id)).seen_at is None
         status, location = await post(http, url, token)
-        assert status == 303 and location.startswith("/inbox?done=seen&n=1")
-        _, body = await page(http, f"{site}/inbox")
+        assert status == 303 and location.startswith("/needs-a-person?done=seen&n=1")
+        _, body = await page(http, f"{site}/needs-a-person")
         assert f'data-id="{first.id}"' not in body and f'data-id="{second.id}"' in body
         _, today = await page(http, f"{site}/")
         assert "<b>1</b><span>Messages not sent" in today
@@ -249,15 +250,15 @@ async def test_mark_all_as_seen_spares_a_failure_newer_than_the_page(
     await add_staff("boss", "supervisor")
     http = await signed_in(site, "boss")
     async with http:
-        _, body = await page(http, f"{site}/inbox")
+        _, body = await page(http, f"{site}/needs-a-person")
         assert f'name="upto" value="{shown[-1].id}"' in body
-        token = await csrf(http, f"{site}/inbox")
+        token = await csrf(http, f"{site}/needs-a-person")
         newer = await failed_send(clock)  # fails while the page is open
-        status, location = await post(http, f"{site}/inbox/failed/seen", token,
+        status, location = await post(http, f"{site}/needs-a-person/failed/seen", token,
                                       upto=str(shown[-1].id))
         assert status == 303 and "n=2" in location
-        assert (await post(http, f"{site}/inbox/failed/seen", token, upto="x"))[0] == 400
-        _, body = await page(http, f"{site}/inbox")
+        assert (await post(http, f"{site}/needs-a-person/failed/seen", token, upto="x"))[0] == 400
+        _, body = await page(http, f"{site}/needs-a-person")
     assert f'data-id="{newer.id}"' in body
     assert [r.id for r in await FailedSend.filter(seen_at__isnull=True)] == [newer.id]
 
@@ -266,7 +267,7 @@ async def test_the_page_says_when_nothing_waits(site: str) -> None:  # noqa: F81
     await add_staff("admin1", "admin", language="zh_CN")
     http = await signed_in(site, "admin1")
     async with http:
-        status, body = await page(http, f"{site}/inbox")
+        status, body = await page(http, f"{site}/needs-a-person")
     assert status == 200
     assert 'id="no-parked"' in body and 'id="no-failed"' in body
     assert "需要人工处理" in body

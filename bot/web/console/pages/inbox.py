@@ -1,5 +1,6 @@
 """What needs a person: updates parked after their handler kept failing (``bot.inbox``) and
 messages the sender gave up on (``bot.delivery.failures``); Today links here when any wait.
+The page is ``/needs-a-person`` (``/inbox`` is the owners' conversations).
 
 Both concern the people who run customer care (``access.INBOX``: supervisors, managers,
 admins).
@@ -28,6 +29,7 @@ LIST_LIMIT = 100  # newest first; "Try all again" and "Mark all as seen" reach t
 TEXT_LIMIT = 200  # characters of an update's text shown in the list
 ERROR_LIMIT = 300  # characters of an error's first line (the whole error: carebot inbox show)
 DONE = frozenset({"retried", "seen"})
+PATH = "/needs-a-person"
 
 
 @dataclass
@@ -154,7 +156,7 @@ async def _audit(request: web.Request, action: str, target: str, **detail: Any) 
 
 
 def _back(done: str, n: int, anchor: str) -> web.HTTPSeeOther:
-    return web.HTTPSeeOther(f"/inbox?done={done}&n={n}#{anchor}")
+    return web.HTTPSeeOther(f"{PATH}?done={done}&n={n}#{anchor}")
 
 
 @requires(access.INBOX)
@@ -204,8 +206,8 @@ async def seen_all(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
-    router.add_get("/inbox", inbox_page)
-    router.add_post("/inbox/updates/retry", retry_all)
-    router.add_post(r"/inbox/updates/{id:\d{1,18}}/retry", retry_one)
-    router.add_post("/inbox/failed/seen", seen_all)
-    router.add_post(r"/inbox/failed/{id:\d{1,18}}/seen", seen_one)
+    router.add_get(PATH, inbox_page)
+    router.add_post(f"{PATH}/updates/retry", retry_all)
+    router.add_post(PATH + r"/updates/{id:\d{1,18}}/retry", retry_one)
+    router.add_post(f"{PATH}/failed/seen", seen_all)
+    router.add_post(PATH + r"/failed/{id:\d{1,18}}/seen", seen_one)
