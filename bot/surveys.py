@@ -26,7 +26,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from tortoise.expressions import Subquery
 from tortoise.transactions import in_transaction
 
 from bot.delivery import notices
@@ -469,7 +468,7 @@ async def notify_staff(services: Services, key: str, text: str) -> bool:
         return False
     try:
         return await notices.tell(services, key, [chat_id], text)
-    except Exception:  # noqa: BLE001 - the caller's flow must go on; the score is stored
+    except Exception:  # the caller's flow must go on; the score is stored
         log.exception("could not tell staff (%s)", key)
         return False
 
@@ -514,7 +513,7 @@ async def hand_over(score: Score, customer: Customer, *, now: datetime,
                 now=now, services=services, score_id=score.id,
             )
             handover = f"ticket:{ticket.id}"
-        except Exception:  # noqa: BLE001 - the owner's complaint must reach someone
+        except Exception:  # the owner's complaint must reach someone
             log.exception("opening a ticket for score %s failed; telling staff instead", score.id)
     if handover == "staff":
         await notify_staff(services, f"score:{score.id}:handover", summary)
@@ -533,7 +532,7 @@ async def rated_handling(score: Score, customer: Customer, *, now: datetime,
         before = await Ticket.get_or_none(id=score.ticket_id)
         try:
             await tickets.handling_rated(score.ticket_id, score.score, now=now, services=services)
-        except Exception:  # noqa: BLE001 - the rating is stored; staff must still hear of it
+        except Exception:  # the rating is stored; staff must still hear of it
             log.exception("handling_rated(%s, %s) failed", score.ticket_id, score.score)
         else:
             after = await Ticket.get_or_none(id=score.ticket_id)
@@ -594,9 +593,11 @@ async def keep_comment(tp: Touchpoint, customer: Customer, text: str, *, now: da
 def make_composer(services: Services) -> Any:
     """The composer of every survey kind: the kind's script plus the 1-10 keyboard."""
     from bot.delivery.dispatcher import Outgoing, compose
+    from bot.templating import render_off_loop
 
     async def composer(tp: Touchpoint, customer: Customer, vehicle: Vehicle | None) -> Outgoing:
-        out = compose(tp, customer, vehicle, services.scripts, services.settings)
+        out = await render_off_loop(compose, tp, customer, vehicle, services.scripts,
+                                    services.settings)
         return Outgoing(text=out.text, buttons=score_buttons(tp.id))
 
     return composer

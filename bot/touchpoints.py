@@ -22,12 +22,13 @@ from typing import Any
 from telegram.ext import Application
 
 from bot import bookings, locks
-from bot.delivery.dispatcher import Composer, Outgoing, compose
 from bot.campaigns.journeys import BOOKING_REMINDER, FIRST_SERVICE, SERVICE_DUE
 from bot.campaigns.occasions import occasion_rules, run_scan
 from bot.campaigns.timing import at_local, local_date, parse_hhmm
+from bot.delivery.dispatcher import Composer, Outgoing, compose
 from bot.handlers import booking as booking_handlers
 from bot.services import Services
+from bot.templating import render_off_loop
 from db.models import Customer, ScanState, Touchpoint, Vehicle
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ SCAN_RUN = "occasions_run"
 
 def _with_book_button(svc: Services) -> Composer:
     async def composer(tp: Touchpoint, customer: Customer, vehicle: Vehicle | None) -> Outgoing:
-        out = compose(tp, customer, vehicle, svc.scripts, svc.settings)
+        out = await render_off_loop(compose, tp, customer, vehicle, svc.scripts, svc.settings)
         return Outgoing(out.text, booking_handlers.book_button(svc, customer.language, tp.id))
 
     return composer
@@ -46,7 +47,7 @@ def _with_book_button(svc: Services) -> Composer:
 
 def _with_cancel_button(svc: Services) -> Composer:
     async def composer(tp: Touchpoint, customer: Customer, vehicle: Vehicle | None) -> Outgoing:
-        out = compose(tp, customer, vehicle, svc.scripts, svc.settings)
+        out = await render_off_loop(compose, tp, customer, vehicle, svc.scripts, svc.settings)
         booking_id = tp.payload.get("booking_id")
         if not isinstance(booking_id, int):
             return out
@@ -93,7 +94,7 @@ async def scan_now(services: Services) -> None:
             await ScanState.update_or_create(
                 name=SCAN_RUN, defaults={"last_day": local_date(now, services.settings.tz),
                                          "updated_at": now})
-        except Exception:
+        except Exception:  # the caller's flow must go on; the score is stored
             log.exception("occasions scan failed; the next scan catches up")
 
 

@@ -13,6 +13,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import tickets
 from bot.services import Services
+from bot.templating import render_off_loop
 from bot.texts import DEFAULT_LANGUAGE
 from db.models import Customer, Score, Staff, Ticket, Vehicle, Visit
 
@@ -91,8 +92,8 @@ async def _card_text(svc: Services, ticket: Ticket, limit: int) -> str:
     handler = await Staff.get_or_none(id=ticket.handler_id) if ticket.handler_id else None
     role = (level_name(svc, handler.role) if handler.role in tickets.LEVELS
             else handler.role) if handler else ""
-    return svc.scripts.render(
-        "staff_ticket_card", LANG,
+    return await render_off_loop(
+        svc.scripts.render, "staff_ticket_card", LANG,
         t={
             "number": ticket.number, "category": category(svc, ticket.category),
             "level": level_name(svc, ticket.level), "major": ticket.major,

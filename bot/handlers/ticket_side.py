@@ -30,6 +30,7 @@ from bot.delivery.limits import Lane
 from bot.delivery.sender import Sender
 from bot.handlers import answers, ticket_card, ticket_relay
 from bot.services import Services
+from bot.templating import render_off_loop
 from bot.texts import DEFAULT_LANGUAGE
 from bot.tickets import EventKind
 from db.models import Customer, Direction, Staff, Ticket, TicketEvent, Vehicle
@@ -335,8 +336,8 @@ class StaffSide:
         business = tickets.sla_rules(self.svc.settings).calendar is not None
         text = ""
         for limit in tickets.SHORTER_LIMITS:  # shorten the inputs, never the rendered HTML
-            text = self.svc.scripts.render(
-                key, lang, customer=customer, vehicle=vehicle,
+            text = await render_off_loop(
+                self.svc.scripts.render, key, lang, customer=customer, vehicle=vehicle,
                 dealer=dealer_context(self.svc.settings), staff=staff,
                 ticket={"number": ticket.number, "category": self._cat(ticket.category, lang),
                         "level": self._level(ticket.level, lang),
