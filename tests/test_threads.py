@@ -293,3 +293,24 @@ async def test_a_booking_request_becomes_a_booking_the_owner_is_told(
     thread = await Thread.get(id=thread.id)
     assert (thread.state, thread.outcome) == (ThreadState.DONE, "booked")
     assert await Touchpoint.filter(kind="booking_reminder", customer_id=customer.id).exists()
+
+
+async def test_a_canned_reply_by_short_name_in_the_owners_language(
+        tenv: BotEnv, tmp_path: Path) -> None:  # noqa: F811 (the fixture)
+    env = tenv
+    owner = await owner_with_car(env, tmp_path)
+    await Customer.filter(telegram_user_id=5001).update(language="en")
+    owner.send_text("Can I get an insurance quote?")
+    await env.poll()
+    staff = group(env)
+    topic = staff.topic_id("Inquiry · 张伟 · 粤A12345".replace("Inquiry", "咨询"))
+    staff.send_text(AGENT, "/r insurance_quote", topic)
+    await env.poll()
+    answer = owner.bot_texts()[-1]
+    assert answer.startswith("Hello 张伟, the insurance renewal quote for your 星辰 S7 (粤A12345)")
+    assert answer.endswith("— 王客服, 星辰汽车")  # signed in the owner's language
+    assert staff.bot_texts(topic)[-1].startswith("✉️ 王客服（快捷回复 insurance_quote）")
+    staff.send_text(AGENT, "/r nonsense", topic)
+    await env.poll()
+    assert "insurance_quote" in staff.bot_texts(topic)[-1]  # what there is, said
+    assert owner.bot_texts()[-1] == answer  # nothing more sent

@@ -213,6 +213,16 @@ async def ticket_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
                                      number=ticket.number), thread_id=thread)
 
 
+async def canned_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/r <name> in a conversation's topic: a canned reply to the owner."""
+    svc = services_of(context)
+    msg = update.effective_message
+    if not await thread_chat.canned_reply(update, context) and msg is not None:
+        await side_of(svc).send(None, side_of(svc).label("th_canned_where"),
+                                thread_id=msg.message_thread_id if msg.is_topic_message
+                                else None)
+
+
 async def done_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/done in a conversation's topic: the conversation is done."""
     await thread_chat.topic_command(update, context, "done")
@@ -264,6 +274,7 @@ def register(application: Application, services: Services) -> None:  # type: ign
     application.add_handler(CommandHandler("note", note_command, filters=staff_chat))
     application.add_handler(CommandHandler("ticket", ticket_command, filters=staff_chat))
     application.add_handler(CommandHandler("done", done_command, filters=staff_chat))
+    application.add_handler(CommandHandler("r", canned_command, filters=staff_chat))
     application.add_handler(MessageHandler(
         staff_chat & thread_chat.MESSAGES & ~filters.COMMAND, on_staff_message))
 

@@ -15,7 +15,7 @@ from datetime import date
 from telegram import Message, Update
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
-from bot import bookings, threads, tickets
+from bot import bookings, canned, threads, tickets
 from bot.handlers import booking as booking_ui
 from bot.handlers import buttons, owner
 from bot.handlers.owner import say
@@ -181,6 +181,46 @@ async def topic_command(update: Update, context: ContextTypes.DEFAULT_TYPE,
         await side.post(thread, side.label("tk_not_staff"))
         return True
     await perform(svc, thread, staff, action)
+    return True
+
+
+async def canned_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """``/r <name>`` in a conversation's topic: the canned reply of that short name, in the
+    owner's language with their name and car, sent as this person's answer and shown in the
+    topic. False outside a conversation's topic."""
+    svc = services_of(context)
+    msg, user = update.effective_message, update.effective_user
+    if msg is None or user is None:
+        return False
+    thread = await thread_of_message(msg)
+    if thread is None:
+        return False
+    side = thread_side_of(svc)
+    staff = await tickets.staff_for(user.id)
+    if staff is None or not tickets.is_ticket_staff(staff.role):
+        await side.post(thread, side.label("tk_not_staff"))
+        return True
+    customer = await Customer.get(id=thread.customer_id)
+    name = (context.args or [""])[0].lower()
+    await canned.ensure_defaults(svc.clock.now())
+    reply = await canned.find(name, customer.language) if name else None
+    if reply is None:
+        known = sorted({r.name for r in await canned.library(svc.clock.now(), active_only=True)})
+        await side.post(thread, side.label("th_canned_unknown", name=name or "?",
+                                           known=", ".join(known) or "-"))
+        return True
+    vehicle = await Vehicle.get_or_none(id=thread.vehicle_id) if thread.vehicle_id else None
+    text = canned.render(reply, customer, vehicle, staff, svc.settings)
+    try:
+        answered = await threads.answer(thread, staff, text, now=svc.clock.now(),
+                                        source=f"{msg.chat_id}:{msg.message_id}")
+    except ThreadError:
+        await side.post(thread, side.label("th_already_done"))
+        return True
+    if answered is not None:  # shown in the topic: the command alone does not say what went
+        await side.post(thread, side.label("th_canned_sent", staff=staff.name, name=name,
+                                           text=text))
+    await side.after_change(thread.id)
     return True
 
 
