@@ -49,12 +49,14 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Page modules, in menu order; each has ``add_routes(router)``.
-PAGE_MODULES = ("today", "inbox", "tickets", "customers", "campaigns", "reports", "imports",
-                "scripts", "sandbox_chat", "staff")
+PAGE_MODULES = ("today", "conversations", "conversation_actions", "chat", "canned", "inbox",
+                "tickets", "customers", "campaigns", "reports", "imports", "scripts",
+                "sandbox_chat", "staff")
 
 # The menu: (label key, path, permission). A page not yet served is simply not linked.
 NAV: tuple[tuple[str, str, str], ...] = (
     ("nav.today", "/", access.TODAY),
+    ("nav.inbox", "/inbox", access.CONVERSATIONS),
     ("nav.tickets", "/tickets", access.TICKETS),
     ("nav.customers", "/customers", access.CUSTOMERS),
     ("nav.campaigns", "/campaigns", access.CAMPAIGNS),

@@ -4,14 +4,15 @@ Roles come from the staff file (``Staff.role``); a permission is a plain string 
 asks for. Agents and advisors are limited to their own customers: the owners whose advisor
 they are (``Customer.advisor`` is the staff member's name) and the owners of tickets they
 handle. Everything a scoped person lists, opens or exports goes through ``customer_scope``
-and ``ticket_scope`` so the rule lives in one place.
+and ``ticket_scope`` so the rule lives in one place; conversations go through
+``thread_scope``, and a phone is shown in full only where ``phone_visible`` says so.
 """
 
 from __future__ import annotations
 
 from tortoise.expressions import Q, Subquery
 
-from db.models import Customer, Staff, StaffRole, Ticket
+from db.models import Customer, Staff, StaffRole, Thread, Ticket
 
 # What each permission opens (docs/console.md has the table for people).
 TODAY = "today"
@@ -32,16 +33,23 @@ SANDBOX = "sandbox"  # the sandbox chat (only exists while running the sandbox)
 # What needs a person: parked updates (try again) and failed sends (mark as seen). The people
 # who run customer care: supervisors, the service manager and admins, not agents.
 INBOX = "inbox"
+# Conversations (the Inbox): scoped to the person's own and their queue's unless
+# CONVERSATIONS_ALL. Canned replies: everyone in conversations uses them, CANNED_EDIT edits.
+CONVERSATIONS = "conversations"
+CONVERSATIONS_ALL = "conversations.all"
+CANNED_EDIT = "canned.edit"
 
 _AFTER_SALES = frozenset({
     TODAY, TICKETS, TICKETS_ALL, CUSTOMERS, CUSTOMERS_ALL, CUSTOMERS_EDIT, COMPLAINT_TEXTS,
-    REPORTS, REPORTS_ALL, IMPORTS, SCRIPTS, SANDBOX,
+    REPORTS, REPORTS_ALL, IMPORTS, SCRIPTS, SANDBOX, CONVERSATIONS, CONVERSATIONS_ALL,
+    CANNED_EDIT,
 })
 
 PERMISSIONS: dict[StaffRole, frozenset[str]] = {
-    StaffRole.AGENT: frozenset({TODAY, TICKETS, CUSTOMERS, COMPLAINT_TEXTS, REPORTS, SANDBOX}),
-    StaffRole.ADVISOR: frozenset({TODAY, TICKETS, CUSTOMERS, COMPLAINT_TEXTS, REPORTS,
-                                  SANDBOX}),
+    StaffRole.AGENT: frozenset({TODAY, CONVERSATIONS, TICKETS, CUSTOMERS, COMPLAINT_TEXTS,
+                                REPORTS, SANDBOX}),
+    StaffRole.ADVISOR: frozenset({TODAY, CONVERSATIONS, TICKETS, CUSTOMERS, COMPLAINT_TEXTS,
+                                  REPORTS, SANDBOX}),
     StaffRole.SUPERVISOR: _AFTER_SALES | {INBOX},
     StaffRole.MANAGER: _AFTER_SALES | {INBOX},
     StaffRole.MARKETING: frozenset({TODAY, CAMPAIGNS, REPORTS, REPORTS_ALL, SCRIPTS, SANDBOX}),
@@ -71,3 +79,39 @@ def ticket_scope(staff: Staff) -> Q | None:
     own = Customer.filter(advisor=staff.name).values("id")  # a subquery, not a join
     return (Q(handler_id=staff.id) | Q(handler_id=None, level="agent")
             | Q(customer_id__in=Subquery(own)))
+
+
+def thread_scope(staff: Staff) -> Q | None:
+    """The conversations this person may see, as a filter on ``Thread``; None means all.
+
+    A scoped agent or advisor sees those assigned to them, unassigned ones waiting in their
+    role's queue (so they can take them), and those of their own customers."""
+    if can(staff, CONVERSATIONS_ALL):
+        return None
+    own = customer_scope(staff)
+    mine = Q(assignee_id=staff.id) | Q(assignee_id=None, queue=str(staff.role))
+    if own is None:
+        return mine
+    return mine | Q(customer_id__in=Subquery(Customer.filter(own).values("id")))
+
+
+async def phone_visible(staff: Staff, customer_id: int, thread: Thread | None = None) -> bool:
+    """A phone in full: for those who see every owner, and otherwise for their own
+    customers and an owner whose conversation is theirs (they may need to call). Everyone
+    else (an agent looking at another advisor's owner in the queue) sees it masked, and
+    marketing never reaches a page with phones."""
+    if not can(staff, CUSTOMERS):
+        return False
+    scope = customer_scope(staff)
+    if scope is None or (thread is not None and thread.assignee_id == staff.id):
+        return True
+    return await Customer.filter(scope, id=customer_id).exists()
+
+
+def mask_phone(phone: str) -> str:
+    """+8613800138000 -> +86138****8000: enough to recognise, not to call."""
+    digits = [i for i, c in enumerate(phone) if c.isdigit()]
+    if len(digits) < 8:
+        return "*" * len(phone)
+    hidden = set(digits[-8:-4])
+    return "".join("*" if i in hidden else c for i, c in enumerate(phone))

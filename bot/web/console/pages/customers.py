@@ -23,6 +23,7 @@ from bot.intake import normalize_plate
 from bot.phones import PhoneError, normalize_phone
 from bot.texts import LANGUAGES
 from bot.web.console import access, console_of, forbidden, render, requires, staff_of
+from bot.web.console.pages.chat import load_chat
 from db.models import (
     AuditLog,
     Booking,
@@ -41,6 +42,10 @@ TIMELINE = 200
 VIN_CHARS = re.compile(r"^[A-HJ-NPR-Z0-9]{6,17}$")
 PHONE_CHARS = re.compile(r"^[+\d\s()\-]{7,}$")
 PLATE = re.compile(r"^[\u4e00-\u9fff][A-Z][A-Z0-9]{4,6}$")
+PHONE_TAIL = re.compile(r"^\d{4}$")  # 尾号: the last four digits of a phone
+# Part of a plate: letters and digits with at least one digit (``A123``), or a province
+# and letters (``粤B``); a Latin name such as "Li" stays a name search.
+PLATE_PART = re.compile(r"^(?:[\u4e00-\u9fff][A-Z][A-Z0-9]{0,5}|[A-Z0-9]{2,7})$")
 
 
 def _scoped(staff: Any) -> Any:
@@ -49,7 +54,11 @@ def _scoped(staff: Any) -> Any:
 
 
 def search_filter(text: str) -> tuple[str, Q]:
-    """What a search looks for and the filter that finds it: (kind, Q on Customer)."""
+    """What a search looks for and the filter that finds it: (kind, Q on Customer).
+
+    A whole phone, the last four digits of one (尾号), a whole plate, a VIN (or its tail of
+    six or more), a fragment of a plate (``A123``, ``粤B``: any case), else a name's
+    beginning. The Inbox searches owners the same way."""
     raw = unicodedata.normalize("NFKC", text).strip()
     compact = re.sub(r"[\s\-·.]+", "", raw).upper()
     if PHONE_CHARS.match(raw) and sum(c.isdigit() for c in raw) >= 7:
@@ -57,13 +66,22 @@ def search_filter(text: str) -> tuple[str, Q]:
             return "phone", Q(phone=normalize_phone(raw))
         except PhoneError:
             pass
+    if PHONE_TAIL.match(compact):
+        return "phone_tail", Q(phone__endswith=compact)
     if PLATE.match(compact):
         plate = normalize_plate(raw)
         return "plate", Q(id__in=Subquery(Vehicle.filter(plate=plate).values("customer_id")))
     if VIN_CHARS.match(compact) and any(c.isdigit() for c in compact):
         cars = Vehicle.filter(vin=compact) if len(compact) == 17 else \
             Vehicle.filter(vin__endswith=compact)
+        if len(compact) <= 7 and not compact.isdigit():  # "A12345": a plate's too
+            cars = Vehicle.filter(Q(vin__endswith=compact) | Q(plate__icontains=compact))
+            return "vin_or_plate", Q(id__in=Subquery(cars.values("customer_id")))
         return "vin", Q(id__in=Subquery(cars.values("customer_id")))
+    if PLATE_PART.match(compact) and (any(c.isdigit() for c in compact)
+                                      or not compact.isascii()):
+        cars = Vehicle.filter(plate__icontains=compact)
+        return "plate_part", Q(id__in=Subquery(cars.values("customer_id")))
     # A prefix as a range, so the name index serves it (LIKE 'x%' would scan).
     return "name", Q(name__gte=raw, name__lt=raw + "\U0010ffff")
 
@@ -121,6 +139,7 @@ async def _show(request: web.Request, customer: Customer, *, status: int = 200,
         request, "customer.html", status=status, customer=customer, vehicles=vehicles,
         visits=visits, bookings=bookings, timeline=timeline, scores=scores, tickets=tickets,
         consents=consents, tags=tags, audit=audit, errors=errors or {}, form=form or {},
+        chat=await load_chat(customer),
         notice_key=notice_key, customer_languages=LANGUAGES,
         editable=access.can(staff, access.CUSTOMERS_EDIT),
         texts=access.can(staff, access.COMPLAINT_TEXTS),

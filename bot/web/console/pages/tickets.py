@@ -31,6 +31,7 @@ from bot.handlers import answers
 from bot.handlers.staff import StaffSide
 from bot.tickets import Outcome
 from bot.web.console import access, console_of, forbidden, render, requires, staff_of
+from bot.web.console.pages.chat import load_chat
 from bot.web.console.render import Translator
 from db.models import (
     AuditLog,
@@ -346,7 +347,7 @@ async def _show(request: web.Request, staff: Staff, ticket: Ticket, *, status: i
     done = request.query.get("done", "") if request.method == "GET" else ""
     return await render(
         request, "ticket.html", status=status, page=data, ticket=data.ticket,
-        customer=data.customer, texts=texts,
+        customer=data.customer, texts=texts, chat=await load_chat(data.customer),
         events=[_event_row(e, texts, t) for e in data.events],
         state=deadline_state(data.ticket.due_at, now),
         done=done if done in DONE.values() or done == QUEUED else "",
