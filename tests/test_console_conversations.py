@@ -598,3 +598,23 @@ def test_the_interface_strings_exist_in_both_languages() -> None:
     made |= {"threads.refused.done", "threads.refused.outcome", "nav.inbox"}
     for lang in ("zh_CN", "en"):
         assert used | made <= set(strings[lang]), (used | made) - set(strings[lang])
+
+
+async def test_today_shows_conversations_waiting_and_past_their_deadline(
+        env: ConsoleEnv, tmp_path: Path) -> None:
+    driver = await owner(env, tmp_path)
+    await asks(env, driver, "请问能开发票吗？")  # due 12:00
+    await add_staff("boss", "supervisor")
+    http = await signed_in(env.base, "boss")
+    async with http:
+        _, body = await get(http, f"{env.base}/")
+        assert re.search(r'id="conversations-waiting"><b>1<', body)
+        assert re.search(r'id="conversations-breached"><b>0<', body)
+        env.clock.set(local(2026, 11, 3, 12, 1))
+        _, body = await get(http, f"{env.base}/")
+        assert re.search(r'id="conversations-breached"><b>1<', body)
+    await add_staff("mkt", "marketing")
+    http = await signed_in(env.base, "mkt")
+    async with http:
+        _, body = await get(http, f"{env.base}/")
+        assert 'id="conversations"' not in body  # marketing does not work conversations

@@ -19,7 +19,16 @@ from tortoise.expressions import Q, Subquery
 from bot.kpi import KpiReport, Kpis, compute, month_period
 from bot.web.console import access, console_of, render, requires, staff_of
 from bot.web.console.pages.inbox import needs_a_person
-from db.models import Customer, Staff, Ticket, TicketState, Touchpoint, TouchpointStatus
+from db.models import (
+    Customer,
+    Staff,
+    Thread,
+    ThreadState,
+    Ticket,
+    TicketState,
+    Touchpoint,
+    TouchpointStatus,
+)
 
 DUE_SOON = timedelta(minutes=30)
 KPI_CACHE_SECONDS = 60.0
@@ -126,6 +135,17 @@ async def month_kpis(request: web.Request, staff: Staff, month: date, this_month
     return report.dealership
 
 
+async def open_conversations(now: datetime, scope: Q | None) -> dict[str, int]:
+    """The open conversations this person may see: waiting for a first answer (and how
+    many of those are past their deadline), and all open."""
+    rows = Thread.filter(state=ThreadState.OPEN)
+    if scope is not None:
+        rows = rows.filter(scope)
+    waiting = rows.filter(first_answered_at__isnull=True)
+    return {"open": await rows.count(), "waiting": await waiting.count(),
+            "breached": await waiting.filter(first_answer_due__lte=now).count()}
+
+
 @requires(access.TODAY)
 async def today(request: web.Request) -> web.Response:
     console = console_of(request)
@@ -157,10 +177,13 @@ async def today(request: web.Request) -> web.Response:
         previous = await month_kpis(request, staff, last_month, this_month)
     headline = [(name, getattr(current, name, None), getattr(previous, name, None))
                 for name in HEADLINE]
+    talks = await open_conversations(now, access.thread_scope(staff)) \
+        if access.can(staff, access.CONVERSATIONS) else None
     needs = await needs_a_person() if access.can(staff, access.INBOX) else None
     return await render(request, "today.html", day=day, outbox=outbox, tickets=tickets,
                         urgent=urgent, deadline_state=deadline_state, headline=headline,
-                        this_month=this_month, last_month=last_month, needs=needs)
+                        this_month=this_month, last_month=last_month, needs=needs,
+                        talks=talks)
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
