@@ -190,10 +190,12 @@ async def _open(customer: Customer, answered: Touchpoint | None, now: datetime,
 
 async def answer(thread: Thread, staff: Staff, text: str, *, now: datetime,
                  media_kind: str = "", media: str = "", telegram_message_id: int | None = None,
-                 source: str | None = None) -> ThreadMessage | None:
+                 source: str | None = None, upload: bytes | None = None
+                 ) -> ThreadMessage | None:
     """A staff answer, owed to the owner until Telegram took it. Written in the topic
     (``source`` given) it is there already; from the console it is mirrored there too.
-    Answering takes an unassigned conversation. None when it was kept already."""
+    Answering takes an unassigned conversation; ``upload``: a photo's bytes (from the
+    console), kept with the answer until Telegram took them. None when it was kept already."""
     if source is not None and await ThreadMessage.filter(source=source).exists():
         return None
     if thread.state != ThreadState.OPEN:
@@ -202,8 +204,9 @@ async def answer(thread: Thread, staff: Staff, text: str, *, now: datetime,
         async with in_transaction():
             message = await ThreadMessage.create(
                 thread_id=thread.id, direction="out", staff_id=staff.id, text=text,
-                media_kind=media_kind, media=media, telegram_message_id=telegram_message_id,
-                source=source, created_at=now, next_try_at=now,
+                media_kind="photo" if upload else media_kind, media=media, upload=upload,
+                telegram_message_id=telegram_message_id, source=source, created_at=now,
+                next_try_at=now,
                 mirrored_at=now if source is not None else None)
             if thread.assignee_id is None:
                 thread.assignee_id = staff.id

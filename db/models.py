@@ -510,6 +510,9 @@ class ThreadMessage(Model):
     next_try_at = fields.DatetimeField(null=True)
     failed_at = fields.DatetimeField(null=True)
     last_error = fields.CharField(max_length=200, default="")
+    #: a photo uploaded on the console, kept until Telegram took it (then its file id is
+    #: in ``media`` and this is emptied)
+    upload = fields.BinaryField(null=True)
 
     class Meta:
         table = "thread_message"

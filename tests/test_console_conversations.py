@@ -618,3 +618,37 @@ async def test_today_shows_conversations_waiting_and_past_their_deadline(
     async with http:
         _, body = await get(http, f"{env.base}/")
         assert 'id="conversations"' not in body  # marketing does not work conversations
+
+
+async def test_a_photo_sent_from_the_console_reaches_the_owner_and_the_topic(
+        env: ConsoleEnv, tmp_path: Path) -> None:
+    from bot.sandbox.emulator import _TINY_JPEG
+
+    driver = await owner(env, tmp_path)
+    thread = await asks(env, driver, "胎压灯在哪里看？")
+    await add_staff("wang", "agent", name="王客服", telegram_id=AGENT_TG)
+    topic = group(env).topic_id(TOPIC)
+    http = await signed_in(env.base, "wang")
+
+    async def send(photo: bytes, text: str, filename: str = "tpms.jpg") -> tuple[int, str]:
+        form = aiohttp.FormData()
+        form.add_field("_csrf", token)
+        form.add_field("text", text)
+        form.add_field("photo", photo, filename=filename, content_type="image/jpeg")
+        async with http.post(f"{env.base}/inbox/{thread.id}/answer", data=form,
+                             allow_redirects=False) as r:
+            return r.status, await r.text()
+
+    async with http:
+        token = await csrf(http, f"{env.base}/inbox/{thread.id}")
+        status, body = await send(b"GIF89a not a photo", "看这里")
+        assert status == 422 and "JPEG or PNG" in body and "看这里" in body  # kept
+        assert driver.bot_media() == []
+        status, _ = await send(_TINY_JPEG, "仪表盘左下角这个图标")
+        assert status == 303
+    kind, _, caption = driver.bot_media()[-1]
+    assert (kind, caption) == ("photo", f"仪表盘左下角这个图标\n\n{SIGNATURE}")
+    mirrored = group(env).bot_media(topic)[-1]
+    assert mirrored[0] == "photo" and mirrored[2] == "✉️ 王客服（控制台）→ 车主：\n仪表盘左下角这个图标"
+    row = await ThreadMessage.get(thread_id=thread.id, direction="out")
+    assert row.relayed_at is not None and row.media and row.upload is None  # bytes let go

@@ -17,7 +17,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, ReplyParameters
 from telegram.constants import ParseMode
 from tortoise.expressions import F, Q
 
@@ -347,7 +347,13 @@ class ThreadSide:
             return await self._give_up(thread, customer, m, answers.UNREACHABLE, m.attempts)
         staff = await Staff.get_or_none(id=m.staff_id) if m.staff_id else None
         text = answers.signed(self.svc, customer, staff, m.text)
-        if m.media_kind and m.telegram_message_id is not None and self.chat_id is not None:
+        if m.media_kind == "photo" and m.telegram_message_id is None:  # from the console
+            photo: str | InputFile = m.media or InputFile(m.upload or b"", filename="photo.jpg")
+            sent = await self.side.sender.send_photo(chat, photo, caption=text[:1024])
+            if sent is not None and sent.photo:
+                m.media = sent.photo[-1].file_id  # Telegram has it now: the bytes may go
+                await ThreadMessage.filter(id=m.id).update(media=m.media, upload=None)
+        elif m.media_kind and m.telegram_message_id is not None and self.chat_id is not None:
             caption = text[:1024] if m.media_kind not in ("sticker", "location", "video_note") \
                 else None
             extra: dict[str, Any] = {"caption": caption} if caption else {}
@@ -387,6 +393,16 @@ class ThreadSide:
 
     # ------------------------------------------------------------ console -> topic
 
+    async def _post_mirror(self, thread: Thread, m: ThreadMessage, text: str) -> bool:
+        """A console answer or note in the topic; a photo as the photo, captioned."""
+        if m.media_kind != "photo" or self.chat_id is None:
+            return await self.post(thread, text)
+        sent = await self.side.sender.send_photo(self.chat_id, m.media, lane=Lane.STAFF,
+                                                 caption=text[:1024], **self.where(thread))
+        if sent is not None:
+            self.side._sent.append(self.svc.clock.now())
+        return sent is not None
+
     async def mirror(self, *, thread_id: int | None = None, limit: int = 50) -> int:
         """Answers and notes written on the console, shown in the topic too."""
         if self.chat_id is None:
@@ -405,7 +421,9 @@ class ThreadSide:
             key = "th_mirror_answer" if m.direction == "out" else "th_mirror_note"
             text = self.label(key, staff=staff.name if staff else "-",
                               text=m.text or f"[{m.media_kind}]")
-            if await self.post(thread, text):
+            if m.media_kind == "photo" and not m.media:
+                continue  # shown once Telegram has the photo (it is being delivered)
+            if await self._post_mirror(thread, m, text):
                 await ThreadMessage.filter(id=m.id).update(mirrored_at=self.svc.clock.now())
                 done += 1
         return done

@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 ACTIONS = ("assign", "answer", "note", "done", "ticket", "reopen")
 REPEAT_WINDOW = timedelta(seconds=60)  # the same answer twice in a minute is a double click
+PHOTO_LIMIT = 10 * 1024 * 1024  # Telegram's limit for a photo
+PHOTO_CAPTION_LIMIT = 900  # a caption takes 1,024 characters, the signature included
 PREMIUM_MAX = Decimal(10_000_000)  # a premium at or above this is a typo
 
 
@@ -85,19 +87,38 @@ async def _answer(request: web.Request, thread: Thread, staff: Staff,
     """To the owner, signed with this person's name (the staff side sends it; answering an
     unassigned conversation takes it)."""
     now = console_of(request).services.clock.now()
-    text = _text(form, "text", ANSWER_LIMIT, "conversations.refused.empty_answer")
+    photo = await _photo(request)
+    text = form.get("text", "").strip() if photo else \
+        _text(form, "text", ANSWER_LIMIT, "conversations.refused.empty_answer")
+    if len(text) > PHOTO_CAPTION_LIMIT and photo:
+        raise Refused("conversations.refused.too_long", 422, limit=PHOTO_CAPTION_LIMIT)
     customer = await Customer.get(id=thread.customer_id)
     if customer.telegram_chat_id is None or customer.unreachable_at is not None:
         shown = customer.phone if await access.phone_visible(staff, customer.id, thread) \
             else access.mask_phone(customer.phone)
         raise Refused("conversations.refused.unreachable", phone=shown)
-    if await ThreadMessage.filter(thread_id=thread.id, direction="out", staff_id=staff.id,
-                                  text=text, created_at__gte=now - REPEAT_WINDOW).exists():
+    if not photo and await ThreadMessage.filter(
+            thread_id=thread.id, direction="out", staff_id=staff.id, text=text,
+            created_at__gte=now - REPEAT_WINDOW).exists():
         log.info("conversation %s: the same answer from staff %s within a minute: not resent",
                  thread.id, staff.id)
         return "answered"
-    await threads.answer(thread, staff, text, now=now)
+    await threads.answer(thread, staff, text, now=now, upload=photo)
     return "answered"
+
+
+async def _photo(request: web.Request) -> bytes | None:
+    """The photo attached to an answer: JPEG or PNG (by its first bytes, not its name), at
+    most Telegram's 10 MB for a photo; None when there is none."""
+    field = (await request.post()).get("photo")
+    if not isinstance(field, web.FileField):
+        return None
+    data = field.file.read(PHOTO_LIMIT + 1)
+    if not data:
+        return None  # the file input left empty
+    if len(data) > PHOTO_LIMIT or not data.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")):
+        raise Refused("conversations.refused.photo", 422)
+    return data
 
 
 def _premium(form: dict[str, str]) -> Decimal | None:
