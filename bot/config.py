@@ -132,6 +132,11 @@ class Settings(BaseSettings):
     route_campaign_lead: str = "advisor"
     conversation_first_answer_hours: float = Field(
         2.0, gt=0, description="first answer, business hours on the complaints calendar")
+    # per kind, when it differs (empty: the one above)
+    first_answer_hours_inquiry: float | None = Field(None, gt=0)
+    first_answer_hours_insurance_lead: float | None = Field(None, gt=0)
+    first_answer_hours_booking_request: float | None = Field(None, gt=0)
+    first_answer_hours_campaign_lead: float | None = Field(None, gt=0)
     conversation_remind_minutes: float = Field(
         30.0, ge=0, description="the assignee is reminded this long before the due")
     reply_window_hours: float = Field(

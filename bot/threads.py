@@ -84,6 +84,12 @@ def kind_of_reply(touchpoint_kind: str | None) -> ThreadKind:
     return REPLY_KINDS.get(touchpoint_kind or "", ThreadKind.INQUIRY)
 
 
+def first_answer_hours(kind: ThreadKind, settings: Settings) -> float:
+    """Business hours to the first answer: the kind's own setting, else the common one."""
+    own: float | None = getattr(settings, f"first_answer_hours_{kind.value}")
+    return own if own is not None else settings.conversation_first_answer_hours
+
+
 def route_setting(kind: ThreadKind, settings: Settings) -> str:
     value: str = getattr(settings, f"route_{kind.value}")
     return value.strip() or "advisor"
@@ -171,8 +177,8 @@ async def _open(customer: Customer, answered: Touchpoint | None, now: datetime,
     kind = kind_of_reply(answered.kind if answered else None)
     assignee, queue = await route(kind, customer, settings)
     rules = sla_rules(settings)
-    due = add_business_time(
-        now, timedelta(hours=settings.conversation_first_answer_hours), rules.calendar)
+    due = add_business_time(now, timedelta(hours=first_answer_hours(kind, settings)),
+                            rules.calendar)
     vehicle_id = answered.vehicle_id if answered is not None else None
     if vehicle_id is None:
         car = await Vehicle.filter(customer_id=customer.id, status=VehicleStatus.ACTIVE) \

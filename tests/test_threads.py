@@ -314,3 +314,12 @@ async def test_a_canned_reply_by_short_name_in_the_owners_language(
     await env.poll()
     assert "insurance_quote" in staff.bot_texts(topic)[-1]  # what there is, said
     assert owner.bot_texts()[-1] == answer  # nothing more sent
+
+
+def test_each_kind_may_have_its_own_first_answer_deadline() -> None:
+    from bot.config import Settings
+
+    settings = Settings(_env_file=None, bot_token="", first_answer_hours_insurance_lead=8,
+                        conversation_first_answer_hours=1.5)  # type: ignore[call-arg]
+    assert threads.first_answer_hours(ThreadKind.INSURANCE_LEAD, settings) == 8
+    assert threads.first_answer_hours(ThreadKind.INQUIRY, settings) == 1.5
