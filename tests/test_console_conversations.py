@@ -652,3 +652,19 @@ async def test_a_photo_sent_from_the_console_reaches_the_owner_and_the_topic(
     assert mirrored[0] == "photo" and mirrored[2] == "✉️ 王客服（控制台）→ 车主：\n仪表盘左下角这个图标"
     row = await ThreadMessage.get(thread_id=thread.id, direction="out")
     assert row.relayed_at is not None and row.media and row.upload is None  # bytes let go
+
+
+async def test_an_answer_written_in_the_topic_shows_on_the_console(
+        env: ConsoleEnv, tmp_path: Path) -> None:
+    driver = await owner(env, tmp_path)
+    thread = await asks(env, driver, "保养大概要多久？")
+    await add_staff("wang", "agent", name="王客服", telegram_id=AGENT_TG)
+    topic = group(env).topic_id(TOPIC)
+    group(env).send_text(AGENT_TG, "一般一个半小时左右。", topic)
+    await env.poll()
+    assert driver.bot_texts()[-1] == f"一般一个半小时左右。\n\n{SIGNATURE}"
+    http = await signed_in(env.base, "wang")
+    async with http:
+        _, body = await get(http, f"{env.base}/inbox/{thread.id}")
+    assert "一般一个半小时左右。" in body and "王客服" in body
+    assert (await Thread.get(id=thread.id)).assignee_id is not None  # answering took it
