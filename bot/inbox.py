@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 RETRY_AFTER = (timedelta(seconds=1), timedelta(seconds=5), timedelta(seconds=30))
 LEASE = timedelta(seconds=120)  # a handler waits at most ~30 s for Telegram, then gives up
+RENEW_EVERY = LEASE.total_seconds() / 4  # seconds between renewals of the leases in hand
 KEEP_DONE = timedelta(days=2)  # handled updates are kept this long (the message log keeps all)
 PURGE_EVERY = 600.0  # seconds between purges of old handled updates
 RECLAIM_EVERY = 10.0  # seconds between looks for updates whose worker died
@@ -166,6 +167,7 @@ class Inbox:
         self.on_parked = on_parked
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
+        self._held: dict[int, int] = {}  # the rows being handled: id -> their claim token
         self._task: asyncio.Task[None] | None = None
         application.add_error_handler(note_failure)  # first: a failing handler is ours
         self.handled = 0
@@ -218,7 +220,7 @@ class Inbox:
 
     async def _run(self, single_process: bool) -> None:
         loop = asyncio.get_running_loop()
-        purged_at = reclaimed_at = loop.time()
+        purged_at = reclaimed_at = leased_at = loop.time()
         started = False
         while True:
             try:
@@ -238,10 +240,14 @@ class Inbox:
                     self._running.add(task)
                     task.add_done_callback(self._finished)
                 if rows and len(rows) == free:
-                    await self._wake.wait()  # a slot frees
+                    with contextlib.suppress(TimeoutError):  # a slot frees
+                        await asyncio.wait_for(self._wake.wait(), timeout=RENEW_EVERY)
                 elif not rows:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                if loop.time() - leased_at > RENEW_EVERY:
+                    leased_at = loop.time()
+                    await self._keep_leases()
                 if loop.time() - reclaimed_at > RECLAIM_EVERY:
                     reclaimed_at = loop.time()
                     await self._reclaim()
@@ -276,7 +282,7 @@ class Inbox:
         """Run PTB's handlers on one stored update and record how it went."""
         attempt = _Attempt()
         token = _ATTEMPT.set(attempt)
-        heartbeat = asyncio.create_task(self._keep_lease(row))
+        self._held[row.id] = row.attempts  # its lease is kept by the worker's loop
         try:
             update = Update.de_json(row.payload, self.application.bot)
             with inline_statements():
@@ -285,17 +291,20 @@ class Inbox:
             attempt.error = exc
         finally:
             _ATTEMPT.reset(token)
-            heartbeat.cancel()
+            self._held.pop(row.id, None)
         try:
             await self._record(row, attempt.error)
         except Exception:  # the lease brings it back
             log.exception("inbox: could not record the outcome of update %s", row.update_id)
 
-    async def _keep_lease(self, row: InboxUpdate) -> None:
-        """While a handler runs (a reply may wait for Telegram), its claim stays its own."""
-        while True:
-            await asyncio.sleep(LEASE.total_seconds() / 4)
-            await self._mine(row).update(lease_until=self.clock.now() + LEASE)
+    async def _keep_leases(self) -> None:
+        """While handlers run (a reply may wait for Telegram), their claims stay this
+        worker's: one UPDATE for all of them every quarter of a lease (a task per update
+        would cost every update a timer)."""
+        for row_id, attempts in list(self._held.items()):
+            await InboxUpdate.filter(id=row_id, status=InboxStatus.HANDLING,
+                                     attempts=attempts).update(
+                lease_until=self.clock.now() + LEASE)
 
     @staticmethod
     def _mine(row: InboxUpdate) -> Any:

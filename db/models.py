@@ -455,6 +455,8 @@ class Thread(Model):
     last_in_at = fields.DatetimeField(null=True)
     last_out_at = fields.DatetimeField(null=True)
     read_at = fields.DatetimeField(null=True)  # last opened on the console (unread markers)
+    #: when the owner was told a person will answer (owed until then, even after a crash)
+    acknowledged_at = fields.DatetimeField(null=True)
     first_answer_due = fields.DatetimeField(null=True)
     first_answered_at = fields.DatetimeField(null=True)
     reminded_at = fields.DatetimeField(null=True)  # the assignee was reminded before the due

@@ -323,3 +323,26 @@ def test_each_kind_may_have_its_own_first_answer_deadline() -> None:
                         conversation_first_answer_hours=1.5)  # type: ignore[call-arg]
     assert threads.first_answer_hours(ThreadKind.INSURANCE_LEAD, settings) == 8
     assert threads.first_answer_hours(ThreadKind.INQUIRY, settings) == 1.5
+
+
+async def test_an_acknowledgement_lost_in_a_crash_is_still_owed(
+        tenv: BotEnv, tmp_path: Path) -> None:  # noqa: F811 (the fixture)
+    env = tenv
+    owner = await owner_with_car(env, tmp_path)
+    before = len(owner.bot_texts())
+    env.emu.fail_next("sendMessage", error_code=409, description="Conflict")  # the ack
+    owner.send_text("请问可以上门取车吗？")
+    await env.poll()
+    assert len(owner.bot_texts()) == before  # not told yet
+    thread = await Thread.get(customer__telegram_user_id=5001)
+    assert thread.acknowledged_at is None
+    # handled again (as after a crash): kept once, and the owner is told now
+    update = await InboxUpdate.filter(chat_key=5001).order_by("-id").first()
+    assert update is not None
+    await InboxUpdate.filter(id=update.id).update(status=InboxStatus.PENDING)
+    await env.poll()
+    assert owner.bot_texts()[-1].startswith("已收到，张伟。")
+    assert await ThreadMessage.filter(direction="in").count() == 1
+    await InboxUpdate.filter(id=update.id).update(status=InboxStatus.PENDING)
+    await env.poll()
+    assert sum(t.startswith("已收到，张伟。") for t in owner.bot_texts()) == 1  # once told

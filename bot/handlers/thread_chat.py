@@ -15,10 +15,9 @@ from datetime import date
 from telegram import Message, Update
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
-from bot import bookings, canned, threads, tickets
+from bot import bookings, canned, owners, threads, tickets
 from bot.handlers import booking as booking_ui
 from bot.handlers import buttons, owner
-from bot.handlers.owner import say
 from bot.handlers.threads import CALLBACK_PREFIX, ThreadSide
 from bot.services import Services, services_of
 from bot.threads import Incoming, ThreadError
@@ -26,6 +25,7 @@ from db.models import (
     Booking,
     BookingKind,
     Customer,
+    Direction,
     Staff,
     Thread,
     ThreadState,
@@ -76,12 +76,29 @@ async def conversation_route(update: Update, context: ContextTypes.DEFAULT_TYPE,
     incoming = incoming_of(msg)
     if not incoming.text and not incoming.media_kind:
         return False
-    thread, opened = await threads.receive(customer, incoming, now=svc.clock.now(),
-                                           settings=svc.settings)
-    if opened:
-        await say(update, svc, await acknowledgement(svc, customer, thread), customer=customer)
+    thread, _ = await threads.receive(customer, incoming, now=svc.clock.now(),
+                                      settings=svc.settings)
+    if thread.acknowledged_at is None:  # owed since it opened (also when handled again)
+        await _acknowledge(svc, customer, thread)
     await thread_side_of(svc).after_change(thread.id)
     return True
+
+
+async def _acknowledge(svc: Services, customer: Customer, thread: Thread) -> None:
+    """Tell the owner when a person will answer; marked once Telegram took it, so an update
+    handled again after a crash still owes it (and one already told is not told again)."""
+    chat = customer.telegram_chat_id
+    if chat is None:
+        return
+    text = await acknowledgement(svc, customer, thread)
+    sent = await svc.sender.send_message(chat, text)
+    if sent is None:
+        return  # the sender recorded why; the owner's next message tries again
+    now = svc.clock.now()
+    await owners.log_message(direction=Direction.OUT, chat_id=chat, text=text, now=now,
+                             kind="reply", customer_id=customer.id,
+                             telegram_message_id=sent.message_id)
+    await Thread.filter(id=thread.id).update(acknowledged_at=now)
 
 
 async def acknowledgement(svc: Services, customer: Customer, thread: Thread) -> str:

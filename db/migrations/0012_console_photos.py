@@ -3,14 +3,19 @@ from tortoise.migrations import operations as ops
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    """A photo sent from the console is kept with its answer until Telegram took it
-    (AddField)."""
+    """A photo sent from the console is kept with its answer until Telegram took it; a
+    conversation remembers when the owner was acknowledged (AddField)."""
 
     dependencies = [('models', '0011_canned_replies')]
 
     initial = False
 
     operations = [
+        ops.AddField(
+            model_name='Thread',
+            name='acknowledged_at',
+            field=fields.DatetimeField(null=True, description='when the owner was told a person will answer (owed until then, even after a crash)', auto_now=False, auto_now_add=False),
+        ),
         ops.AddField(
             model_name='ThreadMessage',
             name='upload',
