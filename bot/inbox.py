@@ -87,6 +87,17 @@ async def store(updates: list[dict[str, Any]], now: datetime) -> int:
     return len(rows)
 
 
+async def mark_done(row: InboxUpdate, now: datetime) -> None:
+    """The one statement every update ends with, written out: the ORM's query building cost
+    as much CPU as the rest of the inbox's work per update (docs/benchmarks.md, webhook)."""
+    client = InboxUpdate._meta.db
+    mark = (lambda n: f"${n}") if client.capabilities.dialect == "postgres" else (lambda n: "?")
+    await client.execute_query(
+        f"UPDATE inbox_update SET status = {mark(1)}, handled_at = {mark(2)}, lease_until = NULL"
+        f" WHERE id = {mark(3)} AND status = {mark(4)} AND attempts = {mark(5)}",
+        [InboxStatus.DONE.value, now, row.id, InboxStatus.HANDLING.value, row.attempts])
+
+
 async def claim(now: datetime, *, limit: int, slot: int = 0) -> list[InboxUpdate]:
     """Take up to ``limit`` updates that may be handled now: each the first unhandled one of
     its chat (by Telegram's ``update_id``), due, and not taken by another worker."""
@@ -316,8 +327,7 @@ class Inbox:
         with inline_statements():
             if error is None:
                 self.handled += 1
-                await self._mine(row).update(
-                    status=InboxStatus.DONE, handled_at=now, lease_until=None)
+                await mark_done(row, now)
                 return
             self.failures += 1
             why = f"{type(error).__name__}: {error}"[:2000]
