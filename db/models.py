@@ -832,6 +832,10 @@ class Notice(Model):
     chats: list[int] = fields.JSONField()  # tried in order: the advisor, then the staff chat
     text = fields.TextField()
     lane = fields.CharField(max_length=10, default="staff")
+    parse_mode = fields.CharField(max_length=8, default="")  # "HTML" for owners' scripts
+    #: a notice to an owner (a ticket's news): kept in their message log once sent
+    customer_id = fields.BigIntField(null=True)
+    log_kind = fields.CharField(max_length=32, default="")
     status = fields.CharEnumField(NoticeStatus, max_length=8, default=NoticeStatus.PENDING)
     attempts = fields.IntField(default=0)
     next_try_at = fields.DatetimeField()

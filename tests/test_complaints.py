@@ -609,11 +609,18 @@ async def test_refused_notices_are_retried_then_logged_and_recorded(
     assert await side.notice(ticket, "after the refusal") is True
     assert "after the refusal" in staff.bot_texts(thread)[-1]
 
-    # an owner notice Telegram refuses is recorded too
+    # an owner notice Telegram refuses is recorded too, and tried again a minute later
     env.emu.fail_next("sendMessage", error_code=400)
-    assert await side.notify_owner(ticket, "ticket_escalated") is False
+    owner_texts = len(owner.bot_texts())
+    assert await side.notify_owner(ticket, "ticket_escalated", event_id=999) is False
     assert await TicketEvent.filter(ticket_id=ticket.id, kind="undelivered",
                                     text__contains="owner").count() == 1
+    assert len(owner.bot_texts()) == owner_texts
+    env.clock.advance(minutes=1)
+    await staff_side.relay_tick(env.carebot.services)
+    assert len(owner.bot_texts()) == owner_texts + 1 and "转交" in owner.bot_texts()[-1]
+    assert await side.notify_owner(ticket, "ticket_escalated", event_id=999) is True
+    assert len(owner.bot_texts()) == owner_texts + 1  # owed once per event
 
 
 async def test_effects_are_owed_until_done_and_carried_out_by_the_staff_sides_job(

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 from tortoise.transactions import in_transaction
 
-from bot import locks
+from bot import locks, owners
 from bot.delivery.limits import Lane
 from bot.delivery.sender import Sender
-from db.models import Notice, NoticeStatus
+from db.models import Customer, Direction, Notice, NoticeStatus
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -33,12 +33,15 @@ LEASE = timedelta(minutes=2)
 
 
 async def owe(key: str, chats: list[int], text: str, *, now: datetime,
-              lane: Lane = Lane.STAFF) -> Notice | None:
-    """Record a notice (nothing if one with this key exists); the row, when it is new."""
+              lane: Lane = Lane.STAFF, parse_mode: str = "", customer_id: int | None = None,
+              log_kind: str = "") -> Notice | None:
+    """Record a notice (nothing if one with this key exists); the row, when it is new.
+    ``customer_id``: a notice to an owner, kept in their message log (as ``log_kind``)."""
     if not chats:
         log.warning("notice %s: nobody to tell (no advisor on Telegram, no staff chat)", key)
         return None
     row = Notice(key=key[:120], chats=chats, text=text, lane=lane.name.lower(),
+                 parse_mode=parse_mode, customer_id=customer_id, log_kind=log_kind[:32],
                  status=NoticeStatus.PENDING, next_try_at=now, created_at=now)
     await Notice.bulk_create([row], ignore_conflicts=True)
     return await Notice.get_or_none(key=key[:120], created_at=now, status=NoticeStatus.PENDING)
@@ -54,11 +57,24 @@ async def deliver(notice: Notice, sender: Sender, now: datetime) -> bool:
     """Send a claimed notice to its first chat that takes it; record the outcome."""
     lane = Lane[notice.lane.upper()] if notice.lane.upper() in Lane.__members__ else Lane.STAFF
     for chat_id in notice.chats:
-        if await sender.send_message(chat_id, notice.text, lane=lane) is not None:
+        sent = await sender.send_message(chat_id, notice.text, lane=lane,
+                                         parse_mode=notice.parse_mode or None)
+        if sent is not None:
             await Notice.filter(id=notice.id).update(
                 status=NoticeStatus.SENT, sent_at=now, lease_until=None)
+            if notice.customer_id is not None:
+                await owners.log_message(
+                    direction=Direction.OUT, chat_id=chat_id, text=notice.text, now=now,
+                    kind=notice.log_kind or "notice", customer_id=notice.customer_id,
+                    telegram_message_id=sent.message_id)
             return True
     attempts = notice.attempts + 1
+    if notice.customer_id is not None and await Customer.filter(
+            id=notice.customer_id, unreachable_at__isnull=False).exists():
+        await Notice.filter(id=notice.id).update(
+            status=NoticeStatus.FAILED, attempts=attempts, lease_until=None,
+            last_error="the owner blocked the bot")
+        return False
     if attempts > len(RETRY_AFTER):
         log.error("notice %s: no chat took it after %d tries; kept as failed", notice.key,
                   attempts)

@@ -24,7 +24,8 @@ from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
-from bot import locks, owners, tickets
+from bot import locks, tickets
+from bot.delivery import notices
 from bot.delivery.dispatcher import dealer_context
 from bot.delivery.limits import Lane
 from bot.delivery.sender import Sender
@@ -33,7 +34,7 @@ from bot.services import Services
 from bot.templating import render_off_loop
 from bot.texts import DEFAULT_LANGUAGE
 from bot.tickets import EventKind
-from db.models import Customer, Direction, Staff, Ticket, TicketEvent, Vehicle
+from db.models import Customer, Staff, Ticket, TicketEvent, Vehicle
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +262,7 @@ class StaffSide:
         kind = event.kind
         if kind == EventKind.OPENED:
             ticket = await self.publish(ticket)
-            await self.notify_owner(ticket, "ticket_opened")
+            await self.notify_owner(ticket, "ticket_opened", event_id=event.id)
             await self.flush()
             return
         if kind == EventKind.NOTE or kind == EventKind.RATED:
@@ -279,7 +280,7 @@ class StaffSide:
             name = handler.name if handler else ""
             await self.notice(ticket, self.label("tk_claimed_notice", number=ticket.number,
                                                name=name, due=ticket_card.local(ticket.due_at, self.svc)))
-            await self.notify_owner(ticket, "ticket_claimed", staff=name)
+            await self.notify_owner(ticket, "ticket_claimed", staff=name, event_id=event.id)
         elif kind == EventKind.ESCALATED:
             before, _, _ = event.text.partition(" -> ")
             text = self.label(
@@ -289,7 +290,7 @@ class StaffSide:
                 mentions=await self.mentions(ticket.level),
                 due=esc(ticket_card.local(ticket.due_at, self.svc)))
             await self.notice(ticket, text, as_html=True)
-            await self.notify_owner(ticket, "ticket_escalated")
+            await self.notify_owner(ticket, "ticket_escalated", event_id=event.id)
         elif kind == EventKind.BREACH:
             text = self.label("tk_breach", number=esc(ticket.number), reason=esc(event.reason),
                               mentions=await self.mentions(ticket.level),
@@ -300,7 +301,7 @@ class StaffSide:
             await self.notice(ticket, self.label(
                 "tk_resolved_notice", number=ticket.number, name=handler.name if handler else "",
                 days=f"{self.svc.settings.ticket_followup_days:g}"))
-            await self.notify_owner(ticket, "ticket_resolved")
+            await self.notify_owner(ticket, "ticket_resolved", event_id=event.id)
         elif kind == EventKind.REOPENED:
             await self._topic_closed(ticket, closed=False)
             text = self.label("tk_reopened", number=esc(ticket.number),
@@ -309,11 +310,11 @@ class StaffSide:
                               mentions=await self.mentions(ticket.level),
                               due=esc(ticket_card.local(ticket.due_at, self.svc)))
             await self.notice(ticket, text, as_html=True)
-            await self.notify_owner(ticket, "ticket_reopened")
+            await self.notify_owner(ticket, "ticket_reopened", event_id=event.id)
         elif kind == EventKind.CLOSED:
             await self.notice(ticket, self.label("tk_closed_notice", number=ticket.number,
                                                score=ticket.handling_score))
-            await self.notify_owner(ticket, "ticket_closed")
+            await self.notify_owner(ticket, "ticket_closed", event_id=event.id)
             await self._topic_closed(ticket, closed=True)
 
     async def _topic_closed(self, ticket: Ticket, *, closed: bool) -> None:
@@ -326,8 +327,10 @@ class StaffSide:
 
     # ------------------------------------------------------------ the owner
 
-    async def notify_owner(self, ticket: Ticket, key: str, *, staff: str = "") -> bool:
-        """Tell the owner where their complaint stands (an HTML script by key)."""
+    async def notify_owner(self, ticket: Ticket, key: str, *, staff: str = "",
+                           event_id: int | None = None) -> bool:
+        """Tell the owner where their complaint stands (an HTML script by key); False when
+        it could not go now (it is retried: a notice row)."""
         customer = await Customer.get(id=ticket.customer_id)
         if customer.telegram_chat_id is None or customer.unreachable_at is not None:
             return False
@@ -348,17 +351,22 @@ class StaffSide:
             )
             if len(text) <= tickets.MESSAGE_LIMIT:
                 break
+        # a row first (one per event and kind: carrying out an event again owes nothing
+        # more), sent now, retried after 1, 5, 30 and 120 minutes by the staff side's job
         now = self.svc.clock.now()
-        sent = await self.to_owner(customer, text, parse_mode=ParseMode.HTML)
-        if sent is None:  # blocked (the sender marked them unreachable), or a failed send
-            log.error("owner %s: ticket %s notice %s not sent", customer.id, ticket.number, key)
-            if not await _unreachable(customer.id):
-                await self.undelivered(ticket, "owner", text)
-            return False
-        await owners.log_message(direction=Direction.OUT, chat_id=customer.telegram_chat_id,
-                                 text=text, now=now, kind=key, customer_id=customer.id,
-                                 telegram_message_id=sent)
-        return True
+        notice = await notices.owe(
+            f"owner:{ticket.id}:{event_id or now.timestamp()}:{key}",
+            [customer.telegram_chat_id], text, now=now, lane=Lane.REPLY,
+            parse_mode=ParseMode.HTML, customer_id=customer.id, log_kind=key)
+        if notice is None:
+            return True  # owed already (this event's effects carried out before)
+        if await notices.send_now(notice, self.sender, now):
+            return True
+        log.error("owner %s: ticket %s notice %s not sent now", customer.id, ticket.number,
+                  key)
+        if not await _unreachable(customer.id):
+            await self.undelivered(ticket, "owner (tried again later)", text)
+        return False
 
     async def to_owner(self, customer: Customer, text: str, *, parse_mode: str | None = None,
                        photo: str = "") -> int | None:
