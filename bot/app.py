@@ -81,7 +81,7 @@ class CareBot:
         # Several instances on one PostgreSQL: the singleton jobs and the dispatcher take
         # advisory locks on this process's own connection (no-op on SQLite).
         self.locks = locks.Locks(settings.database_url)
-        self.services.extensions[locks.LOCKS_KEY] = self.locks
+        self.services.locks = self.locks
         self.application.bot_data[SERVICES_KEY] = self.services
         # Every update is stored before Telegram hears "got it", then handled from the inbox.
         self.inbox = inbox.Inbox(self.application, clock,

@@ -55,7 +55,6 @@ INSTANCE_SLOTS = range(100, 164)
 # (InternalClientError: asyncpg's protocol confused by a session the server just ended.)
 _FAILURES = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
              asyncpg.InternalClientError)
-LOCKS_KEY = "carebot.locks"  # where create_app hangs this process's Locks (extensions)
 
 # A host that vanishes (no FIN, no RST) keeps its session until TCP keepalive gives up;
 # these bound that to about idle + interval * count seconds.
@@ -257,11 +256,9 @@ class Locks:
 def locks_of(services: Services) -> Locks:
     """The process's Locks from the services (``create_app`` puts one there); a Services
     built some other way gets its own, on its settings' database."""
-    locks = services.extensions.get(LOCKS_KEY)
-    if not isinstance(locks, Locks):
-        locks = Locks(services.settings.database_url)
-        services.extensions[LOCKS_KEY] = locks
-    return locks
+    if services.locks is None:
+        services.locks = Locks(services.settings.database_url)
+    return services.locks
 
 
 @asynccontextmanager

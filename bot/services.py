@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 
     from bot.delivery.dispatcher import Dispatcher
     from bot.delivery.sender import Sender
+    from bot.handlers.threads import ThreadSide
+    from bot.handlers.ticket_side import StaffSide
+    from bot.locks import Locks
+    from bot.sandbox.live import Sandbox
+    from bot.tickets import TicketEffects
     from db.models import Customer
 
 SERVICES_KEY = "carebot.services"
@@ -33,8 +38,13 @@ class Services:
     dispatcher: Dispatcher
     sender: Sender  # every Bot API call that sends, edits, answers or manages a topic
     text_routes: list[tuple[int, TextRoute]] = field(default_factory=list)
-    # Per-app objects a feature hangs here for its own domain code (e.g. "tickets").
-    extensions: dict[str, Any] = field(default_factory=dict)
+    # What features hang here for one another, set when they register (None: not running
+    # in this process: a CLI, a test without that feature, production without the sandbox).
+    locks: Locks | None = None  # this process's advisory locks (create_app)
+    ticket_effects: TicketEffects | None = None  # what a ticket's change owes (the staff side)
+    staff_side: StaffSide | None = None  # the staff group: tickets' topics, cards, relays
+    threads: ThreadSide | None = None  # conversations in the staff group
+    sandbox: Sandbox | None = None  # `carebot sandbox` only: the emulator and its clock
 
     def add_text_route(self, priority: int, route: TextRoute) -> None:
         self.text_routes.append((priority, route))

@@ -2,7 +2,7 @@
 
 Domain code: plain values and ``now`` in, database rows out; nothing here knows Telegram.
 What people see after a change (the staff topic and its card, the owner's notices) is done
-by the *effects* the staff handlers hang on ``services.extensions["tickets"]``: every
+by the *effects* the staff handlers hang on ``services.ticket_effects``: every
 change here records a :class:`TicketEvent`, whose effects are owed from then on (its
 ``effects_done_at`` is empty), and then calls ``effects.on_event(ticket, event)``. Without
 effects (a CLI, a unit test) the record is still complete, and a running carebot's staff
@@ -143,7 +143,7 @@ class TicketEffects(Protocol):
 
 
 async def _emit(services: Services, ticket: Ticket, event: TicketEvent) -> None:
-    effects: TicketEffects | None = services.extensions.get(EFFECTS_KEY)
+    effects = services.ticket_effects
     if effects is None:
         return  # owed: a running carebot's staff side carries them out
     try:

@@ -635,13 +635,13 @@ async def test_effects_are_owed_until_done_and_carried_out_by_the_staff_sides_jo
     await owner_with_car(env, tmp_path)
     customer = await Customer.get(phone="+8613800138000")
     side = side_of(env.carebot.services)
-    del env.carebot.services.extensions[tickets.EFFECTS_KEY]  # as in `carebot ticket open`
+    env.carebot.services.ticket_effects = None  # as in `carebot ticket open`
     try:
         ticket = await tickets.open_ticket(
             customer_id=customer.id, vehicle_id=None, channel="staff", category="charges",
             description="电话投诉：收费不透明", now=env.clock.now(), services=env.carebot.services)
     finally:
-        env.carebot.services.extensions[tickets.EFFECTS_KEY] = side
+        env.carebot.services.ticket_effects = side
     event = await TicketEvent.get(ticket_id=ticket.id, kind="opened")
     assert event.effects_done_at is None  # owed
     assert not group(env).topics

@@ -259,7 +259,7 @@ def test_every_console_route_names_its_permission() -> None:
         def __init__(self) -> None:
             self.settings = make_settings(type("E", (), {"token": "1:x",
                                                           "api_url": "http://x"})())
-            self.extensions: dict[str, Any] = {}
+            self.sandbox = None
 
     app = web.Application()
     setup_console(app, _Services())  # type: ignore[arg-type]

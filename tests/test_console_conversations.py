@@ -184,7 +184,7 @@ async def test_an_answer_telegram_refuses_shows_sending_then_not_delivered(
     driver = await owner(env, tmp_path)
     thread = await asks(env, driver, "保养要多久？")
     await add_staff("wang", "agent", name="王客服")
-    side = env.carebot.services.extensions["threads"]
+    side = env.carebot.services.threads
     http = await signed_in(env.base, "wang")
     async with http:
         token = await csrf(http, f"{env.base}/inbox/{thread.id}")

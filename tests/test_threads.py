@@ -175,7 +175,7 @@ async def test_a_busy_group_gets_the_owners_words_batched_not_lost(
         tenv: BotEnv, tmp_path: Path) -> None:  # noqa: F811 (the fixture)
     env = tenv
     owner = await owner_with_car(env, tmp_path)
-    side = env.carebot.services.extensions["threads"].side
+    side = env.carebot.services.threads.side
     for _ in range(15):  # the group's minute is nearly used up by others
         side._sent.append(env.clock.now())
     for text in ("第一句", "第二句", "第三句"):

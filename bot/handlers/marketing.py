@@ -15,8 +15,8 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 from bot import consent, locks, owners
 from bot.campaigns import promotions
-from bot.delivery.dispatcher import Composer, Outgoing, dealer_context
 from bot.delivery import notices
+from bot.delivery.dispatcher import Composer, Outgoing, dealer_context
 from bot.handlers import buttons
 from bot.handlers.owner import lang_of, log_in, say
 from bot.services import Services, services_of

@@ -263,7 +263,8 @@ async def relay_tick(services: Services) -> None:
 
 def register(application: Application, services: Services) -> None:  # type: ignore[type-arg]
     tickets.sla_rules(services.settings)  # a wrong calendar stops start-up, naming the variable
-    services.extensions[tickets.EFFECTS_KEY] = StaffSide(services)
+    services.staff_side = side = StaffSide(services)
+    services.ticket_effects = side  # a ticket's change owes what the staff side does
     application.add_handler(CallbackQueryHandler(on_button, pattern=rf"^{CALLBACK_PREFIX}:"))
     chat_id = services.settings.staff_chat_id
     if chat_id is None:

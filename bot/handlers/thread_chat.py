@@ -19,6 +19,7 @@ from bot import bookings, canned, owners, threads, tickets
 from bot.handlers import booking as booking_ui
 from bot.handlers import buttons, owner
 from bot.handlers.threads import CALLBACK_PREFIX, ThreadSide
+from bot.handlers.ticket_side import side_of
 from bot.services import Services, services_of
 from bot.threads import Incoming, ThreadError
 from db.models import (
@@ -35,14 +36,15 @@ from db.models import (
 
 log = logging.getLogger(__name__)
 
-THREADS_KEY = "threads"
 MESSAGES = owner.MESSAGES
 ROUTE_PRIORITY = 40  # after the complaint dialogue (10), surveys (20), an open ticket (30)
 
 
 def thread_side_of(svc: Services) -> ThreadSide:
-    side: ThreadSide = svc.extensions[THREADS_KEY]
-    return side
+    """The conversations' staff side (registered with the feature, after the staff one)."""
+    if svc.threads is None:
+        raise RuntimeError("the conversations feature is not registered")
+    return svc.threads
 
 
 def incoming_of(msg: Message) -> Incoming:
@@ -319,6 +321,6 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 def register(application: Application, services: Services) -> None:  # type: ignore[type-arg]
     # after the staff feature: conversations share its group, budget and holder
-    services.extensions[THREADS_KEY] = ThreadSide(services.extensions[tickets.EFFECTS_KEY])
+    services.threads = ThreadSide(side_of(services))
     services.add_text_route(ROUTE_PRIORITY, conversation_route)
     application.add_handler(CallbackQueryHandler(on_button, pattern=rf"^{CALLBACK_PREFIX}:"))

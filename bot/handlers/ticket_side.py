@@ -4,7 +4,7 @@
 Each ticket is one forum topic (``T-0042 · 张伟 · 粤A12345 · 质量``) whose first message is
 the ticket card (:mod:`bot.handlers.ticket_card`); in a group without topics the card is a
 plain message and the ticket lives in its reply thread. :class:`StaffSide` is the tickets'
-*effects* (``services.extensions["tickets"]``): after every change in :mod:`bot.tickets` it
+*effects* (``services.ticket_effects``): after every change in :mod:`bot.tickets` it
 updates the card, posts escalations with mentions of the next level, tells the owner where
 the complaint stands and sends staff answers (:mod:`bot.handlers.answers`); owners' messages
 are relayed by :mod:`bot.handlers.ticket_relay`. One instance does all of it at a time
@@ -409,5 +409,7 @@ class StaffSide:
 
 
 def side_of(svc: Services) -> StaffSide:
-    side: StaffSide = svc.extensions[tickets.EFFECTS_KEY]
-    return side
+    """The staff side the staff feature registered (always, in a running carebot)."""
+    if svc.staff_side is None:
+        raise RuntimeError("the staff feature is not registered (bot.handlers.staff)")
+    return svc.staff_side

@@ -1,6 +1,6 @@
 """What a running sandbox offers the console: the emulator, the movable clock, the demo owners.
 
-``carebot sandbox`` hangs a :class:`Sandbox` on ``services.extensions["sandbox"]``; the
+``carebot sandbox`` hangs a :class:`Sandbox` on ``services.sandbox``; the
 console's sandbox chat page (``bot.web.console.pages.sandbox_chat``) finds it there and
 exists only while it does. Nothing here runs in production.
 """
@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from bot.sandbox.emulator import TelegramEmulator
+    from bot.services import Services
 
-SANDBOX_KEY = "sandbox"
 
 
 class MovableClock(Protocol):
@@ -83,7 +83,6 @@ class Sandbox:
             return await self.run_due()
 
 
-def sandbox_of(extensions: dict[str, Any]) -> Sandbox | None:
+def sandbox_of(services: Services) -> Sandbox | None:
     """The running sandbox, or None (production: the sandbox pages do not exist)."""
-    found = extensions.get(SANDBOX_KEY)
-    return found if isinstance(found, Sandbox) else None
+    return services.sandbox

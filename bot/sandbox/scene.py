@@ -29,7 +29,7 @@ from bot.clock import OffsetClock
 from bot.config import Settings
 from bot.intake import ImportResult, import_deliveries_records
 from bot.sandbox.emulator import TelegramEmulator
-from bot.sandbox.live import SANDBOX_KEY, DemoOwner, DueReport, MovableClock, Sandbox
+from bot.sandbox.live import DemoOwner, DueReport, MovableClock, Sandbox
 from bot.schedule import in_quiet_hours
 from db.models import Customer, Staff, StaffRole, Touchpoint
 from db.setup import close_database, open_database
@@ -187,14 +187,14 @@ async def run_due_jobs(services: Services) -> DueReport:
 def attach_sandbox(carebot: CareBot, emu: TelegramEmulator, clock: MovableClock,
                    owners: tuple[DemoOwner, ...] = DEMO_OWNERS) -> Sandbox:
     """Give the console the running sandbox: the demo owners' accounts in the emulator,
-    message dates on the sandbox clock, and ``services.extensions["sandbox"]``."""
+    message dates on the sandbox clock, and ``services.sandbox``."""
     for owner in owners:
         emu.user(owner.user_id, first_name=owner.first_name, last_name=owner.last_name,
                  language_code=owner.language_code)
     emu.wall_clock = lambda: clock.now().timestamp()
     sandbox = Sandbox(emulator=emu, clock=clock, owners=owners,
                       run_due=functools.partial(run_due_jobs, carebot.services))
-    carebot.services.extensions[SANDBOX_KEY] = sandbox
+    carebot.services.sandbox = sandbox
     return sandbox
 
 

@@ -66,9 +66,14 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("nav.sandbox", "/sandbox/chat", access.SANDBOX),
     ("nav.staff", "/staff", access.STAFF),
 )
-# Menu entries shown only while a feature hangs its object on ``services.extensions``: the
-# sandbox chat exists only under ``carebot sandbox`` (its routes answer 404 otherwise).
+# Menu entries shown only while a feature hangs its object on ``services`` (the attribute
+# named): the sandbox chat exists only under ``carebot sandbox`` (its routes answer 404
+# otherwise).
 NAV_NEEDS_EXTENSION: dict[str, str] = {"/sandbox/chat": "sandbox"}
+
+def _feature_on(services: Services, name: str) -> bool:
+    return not name or getattr(services, name, None) is not None
+
 
 # Paths that are not the console: machines call them with their own secrets (bearer key,
 # Telegram's secret header), so they carry no session and no CSRF token.
@@ -136,7 +141,7 @@ async def render(request: web.Request, template: str, status: int = 200,
                                                     request.path.startswith(path + "/")))
            for key, path, perm in NAV
            if staff is not None and access.can(staff, perm) and path in request.app[_SERVED]
-           and NAV_NEEDS_EXTENSION.get(path, "") in {"", *console.services.extensions}]
+           and _feature_on(console.services, NAV_NEEDS_EXTENSION.get(path, ""))]
     base = {
         "t": t,
         "lang": t.lang,

@@ -260,7 +260,7 @@ async def conversation_action(request: web.Request) -> web.StreamResponse:
         return await show(request, staff, fresh, status=status, error_key=key,
                           error_args=fmt, form=form)
     await _audit(request, staff, action, thread)
-    side = console_of(request).services.extensions.get(thread_chat.THREADS_KEY)
+    side = console_of(request).services.threads
     if side is not None:
         await side.after_change(thread.id)
     if result.startswith("/"):

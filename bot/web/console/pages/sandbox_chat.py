@@ -1,7 +1,7 @@
 """The sandbox chat (issue 7 point 9): act as a demo owner in a phone-like view.
 
 Exists only while ``carebot sandbox`` runs: the sandbox hangs a
-:class:`bot.sandbox.live.Sandbox` on ``services.extensions["sandbox"]`` and every route here
+:class:`bot.sandbox.live.Sandbox` on ``services.sandbox`` and every route here
 answers 404 without it (production). A staff member picks a demo owner (among those their
 role may see: ``access.customer_scope``), then types, presses the bot's buttons, shares the
 contact or opens the personal link as that owner: the emulator turns each act into an update
@@ -52,7 +52,7 @@ SHOWN_ENTITIES = frozenset({"bold", "italic", "underline", "strikethrough", "cod
 
 
 def _sandbox(request: web.Request) -> Sandbox | None:
-    return sandbox_of(console_of(request).services.extensions)
+    return sandbox_of(console_of(request).services)
 
 
 def sandbox_only(view: Handler) -> Handler:

@@ -2,7 +2,7 @@
 
 Staff claim, answer the owner, note, escalate and resolve here with the very functions the
 staff chat uses (``bot.tickets``), and the same effects (``StaffSide`` on
-``services.extensions["tickets"]``): the owner is told who handles the complaint, an answer
+``services.staff_side``): the owner is told who handles the complaint, an answer
 reaches the owner in Telegram signed with the staff member's name, the card in the staff
 group is kept up to date. What a person may do is decided by :func:`refusal` from the
 domain's rules (state, role against the ticket's level); the page shows only those
@@ -371,8 +371,7 @@ async def ticket_view(request: web.Request) -> web.Response:
 
 
 def _side(request: web.Request) -> StaffSide | None:
-    side = console_of(request).services.extensions.get(tickets.EFFECTS_KEY)
-    return side if isinstance(side, StaffSide) else None
+    return console_of(request).services.staff_side
 
 
 async def _audit(request: web.Request, staff: Staff, action: str, ticket: Ticket,
