@@ -7,10 +7,11 @@ import contextlib
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import BaseScheduler
 from telegram import BotCommand, Update
 from telegram.ext import Application, ApplicationBuilder
 
@@ -30,9 +31,24 @@ from db.models import InboxUpdate
 
 log = logging.getLogger(__name__)
 
-# Feature modules, each with ``register(application, services)`` (handlers, composers,
-# text routes) and optionally ``schedule(scheduler, services)`` (APScheduler ticks).
-FEATURES: list[Any] = [owner, survey, staff, complaint, marketing, touchpoints, thread_chat]
+class Feature(Protocol):
+    """A feature module: ``register`` adds its handlers, composers and text routes (and
+    hangs what others need on ``services``); it may also have ``schedule`` (:class:`Ticking`)."""
+
+    def register(self, application: Application,  # type: ignore[type-arg]
+                 services: Services) -> None: ...
+
+
+class Ticking(Protocol):
+    """A feature with jobs: ``schedule`` adds its APScheduler ticks."""
+
+    def schedule(self, scheduler: BaseScheduler, services: Services) -> None: ...
+
+
+# In order: the staff feature before the conversations (they share its staff side).
+FEATURES: tuple[Feature, ...] = (owner, survey, staff, complaint, marketing, touchpoints,
+                                 thread_chat)
+TICKING: tuple[Ticking, ...] = (survey, staff, marketing, touchpoints)
 
 COMMANDS = [
     ("start", "绑定车主档案 / link your owner file"),
@@ -130,10 +146,8 @@ class CareBot:
                 self._tick_dispatch, "interval", seconds=self.settings.dispatch_interval,
                 id="dispatch", max_instances=1, coalesce=True,
             )
-            for feature in FEATURES:
-                schedule_jobs = getattr(feature, "schedule", None)
-                if schedule_jobs is not None:
-                    schedule_jobs(self.scheduler, self.services)
+            for ticking in TICKING:
+                ticking.schedule(self.scheduler, self.services)
             self.scheduler.start()
 
     async def _share_rate(self) -> None:

@@ -17,8 +17,8 @@ from __future__ import annotations
 import functools
 import logging
 from datetime import datetime, timedelta
-from typing import Any
 
+from apscheduler.schedulers.base import BaseScheduler
 from telegram.ext import Application
 
 from bot import bookings, locks
@@ -98,7 +98,7 @@ async def scan_now(services: Services) -> None:
             log.exception("occasions scan failed; the next scan catches up")
 
 
-def schedule(scheduler: Any, services: Services) -> None:
+def schedule(scheduler: BaseScheduler, services: Services) -> None:
     at = parse_hhmm(services.settings.scan_time)
     scheduler.add_job(scan_now, "cron", hour=at.hour, minute=at.minute, args=[services],
                       id="occasions_scan", max_instances=1, coalesce=True,

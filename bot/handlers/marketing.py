@@ -9,7 +9,7 @@ import logging
 import re
 from datetime import datetime
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import BaseScheduler
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
@@ -229,7 +229,7 @@ async def campaign_tick(services: Services) -> None:
             log.exception("campaign tick failed; the next tick retries")
 
 
-def schedule(scheduler: AsyncIOScheduler, services: Services) -> None:
+def schedule(scheduler: BaseScheduler, services: Services) -> None:
     scheduler.add_job(campaign_tick, "interval", args=[services],
                       seconds=services.settings.campaign_tick_seconds, id="campaigns",
                       max_instances=1, coalesce=True)
