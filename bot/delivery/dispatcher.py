@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from tortoise.expressions import F, Q, Subquery
@@ -25,6 +24,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.delivery.limits import Lane
 from bot.delivery.sender import Sender, retry_seconds
+from bot.keyboards import keyboard_or_none
 from bot.schedule import in_quiet_hours
 from bot.templating import OUTPUT_CAP, render_off_loop
 from bot.texts import Scripts
@@ -225,13 +225,7 @@ class Dispatcher:
         extra_rows = [row for footer in self.footers for row in footer(tp, customer)]
         if extra_rows:
             out = Outgoing(text=out.text, buttons=[*out.buttons, *extra_rows])
-        markup = None
-        if out.buttons:
-            markup = InlineKeyboardMarkup(
-                [[InlineKeyboardButton(label, url=data[4:]) if data.startswith("url:")
-                  else InlineKeyboardButton(label, callback_data=data) for label, data in row]
-                 for row in out.buttons]
-            )
+        markup = keyboard_or_none(out.buttons)
         lane = Lane.MARKETING if tp.priority >= MARKETING_PRIORITY_FROM else Lane.SERVICE
         try:
             # one try: a failure is the row's, retried from the database (the sender has

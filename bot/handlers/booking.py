@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
 from bot import bookings, owners
@@ -24,6 +24,7 @@ from bot.campaigns.promotions import KIND as CAMPAIGN
 from bot.campaigns.timing import local_date
 from bot.delivery import notices
 from bot.handlers import buttons
+from bot.keyboards import keyboard
 from bot.services import Services, services_of
 from bot.texts import DEFAULT_LANGUAGE
 from db.models import (
@@ -57,9 +58,7 @@ def cancel_button(svc: Services, lang: str, booking_id: int) -> list[list[tuple[
 
 
 def _markup(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in rows]
-    )
+    return keyboard(rows)
 
 
 def day_label(svc: Services, lang: str, day: date) -> str:

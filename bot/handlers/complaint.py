@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
 from bot import owners, tickets
 from bot.handlers import buttons
 from bot.handlers.owner import lang_of, log_in, say
 from bot.handlers.ticket_side import side_of
+from bot.keyboards import keyboard
 from bot.services import Services, services_of
 from bot.tickets import CATEGORIES, contact_button
 from db.models import Conversation, Customer, Touchpoint, Vehicle, VehicleStatus
@@ -37,24 +38,19 @@ __all__ = ["contact_button", "register"]
 
 
 def _category_keyboard(svc: Services, lang: str) -> InlineKeyboardMarkup:
-    buttons = [InlineKeyboardButton(svc.scripts.label(f"cat_{c}", lang),
-                                    callback_data=f"{PREFIX}:cat:{c}") for c in CATEGORIES]
-    rows = [buttons[i:i + 2] for i in range(0, len(buttons), 2)]
+    choices = [(svc.scripts.label(f"cat_{c}", lang), f"{PREFIX}:cat:{c}") for c in CATEGORIES]
+    rows = [choices[i:i + 2] for i in range(0, len(choices), 2)]
     rows.append([_cancel_button(svc, lang)])
-    return InlineKeyboardMarkup(rows)
+    return keyboard(rows)
 
 
-def _cancel_button(svc: Services, lang: str) -> InlineKeyboardButton:
-    return InlineKeyboardButton(svc.scripts.label("complain_cancel_button", lang),
-                                callback_data=f"{PREFIX}:cancel")
+def _cancel_button(svc: Services, lang: str) -> tuple[str, str]:
+    return svc.scripts.label("complain_cancel_button", lang), f"{PREFIX}:cancel"
 
 
 def _submit_keyboard(svc: Services, lang: str) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[
-        InlineKeyboardButton(svc.scripts.label("complain_submit_button", lang),
-                             callback_data=f"{PREFIX}:submit"),
-        _cancel_button(svc, lang),
-    ]])
+    return keyboard([[(svc.scripts.label("complain_submit_button", lang), f"{PREFIX}:submit"),
+                      _cancel_button(svc, lang)]])
 
 
 async def _clear(user_id: int) -> None:
@@ -75,12 +71,12 @@ async def begin(update: Update, svc: Services, customer: Customer | None, user_i
     vehicles = await Vehicle.filter(customer_id=customer.id, status=VehicleStatus.ACTIVE) \
         .order_by("-delivered_at", "id")
     if len(vehicles) > 1:
-        rows = [[InlineKeyboardButton(" ".join(p for p in (v.model, v.plate) if p) or v.vin,
-                                      callback_data=f"{PREFIX}:veh:{v.id}")] for v in vehicles]
+        rows = [[(" ".join(p for p in (v.model, v.plate) if p) or v.vin,
+                  f"{PREFIX}:veh:{v.id}")] for v in vehicles]
         rows.append([_cancel_button(svc, lang)])
         await owners.set_conversation(user_id, VEHICLE_STATE, {})
         await say(update, svc, svc.scripts.label("complain_pick_vehicle", lang),
-                  customer=customer, markup=InlineKeyboardMarkup(rows))
+                  customer=customer, markup=keyboard(rows))
         return
     data: dict[str, object] = {"vehicle_id": vehicles[0].id if vehicles else None}
     await owners.set_conversation(user_id, CATEGORY_STATE, data)

@@ -10,7 +10,7 @@ import re
 from datetime import datetime
 
 from apscheduler.schedulers.base import BaseScheduler
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
 from bot import consent, locks, owners
@@ -19,6 +19,7 @@ from bot.delivery import notices
 from bot.delivery.dispatcher import Composer, Outgoing, dealer_context
 from bot.handlers import buttons
 from bot.handlers.owner import lang_of, log_in, say
+from bot.keyboards import keyboard
 from bot.services import Services, services_of
 from db.models import Campaign, CampaignStatus, Customer, Staff, Touchpoint, Vehicle
 
@@ -139,13 +140,9 @@ async def subscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
                   customer=None)
         return
     lang = customer.language
-    keyboard = InlineKeyboardMarkup([[
-        InlineKeyboardButton(svc.scripts.label("campaign_consent_yes", lang),
-                             callback_data="mk:c:y"),
-        InlineKeyboardButton(svc.scripts.label("campaign_consent_no", lang),
-                             callback_data="mk:c:n"),
-    ]])
-    await say(update, svc, consent_wording(svc, customer), customer=customer, markup=keyboard)
+    choice = keyboard([[(svc.scripts.label("campaign_consent_yes", lang), "mk:c:y"),
+                        (svc.scripts.label("campaign_consent_no", lang), "mk:c:n")]])
+    await say(update, svc, consent_wording(svc, customer), customer=customer, markup=choice)
 
 
 async def _consent_answer(update: Update, svc: Services, customer: Customer, yes: bool,

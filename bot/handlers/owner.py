@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 
 from telegram import (
-    InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
     Message,
@@ -29,6 +28,7 @@ from telegram.ext import (
 
 from bot import owners
 from bot.handlers import buttons
+from bot.keyboards import keyboard
 from bot.owners import LinkOutcome
 from bot.services import Services, services_of
 from bot.texts import normalize_language
@@ -166,7 +166,7 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     label, data = contact_button(lang, svc.scripts)  # complaints (bot.tickets)
     await say(update, svc, svc.scripts.label("help", lang, phone=svc.settings.dealer_phone),
               customer=customer,
-              markup=InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data)]]))
+              markup=keyboard([[(label, data)]]))
 
 
 async def stop_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -180,16 +180,11 @@ async def stop_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if customer is None:
         await say(update, svc, svc.scripts.label("not_linked", lang), customer=None)
         return
-    keyboard = InlineKeyboardMarkup([
-        [InlineKeyboardButton(svc.scripts.label("stop_marketing_button", lang),
-                              callback_data="stop:marketing")],
-        [InlineKeyboardButton(svc.scripts.label("stop_all_button", lang),
-                              callback_data="stop:all")],
-        [InlineKeyboardButton(svc.scripts.label("cancel_button", lang),
-                              callback_data="stop:cancel")],
-    ])
+    choice = keyboard([[(svc.scripts.label("stop_marketing_button", lang), "stop:marketing")],
+                       [(svc.scripts.label("stop_all_button", lang), "stop:all")],
+                       [(svc.scripts.label("cancel_button", lang), "stop:cancel")]])
     await say(update, svc, svc.scripts.label("stop_ask", lang), customer=customer,
-               markup=keyboard)
+               markup=choice)
 
 
 async def stop_chosen(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -226,12 +221,9 @@ async def language_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         await say(update, svc, svc.scripts.label("not_linked", lang_of(update, None)),
                    customer=None)
         return
-    keyboard = InlineKeyboardMarkup([[
-        InlineKeyboardButton("中文", callback_data="lang:zh_CN"),
-        InlineKeyboardButton("English", callback_data="lang:en"),
-    ]])
+    choice = keyboard([[("中文", "lang:zh_CN"), ("English", "lang:en")]])
     await say(update, svc, svc.scripts.label("language_ask", customer.language),
-               customer=customer, markup=keyboard)
+               customer=customer, markup=choice)
 
 
 async def language_chosen(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -12,12 +12,13 @@ from datetime import datetime
 from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
 from bot import owners, surveys
 from bot.handlers import buttons
 from bot.handlers.owner import log_in
+from bot.keyboards import keyboard_or_none
 from bot.services import Services, services_of
 from bot.surveys import Outcome, RecordResult, SurveyRules
 from db.models import Customer, Direction, ScoreRates, Touchpoint
@@ -30,11 +31,7 @@ HANDOVER_TICK_SECONDS = 60
 
 
 def _markup(rows: list[list[tuple[str, str]]] | None) -> InlineKeyboardMarkup | None:
-    if not rows:
-        return None
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in rows]
-    )
+    return keyboard_or_none(rows)
 
 
 async def _send(svc: Services, customer: Customer, text: str, *,

@@ -17,13 +17,14 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, ReplyParameters
+from telegram import InlineKeyboardMarkup, InputFile, ReplyParameters
 from telegram.constants import ParseMode
 from tortoise.expressions import F, Q
 
 from bot import owners
 from bot.delivery.limits import Lane
 from bot.handlers import answers
+from bot.keyboards import keyboard
 from db.models import (
     Customer,
     Direction,
@@ -138,10 +139,9 @@ class ThreadSide:
     def buttons(self, thread: Thread) -> InlineKeyboardMarkup | None:
         if thread.state != ThreadState.OPEN:
             return None
-        return InlineKeyboardMarkup([[
-            InlineKeyboardButton(self.label(f"th_{action}_button"),
-                                 callback_data=f"{CALLBACK_PREFIX}:{action}:{thread.id}")
-            for action in ("take", "done", "ticket")]])
+        return keyboard([[(self.label(f"th_{action}_button"),
+                           f"{CALLBACK_PREFIX}:{action}:{thread.id}")
+                          for action in ("take", "done", "ticket")]])
 
     async def card_text(self, thread: Thread) -> str:
         customer = await Customer.get(id=thread.customer_id)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardMarkup
 
 from bot import tickets
+from bot.keyboards import keyboard
 from bot.services import Services
 from bot.templating import render_off_loop
 from bot.texts import DEFAULT_LANGUAGE
@@ -48,12 +49,10 @@ def buttons(svc: Services, ticket: Ticket) -> InlineKeyboardMarkup | None:
     """Claim / Escalate / Major / Resolve while the ticket is being handled."""
     if ticket.state not in tickets.ACTIVE_STATES:
         return None
-    row = [
-        InlineKeyboardButton(svc.scripts.label(f"tk_{action}_button", LANG),
-                             callback_data=f"{CALLBACK_PREFIX}:{action}:{ticket.id}")
-        for action in ("claim", "escalate", "major", "resolve")
-    ]
-    return InlineKeyboardMarkup([row[:2], row[2:]])
+    row = [(svc.scripts.label(f"tk_{action}_button", LANG),
+            f"{CALLBACK_PREFIX}:{action}:{ticket.id}")
+           for action in ("claim", "escalate", "major", "resolve")]
+    return keyboard([row[:2], row[2:]])
 
 
 async def card_text(svc: Services, ticket: Ticket) -> str:
