@@ -29,6 +29,7 @@ from tortoise.functions import Count
 
 from bot.campaigns import promotions
 from bot.campaigns.promotions import AUDIENCE_FIELDS, CampaignError
+from bot.keyboards import keyboard
 from bot.services import Services
 from bot.templating import render_off_loop
 from bot.texts import LANGUAGES
@@ -628,8 +629,6 @@ def _test_messages(services: Services, campaign: Campaign, name: str,
                    dealer: dict[str, str]) -> list[tuple[str, InlineKeyboardMarkup]]:
     """(text, keyboard) of the campaign in each of its languages, as an owner called ``name``
     would get it, marked as a test; raises what a broken template raises."""
-    from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-
     sample = promotions.sample_context(dealer)["vehicle"]
     vehicle = Vehicle(model=sample["model"], plate=sample["plate"])
     messages: list[tuple[str, InlineKeyboardMarkup]] = []
@@ -637,10 +636,7 @@ def _test_messages(services: Services, campaign: Campaign, name: str,
         owner = Customer(name=name, language=lang)
         out = promotions.compose_campaign(campaign, owner, vehicle, services.scripts,
                                           services.settings)
-        markup = InlineKeyboardMarkup([
-            [InlineKeyboardButton(label, url=data[4:]) if data.startswith("url:")
-             else InlineKeyboardButton(label, callback_data=data) for label, data in row]
-            for row in out.buttons])
+        markup = keyboard(out.buttons)
         messages.append((services.scripts.label("campaign_test_prefix", lang) + out.text, markup))
     return messages
 
