@@ -56,8 +56,8 @@ def write_deliveries_csv(path: Path, rows: int, now: datetime, tz: ZoneInfo) -> 
 
 async def child_import(params: dict[str, Any]) -> dict[str, Any]:
     """The child's task: the real import, peak RSS reset just before it."""
-    from bot.campaigns.journeys import journey_rules
     from bot.intake import import_deliveries_file
+    from bot.journeys.plans import journey_rules
     from db.setup import close_database, open_database
 
     settings = child_settings(params)
@@ -83,9 +83,9 @@ async def _import_one_by_one(path: Path, sample: int, settings: Settings, now: d
     Touchpoint.create per journey step, in a transaction. Returns seconds per row."""
     from tortoise.transactions import in_transaction
 
-    from bot.campaigns.journeys import journey_rules, plan_delivery
-    from bot.campaigns.timing import birthday_key
     from bot.intake import validate_delivery
+    from bot.journeys.plans import journey_rules, plan_delivery
+    from bot.journeys.timing import birthday_key
     from db.models import Customer, Touchpoint, Vehicle
 
     rules = journey_rules(settings)

@@ -235,7 +235,7 @@ def _check(naive: dict[str, Any], ours: Any, per_advisor: Any) -> str:
 async def bench_kpi(settings: Settings, *, scores: int) -> list[Figure]:
     """Last month's KPI report (``carebot report --month``) over ``scores`` scores; baseline:
     the month's rows loaded into Python and counted there."""
-    from bot.campaigns.timing import local_date
+    from bot.journeys.timing import local_date
     from bot.kpi import compute, month_period
     from db.setup import close_database, open_database
 

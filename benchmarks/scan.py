@@ -37,7 +37,7 @@ SCAN_OWNERS = 1_000_000
 async def _seed_scan(owners: int, now: datetime, tz: ZoneInfo) -> None:
     """``owners`` owners with one car each: birthdays over 55 years (5 % lunar), licences
     expiring over the next 10 years, policies over the next year, 70 % linked."""
-    from bot.campaigns.timing import birthday_key
+    from bot.journeys.timing import birthday_key
     from db.models import Customer, Vehicle, VehicleStatus
 
     rng = random.Random(2)
@@ -67,7 +67,7 @@ async def _seed_scan(owners: int, now: datetime, tz: ZoneInfo) -> None:
 async def child_scan(params: dict[str, Any]) -> dict[str, Any]:
     """The child's task: the scan over each database of ``params["dbs"]`` in turn, peak RSS
     reset before each."""
-    from bot.campaigns.occasions import occasion_rules, run_scan
+    from bot.journeys.occasions import occasion_rules, run_scan
     from db.setup import close_database, open_database
 
     settings = child_settings(params)
@@ -107,8 +107,8 @@ class _Today:
 
 
 def _today(now: datetime, settings: Settings) -> _Today:
-    from bot.campaigns.occasions import occasion_rules
-    from bot.campaigns.timing import (
+    from bot.journeys.occasions import occasion_rules
+    from bot.journeys.timing import (
         at_local,
         birthday_keys_on,
         end_of_local_day,
@@ -132,7 +132,8 @@ def _today(now: datetime, settings: Settings) -> _Today:
 
 
 async def _owner_plans(t: _Today) -> list[Any]:
-    from bot.campaigns.journeys import (
+    from bot.journeys.occasions import _expiry_payload
+    from bot.journeys.plans import (
         BIRTHDAY,
         GREETING_PRIORITY,
         HOLIDAY,
@@ -140,8 +141,7 @@ async def _owner_plans(t: _Today) -> list[Any]:
         SERVICE_PRIORITY,
         TouchpointPlan,
     )
-    from bot.campaigns.occasions import _expiry_payload
-    from bot.campaigns.timing import end_of_local_day
+    from bot.journeys.timing import end_of_local_day
 
     plans: list[Any] = []
     async for rows in stream("customer", ("birthday_md", "licence_expiry", "telegram_chat_id",
@@ -166,9 +166,9 @@ async def _owner_plans(t: _Today) -> list[Any]:
 
 
 async def _vehicle_plans(t: _Today) -> list[Any]:
-    from bot.campaigns.journeys import INSURANCE, SERVICE_PRIORITY, TouchpointPlan
-    from bot.campaigns.occasions import _expiry_payload
-    from bot.campaigns.timing import end_of_local_day
+    from bot.journeys.occasions import _expiry_payload
+    from bot.journeys.plans import INSURANCE, SERVICE_PRIORITY, TouchpointPlan
+    from bot.journeys.timing import end_of_local_day
     from db.models import VehicleStatus
 
     plans: list[Any] = []
@@ -186,8 +186,8 @@ async def _vehicle_plans(t: _Today) -> list[Any]:
 
 async def _scan_in_python(now: datetime, settings: Settings) -> int:
     """The naive scan: read every owner and car (streamed), check the rules in Python, write
-    what is due. The same rules as bot.campaigns.occasions for a first scan (today only)."""
-    from bot.campaigns.journeys import write_touchpoints
+    what is due. The same rules as bot.journeys.occasions for a first scan (today only)."""
+    from bot.journeys.plans import write_touchpoints
 
     t = _today(now, settings)
     plans = await _owner_plans(t) + await _vehicle_plans(t)

@@ -17,15 +17,15 @@ from zoneinfo import ZoneInfo
 from tortoise.expressions import Subquery
 from tortoise.transactions import in_transaction
 
-from bot.campaigns.journeys import (
+from bot.config import QuietHours, Settings
+from bot.journeys.plans import (
     BOOKING_REMINDER,
     FIRST_SERVICE,
     SERVICE_DUE,
     TouchpointPlan,
     write_touchpoints,
 )
-from bot.campaigns.timing import at_local, end_of_local_day, local_date, parse_hhmm, parse_weekdays
-from bot.config import QuietHours, Settings
+from bot.journeys.timing import at_local, end_of_local_day, local_date, parse_hhmm, parse_weekdays
 from bot.schedule import shift_out_of_quiet_hours
 from db.models import (
     Booking,

@@ -85,9 +85,9 @@ async def cmd_migrate(settings: Settings) -> int:
 
 
 async def cmd_import(settings: Settings, what: str, path: Path) -> int:
-    from bot.campaigns.journeys import journey_rules
     from bot.clock import SystemClock
     from bot.intake import IntakeError, import_deliveries_file, import_visits_file
+    from bot.journeys.plans import journey_rules
     from db.setup import close_database, open_database
 
     importers = {"deliveries": import_deliveries_file, "visits": import_visits_file}

@@ -373,9 +373,9 @@ async def timeline(customer_id: int, tz: Any) -> list[str]:
 
 
 async def run_outbox(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.campaigns.timing import end_of_local_day, local_date
     from bot.cli import database
     from bot.clock import SystemClock
+    from bot.journeys.timing import end_of_local_day, local_date
 
     tz = settings.tz
     async with database(settings):

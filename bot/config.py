@@ -201,7 +201,7 @@ class Settings(BaseSettings):
                      "service_due_time", "scan_time", "booking_reminder_time")
     @classmethod
     def _touchpoint_time(cls, v: str) -> str:
-        from bot.campaigns.timing import parse_hhmm
+        from bot.journeys.timing import parse_hhmm
 
         parse_hhmm(v)
         return v
@@ -209,7 +209,7 @@ class Settings(BaseSettings):
     @field_validator("insurance_lead_days", "licence_lead_days")
     @classmethod
     def _lead_days(cls, v: str) -> str:
-        from bot.campaigns.timing import parse_day_list
+        from bot.journeys.timing import parse_day_list
 
         parse_day_list(v)
         return v
@@ -217,7 +217,7 @@ class Settings(BaseSettings):
     @field_validator("holidays")
     @classmethod
     def _holiday_list(cls, v: str) -> str:
-        from bot.campaigns.timing import parse_holidays
+        from bot.journeys.timing import parse_holidays
 
         parse_holidays(v)
         return v
@@ -225,7 +225,7 @@ class Settings(BaseSettings):
     @field_validator("booking_weekdays")
     @classmethod
     def _weekdays(cls, v: str) -> str:
-        from bot.campaigns.timing import parse_weekdays
+        from bot.journeys.timing import parse_weekdays
 
         parse_weekdays(v)
         return v

@@ -34,7 +34,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from bot.campaigns.journeys import (
+from bot.journeys.plans import (
     FIRST_SERVICE,
     SERVICE_DUE,
     JourneyRules,
@@ -45,7 +45,7 @@ from bot.campaigns.journeys import (
     visit_key,
     write_touchpoints,
 )
-from bot.campaigns.timing import birthday_key
+from bot.journeys.timing import birthday_key
 from bot.phones import PhoneError, normalize_phone, parse_phone
 from bot.vin import VinCheck, check_vin, normalize_vin
 from db.models import Customer, Touchpoint, TouchpointStatus, Vehicle, Visit, VisitKind

@@ -29,7 +29,7 @@ from bot.business_time import (
     add_business_time,
     business_days,
 )
-from bot.campaigns.journeys import SERVICE_PRIORITY, TouchpointPlan, write_touchpoints
+from bot.journeys.plans import SERVICE_PRIORITY, TouchpointPlan, write_touchpoints
 from bot.schedule import shift_out_of_quiet_hours
 from bot.texts import Scripts
 from bot.ticket_rules import (

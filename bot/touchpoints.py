@@ -22,11 +22,11 @@ from apscheduler.schedulers.base import BaseScheduler
 from telegram.ext import Application
 
 from bot import bookings, locks
-from bot.campaigns.journeys import BOOKING_REMINDER, FIRST_SERVICE, SERVICE_DUE
-from bot.campaigns.occasions import occasion_rules, run_scan
-from bot.campaigns.timing import at_local, local_date, parse_hhmm
 from bot.delivery.dispatcher import Composer, Outgoing, compose
 from bot.handlers import booking as booking_handlers
+from bot.journeys.occasions import occasion_rules, run_scan
+from bot.journeys.plans import BOOKING_REMINDER, FIRST_SERVICE, SERVICE_DUE
+from bot.journeys.timing import at_local, local_date, parse_hhmm
 from bot.services import Services
 from bot.templating import render_off_loop
 from db.models import Customer, ScanState, Touchpoint, Vehicle

@@ -9,14 +9,14 @@ from typing import Any
 
 from bot import bookings
 from bot.bookings import booking_rules
-from bot.campaigns.journeys import (
+from bot.intake import import_deliveries_file
+from bot.journeys.plans import (
     BIRTHDAY,
     BOOKING_REMINDER,
     FIRST_SERVICE,
     SERVICE_DUE,
     journey_rules,
 )
-from bot.intake import import_deliveries_file
 from db.models import (
     Booking,
     BookingKind,

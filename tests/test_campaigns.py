@@ -10,9 +10,9 @@ import pytest
 
 from bot import consent
 from bot.campaigns import promotions
-from bot.campaigns.journeys import CHECKIN
 from bot.campaigns.promotions import CampaignError
 from bot.handlers.marketing import is_stop_word
+from bot.journeys.plans import CHECKIN
 from db.models import (
     Campaign,
     CampaignStatus,
@@ -510,8 +510,8 @@ async def test_campaign_api_lifecycle(env: BotEnv) -> None:
 
 
 async def test_import_consent_column_is_recorded(env: BotEnv, tmp_path: Any) -> None:
-    from bot.campaigns.journeys import journey_rules
     from bot.intake import import_deliveries_file
+    from bot.journeys.plans import journey_rules
     from tests.test_walking_skeleton import vin
 
     path = tmp_path / "d.csv"

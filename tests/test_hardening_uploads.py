@@ -73,7 +73,7 @@ import asyncio, json, sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.campaigns.journeys import journey_rules
+from bot.journeys.plans import journey_rules
 from bot.config import Settings
 from bot.intake import IntakeError, import_deliveries_file
 import openpyxl  # noqa: F401  (loaded before the baseline)

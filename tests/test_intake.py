@@ -12,7 +12,6 @@ import pytest
 from openpyxl import Workbook
 
 from bot import intake
-from bot.campaigns.journeys import CHECKIN, JourneyRules
 from bot.clock import FakeClock
 from bot.config import parse_quiet_hours
 from bot.intake import (
@@ -23,6 +22,7 @@ from bot.intake import (
     import_deliveries_records,
     validate_delivery,
 )
+from bot.journeys.plans import CHECKIN, JourneyRules
 from bot.vin import check_digit
 from db.models import Customer, Touchpoint, TouchpointStatus, Vehicle
 
@@ -706,7 +706,9 @@ async def test_nothing_half_written_when_a_chunk_fails(
 
 
 def test_aware_timestamps_for_dates_are_read_in_the_dealers_zone() -> None:
-    from datetime import date as _date, datetime as _dt, timezone as _tz
+    from datetime import date as _date
+    from datetime import datetime as _dt
+    from datetime import timezone as _tz
     from zoneinfo import ZoneInfo as _Zone
 
     from bot.intake import validate_delivery as _validate

@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest_asyncio
 
-from bot.campaigns.journeys import (
+from bot.cli_touchpoints import SAMPLE_PAYLOADS
+from bot.intake import import_deliveries_file
+from bot.journeys.plans import (
     CHECKIN,
     FIRST_SERVICE,
     FOLLOWUP_3D,
     VISIT_7D,
     journey_rules,
 )
-from bot.cli_touchpoints import SAMPLE_PAYLOADS
-from bot.intake import import_deliveries_file
 from db.models import Customer, Touchpoint, TouchpointStatus, Vehicle
 from tests.conftest import BotEnv, make_settings
 from tests.test_walking_skeleton import (

@@ -7,9 +7,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from bot.campaigns.journeys import BIRTHDAY, HOLIDAY, INSURANCE, LICENCE, journey_rules
-from bot.campaigns.occasions import ScanReport, occasion_rules, run_scan
 from bot.intake import import_deliveries_file
+from bot.journeys.occasions import ScanReport, occasion_rules, run_scan
+from bot.journeys.plans import BIRTHDAY, HOLIDAY, INSURANCE, LICENCE, journey_rules
 from db.models import Customer, ScanState, Touchpoint, TouchpointStatus, Vehicle
 from tests.conftest import BotEnv
 from tests.test_journeys import custom_env  # noqa: F401 - fixture

@@ -545,8 +545,8 @@ def write_deliveries(path: Path, rows: int, now: datetime) -> list[datetime]:
 async def test_sigkill_during_import_then_rerun_completes(cluster: Cluster) -> None:
     """`carebot import deliveries` killed mid-way, run again: every row stored once, every
     journey touchpoint written once."""
-    from bot.campaigns.journeys import journey_rules, plan_delivery
     from bot.config import Settings
+    from bot.journeys.plans import journey_rules, plan_delivery
 
     rows = 6_000
     now = datetime.now(UTC)

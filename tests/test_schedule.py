@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.campaigns.journeys import CHECKIN, JourneyRules, plan_delivery
 from bot.config import parse_quiet_hours
+from bot.journeys.plans import CHECKIN, JourneyRules, plan_delivery
 from bot.schedule import in_quiet_hours, shift_out_of_quiet_hours
 
 SH = ZoneInfo("Asia/Shanghai")

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.campaigns.journeys import FOLLOWUP_3D, journey_rules
 from bot.cli import build_parser
 from bot.cli_touchpoints import (
     SAMPLE_PAYLOADS,
@@ -21,6 +20,7 @@ from bot.cli_touchpoints import (
     timeline,
 )
 from bot.intake import import_deliveries_file
+from bot.journeys.plans import FOLLOWUP_3D, journey_rules
 from bot.texts import LANGUAGES, PACKAGED, Scripts
 from db.models import Touchpoint, TouchpointStatus
 from tests.conftest import make_settings

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.bookings import BookingRules, bookable_days, plan_reminder
-from bot.campaigns.journeys import (
+from bot.config import QuietHours, Settings
+from bot.journeys.plans import (
     CHECKIN,
     FIRST_SERVICE,
     FOLLOWUP_3D,
@@ -23,7 +24,7 @@ from bot.campaigns.journeys import (
     plan_delivery,
     plan_visit,
 )
-from bot.campaigns.timing import (
+from bot.journeys.timing import (
     Holiday,
     add_months,
     at_local,
@@ -37,7 +38,6 @@ from bot.campaigns.timing import (
     parse_weekdays,
     scan_days,
 )
-from bot.config import QuietHours, Settings
 from db.models import BookingKind
 
 SH = ZoneInfo("Asia/Shanghai")

@@ -11,13 +11,13 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.campaigns.journeys import FIRST_SERVICE, SERVICE_DUE, SERVICE_FOLLOWUP, journey_rules
 from bot.intake import (
     IntakeError,
     import_deliveries_file,
     import_visits_file,
     validate_visit,
 )
+from bot.journeys.plans import FIRST_SERVICE, SERVICE_DUE, SERVICE_FOLLOWUP, journey_rules
 from db.models import Touchpoint, TouchpointStatus, Vehicle, Visit, VisitKind
 from tests.conftest import BotEnv
 from tests.test_walking_skeleton import (

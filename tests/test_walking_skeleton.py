@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bot.campaigns.journeys import CHECKIN, journey_rules
 from bot.intake import import_deliveries_file
+from bot.journeys.plans import CHECKIN, journey_rules
 from bot.vin import check_digit
 from db.models import Customer, MessageLog, Touchpoint, TouchpointStatus
 from tests.conftest import BotEnv

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.campaigns.journeys import CHECKIN
+from bot.journeys.plans import CHECKIN
 from db.models import Customer, InboxUpdate, Touchpoint, Vehicle
 from tests.conftest import BotEnv
 from tests.test_walking_skeleton import VIN_A, VIN_B

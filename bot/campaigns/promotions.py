@@ -28,9 +28,9 @@ from tortoise.functions import Count, Max
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from bot.campaigns.timing import add_months, at_local, end_of_local_day, local_date
 from bot.config import QuietHours, Settings
 from bot.delivery.dispatcher import MARKETING_PRIORITY_FROM, Outgoing, dealer_context
+from bot.journeys.timing import add_months, at_local, end_of_local_day, local_date
 from bot.schedule import shift_out_of_quiet_hours
 from bot.templating import (
     OUTPUT_CAP,

@@ -19,11 +19,11 @@ from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
 from bot import bookings, owners
 from bot.bookings import booking_rules
-from bot.campaigns.journeys import FIRST_SERVICE, SERVICE_DUE
 from bot.campaigns.promotions import KIND as CAMPAIGN
-from bot.campaigns.timing import local_date
 from bot.delivery import notices
 from bot.handlers import buttons
+from bot.journeys.plans import FIRST_SERVICE, SERVICE_DUE
+from bot.journeys.timing import local_date
 from bot.keyboards import keyboard
 from bot.services import Services, services_of
 from bot.texts import DEFAULT_LANGUAGE

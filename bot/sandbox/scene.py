@@ -24,10 +24,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.campaigns.journeys import journey_rules
 from bot.clock import OffsetClock
 from bot.config import Settings
 from bot.intake import ImportResult, import_deliveries_records
+from bot.journeys.plans import journey_rules
 from bot.sandbox.emulator import TelegramEmulator
 from bot.sandbox.live import DemoOwner, DueReport, MovableClock, Sandbox
 from bot.schedule import in_quiet_hours

@@ -15,9 +15,9 @@ from aiohttp import web
 from telegram.ext import Application
 
 from bot import inbox
-from bot.campaigns.journeys import journey_rules
 from bot.config import DEFAULT_WEBHOOK_PATH, Settings
 from bot.intake import ImportResult, import_deliveries_records, import_visits_records
+from bot.journeys.plans import journey_rules
 from bot.services import Services
 from bot.web.bodies import BodyError, read_json
 

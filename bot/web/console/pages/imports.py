@@ -19,8 +19,8 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from bot.campaigns.journeys import journey_rules
 from bot.intake import ImportResult, IntakeError, import_deliveries_file, import_visits_file
+from bot.journeys.plans import journey_rules
 from bot.web.console import access, console_of, render, requires, staff_of
 from bot.web.console.render import csv_cell
 from db.models import AuditLog

@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from bot.campaigns.timing import add_months, at_local, end_of_local_day, local_date, parse_hhmm
 from bot.config import QuietHours, Settings
+from bot.journeys.timing import add_months, at_local, end_of_local_day, local_date, parse_hhmm
 from bot.schedule import shift_out_of_quiet_hours
 from db.models import Touchpoint, TouchpointStatus
 

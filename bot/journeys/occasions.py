@@ -26,7 +26,8 @@ from zoneinfo import ZoneInfo
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from bot.campaigns.journeys import (
+from bot.config import QuietHours, Settings
+from bot.journeys.plans import (
     BIRTHDAY,
     GREETING_PRIORITY,
     HOLIDAY,
@@ -34,7 +35,7 @@ from bot.campaigns.journeys import (
     LICENCE,
     SERVICE_PRIORITY,
 )
-from bot.campaigns.timing import (
+from bot.journeys.timing import (
     Holiday,
     at_local,
     birthday_keys_on,
@@ -46,7 +47,6 @@ from bot.campaigns.timing import (
     parse_holidays,
     scan_days,
 )
-from bot.config import QuietHours, Settings
 from bot.schedule import shift_out_of_quiet_hours
 from db.models import ScanState, TouchpointStatus, VehicleStatus
 
