@@ -166,7 +166,7 @@ async def test_without_the_checkout_bench_says_where_it_runs(
     says that the benchmarks run from a source checkout (and fails), never a usage error."""
     import argparse
 
-    from bot.cli import _add_bench
+    from bot.cli.core import _add_bench
 
     parser = argparse.ArgumentParser(prog="carebot")
     _add_bench(parser.add_subparsers(dest="command", required=True), checkout=tmp_path)
@@ -193,7 +193,7 @@ def test_benchmarks_are_not_packaged() -> None:
                          re.MULTILINE)
     importers = {str(p.relative_to(root)) for p in (root / "bot").rglob("*.py")
                  if imports.search(p.read_text(encoding="utf-8"))}
-    assert importers == {"bot/cli.py"}
+    assert importers == {"bot/cli/core.py"}
 
 
 def test_a_partial_run_keeps_the_other_rows(tmp_path: Path) -> None:

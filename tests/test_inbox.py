@@ -7,8 +7,9 @@ import pytest
 from telegram import Update
 from telegram.ext import ContextTypes, MessageHandler, filters
 
-from bot import cli_inbox, inbox
+from bot import inbox
 from bot.app import create_app
+from bot.cli import inbox as cli_inbox
 from db.models import InboxStatus, InboxUpdate, MessageLog
 from tests.conftest import BotEnv
 from tests.test_complaints import tenv  # noqa: F401 (a fixture)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest_asyncio
 
-from bot.cli_touchpoints import SAMPLE_PAYLOADS
+from bot.cli.touchpoints import SAMPLE_PAYLOADS
 from bot.intake import import_deliveries_file
 from bot.journeys.plans import (
     CHECKIN,

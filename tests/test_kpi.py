@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot import kpi
-from bot.cli_report import render
+from bot.cli.report import render
 from bot.kpi import DEALERSHIP, Kpis, PeriodError, month_period, range_period, week_period
 from db.models import (
     Customer,

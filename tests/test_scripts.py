@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import build_parser
-from bot.cli_touchpoints import (
+from bot.cli.touchpoints import (
     SAMPLE_PAYLOADS,
     check_scripts,
     find_customer,
@@ -37,7 +37,7 @@ def test_every_touchpoint_has_a_script_in_every_language(kind: str, lang: str) -
 
 
 def test_scripts_greet_by_name_say_who_writes_and_give_the_phone() -> None:
-    from bot.cli_touchpoints import _sample_customer, _sample_vehicle
+    from bot.cli.touchpoints import _sample_customer, _sample_vehicle
 
     scripts = Scripts()
     for lang in LANGUAGES:

@@ -127,7 +127,7 @@ async def preview(request: web.Request) -> web.Response:
 
 
 async def test_send(request: web.Request) -> web.Response:
-    from bot.cli_campaigns import promotions_test_message
+    from bot.cli.campaigns import promotions_test_message
     from bot.delivery.limits import Lane
     from db.models import Staff
 

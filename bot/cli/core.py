@@ -1,5 +1,8 @@
 """The ``carebot`` command: run, sandbox, migrate, import, link."""
 
+# (This docstring is the parser's description; each feature's subcommands are a module of
+# this package, listed in FEATURE_COMMANDS.)
+
 from __future__ import annotations
 
 import argparse
@@ -8,26 +11,13 @@ import importlib
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger(__name__)
-
-
-@asynccontextmanager
-async def database(settings: Settings) -> AsyncIterator[None]:
-    """Open the (migrated) database for a one-shot command and close it afterwards."""
-    from db.setup import close_database, open_database
-
-    await open_database(settings.database_url)
-    try:
-        yield
-    finally:
-        await close_database()
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -140,11 +130,11 @@ async def cmd_link(settings: Settings, phone: str) -> int:
 
 # Feature modules that add their own subcommands: each has
 # ``add_commands(sub)`` adding parsers with ``set_defaults(run=<async fn(settings, args)>)``.
-FEATURE_COMMANDS: tuple[str, ...] = ("bot.cli_tickets", "bot.cli_report",
-                                     "bot.cli_touchpoints", "bot.cli_campaigns", "bot.cli_inbox")
+FEATURE_COMMANDS: tuple[str, ...] = ("bot.cli.tickets", "bot.cli.report", "bot.cli.touchpoints",
+                                     "bot.cli.campaigns", "bot.cli.inbox")
 # ``carebot bench`` comes from the benchmark suite beside ``bot`` in a source checkout; an
 # installed wheel does not ship it. The one place ``bot`` imports ``benchmarks``.
-CHECKOUT = Path(__file__).resolve().parent.parent
+CHECKOUT = Path(__file__).resolve().parents[2]  # bot/cli/core.py -> the checkout
 
 
 def _add_bench(sub: Any, checkout: Path = CHECKOUT) -> None:
@@ -207,7 +197,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(asyncio.run(args.run(settings, args)))
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -373,7 +373,7 @@ async def timeline(customer_id: int, tz: Any) -> list[str]:
 
 
 async def run_outbox(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.cli import database
+    from bot.cli.database import database
     from bot.clock import SystemClock
     from bot.journeys.timing import end_of_local_day, local_date
 

@@ -35,7 +35,7 @@ def add_commands(sub: Any) -> None:
 
 
 async def run_inbox(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.cli import database
+    from bot.cli.database import database
 
     async with database(settings):
         if args.action == "show":

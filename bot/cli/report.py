@@ -3,7 +3,7 @@
     carebot report --month 2026-11
     carebot report --week 2026-W45 --by advisor
     carebot report --from 2026-11-01 --to 2026-11-15 --format csv
-    carebot report complaints --month 2026-11   (the complaints report, bot.cli_tickets)
+    carebot report complaints --month 2026-11   (the complaints report, bot.cli.tickets)
 
 Formulas: docs/kpi.md.
 """
@@ -74,7 +74,7 @@ def period_from_args(args: argparse.Namespace, settings: Settings) -> Period:
 
 
 async def run_report(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.cli import database
+    from bot.cli.database import database
     from bot.kpi import compute
 
     try:
@@ -83,7 +83,7 @@ async def run_report(settings: Settings, args: argparse.Namespace) -> int:
         print(f"carebot report: {exc}", file=sys.stderr)
         return 2
     if getattr(args, "what", "kpi") == "complaints":
-        from bot.cli_tickets import complaints_report
+        from bot.cli.tickets import complaints_report
 
         return await complaints_report(settings, period.start, period.end, period.label,
                                        args.format)

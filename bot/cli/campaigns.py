@@ -46,7 +46,7 @@ def parse_local(value: str, settings: Settings) -> datetime:
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.campaigns import promotions
-    from bot.cli import database
+    from bot.cli.database import database
     from bot.owners import phone_to_e164
 
     rules = promotions.campaign_rules(settings)

@@ -1,5 +1,5 @@
 """``carebot staff …``, ``carebot ticket show``, ``carebot complaints report`` (also
-``carebot report complaints --month|--week|--from/--to``, dispatched here by bot.cli_report).
+``carebot report complaints --month|--week|--from/--to``, dispatched here by bot.cli.report).
 
 Staff identity is the Telegram user id an admin registers here; display names are only for
 signatures and mentions.
@@ -72,7 +72,7 @@ def _month(value: str) -> date:
 async def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
     from tortoise.expressions import F
 
-    from bot.cli import database
+    from bot.cli.database import database
     from db.models import Staff, StaffRole
 
     if args.telegram_id is None and not args.login:
@@ -99,7 +99,7 @@ async def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_staff_list(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.cli import database
+    from bot.cli.database import database
     from db.models import Staff
 
     async with database(settings):
@@ -117,7 +117,7 @@ async def cmd_staff_list(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_staff_remove(settings: Settings, args: argparse.Namespace) -> int:
     from tortoise.expressions import F
 
-    from bot.cli import database
+    from bot.cli.database import database
     from db.models import Staff
 
     if args.telegram_id is None and not args.login:
@@ -153,7 +153,7 @@ def _read_password(from_stdin: bool) -> str | None:
 
 
 async def cmd_staff_passwd(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.cli import database
+    from bot.cli.database import database
     from bot.clock import SystemClock
     from bot.web.console import hash_password
     from bot.web.console.signin import unlock
@@ -182,7 +182,7 @@ async def cmd_staff_passwd(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_staff_unlock(settings: Settings, args: argparse.Namespace) -> int:
     """Lift a console sign-in lock (the recovery when someone keeps an admin locked out:
     docs/security.md); the login's failed attempts count afresh from now."""
-    from bot.cli import database
+    from bot.cli.database import database
     from bot.clock import SystemClock
     from bot.web.console.signin import unlock
 
@@ -200,7 +200,7 @@ def _fmt(when: datetime | None, settings: Settings) -> str:
 
 
 async def cmd_ticket_show(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.cli import database
+    from bot.cli.database import database
     from bot.tickets import parse_number
     from db.models import Customer, Staff, Ticket, TicketEvent, TicketMessage, Vehicle
 
@@ -272,7 +272,7 @@ async def complaints_report(settings: Settings, start_day: date, end_day: date, 
                             fmt: str = "table") -> int:
     """The complaints of local days [start_day, end_day): ``complaints report`` and
     ``report complaints`` print the same."""
-    from bot.cli import database
+    from bot.cli.database import database
     from bot.tickets import complaint_stats, facts_between
 
     tz = settings.tz
