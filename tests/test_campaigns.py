@@ -509,6 +509,35 @@ async def test_campaign_api_lifecycle(env: BotEnv) -> None:
         assert r.status == 404
 
 
+async def test_api_test_send_reaches_the_staff_members_own_chat(env: BotEnv) -> None:
+    """POST /api/v1/campaigns/{id}/test: the campaign, as an owner named like the staff
+    member gets it in Chinese, marked as a test, with its buttons, in their own chat; an
+    unknown staff member is a 422 that says what to send."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from db.models import Staff, StaffRole
+
+    env.clock.set(local(2026, 11, 3, 10, 0))
+    staff_uid = UID + 99
+    env.emu.user(staff_uid, first_name="王经理")
+    await Staff.create(telegram_id=staff_uid, name="王经理", role=StaffRole.MARKETING)
+    campaign = await new_campaign(env)
+    auth = {"Authorization": "Bearer test-api-key"}
+    async with TestClient(TestServer(env.carebot.web_app)) as client:
+        r = await client.post(f"/api/v1/campaigns/{campaign.id}/test", headers=auth,
+                              json={"staff": "nobody"})
+        assert r.status == 422 and '{"staff":' in (await r.json())["error"]
+        r = await client.post(f"/api/v1/campaigns/{campaign.id}/test", headers=auth,
+                              json={"staff": "王经理"})
+        assert r.status == 200 and (await r.json()) == {"sent_to": "王经理"}
+    message = env.emu.user(staff_uid).last_bot_message()
+    assert message["text"].startswith("【测试发送】王经理您好")
+    rows = message["reply_markup"]["inline_keyboard"]
+    assert rows[2][0]["url"] == "https://example.com/offer"
+    assert rows[-1][0]["callback_data"].startswith(f"mk:{campaign.id}:")
+    assert await Touchpoint.filter(kind="campaign").count() == 0  # nothing in the outbox
+
+
 async def test_import_consent_column_is_recorded(env: BotEnv, tmp_path: Any) -> None:
     from bot.intake import import_deliveries_file
     from bot.journeys.plans import journey_rules

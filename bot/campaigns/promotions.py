@@ -903,6 +903,17 @@ def compose_campaign(campaign: Campaign, customer: Customer, vehicle: Vehicle | 
     return Outgoing(text=f"{body}\n\n{footer}", buttons=rows)
 
 
+async def trial_message(campaign: Campaign, name: str, settings: Settings,
+                        scripts: Scripts) -> Outgoing:
+    """The test message a staff member sends themselves (``carebot campaign test``, the
+    API's test send): the campaign as an owner called ``name`` gets it in Chinese, without a
+    car, marked as a test. Rendered off the loop, as a slow template may be."""
+    sample = Customer(name=name, language=DEFAULT_LANGUAGE)
+    out = await render_off_loop(compose_campaign, campaign, sample, None, scripts, settings)
+    return Outgoing(text=scripts.label("campaign_test_prefix", DEFAULT_LANGUAGE) + out.text,
+                    buttons=out.buttons)
+
+
 def booking_flow() -> bool:
     """Is the booking flow (bot.handlers.booking, issue 3) part of this build?"""
     return importlib.util.find_spec("bot.handlers.booking") is not None

@@ -13,7 +13,9 @@ from typing import Any
 
 from jinja2 import TemplateError
 
+from bot.campaigns import promotions
 from bot.config import Settings
+from bot.keyboards import keyboard
 
 
 def _now() -> datetime:
@@ -45,7 +47,6 @@ def parse_local(value: str, settings: Settings) -> datetime:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.campaigns import promotions
     from bot.cli.database import database
     from bot.owners import phone_to_e164
 
@@ -146,40 +147,21 @@ async def _test_send(settings: Settings, campaign: Any, staff_ref: str) -> int:
     if not settings.has_token:
         print("carebot campaign: CAREBOT_BOT_TOKEN is not set", file=sys.stderr)
         return 1
-    text, markup = await promotions_test_message(campaign, staff.name, settings,
-                                                 Scripts(settings.scripts_dir))
+    message = await promotions.trial_message(campaign, staff.name, settings,
+                                             Scripts(settings.scripts_dir))
     bot = Bot(settings.bot_token, base_url=f"{settings.telegram_api_url}/bot")
     sender = Sender(bot, Limits(settings.send_rate), deadline=settings.reply_deadline,
                     record_failure=Failures(SystemClock()).record)
     async with bot:
-        sent = await sender.send_message(staff.telegram_id, text, lane=Lane.STAFF,
-                                         parse_mode="HTML", reply_markup=markup)
+        sent = await sender.send_message(staff.telegram_id, message.text, lane=Lane.STAFF,
+                                         parse_mode="HTML",
+                                         reply_markup=keyboard(message.buttons))
     if sent is None:  # the sender logged why
         print(f"carebot campaign: the test message to {staff.name} was not delivered",
               file=sys.stderr)
         return 1
     print(f"test message sent to {staff.name}")
     return 0
-
-
-async def promotions_test_message(campaign: Any, name: str, settings: Settings,
-                                  scripts: Any) -> tuple[str, Any]:
-    """The message with a sample owner named after the staff member, marked as a test."""
-    from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-
-    from bot.campaigns import promotions
-    from bot.templating import render_off_loop
-    from db.models import Customer
-
-    sample = Customer(name=name, language="zh_CN")
-    out = await render_off_loop(promotions.compose_campaign, campaign, sample, None, scripts,
-                                settings)
-    markup = InlineKeyboardMarkup([
-        [InlineKeyboardButton(label, url=data[4:]) if data.startswith("url:")
-         else InlineKeyboardButton(label, callback_data=data) for label, data in row]
-        for row in out.buttons
-    ])
-    return scripts.label("campaign_test_prefix", "zh_CN") + out.text, markup
 
 
 def add_commands(sub: Any) -> None:

@@ -16,6 +16,7 @@ from jinja2 import TemplateError
 
 from bot.campaigns import promotions
 from bot.campaigns.promotions import CampaignError
+from bot.keyboards import keyboard
 from bot.web.bodies import BodyError, read_json
 from bot.web.server import SERVICES, _authorized
 
@@ -127,7 +128,6 @@ async def preview(request: web.Request) -> web.Response:
 
 
 async def test_send(request: web.Request) -> web.Response:
-    from bot.cli.campaigns import promotions_test_message
     from bot.delivery.limits import Lane
     from db.models import Staff
 
@@ -144,12 +144,13 @@ async def test_send(request: web.Request) -> web.Response:
         raise CampaignError(f"no staff member {ref!r} with a Telegram id; "
                             'send {"staff": "<name or Telegram id>"}')
     try:
-        text, markup = await promotions_test_message(campaign, staff.name, svc.settings,
-                                                     svc.scripts)
+        message = await promotions.trial_message(campaign, staff.name, svc.settings,
+                                                 svc.scripts)
     except RENDER_ERRORS as exc:
         return _error(422, f"the message does not render: {exc}")
-    sent = await svc.sender.send_message(staff.telegram_id, text, lane=Lane.STAFF,
-                                         parse_mode="HTML", reply_markup=markup)
+    sent = await svc.sender.send_message(staff.telegram_id, message.text, lane=Lane.STAFF,
+                                         parse_mode="HTML",
+                                         reply_markup=keyboard(message.buttons))
     if sent is None:  # the sender logged why (and recorded it, unless the chat blocked us)
         return _error(502, "Telegram refused the test message: not delivered")
     return web.json_response({"sent_to": staff.name})
