@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest_asyncio
 
-from bot.cli.touchpoints import SAMPLE_PAYLOADS
 from bot.intake import import_deliveries_file
 from bot.journeys.plans import (
     CHECKIN,
@@ -20,6 +19,7 @@ from bot.journeys.plans import (
     VISIT_7D,
     journey_rules,
 )
+from bot.script_check import SAMPLE_PAYLOADS
 from db.models import Customer, Touchpoint, TouchpointStatus, Vehicle
 from tests.conftest import BotEnv, make_settings
 from tests.test_walking_skeleton import (

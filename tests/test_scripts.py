@@ -11,16 +11,10 @@ from pathlib import Path
 import pytest
 
 from bot.cli import build_parser
-from bot.cli.touchpoints import (
-    SAMPLE_PAYLOADS,
-    check_scripts,
-    find_customer,
-    format_counts,
-    outbox_counts,
-    timeline,
-)
+from bot.cli.touchpoints import find_customer, format_counts, outbox_counts, timeline
 from bot.intake import import_deliveries_file
 from bot.journeys.plans import FOLLOWUP_3D, journey_rules
+from bot.script_check import SAMPLE_PAYLOADS, check_scripts
 from bot.texts import LANGUAGES, PACKAGED, Scripts
 from db.models import Touchpoint, TouchpointStatus
 from tests.conftest import make_settings
@@ -37,7 +31,7 @@ def test_every_touchpoint_has_a_script_in_every_language(kind: str, lang: str) -
 
 
 def test_scripts_greet_by_name_say_who_writes_and_give_the_phone() -> None:
-    from bot.cli.touchpoints import _sample_customer, _sample_vehicle
+    from bot.script_check import _sample_customer, _sample_vehicle
 
     scripts = Scripts()
     for lang in LANGUAGES:

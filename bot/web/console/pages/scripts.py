@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.cli.touchpoints import preview_template
+from bot.script_check import preview_template
 from bot.templating import render_off_loop
 from bot.texts import LANGUAGES, Scripts
 from bot.web.console import access, console_of, forbidden, render, requires, staff_of
