@@ -17,8 +17,9 @@ from jinja2 import TemplateError
 from bot.campaigns import promotions
 from bot.campaigns.promotions import CampaignError
 from bot.keyboards import keyboard
+from bot.web.auth import api_key_ok
 from bot.web.bodies import BodyError, read_json
-from bot.web.server import SERVICES, _authorized
+from bot.web.keys import SERVICES
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def _error(status: int, message: str) -> web.Response:
 def _guarded(fn: Handler) -> Handler:
     """Bearer key first; a CampaignError is the caller's mistake (422), said plainly."""
     async def wrapper(request: web.Request) -> web.Response:
-        if not _authorized(request):
+        if not api_key_ok(request):
             return _error(401, "missing or wrong API key: send 'Authorization: Bearer <API_KEY>'"
                           if request.app[SERVICES].settings.api_key else
                           "the API is off: set CAREBOT_API_KEY to enable it")

@@ -17,7 +17,6 @@ answers 401 unless ``CAREBOT_METRICS_OPEN=true`` says the port is private.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from collections import Counter
@@ -34,7 +33,8 @@ from tortoise.functions import Count, Sum
 from bot import inbox
 from bot.delivery.failures import open_failures
 from bot.schedule import in_quiet_hours
-from bot.web.server import INBOX, SERVICES, webhook_path
+from bot.web.auth import bearer_matches
+from bot.web.keys import INBOX, SERVICES, WEBHOOK_PATH
 
 log = logging.getLogger(__name__)
 
@@ -211,9 +211,7 @@ def _metrics_refusal(request: web.Request) -> str:
         return "" if settings.metrics_open else (
             "/metrics is closed: set CAREBOT_METRICS_TOKEN and scrape with 'Authorization: "
             "Bearer <token>' (or CAREBOT_METRICS_OPEN=true on a private network)\n")
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
-                                                          token.encode()):
+    if bearer_matches(request, token):
         return ""
     return "send 'Authorization: Bearer <METRICS_TOKEN>'\n"
 
@@ -337,7 +335,7 @@ async def _time_webhook(request: web.Request,
                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                         ) -> web.StreamResponse:
     """Count and time the webhook's answers (only that route; others pass straight on)."""
-    if request.path != request.app[HOOK_PATH]:
+    if request.path != request.app[WEBHOOK_PATH]:
         return await handler(request)
     started = time.perf_counter()
     try:
@@ -349,15 +347,14 @@ async def _time_webhook(request: web.Request,
     return response
 
 
-HOOK_PATH = web.AppKey("ops_webhook_path", str)
 COUNTS = web.AppKey("ops_status_counts", StatusCounts)
 
 
 def add_routes(app: web.Application) -> None:
-    """``/healthz`` and ``/metrics``, and the webhook timing; called by ``make_web_app``."""
+    """``/healthz`` and ``/metrics``, and the webhook timing; called by ``make_web_app``
+    (which has set the shared keys, ``WEBHOOK_PATH`` among them)."""
     app[STATS] = WebhookStats()
     app[COUNTS] = StatusCounts()
-    app[HOOK_PATH] = webhook_path(app[SERVICES].settings)
     app.middlewares.append(_time_webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

@@ -19,13 +19,14 @@ from bot.config import DEFAULT_WEBHOOK_PATH, Settings
 from bot.intake import ImportResult, import_deliveries_records, import_visits_records
 from bot.journeys.plans import journey_rules
 from bot.services import Services
+from bot.web import campaigns_api, ops
+from bot.web.auth import api_key_ok
 from bot.web.bodies import BodyError, read_json
+from bot.web.console import MACHINE_PREFIXES, setup_console
+from bot.web.keys import INBOX, PTB, SERVICES, WEBHOOK_PATH
 
 log = logging.getLogger(__name__)
 
-SERVICES = web.AppKey("services", Services)
-PTB = web.AppKey("ptb", Application)  # type: ignore[type-arg]
-INBOX = web.AppKey("inbox", inbox.Inbox)
 MAX_BODY = 20 * 1024 * 1024  # any request (a console upload is the largest)
 UPDATE_MAX_BODY = 1024 * 1024  # a Telegram update is a few kilobytes
 UPDATE_MAX_DEPTH = 64
@@ -94,15 +95,6 @@ def update_problem(data: Any) -> str:
     return ""
 
 
-def _authorized(request: web.Request) -> bool:
-    key = request.app[SERVICES].settings.api_key
-    auth = request.headers.get("Authorization", "")
-    scheme, _, token = auth.partition(" ")
-    return bool(key) and scheme.lower() == "bearer" and hmac.compare_digest(
-        token.strip().encode(), key.encode()
-    )
-
-
 ImportRecords = Callable[..., Awaitable[ImportResult]]
 
 
@@ -113,7 +105,7 @@ async def _intake(request: web.Request, key: str, import_records: ImportRecords)
     same); 400 for a body that is not usable JSON; 413 for a body over ``API_MAX_BODY`` or
     more than ``API_MAX_RECORDS`` records; 401 without the key."""
     svc = request.app[SERVICES]
-    if not _authorized(request):
+    if not api_key_ok(request):
         return _problem(401, "missing or wrong API key: send 'Authorization: Bearer <API_KEY>'"
                         if svc.settings.api_key else
                         "the intake API is off: set CAREBOT_API_KEY to enable it")
@@ -160,15 +152,12 @@ def make_web_app(services: Services, application: Application,  # type: ignore[t
     app[SERVICES] = services
     app[PTB] = application
     app[INBOX] = updates
+    app[WEBHOOK_PATH] = webhook_path(services.settings)
     app.on_response_prepare.append(hardening_headers)
-    app.router.add_post(webhook_path(services.settings), telegram_webhook)
+    app.router.add_post(app[WEBHOOK_PATH], telegram_webhook)
     app.router.add_post("/api/v1/deliveries", post_deliveries)
     app.router.add_post("/api/v1/visits", post_visits)
-    from bot.web import campaigns_api, ops  # campaigns (issue 6), /healthz and /metrics
-
-    campaigns_api.add_routes(app)
-    ops.add_routes(app)
-    from bot.web.console import MACHINE_PREFIXES, setup_console  # the console (issue 7)
-
-    setup_console(app, services, MACHINE_PREFIXES + (webhook_path(services.settings),))
+    campaigns_api.add_routes(app)  # campaigns (issue 6)
+    ops.add_routes(app)  # /healthz and /metrics
+    setup_console(app, services, MACHINE_PREFIXES + (app[WEBHOOK_PATH],))  # issue 7
     return app
