@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.journeys.timing import parse_day_list, parse_hhmm, parse_holidays, parse_weekdays
+
 TELEGRAM_API_URL = "https://api.telegram.org"
 DEFAULT_WEBHOOK_PATH = "/telegram/webhook"
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
@@ -201,32 +203,24 @@ class Settings(BaseSettings):
                      "service_due_time", "scan_time", "booking_reminder_time")
     @classmethod
     def _touchpoint_time(cls, v: str) -> str:
-        from bot.journeys.timing import parse_hhmm
-
         parse_hhmm(v)
         return v
 
     @field_validator("insurance_lead_days", "licence_lead_days")
     @classmethod
     def _lead_days(cls, v: str) -> str:
-        from bot.journeys.timing import parse_day_list
-
         parse_day_list(v)
         return v
 
     @field_validator("holidays")
     @classmethod
     def _holiday_list(cls, v: str) -> str:
-        from bot.journeys.timing import parse_holidays
-
         parse_holidays(v)
         return v
 
     @field_validator("booking_weekdays")
     @classmethod
     def _weekdays(cls, v: str) -> str:
-        from bot.journeys.timing import parse_weekdays
-
         parse_weekdays(v)
         return v
 

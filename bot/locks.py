@@ -32,6 +32,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+from tortoise.backends.base.config_generator import expand_db_url
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -73,8 +74,6 @@ def is_postgres(database_url: str) -> bool:
 
 def _connect_kwargs(database_url: str) -> dict[str, Any]:
     """asyncpg.connect arguments from a Tortoise URL (its own query options left out)."""
-    from tortoise.backends.base.config_generator import expand_db_url
-
     url = database_url
     if url.startswith("postgresql://"):
         url = "postgres://" + url[len("postgresql://"):]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from bot.consent import withdraw
 from bot.phones import PhoneError, normalize_phone
 from db.models import Conversation, Customer, Direction, MessageLog
 
@@ -114,8 +115,6 @@ async def get_conversation(user_id: int) -> Conversation | None:
 async def stop_marketing(customer: Customer, *, now: datetime, source: str,
                          wording: str = "/stop: marketing only") -> None:
     """Withdraw marketing consent, kept on record (bot.consent, issue 6)."""
-    from bot.consent import withdraw
-
     await withdraw(customer, now=now, source=source, wording=wording)
 
 

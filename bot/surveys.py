@@ -29,7 +29,9 @@ from typing import TYPE_CHECKING, Any
 from tortoise.transactions import in_transaction
 
 from bot.delivery import notices
+from bot.delivery.dispatcher import Outgoing, compose
 from bot.owners import get_conversation
+from bot.templating import render_off_loop
 from db.models import (
     Customer,
     Direction,
@@ -45,7 +47,6 @@ from db.models import (
 
 if TYPE_CHECKING:
     from bot.config import Settings
-    from bot.delivery.dispatcher import Outgoing
     from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -592,9 +593,6 @@ async def keep_comment(tp: Touchpoint, customer: Customer, text: str, *, now: da
 
 def make_composer(services: Services) -> Any:
     """The composer of every survey kind: the kind's script plus the 1-10 keyboard."""
-    from bot.delivery.dispatcher import Outgoing, compose
-    from bot.templating import render_off_loop
-
     async def composer(tp: Touchpoint, customer: Customer, vehicle: Vehicle | None) -> Outgoing:
         out = await render_off_loop(compose, tp, customer, vehicle, services.scripts,
                                     services.settings)

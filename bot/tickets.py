@@ -30,6 +30,7 @@ from bot.business_time import (
     business_days,
 )
 from bot.journeys.plans import SERVICE_PRIORITY, TouchpointPlan, write_touchpoints
+from bot.owners import phone_to_e164
 from bot.schedule import shift_out_of_quiet_hours
 from bot.texts import Scripts
 from bot.ticket_rules import (
@@ -508,8 +509,6 @@ async def check_deadlines(now: datetime, services: Services) -> list[TicketEvent
 
 async def find_customer(query: str) -> tuple[Customer | None, Vehicle | None]:
     """An owner by phone, plate or VIN, as staff type them (``/ticket <phone|plate|VIN>``)."""
-    from bot.owners import phone_to_e164
-
     text = query.strip()
     compact = re.sub(r"[\s·.-]", "", text).upper()
     if len(compact) == 17 and compact.isalnum():

@@ -11,6 +11,8 @@ from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.migrations.api import migrate
 
+from bot import locks  # PostgreSQL advisory locks (no-op on SQLite)
+
 log = logging.getLogger(__name__)
 
 MODELS = ["db.models"]
@@ -49,8 +51,6 @@ def _ensure_sqlite_dir(database_url: str) -> None:
 
 async def migrate_database(database_url: str) -> None:
     """Apply every pending migration (what `carebot migrate` and `carebot run` do)."""
-    from bot import locks  # PostgreSQL advisory locks (no-op on SQLite)
-
     _ensure_sqlite_dir(database_url)
     # Several instances starting together on one PostgreSQL: one migrates, the others wait
     # for it and then find nothing left to do.

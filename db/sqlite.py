@@ -38,6 +38,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import aiosqlite
+from tortoise import connections
 from tortoise.backends.sqlite.client import SqliteClient
 
 log = logging.getLogger(__name__)
@@ -187,8 +188,6 @@ client_class = InlineSqliteClient
 async def settle_default() -> None:
     """Wait until the inline commits of the app's SQLite connection are on disk (a no-op on
     other databases): what the webhook waits for before telling Telegram "got it"."""
-    from tortoise import connections
-
     connection = getattr(connections.get("default"), "_connection", None)
     if isinstance(connection, InlineConnection):
         await connection.settle()

@@ -31,6 +31,7 @@ from tortoise.transactions import in_transaction
 from bot.config import QuietHours, Settings
 from bot.delivery.dispatcher import MARKETING_PRIORITY_FROM, Outgoing, dealer_context
 from bot.journeys.timing import add_months, at_local, end_of_local_day, local_date
+from bot.sandbox.emulator import HtmlParseError, parse_html
 from bot.schedule import shift_out_of_quiet_hours
 from bot.templating import (
     OUTPUT_CAP,
@@ -418,8 +419,6 @@ def check_message(text: str, dealer: Mapping[str, str]) -> MessageProblem | None
     """None when a campaign text is fit to send: it renders for a sample owner within the
     budget and 4096 characters, and Telegram takes its HTML (also for an owner without a
     car, when it renders for one). Slow for a bad template: call it off the event loop."""
-    from bot.sandbox.emulator import HtmlParseError, parse_html
-
     try:
         bodies = [render_message(text, **sample_context(dealer))]
     except TemplateOverBudget as exc:

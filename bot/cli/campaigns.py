@@ -12,15 +12,22 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import TemplateError
+from telegram import Bot
 
 from bot.campaigns import promotions
+from bot.cli.database import database
+from bot.clock import SystemClock
 from bot.config import Settings
+from bot.delivery.failures import Failures
+from bot.delivery.limits import Lane, Limits
+from bot.delivery.sender import Sender
 from bot.keyboards import keyboard
+from bot.owners import phone_to_e164
+from bot.texts import Scripts
+from db.models import Campaign, Staff
 
 
 def _now() -> datetime:
-    from bot.clock import SystemClock
-
     return SystemClock().now()
 
 
@@ -47,9 +54,6 @@ def parse_local(value: str, settings: Settings) -> datetime:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.cli.database import database
-    from bot.owners import phone_to_e164
-
     rules = promotions.campaign_rules(settings)
     dealer = {"name": settings.dealer_name, "phone": settings.dealer_phone}
     try:
@@ -77,8 +81,6 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"campaign {campaign.id} created (draft): {campaign.name}")
                 return 0
             if action == "list":
-                from db.models import Campaign
-
                 for c in await Campaign.all().order_by("-id"):
                     send = f"{c.send_at.astimezone(settings.tz):%Y-%m-%d %H:%M}" \
                         if c.send_at else "-"
@@ -91,8 +93,6 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
                 return 0
             campaign = await promotions.get_campaign(args.id)
             if action == "preview":
-                from bot.texts import Scripts
-
                 _print(await promotions.preview(campaign, now=now, rules=rules,
                                                 scripts=Scripts(settings.scripts_dir),
                                                 settings=settings))
@@ -129,15 +129,6 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _test_send(settings: Settings, campaign: Any, staff_ref: str) -> int:
     """Send the campaign, as an owner would see it, to a staff member's own chat."""
-    from telegram import Bot
-
-    from bot.clock import SystemClock
-    from bot.delivery.failures import Failures
-    from bot.delivery.limits import Lane, Limits
-    from bot.delivery.sender import Sender
-    from bot.texts import Scripts
-    from db.models import Staff
-
     staff = await (Staff.get_or_none(telegram_id=int(staff_ref)) if staff_ref.lstrip("-").isdigit()
                    else Staff.filter(name=staff_ref).first())
     if staff is None or staff.telegram_id is None:

@@ -13,9 +13,20 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from telegram import Bot
+
+from bot.app import create_app
+from bot.cli import campaigns, inbox, report, tickets, touchpoints
+from bot.clock import SystemClock
 from bot.config import ConfigError, Settings, load_settings
+from bot.intake import IntakeError, import_deliveries_file, import_visits_file
+from bot.journeys.plans import journey_rules
+from bot.owners import phone_to_e164
+from bot.sandbox.scene import run_sandbox
+from db.models import Customer
+from db.setup import close_database, migrate_database, open_database
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +53,6 @@ async def cmd_run(settings: Settings) -> int:
         print("No CAREBOT_BOT_TOKEN set: starting the local sandbox instead "
               "(an emulated Telegram on this machine).")
         return await cmd_sandbox(settings)
-    from bot.app import create_app
-    from db.setup import close_database, open_database
-
     await open_database(settings.database_url)
     carebot = create_app(settings)
     try:
@@ -61,25 +69,16 @@ async def cmd_run(settings: Settings) -> int:
 
 
 async def cmd_sandbox(settings: Settings) -> int:
-    from bot.sandbox.scene import run_sandbox
-
     return await run_sandbox(settings)
 
 
 async def cmd_migrate(settings: Settings) -> int:
-    from db.setup import migrate_database
-
     await migrate_database(settings.database_url)
     print(f"database is up to date: {settings.database_url}")
     return 0
 
 
 async def cmd_import(settings: Settings, what: str, path: Path) -> int:
-    from bot.clock import SystemClock
-    from bot.intake import IntakeError, import_deliveries_file, import_visits_file
-    from bot.journeys.plans import journey_rules
-    from db.setup import close_database, open_database
-
     importers = {"deliveries": import_deliveries_file, "visits": import_visits_file}
     if what not in importers:
         print(f"carebot import: unknown kind {what!r}; use: carebot import deliveries|visits FILE",
@@ -100,10 +99,6 @@ async def cmd_import(settings: Settings, what: str, path: Path) -> int:
 
 
 async def cmd_link(settings: Settings, phone: str) -> int:
-    from bot.owners import phone_to_e164
-    from db.models import Customer
-    from db.setup import close_database, open_database
-
     e164 = phone_to_e164(phone)
     if e164 is None:
         print(f"carebot link: {phone!r} is not a valid phone number", file=sys.stderr)
@@ -117,8 +112,6 @@ async def cmd_link(settings: Settings, phone: str) -> int:
         print(f"carebot link: no owner with phone {e164}; import their delivery first",
               file=sys.stderr)
         return 1
-    from telegram import Bot
-
     username = "<your_bot>"
     if settings.has_token:
         bot = Bot(settings.bot_token, base_url=f"{settings.telegram_api_url}/bot")
@@ -128,10 +121,14 @@ async def cmd_link(settings: Settings, phone: str) -> int:
     return 0
 
 
-# Feature modules that add their own subcommands: each has
-# ``add_commands(sub)`` adding parsers with ``set_defaults(run=<async fn(settings, args)>)``.
-FEATURE_COMMANDS: tuple[str, ...] = ("bot.cli.tickets", "bot.cli.report", "bot.cli.touchpoints",
-                                     "bot.cli.campaigns", "bot.cli.inbox")
+class Commands(Protocol):
+    """A feature's subcommands: ``add_commands(sub)`` adds parsers with
+    ``set_defaults(run=<async fn(settings, args)>)``."""
+
+    def add_commands(self, sub: Any) -> None: ...
+
+
+FEATURE_COMMANDS: tuple[Commands, ...] = (tickets, report, touchpoints, campaigns, inbox)
 # ``carebot bench`` comes from the benchmark suite beside ``bot`` in a source checkout; an
 # installed wheel does not ship it. The one place ``bot`` imports ``benchmarks``.
 CHECKOUT = Path(__file__).resolve().parents[2]  # bot/cli/core.py -> the checkout
@@ -180,8 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     link.add_argument("phone")
     link.set_defaults(run=lambda s, a: cmd_link(s, a.phone))
     _add_bench(sub)
-    for module_name in FEATURE_COMMANDS:
-        importlib.import_module(module_name).add_commands(sub)
+    for feature in FEATURE_COMMANDS:
+        feature.add_commands(sub)
     return parser
 
 

@@ -16,27 +16,29 @@ import json
 import sys
 from typing import Any
 
+from bot import inbox
+from bot.cli.database import database
+from bot.clock import SystemClock
 from bot.config import Settings
+from db.models import FailedSend, InboxStatus, InboxUpdate
 
 
 def add_commands(sub: Any) -> None:
-    inbox = sub.add_parser(
+    parser = sub.add_parser(
         "inbox", help="updates waiting or parked (list, show, retry) and failed sends",
         description="Every Telegram update is stored before it is handled; one whose handler "
                     "kept failing is parked here for a person.")
-    inbox.add_argument("action", nargs="?", choices=["list", "show", "retry", "failed"],
-                       default="list")
-    inbox.add_argument("ids", nargs="*", type=int, metavar="ID", help="inbox row ids")
-    inbox.add_argument("--all", action="store_true", help="retry: every parked update")
-    inbox.add_argument("--seen", action="store_true",
+    parser.add_argument("action", nargs="?", choices=["list", "show", "retry", "failed"],
+                        default="list")
+    parser.add_argument("ids", nargs="*", type=int, metavar="ID", help="inbox row ids")
+    parser.add_argument("--all", action="store_true", help="retry: every parked update")
+    parser.add_argument("--seen", action="store_true",
                        help="failed: mark the listed failures as looked at")
-    inbox.add_argument("--limit", type=int, default=50, help="rows to list (default 50)")
-    inbox.set_defaults(run=run_inbox)
+    parser.add_argument("--limit", type=int, default=50, help="rows to list (default 50)")
+    parser.set_defaults(run=run_inbox)
 
 
 async def run_inbox(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.cli.database import database
-
     async with database(settings):
         if args.action == "show":
             return await _show(args.ids)
@@ -48,10 +50,6 @@ async def run_inbox(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _list(limit: int) -> int:
-    from bot import inbox
-    from bot.clock import SystemClock
-    from db.models import InboxStatus, InboxUpdate
-
     figures = await inbox.stats(SystemClock().now())
     print(f"waiting: {figures.depth} (oldest {figures.oldest_seconds:.0f} s)  "
           f"parked: {figures.parked}")
@@ -65,8 +63,6 @@ async def _list(limit: int) -> int:
 
 
 async def _show(ids: list[int]) -> int:
-    from db.models import InboxUpdate
-
     if not ids:
         print("carebot inbox show: give the row id (from `carebot inbox`)", file=sys.stderr)
         return 2
@@ -85,8 +81,6 @@ async def _show(ids: list[int]) -> int:
 
 
 async def _retry(ids: list[int], *, every: bool) -> int:
-    from bot import inbox
-
     if not ids and not every:
         print("carebot inbox retry: give row ids, or --all for every parked update",
               file=sys.stderr)
@@ -97,9 +91,6 @@ async def _retry(ids: list[int], *, every: bool) -> int:
 
 
 async def _failed(limit: int, *, seen: bool) -> int:
-    from bot.clock import SystemClock
-    from db.models import FailedSend
-
     open_rows = FailedSend.filter(seen_at__isnull=True)
     rows = await open_rows.order_by("-id").limit(limit)
     print(f"failed sends not looked at yet: {await open_rows.count()}")

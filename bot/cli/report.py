@@ -18,6 +18,9 @@ import sys
 from datetime import timedelta
 from typing import Any
 
+from bot.cli.database import database
+from bot.cli.tickets import complaints_report
+from bot.clock import SystemClock
 from bot.config import Settings
 from bot.kpi import (
     DEALERSHIP,
@@ -26,6 +29,7 @@ from bot.kpi import (
     Kpis,
     Period,
     PeriodError,
+    compute,
     month_period,
     range_period,
     week_period,
@@ -67,24 +71,17 @@ def period_from_args(args: argparse.Namespace, settings: Settings) -> Period:
         return week_period(args.week)
     if args.month:
         return month_period(args.month)
-    from bot.clock import SystemClock
-
     today = SystemClock().now().astimezone(settings.tz)
     return month_period(f"{today.year:04d}-{today.month:02d}")
 
 
 async def run_report(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.cli.database import database
-    from bot.kpi import compute
-
     try:
         period = period_from_args(args, settings)
     except PeriodError as exc:
         print(f"carebot report: {exc}", file=sys.stderr)
         return 2
     if getattr(args, "what", "kpi") == "complaints":
-        from bot.cli.tickets import complaints_report
-
         return await complaints_report(settings, period.start, period.end, period.label,
                                        args.format)
     async with database(settings):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import getpass
 import io
 import json
 import re
@@ -16,7 +17,15 @@ import sys
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from tortoise.expressions import F
+
+from bot.cli.database import database
+from bot.clock import SystemClock
 from bot.config import Settings
+from bot.tickets import complaint_stats, facts_between, parse_number
+from bot.web.console import hash_password
+from bot.web.console.signin import unlock
+from db.models import Customer, Staff, StaffRole, Ticket, TicketEvent, TicketMessage, Vehicle
 
 ROLES = ("agent", "advisor", "supervisor", "manager", "marketing", "admin")
 
@@ -70,11 +79,6 @@ def _month(value: str) -> date:
 
 
 async def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
-    from tortoise.expressions import F
-
-    from bot.cli.database import database
-    from db.models import Staff, StaffRole
-
     if args.telegram_id is None and not args.login:
         print("carebot staff add: give --telegram-id (to act on tickets in Telegram), "
               "--login (to sign in to the console), or both", file=sys.stderr)
@@ -99,9 +103,6 @@ async def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_staff_list(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.cli.database import database
-    from db.models import Staff
-
     async with database(settings):
         rows = await Staff.all().order_by("role", "name")
     if not rows:
@@ -115,11 +116,6 @@ async def cmd_staff_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_staff_remove(settings: Settings, args: argparse.Namespace) -> int:
-    from tortoise.expressions import F
-
-    from bot.cli.database import database
-    from db.models import Staff
-
     if args.telegram_id is None and not args.login:
         print("carebot staff remove: give --telegram-id or --login", file=sys.stderr)
         return 2
@@ -140,8 +136,6 @@ MIN_PASSWORD = 10
 
 
 def _read_password(from_stdin: bool) -> str | None:
-    import getpass
-
     if from_stdin:
         return sys.stdin.readline().rstrip("\n")
     first = getpass.getpass("new password: ")
@@ -153,12 +147,6 @@ def _read_password(from_stdin: bool) -> str | None:
 
 
 async def cmd_staff_passwd(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.cli.database import database
-    from bot.clock import SystemClock
-    from bot.web.console import hash_password
-    from bot.web.console.signin import unlock
-    from db.models import Staff
-
     password = _read_password(args.stdin)
     if password is None:
         return 1
@@ -182,10 +170,6 @@ async def cmd_staff_passwd(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_staff_unlock(settings: Settings, args: argparse.Namespace) -> int:
     """Lift a console sign-in lock (the recovery when someone keeps an admin locked out:
     docs/security.md); the login's failed attempts count afresh from now."""
-    from bot.cli.database import database
-    from bot.clock import SystemClock
-    from bot.web.console.signin import unlock
-
     async with database(settings):
         n = await unlock(settings, args.login, SystemClock().now())
     if not n:
@@ -200,10 +184,6 @@ def _fmt(when: datetime | None, settings: Settings) -> str:
 
 
 async def cmd_ticket_show(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.cli.database import database
-    from bot.tickets import parse_number
-    from db.models import Customer, Staff, Ticket, TicketEvent, TicketMessage, Vehicle
-
     raw = args.number.strip()
     ticket_id = int(raw) if raw.isdigit() else parse_number(raw)
     if ticket_id is None:
@@ -272,9 +252,6 @@ async def complaints_report(settings: Settings, start_day: date, end_day: date, 
                             fmt: str = "table") -> int:
     """The complaints of local days [start_day, end_day): ``complaints report`` and
     ``report complaints`` print the same."""
-    from bot.cli.database import database
-    from bot.tickets import complaint_stats, facts_between
-
     tz = settings.tz
     start = datetime(start_day.year, start_day.month, start_day.day, tzinfo=tz)
     end = datetime(end_day.year, end_day.month, end_day.day, tzinfo=tz)

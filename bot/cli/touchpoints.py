@@ -13,9 +13,17 @@ import sys
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from tortoise.functions import Count
+
+from bot.cli.database import database
+from bot.clock import SystemClock
 from bot.config import Settings
+from bot.journeys.timing import end_of_local_day, local_date
+from bot.owners import phone_to_e164
 from bot.script_check import check_scripts, feature_samples, script_dirs
 from bot.texts import LANGUAGES
+from bot.vin import normalize_vin
+from db.models import Booking, Customer, Touchpoint, TouchpointStatus, Vehicle
 
 
 async def run_scripts_check(settings: Settings, args: argparse.Namespace) -> int:
@@ -41,10 +49,6 @@ def _parse_day(value: str, flag: str) -> date:
 
 async def outbox_counts(start: datetime, end: datetime) -> list[tuple[str, str, int]]:
     """(kind, status, count) of the touchpoints due in [start, end)."""
-    from tortoise.functions import Count
-
-    from db.models import Touchpoint
-
     rows = await (
         Touchpoint.filter(due_at__gte=start, due_at__lt=end)
         .annotate(n=Count("id")).group_by("kind", "status").values_list("kind", "status", "n")
@@ -54,8 +58,6 @@ async def outbox_counts(start: datetime, end: datetime) -> list[tuple[str, str, 
 
 def format_counts(rows: list[tuple[str, str, int]]) -> str:
     """A kind x status table with totals."""
-    from db.models import TouchpointStatus
-
     statuses = [s.value for s in TouchpointStatus]
     kinds = sorted({k for k, _, _ in rows})
     cell = {(k, s): n for k, s, n in rows}
@@ -74,10 +76,6 @@ def format_counts(rows: list[tuple[str, str, int]]) -> str:
 
 async def find_customer(query: str) -> Any:
     """An owner by phone (any common form) or by a VIN of one of their cars."""
-    from bot.owners import phone_to_e164
-    from bot.vin import normalize_vin
-    from db.models import Customer, Vehicle
-
     e164 = phone_to_e164(query)
     if e164 is not None:
         found = await Customer.get_or_none(phone=e164)
@@ -91,8 +89,6 @@ async def find_customer(query: str) -> Any:
 
 async def timeline(customer_id: int, tz: Any) -> list[str]:
     """One owner's touchpoints, oldest due first: due, kind, status, sent, car, why."""
-    from db.models import Booking, Touchpoint
-
     def local(when: datetime | None) -> str:
         return f"{when.astimezone(tz):%Y-%m-%d %H:%M}" if when else "-"
 
@@ -111,10 +107,6 @@ async def timeline(customer_id: int, tz: Any) -> list[str]:
 
 
 async def run_outbox(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.cli.database import database
-    from bot.clock import SystemClock
-    from bot.journeys.timing import end_of_local_day, local_date
-
     tz = settings.tz
     async with database(settings):
         if args.customer:

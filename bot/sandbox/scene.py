@@ -24,18 +24,21 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot import surveys, touchpoints
+from bot.app import CareBot, create_app
 from bot.clock import OffsetClock
 from bot.config import Settings
+from bot.handlers import marketing, staff
 from bot.intake import ImportResult, import_deliveries_records
 from bot.journeys.plans import journey_rules
 from bot.sandbox.emulator import TelegramEmulator
 from bot.sandbox.live import DemoOwner, DueReport, MovableClock, Sandbox
 from bot.schedule import in_quiet_hours
+from bot.web.console import hash_password
 from db.models import Customer, Staff, StaffRole, Touchpoint
 from db.setup import close_database, open_database
 
 if TYPE_CHECKING:
-    from bot.app import CareBot
     from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -146,8 +149,6 @@ async def create_demo_staff() -> list[DemoLogin]:
     """An admin (login ``admin``) and a CS agent (login ``agent``, 李娜: the advisor of
     three demo owners) with fresh random passwords. The sandbox database is new at every
     start, so are the passwords; nothing here is used outside the sandbox."""
-    from bot.web.console import hash_password
-
     logins = [
         DemoLogin("admin", "Demo admin", StaffRole.ADMIN, secrets.token_urlsafe(9)),
         DemoLogin("agent", "李娜", StaffRole.AGENT, secrets.token_urlsafe(9)),
@@ -164,9 +165,6 @@ async def create_demo_staff() -> list[DemoLogin]:
 async def run_due_jobs(services: Services) -> DueReport:
     """Run now what the scheduler would have run by the clock's time: the occasions scan,
     the campaign, ticket-deadline, relay and survey hand-over ticks, then the dispatcher."""
-    from bot import surveys, touchpoints
-    from bot.handlers import marketing, staff
-
     await touchpoints.scan_now(services)
     await marketing.campaign_tick(services)
     await staff.deadline_tick(services)
@@ -307,8 +305,6 @@ def print_console_access(settings: Settings, logins: list[DemoLogin]) -> None:
 
 
 async def run_sandbox(settings: Settings) -> int:
-    from bot.app import create_app
-
     emu = TelegramEmulator()  # Telegram-strict, as the real one
     try:
         await emu.start(port=EMULATOR_PORT)

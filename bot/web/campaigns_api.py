@@ -16,10 +16,12 @@ from jinja2 import TemplateError
 
 from bot.campaigns import promotions
 from bot.campaigns.promotions import CampaignError
+from bot.delivery.limits import Lane
 from bot.keyboards import keyboard
 from bot.web.auth import api_key_ok
 from bot.web.bodies import BodyError, read_json
 from bot.web.keys import SERVICES
+from db.models import Campaign, Staff
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +85,6 @@ def _send_at(value: Any, request: web.Request) -> datetime:
 
 
 async def list_campaigns(request: web.Request) -> web.Response:
-    from db.models import Campaign
-
     campaigns = await Campaign.all().order_by("-id")
     return web.json_response({"campaigns": [promotions.describe(c) for c in campaigns]})
 
@@ -129,9 +129,6 @@ async def preview(request: web.Request) -> web.Response:
 
 
 async def test_send(request: web.Request) -> web.Response:
-    from bot.delivery.limits import Lane
-    from db.models import Staff
-
     svc = request.app[SERVICES]
     campaign = await _campaign(request)
     body = await _body(request)

@@ -33,8 +33,10 @@ from tortoise.functions import Count, Sum
 from bot import inbox
 from bot.delivery.failures import open_failures
 from bot.schedule import in_quiet_hours
+from bot.tickets import ACTIVE_STATES
 from bot.web.auth import bearer_matches
 from bot.web.keys import INBOX, SERVICES, WEBHOOK_PATH
+from db.models import Ticket, Touchpoint, TouchpointStatus
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +133,6 @@ class StatusCounts:
     at: float | None = None  # time.monotonic() of the last count
 
     async def get(self) -> dict[str, int]:
-        from db.models import Touchpoint
-
         if self.at is None or time.monotonic() - self.at >= STATUS_EVERY:
             rows = await Touchpoint.all().annotate(n=Count("id")).group_by("status") \
                 .values_list("status", "n")
@@ -148,9 +148,6 @@ async def database_figures(now: datetime, status_counts: StatusCounts | None = N
                            ) -> dict[str, Any]:
     """The deployment-wide figures: indexed queries (``touchpoint_status_due``,
     ``ticket_state_due``; the ticket table is small), the status counts cached a minute."""
-    from bot.tickets import ACTIVE_STATES
-    from db.models import Ticket, Touchpoint, TouchpointStatus
-
     by_status = await (status_counts or StatusCounts()).get()
     due = Touchpoint.filter(
         Q(expires_at__isnull=True) | Q(expires_at__gte=now),

@@ -29,6 +29,7 @@ from tortoise.functions import Count
 
 from bot.campaigns import promotions
 from bot.campaigns.promotions import AUDIENCE_FIELDS, CampaignError
+from bot.delivery.limits import Lane
 from bot.keyboards import keyboard
 from bot.services import Services
 from bot.templating import render_off_loop
@@ -645,8 +646,6 @@ async def _test_send(request: web.Request, campaign: Campaign,
                      form: dict[str, Any]) -> web.StreamResponse:
     """The message, as an owner named like the staff member would get it, in each of the
     campaign's languages, to the staff member's own Telegram chat."""
-    from bot.delivery.limits import Lane
-
     services = console_of(request).services
     staff = staff_of(request)
     t = _t(request)

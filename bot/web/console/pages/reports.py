@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from markupsafe import Markup
@@ -439,8 +440,6 @@ def charts(t: Translator, k: Kpis, trend: list[tuple[Period, Kpis]], stats: Comp
 
 def export_query(query: Query, what: str) -> str:
     """The query string of an export of what the page shows."""
-    from urllib.parse import urlencode
-
     keep = {k: v for k, v in query.form.items()
             if v and k in ("kind", "month", "week", "from", "to", "advisor")}
     return urlencode({**keep, "what": what})
