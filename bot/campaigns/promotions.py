@@ -31,7 +31,7 @@ from tortoise.transactions import in_transaction
 from bot.config import QuietHours, Settings
 from bot.delivery.dispatcher import MARKETING_PRIORITY_FROM, Outgoing, dealer_context
 from bot.journeys.timing import add_months, at_local, end_of_local_day, local_date
-from bot.sandbox.emulator import HtmlParseError, parse_html
+from bot.sandbox.telegram_html import HtmlParseError, parse_html
 from bot.schedule import shift_out_of_quiet_hours
 from bot.templating import (
     OUTPUT_CAP,
