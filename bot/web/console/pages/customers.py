@@ -18,8 +18,8 @@ from tortoise.expressions import Q, Subquery
 from tortoise.transactions import in_transaction
 
 from bot import consent
-from bot.campaigns.timing import birthday_key
 from bot.intake import normalize_plate
+from bot.journeys.timing import birthday_key
 from bot.phones import PhoneError, normalize_phone
 from bot.texts import LANGUAGES
 from bot.web.console import access, console_of, forbidden, render, requires, staff_of
