@@ -653,7 +653,7 @@ async def test_two_instances_one_daily_scan(cluster: Cluster) -> None:
     a = await cluster.start("scan-a", CAREBOT_SCAN_TIME="00:00")
     b = await cluster.start("scan-b", CAREBOT_SCAN_TIME="00:00")
     await cluster.running(a, b)
-    scanned = r"bot\.campaigns\.occasions: occasions scan "
+    scanned = r"bot\.journeys\.occasions: occasions scan "
     skipped = r"occasions scan skipped"
 
     async def both_decided() -> bool:
