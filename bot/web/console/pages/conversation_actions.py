@@ -24,6 +24,7 @@ from bot.handlers import thread_chat
 from bot.handlers.threads import owed_answers
 from bot.threads import OUTCOMES, ThreadError
 from bot.web.console import access, console_of, requires, staff_of
+from bot.web.console.forms import Refused, text_field
 from bot.web.console.pages.conversations import (
     ANSWER_LIMIT,
     TEXT_LIMIT,
@@ -49,21 +50,8 @@ PHOTO_CAPTION_LIMIT = 900  # a caption takes 1,024 characters, the signature inc
 PREMIUM_MAX = Decimal(10_000_000)  # a premium at or above this is a typo
 
 
-class Refused(Exception):
-    """A post the conversation or the form refuses: the page again, with a message."""
-
-    def __init__(self, key: str, status: int = 409, **args: Any) -> None:
-        super().__init__(key)
-        self.key, self.status, self.fmt = key, status, args
-
-
 def _text(form: dict[str, str], name: str, limit: int, empty_key: str) -> str:
-    value = form.get(name, "").replace("\r\n", "\n").strip()
-    if not value:
-        raise Refused(empty_key, 422)
-    if len(value) > limit:
-        raise Refused("conversations.refused.too_long", 422, limit=limit)
-    return value
+    return text_field(form, name, limit, empty_key=empty_key, too_long_key="conversations.refused.too_long")
 
 
 async def _assign(thread: Thread, staff: Staff, form: dict[str, str], now: Any) -> str:

@@ -31,6 +31,7 @@ from bot.handlers import answers
 from bot.handlers.staff import StaffSide
 from bot.tickets import Outcome
 from bot.web.console import access, console_of, forbidden, render, requires, staff_of
+from bot.web.console.forms import Refused, text_field
 from bot.web.console.pages.chat import load_chat
 from bot.web.console.render import Translator
 from db.models import (
@@ -382,21 +383,8 @@ async def _audit(request: web.Request, staff: Staff, action: str, ticket: Ticket
                           created_at=console_of(request).services.clock.now())
 
 
-class Refused(Exception):
-    """A post the rules or the form refuse: the page again, with a message."""
-
-    def __init__(self, key: str, status: int = 409, **args: Any) -> None:
-        super().__init__(key)
-        self.key, self.status, self.fmt = key, status, args
-
-
 def _text(form: dict[str, str], name: str, limit: int, empty_key: str) -> str:
-    value = form.get(name, "").replace("\r\n", "\n").strip()
-    if not value:
-        raise Refused(empty_key, 422)
-    if len(value) > limit:
-        raise Refused("tickets.refused.too_long", 422, limit=limit)
-    return value
+    return text_field(form, name, limit, empty_key=empty_key, too_long_key="tickets.refused.too_long")
 
 
 async def _answer(request: web.Request, staff: Staff, ticket: Ticket,
