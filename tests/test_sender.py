@@ -56,7 +56,7 @@ def _offences(path: Path) -> list[str]:
             continue
         name = node.func.attr
         receiver = _receiver_name(node.func.value)
-        if receiver.rsplit(".", 1)[-1] == "sender":  # sender.send_message(...): the point
+        if receiver.rsplit(".", 1)[-1] == "sender":  # sender.text(...): the point
             continue
         on_a_query = name == "answer" and "query" in receiver.lower()
         if name in SENDING or on_a_query:
@@ -73,7 +73,7 @@ def test_only_the_sender_calls_sending_bot_api_methods() -> None:
     those in EXEMPT) may call ``X.<name>(...)`` with ``<name>`` in SENDING, nor
     ``X.answer(...)`` where X's dotted name contains "query" (``query.answer()``,
     ``update.callback_query.answer()``) -- unless X's last name is ``sender``
-    (``sender.send_message``, ``svc.sender.edit_message_text``): those are the Sender's own
+    (``sender.text``, ``svc.sender.edit_text``): those are the Sender's own
     methods. ``services.sender.bot.send_message`` is still caught (its X ends in ``bot``)."""
     offences = []
     for path in sorted(BOT.rglob("*.py")):
@@ -171,7 +171,7 @@ async def test_a_staff_group_that_refuses_the_bot_is_shown_to_a_person(env: BotE
 
     env.emu.group(-100777, "客服中心")
     env.emu.fail_next("sendMessage", error_code=403, description="Forbidden: bot was kicked")
-    sent = await env.carebot.sender.send_message(-100777, "通知", lane=Lane.STAFF)
+    sent = await env.carebot.sender.text(-100777, "通知", lane=Lane.STAFF)
     assert sent is None
     failed = await FailedSend.get(chat_id=-100777)
     assert "403" in failed.error and failed.lane == "staff"

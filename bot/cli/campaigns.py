@@ -144,7 +144,7 @@ async def _test_send(settings: Settings, campaign: Any, staff_ref: str) -> int:
     sender = Sender(bot, Limits(settings.send_rate), deadline=settings.reply_deadline,
                     record_failure=Failures(SystemClock()).record)
     async with bot:
-        sent = await sender.send_message(staff.telegram_id, message.text, lane=Lane.STAFF,
+        sent = await sender.text(staff.telegram_id, message.text, lane=Lane.STAFF,
                                          parse_mode="HTML",
                                          reply_markup=keyboard(message.buttons))
     if sent is None:  # the sender logged why

@@ -230,7 +230,7 @@ class Dispatcher:
         try:
             # one try: a failure is the row's, retried from the database (the sender has
             # already held the chat back on a 429)
-            message = await self.sender.send_message(
+            message = await self.sender.text(
                 chat_id, out.text, lane=lane, retry=False, parse_mode=ParseMode.HTML,
                 reply_markup=markup)
             assert message is not None

@@ -57,7 +57,7 @@ async def deliver(notice: Notice, sender: Sender, now: datetime) -> bool:
     """Send a claimed notice to its first chat that takes it; record the outcome."""
     lane = Lane[notice.lane.upper()] if notice.lane.upper() in Lane.__members__ else Lane.STAFF
     for chat_id in notice.chats:
-        sent = await sender.send_message(chat_id, notice.text, lane=lane,
+        sent = await sender.text(chat_id, notice.text, lane=lane,
                                          parse_mode=notice.parse_mode or None)
         if sent is not None:
             await Notice.filter(id=notice.id).update(

@@ -162,18 +162,18 @@ class Sender:
 
     # ------------------------------------------------------------------ the calls
 
-    async def send_message(self, chat_id: int, text: str, *, lane: Lane = Lane.REPLY,
+    async def text(self, chat_id: int, text: str, *, lane: Lane = Lane.REPLY,
                            retry: bool = True, **kwargs: Any) -> Message | None:
         return await self.call(lane, chat_id, "sendMessage",
                                lambda: self.bot.send_message(chat_id, text, **kwargs),
                                retry=retry)
 
-    async def send_photo(self, chat_id: int, photo: Any, *, lane: Lane = Lane.REPLY,
+    async def photo(self, chat_id: int, photo: Any, *, lane: Lane = Lane.REPLY,
                          **kwargs: Any) -> Message | None:
         return await self.call(lane, chat_id, "sendPhoto",
                                lambda: self.bot.send_photo(chat_id, photo, **kwargs))
 
-    async def copy_message(self, chat_id: int, from_chat_id: int, message_id: int, *,
+    async def copy(self, chat_id: int, from_chat_id: int, message_id: int, *,
                            lane: Lane = Lane.REPLY, **kwargs: Any) -> Any:
         """A message copied as it is (text, photo, voice note, sticker, location...) without
         a "forwarded from" header: how media is relayed between an owner and the staff
@@ -182,7 +182,7 @@ class Sender:
             lane, chat_id, "copyMessage",
             lambda: self.bot.copy_message(chat_id, from_chat_id, message_id, **kwargs))
 
-    async def edit_message_text(self, chat_id: int, message_id: int, text: str, *,
+    async def edit_text(self, chat_id: int, message_id: int, text: str, *,
                                 lane: Lane = Lane.REPLY, **kwargs: Any) -> Any:
         return await self.call(
             lane, chat_id, "editMessageText",
@@ -190,7 +190,7 @@ class Sender:
                                                **kwargs),
             counts=False)
 
-    async def edit_message_reply_markup(self, chat_id: int, message_id: int,
+    async def edit_markup(self, chat_id: int, message_id: int,
                                         reply_markup: Any = None, *,
                                         lane: Lane = Lane.REPLY) -> Any:
         return await self.call(
@@ -208,24 +208,24 @@ class Sender:
             counts=False)
         return bool(done)
 
-    async def create_forum_topic(self, chat_id: int, name: str, *,
+    async def open_topic(self, chat_id: int, name: str, *,
                                  lane: Lane = Lane.STAFF, **kwargs: Any) -> Any:
         return await self.call(lane, chat_id, "createForumTopic",
                                lambda: self.bot.create_forum_topic(chat_id, name, **kwargs))
 
-    async def edit_forum_topic(self, chat_id: int, thread_id: int, *, lane: Lane = Lane.STAFF,
+    async def rename_topic(self, chat_id: int, thread_id: int, *, lane: Lane = Lane.STAFF,
                                **kwargs: Any) -> Any:
         return await self.call(lane, chat_id, "editForumTopic",
                                lambda: self.bot.edit_forum_topic(chat_id, thread_id, **kwargs),
                                counts=False)
 
-    async def close_forum_topic(self, chat_id: int, thread_id: int, *,
+    async def close_topic(self, chat_id: int, thread_id: int, *,
                                 lane: Lane = Lane.STAFF) -> Any:
         return await self.call(lane, chat_id, "closeForumTopic",
                                lambda: self.bot.close_forum_topic(chat_id, thread_id),
                                counts=False)
 
-    async def reopen_forum_topic(self, chat_id: int, thread_id: int, *,
+    async def reopen_topic(self, chat_id: int, thread_id: int, *,
                                  lane: Lane = Lane.STAFF) -> Any:
         return await self.call(lane, chat_id, "reopenForumTopic",
                                lambda: self.bot.reopen_forum_topic(chat_id, thread_id),

@@ -151,7 +151,7 @@ async def booking_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         return
     if step == "s":
         text = svc.scripts.label("bk_pick_day", lang)
-        sent = await svc.sender.send_message(chat.id, text,
+        sent = await svc.sender.text(chat.id, text,
                                              reply_markup=_day_keyboard(svc, lang, tp.id, now))
         if sent is not None:
             await _log_out(svc, customer, chat.id, text, sent.message_id)

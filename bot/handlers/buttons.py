@@ -24,7 +24,7 @@ async def edit_text(svc: Services, query: CallbackQuery, text: str, *,
     msg = query.message
     if msg is None:
         return
-    await svc.sender.edit_message_text(msg.chat.id, msg.message_id, text,
+    await svc.sender.edit_text(msg.chat.id, msg.message_id, text,
                                        reply_markup=reply_markup)
 
 
@@ -34,4 +34,4 @@ async def edit_markup(svc: Services, query: CallbackQuery,
     msg = query.message
     if msg is None:
         return
-    await svc.sender.edit_message_reply_markup(msg.chat.id, msg.message_id, reply_markup)
+    await svc.sender.edit_markup(msg.chat.id, msg.message_id, reply_markup)

@@ -63,7 +63,7 @@ async def say(update: Update, svc: Services, text: str, *, customer: Customer | 
     could not be sent is not: the sender recorded it)."""
     chat = update.effective_chat
     assert chat is not None
-    sent = await svc.sender.send_message(chat.id, text, reply_markup=markup)
+    sent = await svc.sender.text(chat.id, text, reply_markup=markup)
     if sent is None:
         return
     await owners.log_message(

@@ -42,7 +42,7 @@ async def _send(svc: Services, customer: Customer, text: str, *,
     chat_id = customer.telegram_chat_id
     if chat_id is None:
         return
-    sent = await svc.sender.send_message(chat_id, text, reply_markup=_markup(rows))
+    sent = await svc.sender.text(chat_id, text, reply_markup=_markup(rows))
     if sent is None:
         return
     await surveys.log_survey_message(
@@ -61,7 +61,7 @@ async def _show_chosen(svc: Services, customer: Customer, tp: Touchpoint,
         return
     rows = surveys.score_buttons(tp.id, chosen=score)
     rows += [row for footer in svc.dispatcher.footers for row in footer(tp, customer)]
-    await svc.sender.edit_message_reply_markup(customer.telegram_chat_id, target, _markup(rows))
+    await svc.sender.edit_markup(customer.telegram_chat_id, target, _markup(rows))
 
 
 def _label(svc: Services, key: str, customer: Customer, **fmt: Any) -> str:

@@ -93,7 +93,7 @@ async def _acknowledge(svc: Services, customer: Customer, thread: Thread) -> Non
     if chat is None:
         return
     text = await acknowledgement(svc, customer, thread)
-    sent = await svc.sender.send_message(chat, text)
+    sent = await svc.sender.text(chat, text)
     if sent is None:
         return  # the sender recorded why; the owner's next message tries again
     now = svc.clock.now()

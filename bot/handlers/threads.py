@@ -182,13 +182,13 @@ class ThreadSide:
             if not await self._publish(thread):
                 return False
         else:
-            await self.side.sender.edit_message_text(
+            await self.side.sender.edit_text(
                 chat_id, thread.card_message_id, await self.card_text(thread), lane=Lane.STAFF,
                 reply_markup=self.buttons(thread))
         closed = thread.state != ThreadState.OPEN
         if thread.topic_thread_id and closed != thread.topic_closed:
-            change = self.side.sender.close_forum_topic if closed \
-                else self.side.sender.reopen_forum_topic
+            change = self.side.sender.close_topic if closed \
+                else self.side.sender.reopen_topic
             await change(chat_id, thread.topic_thread_id)
             thread.topic_closed = closed
         # synced up to the change it showed: a change made meanwhile is still owed
@@ -204,7 +204,7 @@ class ThreadSide:
             customer = await Customer.get(id=thread.customer_id)
             vehicle = await Vehicle.get_or_none(id=thread.vehicle_id) if thread.vehicle_id \
                 else None
-            topic = await self.side.sender.create_forum_topic(
+            topic = await self.side.sender.open_topic(
                 chat_id, self.topic_name(thread, customer, vehicle))
             if topic is None:
                 return False
@@ -231,7 +231,7 @@ class ThreadSide:
     async def post(self, thread: Thread, text: str, *, as_html: bool = False) -> bool:
         if self.chat_id is None:
             return False
-        sent = await self.side.sender.send_message(
+        sent = await self.side.sender.text(
             self.chat_id, text if as_html else text[:4096], lane=Lane.STAFF,
             parse_mode=ParseMode.HTML if as_html else None, **self.where(thread))
         if sent is not None:
@@ -306,7 +306,7 @@ class ThreadSide:
         if chat_id is None or customer.telegram_chat_id is None \
                 or m.telegram_message_id is None:
             return False
-        copied = await self.side.sender.copy_message(
+        copied = await self.side.sender.copy(
             chat_id, customer.telegram_chat_id, m.telegram_message_id, lane=Lane.STAFF,
             **self.where(thread))
         if copied is None:
@@ -349,7 +349,7 @@ class ThreadSide:
         text = answers.signed(self.svc, customer, staff, m.text)
         if m.media_kind == "photo" and m.telegram_message_id is None:  # from the console
             photo: str | InputFile = m.media or InputFile(m.upload or b"", filename="photo.jpg")
-            sent = await self.side.sender.send_photo(chat, photo, caption=text[:1024])
+            sent = await self.side.sender.photo(chat, photo, caption=text[:1024])
             if sent is not None and sent.photo:
                 m.media = sent.photo[-1].file_id  # Telegram has it now: the bytes may go
                 await ThreadMessage.filter(id=m.id).update(media=m.media, upload=None)
@@ -357,12 +357,12 @@ class ThreadSide:
             caption = text[:1024] if m.media_kind not in ("sticker", "location", "video_note") \
                 else None
             extra: dict[str, Any] = {"caption": caption} if caption else {}
-            sent = await self.side.sender.copy_message(
+            sent = await self.side.sender.copy(
                 chat, self.chat_id, m.telegram_message_id, **extra)
             if sent is not None and caption is None:  # no caption there: signed below it
-                sent = await self.side.sender.send_message(chat, text)
+                sent = await self.side.sender.text(chat, text)
         else:
-            sent = await self.side.sender.send_message(chat, text[:4096])
+            sent = await self.side.sender.text(chat, text[:4096])
         attempts = m.attempts + 1
         if sent is not None:
             await ThreadMessage.filter(id=m.id).update(
@@ -397,7 +397,7 @@ class ThreadSide:
         """A console answer or note in the topic; a photo as the photo, captioned."""
         if m.media_kind != "photo" or self.chat_id is None:
             return await self.post(thread, text)
-        sent = await self.side.sender.send_photo(self.chat_id, m.media, lane=Lane.STAFF,
+        sent = await self.side.sender.photo(self.chat_id, m.media, lane=Lane.STAFF,
                                                  caption=text[:1024], **self.where(thread))
         if sent is not None:
             self.side._sent.append(self.svc.clock.now())

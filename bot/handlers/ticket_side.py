@@ -106,11 +106,11 @@ class StaffSide:
             kwargs["message_thread_id"] = thread_id
         parse_mode = ParseMode.HTML if as_html else None
         if photo:
-            msg = await self.sender.send_photo(
+            msg = await self.sender.photo(
                 self.chat_id, photo, lane=Lane.STAFF, caption=_cut(text, 1024, parse_mode) or None,
                 parse_mode=parse_mode, reply_markup=markup, **kwargs)
         else:
-            msg = await self.sender.send_message(
+            msg = await self.sender.text(
                 self.chat_id, _cut(text, 4096, parse_mode), lane=Lane.STAFF,
                 parse_mode=parse_mode, reply_markup=markup, **kwargs)
         if msg is None:
@@ -169,7 +169,7 @@ class StaffSide:
                 customer = await Customer.get(id=ticket.customer_id)
                 vehicle = await Vehicle.get_or_none(id=ticket.vehicle_id) \
                     if ticket.vehicle_id else None
-                topic = await self.sender.create_forum_topic(
+                topic = await self.sender.open_topic(
                     self.chat_id, ticket_card.topic_name(self.svc, ticket, customer, vehicle))
                 if topic is None:
                     log.error("ticket %s: could not create its topic", ticket.number)
@@ -187,7 +187,7 @@ class StaffSide:
         if self.chat_id is None or ticket.card_message_id is None:
             return
         # not modified: nothing to do; any other failure the sender logs and records
-        await self.sender.edit_message_text(
+        await self.sender.edit_text(
             self.chat_id, ticket.card_message_id, await ticket_card.card_text(self.svc, ticket), lane=Lane.STAFF,
             parse_mode=ParseMode.HTML, reply_markup=ticket_card.buttons(self.svc, ticket))
 
@@ -321,9 +321,9 @@ class StaffSide:
         if self.chat_id is None or not ticket.topic_thread_id:
             return
         if closed:
-            await self.sender.close_forum_topic(self.chat_id, ticket.topic_thread_id)
+            await self.sender.close_topic(self.chat_id, ticket.topic_thread_id)
         else:
-            await self.sender.reopen_forum_topic(self.chat_id, ticket.topic_thread_id)
+            await self.sender.reopen_topic(self.chat_id, ticket.topic_thread_id)
 
     # ------------------------------------------------------------ the owner
 
@@ -376,11 +376,11 @@ class StaffSide:
         if chat_id is None or customer.unreachable_at is not None:
             return None
         if photo:
-            msg = await self.sender.send_photo(chat_id, photo,
+            msg = await self.sender.photo(chat_id, photo,
                                                caption=_cut(text, 1024, parse_mode) or None,
                                                parse_mode=parse_mode)
         else:
-            msg = await self.sender.send_message(chat_id, _cut(text, 4096, parse_mode),
+            msg = await self.sender.text(chat_id, _cut(text, 4096, parse_mode),
                                                  parse_mode=parse_mode)
         return msg.message_id if msg is not None else None
 

@@ -146,7 +146,7 @@ async def test_send(request: web.Request) -> web.Response:
                                                  svc.scripts)
     except RENDER_ERRORS as exc:
         return _error(422, f"the message does not render: {exc}")
-    sent = await svc.sender.send_message(staff.telegram_id, message.text, lane=Lane.STAFF,
+    sent = await svc.sender.text(staff.telegram_id, message.text, lane=Lane.STAFF,
                                          parse_mode="HTML",
                                          reply_markup=keyboard(message.buttons))
     if sent is None:  # the sender logged why (and recorded it, unless the chat blocked us)

@@ -659,7 +659,7 @@ async def _test_send(request: web.Request, campaign: Campaign,
         return await _editor(request, campaign, form, {
             "test": t("campaigns.err.template", detail=str(exc))}, status=422)
     for text, markup in messages:
-        if await services.sender.send_message(staff.telegram_id, text, lane=Lane.STAFF,
+        if await services.sender.text(staff.telegram_id, text, lane=Lane.STAFF,
                                               parse_mode="HTML", reply_markup=markup) is None:
             # the sender logged why (and recorded it, unless the chat blocked the bot)
             log.warning("test message of campaign %s to %s not delivered", campaign.id,
