@@ -25,6 +25,7 @@ from bot.intake import IntakeError, import_deliveries_file, import_visits_file
 from bot.journeys.plans import journey_rules
 from bot.owners import phone_to_e164
 from bot.sandbox.scene import run_sandbox
+from bot.version import VERSION
 from db.models import Customer
 from db.setup import close_database, migrate_database, open_database
 
@@ -159,6 +160,7 @@ async def _no_benchmarks(settings: Settings, args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="carebot", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"carebot {VERSION}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser(
         "run", help="run the bot, scheduler and web (the sandbox if no token)"
