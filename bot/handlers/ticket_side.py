@@ -24,7 +24,7 @@ from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
-from bot import locks, tickets
+from bot import locks, ticket_reasons, tickets
 from bot.delivery import notices
 from bot.delivery.dispatcher import dealer_context
 from bot.delivery.limits import Lane
@@ -153,6 +153,16 @@ class StaffSide:
 
     def _cat(self, category: str, lang: str | None = None, short: bool = False) -> str:
         return ticket_card.category(self.svc, category, lang, short)
+
+    def reason(self, reason: str) -> str:
+        """An event's recorded reason in the group's language (bot/ticket_reasons.py)."""
+        known = ticket_reasons.reason_key(reason)
+        if known is None:
+            return reason
+        key, values = known
+        if values.get("level") in tickets.LEVELS:
+            values["level"] = self._level(values["level"])
+        return self.label(f"tk_reason_{key}", **values)
 
     def _level(self, level: str, lang: str | None = None) -> str:
         return ticket_card.level_name(self.svc, level, lang)
@@ -286,13 +296,14 @@ class StaffSide:
             text = self.label(
                 "tk_escalation", number=esc(ticket.number),
                 from_level=esc(self._level(before) if before in tickets.LEVELS else before),
-                to_level=esc(self._level(ticket.level)), reason=esc(event.reason),
+                to_level=esc(self._level(ticket.level)), reason=esc(self.reason(event.reason)),
                 mentions=await self.mentions(ticket.level),
                 due=esc(ticket_card.local(ticket.due_at, self.svc)))
             await self.notice(ticket, text, as_html=True)
             await self.notify_owner(ticket, "ticket_escalated", event_id=event.id)
         elif kind == EventKind.BREACH:
-            text = self.label("tk_breach", number=esc(ticket.number), reason=esc(event.reason),
+            text = self.label("tk_breach", number=esc(ticket.number),
+                              reason=esc(self.reason(event.reason)),
                               mentions=await self.mentions(ticket.level),
                               due=esc(ticket_card.local(ticket.due_at, self.svc)))
             await self.notice(ticket, text, as_html=True)

@@ -26,7 +26,7 @@ from telegram.error import TelegramError
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
-from bot import tickets
+from bot import ticket_reasons, tickets
 from bot.handlers import answers
 from bot.handlers.staff import StaffSide
 from bot.tickets import Outcome
@@ -275,7 +275,7 @@ async def _ticket_for(request: web.Request, staff: Staff) -> Ticket | web.Respon
 
 def _event_row(event: TicketEvent, texts: bool, t: Translator) -> dict[str, Any]:
     """One line of the history, in the reader's language where the record allows."""
-    detail, reason, major = event.text, event.reason, False
+    detail, reason, major = event.text, _reason(t, event.reason), False
     if event.kind in ("escalated", "reopened") and " -> " in detail:
         before, _, after = detail.partition(" -> ")
         major = after.endswith(" (major)")
@@ -292,6 +292,19 @@ def _event_row(event: TicketEvent, texts: bool, t: Translator) -> dict[str, Any]
         detail, reason = "", ""
     return {"event": event, "detail": detail, "reason": reason, "major": major,
             "hidden": hidden}
+
+
+def _reason(t: Translator, reason: str) -> str:
+    """The record's reason in the reader's language (as written when not a known form)."""
+    known = ticket_reasons.reason_key(reason)
+    if known is None:
+        return reason
+    key, values = known
+    if "level" in values:
+        values["level"] = _level(t, values["level"])
+    if "state" in values:
+        values["state"] = t.get(f"tickets.state.{values['state']}", values["state"])
+    return t(f"tickets.reason.{key}", **values)
 
 
 def _level(t: Translator, level: str) -> str:
