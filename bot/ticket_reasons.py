@@ -21,9 +21,9 @@ _FORMS: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"owner rated the handling (?P<score>\d+)/10 \(at or below (?P<threshold>\d+)\)")),
     ("rated", re.compile(r"owner rated the handling (?P<score>\d+)/10")),
     ("ignored", re.compile(r"ignored: ticket is (?P<state>\w+)")),
-    ("improvement", re.compile(r"improvement: (?P<text>.*)", re.S)),
-    ("major_by", re.compile(r"marked major by (?P<name>[^:]+?)(?:: (?P<why>.*))?", re.S)),
-    ("escalated_by", re.compile(r"escalated by (?P<name>[^:]+?)(?:: (?P<why>.*))?", re.S)),
+    ("improvement", re.compile(r"improvement: (?P<text>.*)", re.DOTALL)),
+    ("major_by", re.compile(r"marked major by (?P<name>[^:]+?)(?:: (?P<why>.*))?", re.DOTALL)),
+    ("escalated_by", re.compile(r"escalated by (?P<name>[^:]+?)(?:: (?P<why>.*))?", re.DOTALL)),
 )
 
 
