@@ -274,7 +274,7 @@ async def test_low_survey_score_opens_ticket_with_category_and_comment(
     assert (ticket.channel, ticket.category, ticket.description) == \
         ("survey", "timeliness", "交车拖了一周")
     staff = group(env)
-    thread = staff.topic_id("T-0001 · 张伟 · 粤A12345 · 时效")
+    thread = staff.topic_id("T-0001 · 张伟 · 粤A12345 · 及时")
     assert "交车拖了一周" in staff.bot_texts(thread)[0]
     assert "满意度回访" in staff.bot_texts(thread)[0]
     assert "T-0001" in owner.bot_texts()[-1]
