@@ -175,6 +175,20 @@ class Settings(BaseSettings):
     booking_horizon_days: int = Field(14, ge=1, le=90)
     booking_reminder_time: str = "18:00"  # local time the day before the booking
 
+    # The call list and lost-owner recall (issue 16, docs/followup.md): a survey left
+    # unanswered this long is owed by phone; no-answer calls are tried again at another of
+    # ``call_times`` up to ``call_max_attempts`` times; a car with no workshop visit for
+    # ``recall_after_months`` (0: off) gets the recall; a second contact
+    # ``second_followup_day`` days after a visit (0: off).
+    call_unanswered_days: float = Field(3.0, gt=0, description="unanswered survey: call after")
+    call_max_attempts: int = Field(3, ge=1, le=10, description="no answer this often: unreachable")
+    call_times: str = "10:00,15:00,19:00"  # local times of day calls are retried at
+    recall_after_months: int = Field(9, ge=0, le=60, description="no visit this long: recall")
+    recall_time: str = "10:00"  # local time the recall goes out
+    recall_valid_days: int = Field(14, ge=1, le=90, description="the recall stays valid")
+    second_followup_day: int = Field(0, ge=0, le=30, description="day after a visit; 0 = off")
+    second_followup_time: str = "10:00"
+
     # Marketing campaigns (issue 6): the weekly cap, how long an unsent message stays
     # valid, the event notice lead, how often scheduled campaigns are launched.
     marketing_weekly_cap: int = Field(2, ge=1, le=50, description="per owner, rolling 7 days")
@@ -200,10 +214,21 @@ class Settings(BaseSettings):
     metrics_open: bool = False  # true: /metrics answers anyone when no token is set
 
     @field_validator("followup_time", "visit_time", "first_service_time", "service_followup_time",
-                     "service_due_time", "scan_time", "booking_reminder_time")
+                     "service_due_time", "scan_time", "booking_reminder_time",
+                     "recall_time", "second_followup_time")
     @classmethod
     def _touchpoint_time(cls, v: str) -> str:
         parse_hhmm(v)
+        return v
+
+    @field_validator("call_times")
+    @classmethod
+    def _call_times(cls, v: str) -> str:
+        times = [part.strip() for part in v.split(",") if part.strip()]
+        if not times:
+            raise ValueError("name at least one time of day, e.g. 10:00,15:00,19:00")
+        for part in times:
+            parse_hhmm(part)
         return v
 
     @field_validator("insurance_lead_days", "licence_lead_days")

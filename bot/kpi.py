@@ -55,7 +55,9 @@ class Kpis:
     followups_due: int = 0
     followups_sent: int = 0
     followups_reached: int = 0
+    followups_reached_phone: int = 0  # reached only by a phone call (the call list)
     responses: int = 0
+    responses_phone: int = 0  # answered on the phone
     unreachable_owners: int = 0
     scores: int = 0
     average: float | None = None
@@ -74,6 +76,10 @@ class Kpis:
     @property
     def followup_rate(self) -> float | None:
         return _ratio(self.followups_reached, self.followups_due)
+
+    @property
+    def followups_reached_telegram(self) -> int:
+        return self.followups_reached - self.followups_reached_phone
 
     @property
     def response_rate(self) -> float | None:
@@ -117,9 +123,12 @@ class Kpis:
             "followups_due": self.followups_due,
             "followups_sent": self.followups_sent,
             "followups_reached": self.followups_reached,
+            "followups_reached_telegram": self.followups_reached_telegram,
+            "followups_reached_phone": self.followups_reached_phone,
             "followup_rate": self.followup_rate,
             "responses": self.responses,
             "response_rate": self.response_rate,
+            "responses_phone": self.responses_phone,
             "unreachable_owners": self.unreachable_owners,
             "scores": self.scores,
             "average": self.average,
@@ -230,6 +239,8 @@ ATTEMPTED: tuple[str, ...] = (TouchpointStatus.SENT, TouchpointStatus.UNREACHABL
                               TouchpointStatus.FAILED)
 LOST: tuple[str, ...] = (TouchpointStatus.UNREACHABLE, TouchpointStatus.FAILED,
                          TouchpointStatus.EXPIRED)
+# a call that ended without reaching the owner (bot.calls)
+CALL_LOST: tuple[str, ...] = ("unreachable", "wrong_number")
 SCORE_VALUES: tuple[int, ...] = tuple(range(1, 11))  # record_score refuses anything else
 
 
@@ -290,16 +301,50 @@ async def _followups(sql: _Sql, start: datetime, end: datetime, parts: _Parts) -
             sent_ids[str(row["kind"])] = (min(low, row["first_id"]), max(high, row["last_id"]))
     if not group:
         parts.scopes[DEALERSHIP].responses = await _responses(sql, start, end, sent_ids)
+    await _by_phone(sql, start, end, parts, adv, group_by)
     # Owners, not follow-ups: counted distinct across the statuses, so a query of its own.
+    # Owed by phone, an owner is unreachable when the call ended so (联络不上, wrong number).
     query = f"""
         SELECT {adv} AS scope, COUNT(DISTINCT t.customer_id) AS unreachable
         FROM touchpoint t
-        WHERE t.kind IN {_in(FOLLOWUP_KINDS)} AND t.status IN {_in((*LOST, "skipped"))}
+        WHERE t.kind IN {_in(FOLLOWUP_KINDS)}
+          AND t.status IN {_in((*LOST, "skipped", TouchpointStatus.CALL_LIST.value))}
           AND t.due_at >= ? AND t.due_at < ?
           AND (t.status <> 'skipped' OR t.status_reason LIKE 'owner unreachable%')
+          AND (t.status <> 'call_list' OR EXISTS (
+              SELECT 1 FROM phone_call k WHERE k.touchpoint_id = t.id
+                AND k.status IN {_in(CALL_LOST)}))
         {group_by}"""
     for row in await sql.rows(query, [start, end]):
         parts.of(row).unreachable_owners = _num(row["unreachable"])
+
+
+async def _by_phone(sql: _Sql, start: datetime, end: datetime, parts: _Parts, adv: str,
+                    group_by: str) -> None:
+    """Follow-ups reached on the phone (the call list, issue 16): those Telegram never
+    delivered count as reached, by phone; every answer given on the phone is a phone
+    response (a survey delivered but unanswered, then answered on the phone, is reached by
+    Telegram and answered by phone)."""
+    query = f"""
+        SELECT {adv} AS scope,
+               SUM(CASE WHEN t.status <> 'sent' THEN 1 ELSE 0 END) AS phone_only,
+               SUM(CASE WHEN t.status <> 'sent' AND EXISTS (
+                       SELECT 1 FROM score s WHERE s.touchpoint_id = t.id)
+                   THEN 1 ELSE 0 END) AS phone_only_answered,
+               SUM(CASE WHEN EXISTS (
+                       SELECT 1 FROM score s WHERE s.touchpoint_id = t.id
+                         AND s.source = 'phone')
+                   THEN 1 ELSE 0 END) AS phone_answered
+        FROM phone_call k JOIN touchpoint t ON t.id = k.touchpoint_id
+        WHERE k.status = 'reached' AND t.kind IN {_in(FOLLOWUP_KINDS)}
+          AND t.due_at >= ? AND t.due_at < ?
+        {group_by}"""
+    for row in await sql.rows(query, [start, end]):
+        k = parts.of(row)
+        k.followups_reached += _num(row["phone_only"])
+        k.followups_reached_phone += _num(row["phone_only"])
+        k.responses += _num(row["phone_only_answered"])
+        k.responses_phone += _num(row["phone_answered"])
 
 
 async def _responses(sql: _Sql, start: datetime, end: datetime,

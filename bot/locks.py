@@ -47,8 +47,9 @@ TICKET_DEADLINES = "ticket_deadlines"
 TICKET_RELAY = "ticket_relay"
 CAMPAIGNS = "campaigns"
 MIGRATIONS = "migrations"
+FOLLOWUP_SCAN = "followup_scan"
 JOBS: dict[str, int] = {DISPATCHER: 1, OCCASIONS_SCAN: 2, TICKET_DEADLINES: 3,
-                        TICKET_RELAY: 4, CAMPAIGNS: 5, MIGRATIONS: 6}
+                        TICKET_RELAY: 4, CAMPAIGNS: 5, MIGRATIONS: 6, FOLLOWUP_SCAN: 7}
 # One slot lock per running instance (objids clear of JOBS and of hashed names, >= 1000):
 # how many are held is how many instances share Telegram's global rate.
 INSTANCE_SLOTS = range(100, 164)

@@ -25,6 +25,7 @@ from bot.handlers import buttons
 from bot.journeys.plans import FIRST_SERVICE, SERVICE_DUE
 from bot.journeys.timing import local_date
 from bot.keyboards import keyboard
+from bot.recall import RECALL
 from bot.services import Services, services_of
 from bot.texts import DEFAULT_LANGUAGE
 from db.models import (
@@ -44,8 +45,8 @@ PREFIX = "bk"
 _SLOT_CODES = {"m": "morning", "a": "afternoon"}
 _CODE_OF = {v: k for k, v in _SLOT_CODES.items()}
 # Touchpoints a booking may start from: the reminders with "Book a visit", and campaign
-# messages offering a booking (``bk:s:<tp>``, the marketing feature).
-BOOKABLE_KINDS = (FIRST_SERVICE, SERVICE_DUE, CAMPAIGN)
+# messages offering a booking (``bk:s:<tp>``, the marketing feature), the lost-owner recall.
+BOOKABLE_KINDS = (FIRST_SERVICE, SERVICE_DUE, CAMPAIGN, RECALL)
 
 
 def book_button(svc: Services, lang: str, touchpoint_id: int) -> list[list[tuple[str, str]]]:

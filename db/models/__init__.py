@@ -6,6 +6,14 @@ is imported here; import them from ``db.models``.
 """
 
 from db.models.bookings import Booking, BookingKind, BookingStatus, ScanState
+from db.models.calls import (
+    CallOutcome,
+    CallReason,
+    CallStatus,
+    PhoneCall,
+    PhoneCallAttempt,
+    RecallAnswer,
+)
 from db.models.campaigns import Campaign, CampaignPress, CampaignStatus, ConsentRecord, CustomerTag
 from db.models.delivery import FailedSend, InboxStatus, InboxUpdate, Notice, NoticeStatus
 from db.models.people import (
@@ -28,6 +36,9 @@ __all__ = [
     "Booking",
     "BookingKind",
     "BookingStatus",
+    "CallOutcome",
+    "CallReason",
+    "CallStatus",
     "Campaign",
     "CampaignPress",
     "CampaignStatus",
@@ -43,6 +54,9 @@ __all__ = [
     "MessageLog",
     "Notice",
     "NoticeStatus",
+    "PhoneCall",
+    "PhoneCallAttempt",
+    "RecallAnswer",
     "ScanState",
     "Score",
     "ScoreRates",

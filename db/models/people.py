@@ -58,6 +58,9 @@ class Customer(Model):
     unreachable_at = fields.DatetimeField(null=True)
     followups_refused = fields.BooleanField(default=False)
     followups_refused_at = fields.DatetimeField(null=True)
+    # 电话有误: a phone call found the number wrong (the call list, issue 16); cleared when
+    # staff correct the phone
+    phone_wrong_at = fields.DatetimeField(null=True)
     marketing_consent = fields.BooleanField(default=False)
     marketing_consent_at = fields.DatetimeField(null=True)
     marketing_consent_source = fields.CharField(max_length=50, default="")

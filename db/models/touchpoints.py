@@ -22,6 +22,7 @@ class TouchpointStatus(StrEnum):
     UNREACHABLE = "unreachable"  # Telegram said 403: the owner blocked the bot
     FAILED = "failed"  # a permanent error, or too many attempts
     HELD = "held"  # a paused campaign's row: not claimed until the campaign resumes (issue 6)
+    CALL_LIST = "call_list"  # owed by phone instead: see its phone_call row (issue 16)
 
 
 class Direction(StrEnum):

@@ -50,6 +50,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Page modules, in menu order; each has ``add_routes(router)``.
 PAGE_MODULES = ("today", "conversations", "conversation_actions", "chat", "canned", "inbox",
+                "calls",
                 "tickets", "customers", "campaigns", "reports", "imports", "scripts",
                 "sandbox_chat", "staff")
 
@@ -57,6 +58,7 @@ PAGE_MODULES = ("today", "conversations", "conversation_actions", "chat", "canne
 NAV: tuple[tuple[str, str, str], ...] = (
     ("nav.today", "/", access.TODAY),
     ("nav.inbox", "/inbox", access.CONVERSATIONS),
+    ("nav.calls", "/calls", access.CALLS),
     ("nav.tickets", "/tickets", access.TICKETS),
     ("nav.customers", "/customers", access.CUSTOMERS),
     ("nav.campaigns", "/campaigns", access.CAMPAIGNS),

@@ -38,18 +38,22 @@ INBOX = "inbox"
 CONVERSATIONS = "conversations"
 CONVERSATIONS_ALL = "conversations.all"
 CANNED_EDIT = "canned.edit"
+# The call list (issue 16): agents and advisors work the calls of their own owners; CALLS_ALL
+# sees every call and reassigns them (supervisors, the service manager, admins).
+CALLS = "calls"
+CALLS_ALL = "calls.all"
 
 _AFTER_SALES = frozenset({
     TODAY, TICKETS, TICKETS_ALL, CUSTOMERS, CUSTOMERS_ALL, CUSTOMERS_EDIT, COMPLAINT_TEXTS,
     REPORTS, REPORTS_ALL, IMPORTS, SCRIPTS, SANDBOX, CONVERSATIONS, CONVERSATIONS_ALL,
-    CANNED_EDIT,
+    CANNED_EDIT, CALLS, CALLS_ALL,
 })
 
 PERMISSIONS: dict[StaffRole, frozenset[str]] = {
     StaffRole.AGENT: frozenset({TODAY, CONVERSATIONS, TICKETS, CUSTOMERS, COMPLAINT_TEXTS,
-                                REPORTS, SANDBOX}),
+                                REPORTS, SANDBOX, CALLS}),
     StaffRole.ADVISOR: frozenset({TODAY, CONVERSATIONS, TICKETS, CUSTOMERS, COMPLAINT_TEXTS,
-                                  REPORTS, SANDBOX}),
+                                  REPORTS, SANDBOX, CALLS}),
     StaffRole.SUPERVISOR: _AFTER_SALES | {INBOX},
     StaffRole.MANAGER: _AFTER_SALES | {INBOX},
     StaffRole.MARKETING: frozenset({TODAY, CAMPAIGNS, REPORTS, REPORTS_ALL, SCRIPTS, SANDBOX}),

@@ -36,6 +36,7 @@ from aiohttp import web
 from markupsafe import Markup
 from tortoise.expressions import Q, Subquery
 
+from bot import recall
 from bot.kpi import (
     DEALERSHIP,
     UNASSIGNED,
@@ -80,8 +81,11 @@ KPI_ROWS: tuple[tuple[str, str], ...] = (
     ("followups_due", "int"),
     ("followups_sent", "int"),
     ("followups_reached", "int"),
+    ("followups_reached_telegram", "int"),
+    ("followups_reached_phone", "int"),
     ("followup_rate", "pct"),
     ("responses", "int"),
+    ("responses_phone", "int"),
     ("response_rate", "pct"),
     ("unreachable_owners", "int"),
     ("scores_group", "group"),
@@ -485,6 +489,9 @@ async def reports_page(request: web.Request) -> web.Response:
     talks = await conversations(viewer, report.start_utc, report.end_utc,
                                 console.services.clock.now())
     advisors = await advisor_names(report) if viewer.all else []
+    ids = _customer_ids(viewer.customers) if viewer.customers is not None else None
+    lost = await recall.reasons(report.start_utc, report.end_utc, ids)
+    recalled = await recall.recalled(report.start_utc, report.end_utc, ids)
     return await render(
         request, "reports.html", error="", form=query.form, query=query, viewer=viewer,
         kinds=KINDS, show_all=viewer.all, advisors=advisors,
@@ -494,6 +501,7 @@ async def reports_page(request: web.Request) -> web.Response:
         first_answer=duration(t, stats.median_first_answer),
         resolution=duration(t, stats.median_resolution),
         talks=talks, talk_first_answer=duration(t, talks.median_first_answer),
+        lost=lost, recalled=recalled,
         categories=[(c, (stats.by_category or {}).get(c, 0)) for c in CATEGORIES],
         levels=[(str(lv), (stats.by_level or {}).get(str(lv), 0)) for lv in LEVELS],
         charts=charts(t, shown, trend, stats, threshold),
