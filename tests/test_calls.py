@@ -202,6 +202,10 @@ async def test_no_answer_three_times_then_unreachable_and_wrong_number_flags(
     assert result.call.status == CallStatus.WRONG_NUMBER
     owner = await Customer.get(id=liu.customer_id)
     assert owner.phone_wrong_at == site.clock.now()  # 电话有误: the file is flagged
+    await add_staff("boss", "supervisor", name="主管")
+    async with await signed_in(site.base, "boss") as http, \
+            http.get(f"{site.base}/customers/{owner.id}") as r:
+        assert 'id="wrong-number"' in await r.text()
 
     k = (await compute(month_period("2026-11"), site.settings.tz)).dealership
     assert (k.followups_due, k.followups_reached, k.unreachable_owners) == (2, 0, 2)

@@ -224,6 +224,8 @@ async def customer_edit(request: web.Request) -> web.Response:
             if "birthday" in changes:
                 customer.birthday_md = birthday_key(customer.birthday,
                                                     bool(customer.birthday_lunar))
+            if "phone" in changes:  # a corrected number is no longer "wrong" (the call list)
+                customer.phone_wrong_at = None
             await customer.save()
             await _audit(request, customer, "customer.edit", detail)
         return await _show(request, customer, notice_key="customers.saved")
