@@ -76,8 +76,8 @@ async def test_csv_upload_stores_good_rows_and_reports_bad_ones(site: str) -> No
         async with http.get(f"{site}/imports/{entry.id}/errors.csv") as r:
             assert r.status == 200
             body = (await r.read()).decode("utf-8-sig").splitlines()
-        assert body[0] == "row,field,message" and len(body) == 3
-        assert body[1].startswith("3,phone,")
+        assert body[0] == "Row,Field,Problem" and len(body) == 3
+        assert body[1] == "3,phone,'12345' is not a valid phone number"
         async with http.get(f"{site}/imports") as r:
             assert "十一月交车.csv" in await r.text()  # in the history
         # Re-uploading the same file imports nothing twice.
@@ -116,3 +116,22 @@ async def test_xlsx_upload_and_unusable_files(site: str, tmp_path: Path) -> None
                 token, b"x", "x.csv", what="owners")) as r:
             assert r.status == 422
     assert await Vehicle.all().count() == 1
+
+
+async def test_a_chinese_reader_sees_the_problems_in_chinese(site: str) -> None:  # noqa: F811
+    """The stored problems are the intake's words; the page and the error CSV give them in
+    the reader's language (issue 18, point 1)."""
+    await add_staff("zhou", "supervisor", language="zh_CN")
+    http = await signed_in(site, "zhou")
+    async with http:
+        token = await csrf(http, f"{site}/imports")
+        async with http.post(f"{site}/imports", data=upload_form(
+                token, deliveries_csv(FIVE_ROWS), "十一月交车.csv")) as r:
+            page = await r.text()
+        assert "<td>3</td><td>手机号</td><td>&#39;12345&#39; 不是有效的手机号</td>" in page
+        assert "第 9 位校验位是 0，应为 5，可能录入有误" in page and "is not a valid" not in page
+        entry = await AuditLog.get(action="import.deliveries")
+        async with http.get(f"{site}/imports/{entry.id}/errors.csv") as r:
+            body = (await r.read()).decode("utf-8-sig").splitlines()
+        assert body[0] == "行号,字段,问题"
+        assert body[1] == "3,手机号,'12345' 不是有效的手机号"

@@ -21,7 +21,7 @@ CHINESE_TEXTS = sorted([*(ROOT / "bot" / "scripts" / "zh_CN").iterdir(),
 
 WORD = re.compile(r"(?<![A-Za-z0-9_])[A-Za-z][A-Za-z'’-]*[A-Za-z](?![A-Za-z0-9_])")
 NOT_WORDS = (  # code and names a person types or reads as they are
-    re.compile(r"\{#.*?#\}|\{%.*?%\}|\{\{.*?\}\}", re.S),  # Jinja
+    re.compile(r"\{#.*?#\}|\{%.*?%\}|\{\{.*?\}\}", re.DOTALL),  # Jinja
     re.compile(r"<[^>]+>"),  # HTML tags of Telegram's HTML
     re.compile(r"\{[a-z_]+(?:![rs])?(?::[^}]*)?\}"),  # a label's {placeholder}
     re.compile(r"CAREBOT_[A-Z0-9_]+"),  # where a setting is changed

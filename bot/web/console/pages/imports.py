@@ -19,10 +19,11 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from bot import intake_messages
 from bot.intake import ImportResult, IntakeError, import_deliveries_file, import_visits_file
 from bot.journeys.plans import journey_rules
 from bot.web.console import access, console_of, render, requires, staff_of
-from bot.web.console.render import csv_cell
+from bot.web.console.render import Translator, csv_cell
 from db.models import AuditLog
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,35 @@ async def _history() -> list[AuditLog]:
         .order_by("-created_at", "-id").limit(HISTORY).prefetch_related("staff")
 
 
+def _translator(request: web.Request) -> Translator:
+    return Translator(console_of(request).strings, staff_of(request).language)
+
+
+def shown_problems(items: list[dict[str, Any]], t: Translator) -> list[dict[str, Any]]:
+    """Stored problems (errors or warnings) with their column and words in the reader's
+    language; a problem the catalogue does not know is shown as the intake wrote it."""
+    return [{"row": item.get("row"),
+             "field": t.get(f"imports.fields.{item.get('field')}", str(item.get("field", ""))),
+             "message": problem_text(str(item.get("message", "")), t)} for item in items]
+
+
+def problem_text(message: str, t: Translator) -> str:
+    known = intake_messages.message_key(message)
+    if known is None:
+        return message
+    key, values = known
+    if "type" in values:
+        values["type"] = t.get(f"imports.types.{values['type']}", values["type"])
+    return t(f"imports.problem.{key}", **values)
+
+
 async def _page(request: web.Request, status: int = 200, **context: Any) -> web.Response:
+    stored = context.get("stored")
+    if stored:
+        t = _translator(request)
+        context["stored"] = {**stored,
+                             "errors": shown_problems(stored.get("errors", []), t),
+                             "warnings": shown_problems(stored.get("warnings", []), t)}
     context.setdefault("error_key", "")
     context.setdefault("error_detail", "")
     context.setdefault("stored", None)
@@ -109,10 +138,10 @@ async def errors_csv(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(text="no such import")
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["row", "field", "message"])
-    for item in entry.detail.get("errors", []):
-        writer.writerow([item.get("row"), csv_cell(item.get("field")),
-                         csv_cell(item.get("message"))])
+    t = _translator(request)
+    writer.writerow([t("imports.row"), t("imports.field"), t("imports.message")])
+    for item in shown_problems(entry.detail.get("errors", []), t):
+        writer.writerow([item["row"], csv_cell(item["field"]), csv_cell(item["message"])])
     stem = Path(str(entry.detail.get("file", "import"))).stem
     return web.Response(
         body=("\ufeff" + out.getvalue()).encode("utf-8"), content_type="text/csv",
