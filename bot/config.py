@@ -186,7 +186,7 @@ class Settings(BaseSettings):
     recall_after_months: int = Field(9, ge=0, le=60, description="no visit this long: recall")
     recall_time: str = "10:00"  # local time the recall goes out
     recall_valid_days: int = Field(14, ge=1, le=90, description="the recall stays valid")
-    second_followup_day: int = Field(0, ge=0, le=30, description="day after a visit; 0 = off")
+    second_followup_day: int = Field(0, ge=0, le=60, description="day after a visit; 0 = off")
     second_followup_time: str = "10:00"
 
     # Marketing campaigns (issue 6): the weekly cap, how long an unsent message stays

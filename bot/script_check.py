@@ -39,6 +39,11 @@ SAMPLE_PAYLOADS: dict[str, dict[str, Any]] = {
         "major_repair": False, "advisor": "李娜", "mileage": 5120,
         "next_service_on": "2027-05-01", "next_service_km": 15120,
     },
+    "second_followup": {
+        "visit_id": 1, "visit_kind": "repair", "left_on": "2026-11-01",
+        "major_repair": False, "advisor": "李娜", "mileage": 5120,
+        "next_service_on": "2027-05-01", "next_service_km": 15120,
+    },
     "service_due": {"visit_id": 1, "next_service_on": "2026-11-10", "next_service_km": 15120},
     "birthday": {"day": "2026-11-03"},
     "insurance_expiry": {"expiry": "2026-12-03", "lead_days": 30, "days_left": 30},

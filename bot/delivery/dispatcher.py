@@ -44,7 +44,7 @@ MARKETING_PRIORITY_FROM = 10
 #: cheerful care messages held, like marketing, while the owner has an open complaint: sent
 #: after it closes if still valid (their own expiry drops stale ones); service-critical
 #: messages (licence and insurance expiry, booking reminders, follow-ups) still go
-HELD_DURING_COMPLAINT = ("visit_7d", "holiday", "birthday")
+HELD_DURING_COMPLAINT = ("visit_7d", "holiday", "birthday", "second_followup")
 #: a complaint is open until resolved or closed (bot.tickets.ACTIVE_STATES)
 OPEN_COMPLAINT = ("open", "claimed", "answered", "reopened")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,6 +35,7 @@ INSURANCE = "insurance_expiry"
 LICENCE = "licence_expiry"
 HOLIDAY = "holiday"
 BOOKING_REMINDER = "booking_reminder"
+SECOND_FOLLOWUP = "second_followup"  # 第二次跟踪 (000 篇四 §5): off unless configured
 JOURNEY_KINDS = (CHECKIN, FOLLOWUP_3D, VISIT_7D, FIRST_SERVICE)
 SERVICE_PRIORITY = 0
 GREETING_PRIORITY = 5  # birthdays and holidays: after service messages, before marketing
@@ -69,6 +70,8 @@ class JourneyRules:
     service_due_lead_days: int = 7
     service_due_time: time = time(10, 0)
     service_due_grace_days: int = 14
+    second_followup_day: int = 0  # 0: no second follow-up
+    second_followup_time: time = time(10, 0)
 
     def window(self, origin: date, day: int, at: time, last_day: int) -> tuple[datetime, datetime]:
         """(due, expires) for local day ``day`` after ``origin`` at ``at``, valid until the
@@ -93,7 +96,7 @@ class TouchpointPlan:
 
 def delivery_key(vin: str, delivered_at: datetime) -> str:
     """One occasion per car per delivery: a resold car delivered again is a new occasion."""
-    return f"{vin}:{delivered_at.astimezone(timezone.utc):%Y%m%dT%H%M}"
+    return f"{vin}:{delivered_at.astimezone(UTC):%Y%m%dT%H%M}"
 
 
 def plan_delivery(
@@ -184,6 +187,14 @@ def plan_visit(
         customer_id=customer_id, vehicle_id=vehicle_id, kind=SERVICE_FOLLOWUP, occasion_key=key,
         due_at=due, expires_at=expires, payload=payload,
     )]
+    if rules.second_followup_day > 0:
+        # 第二次跟踪: about a week after the first, a care contact of its own (000 篇四 §5)
+        due, expires = rules.window(origin, rules.second_followup_day,
+                                    rules.second_followup_time, rules.second_followup_day + 2)
+        plans.append(TouchpointPlan(
+            customer_id=customer_id, vehicle_id=vehicle_id, kind=SECOND_FOLLOWUP,
+            occasion_key=key, due_at=due, expires_at=expires, payload=payload,
+        ))
     if next_on is not None and latest:
         remind_on = next_on - timedelta(days=rules.service_due_lead_days)
         due, expires = rules.window(remind_on, 0, rules.service_due_time,
@@ -281,4 +292,6 @@ def journey_rules(settings: Settings) -> JourneyRules:
         service_due_lead_days=settings.service_due_lead_days,
         service_due_time=parse_hhmm(settings.service_due_time),
         service_due_grace_days=settings.service_due_grace_days,
+        second_followup_day=settings.second_followup_day,
+        second_followup_time=parse_hhmm(settings.second_followup_time),
     )
