@@ -55,6 +55,7 @@ COMMANDS = [
     ("help", "帮助 / help"),
     ("language", "语言 / language"),
     ("stop", "停止接收 / stop messages"),
+    ("book", "预约到店 / book a visit"),
     ("complain", "投诉与求助 / complaints and help"),
     ("subscribe", "接收优惠活动 / receive offers"),
 ]

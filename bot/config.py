@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.booking_calendar import parse_capacity, parse_closed_days, parse_slots
 from bot.journeys.timing import parse_day_list, parse_hhmm, parse_holidays, parse_weekdays
 
 TELEGRAM_API_URL = "https://api.telegram.org"
@@ -174,6 +175,16 @@ class Settings(BaseSettings):
     booking_weekdays: str = "1-7"  # ISO weekdays the workshop takes bookings
     booking_horizon_days: int = Field(14, ge=1, le=90)
     booking_reminder_time: str = "18:00"  # local time the day before the booking
+    # Bookings with capacity (issue 17, docs/bookings.md): the day's slots, the places each
+    # slot has per job kind, the days the workshop is shut (besides CAREBOT_HOLIDAYS when
+    # booking_closed_on_holidays), the staff group's morning list, and how many days a
+    # visit may leave the workshop after its booked day and still count as booked (预约率).
+    booking_slots: str = "09:00-12:00,13:30-17:30"
+    booking_capacity: str = "maintenance:4,first_service:2,repair:2,inspection:2,other:1"
+    booking_closed_days: str = ""  # MM-DD, LMM-DD (lunar), YYYY-MM-DD, YYYY-MM-DD..YYYY-MM-DD
+    booking_closed_on_holidays: bool = True
+    booking_digest_time: str = "08:00"  # local; "off": no morning list to the staff group
+    booking_visit_days: int = Field(7, ge=0, le=60, description="visit counts as booked")
 
     # The call list and lost-owner recall (issue 16, docs/followup.md): a survey left
     # unanswered this long is owed by phone; no-answer calls are tried again at another of
@@ -247,6 +258,31 @@ class Settings(BaseSettings):
     @classmethod
     def _weekdays(cls, v: str) -> str:
         parse_weekdays(v)
+        return v
+
+    @field_validator("booking_slots")
+    @classmethod
+    def _booking_slots(cls, v: str) -> str:
+        parse_slots(v)
+        return v
+
+    @field_validator("booking_capacity")
+    @classmethod
+    def _booking_capacity(cls, v: str) -> str:
+        parse_capacity(v)
+        return v
+
+    @field_validator("booking_closed_days")
+    @classmethod
+    def _booking_closed_days(cls, v: str) -> str:
+        parse_closed_days(v)
+        return v
+
+    @field_validator("booking_digest_time")
+    @classmethod
+    def _digest_time(cls, v: str) -> str:
+        if v.strip().lower() != "off":
+            parse_hhmm(v)
         return v
 
     @field_validator("trusted_proxies")

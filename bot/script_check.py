@@ -49,8 +49,10 @@ SAMPLE_PAYLOADS: dict[str, dict[str, Any]] = {
     "insurance_expiry": {"expiry": "2026-12-03", "lead_days": 30, "days_left": 30},
     "licence_expiry": {"expiry": "2026-12-03", "lead_days": 30, "days_left": 30},
     "holiday": {"name": "国庆节", "day": "2026-10-01"},
-    "booking_reminder": {"booking_id": 1, "day": "2026-11-04", "slot": "morning",
-                         "kind": "first_service"},
+    "booking_reminder": {"booking_id": 1, "day": "2026-11-04", "slot": "09:00",
+                         "time": "09:00-12:00", "kind": "first_service"},
+    "booking_no_show": {"booking_id": 1, "day": "2026-11-04", "slot": "13:30",
+                        "time": "13:30-17:30", "kind": "repair"},
 }
 # Known kinds are also checked with vehicle=None (owner-level messages have no car, and a
 # car may be gone from the file), except those always written with a car.

@@ -1,8 +1,8 @@
 """Feature wiring for the scheduled touchpoints (issue 3).
 
 ``register``: the booking buttons and handler, the composers of the kinds that carry a
-button ("Book a visit" on the first-service and service-due reminders, "Cancel booking" on
-the booking reminder) and the dispatcher's skip rule for reminders a visit or booking made
+button ("Book a visit" on the first-service and service-due reminders and on a missed
+booking's new-time offer, "Change time" and "Cancel booking" on the booking reminder) and the dispatcher's skip rule for reminders a visit or booking made
 unnecessary. ``schedule``: the daily occasions scan at ``scan_time`` (local) and one scan at
 start-up, which catches up the days the process was down. With several instances the scan
 runs under the ``occasions_scan`` advisory lock, and a scan already run (by any instance)
@@ -25,7 +25,7 @@ from bot import bookings, locks
 from bot.delivery.dispatcher import Composer, Outgoing, compose
 from bot.handlers import booking as booking_handlers
 from bot.journeys.occasions import occasion_rules, run_scan
-from bot.journeys.plans import BOOKING_REMINDER, FIRST_SERVICE, SERVICE_DUE
+from bot.journeys.plans import BOOKING_NO_SHOW, BOOKING_REMINDER, FIRST_SERVICE, SERVICE_DUE
 from bot.journeys.timing import at_local, local_date, parse_hhmm
 from bot.services import Services
 from bot.templating import render_off_loop
@@ -52,7 +52,7 @@ def _with_cancel_button(svc: Services) -> Composer:
         if not isinstance(booking_id, int):
             return out
         return Outgoing(out.text,
-                        booking_handlers.cancel_button(svc, customer.language, booking_id))
+                        booking_handlers.manage_buttons(svc, customer.language, booking_id))
 
     return composer
 
@@ -63,6 +63,7 @@ def register(application: Application, services: Services) -> None:  # type: ign
     composers[FIRST_SERVICE] = _with_book_button(services)
     composers[SERVICE_DUE] = _with_book_button(services)
     composers[BOOKING_REMINDER] = _with_cancel_button(services)
+    composers[BOOKING_NO_SHOW] = _with_book_button(services)
     services.dispatcher.skip_rules.append(
         functools.partial(bookings.skip_superseded_reminders, tz=services.settings.tz))
 

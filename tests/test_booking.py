@@ -80,10 +80,10 @@ async def test_book_confirm_remind_and_cancel(env: BotEnv, tmp_path: Path) -> No
     await env.poll()
     confirmed = owner.last_bot_message()
     assert "预约成功" in confirmed["text"] and "张伟" in confirmed["text"]
-    assert buttons(confirmed) == ["取消预约"]
+    assert buttons(confirmed) == ["🔁 改约", "取消预约"]
     booking = await Booking.get()
     assert (booking.day, booking.slot, booking.kind, booking.status) == (
-        date(2026, 11, 24), "morning", BookingKind.FIRST_SERVICE, BookingStatus.BOOKED)
+        date(2026, 11, 24), "09:00", BookingKind.FIRST_SERVICE, BookingStatus.BOOKED)
     notice = advisor.bot_texts()[-1]
     assert "新预约" in notice and "张伟" in notice and "+8613800138000" in notice
     assert "11月24日 周二 上午 9:00-12:00" in notice
@@ -107,8 +107,8 @@ async def test_book_confirm_remind_and_cancel(env: BotEnv, tmp_path: Path) -> No
     env.clock.set(local(2026, 11, 23, 18, 0))
     assert (await env.tick()).sent == 1
     text = owner.bot_texts()[-1]
-    assert "明天（2026-11-24）上午" in text and "首次保养" in text
-    assert buttons(owner.last_bot_message()) == ["取消预约"]
+    assert "明天（2026-11-24）09:00-12:00" in text and "首次保养" in text
+    assert buttons(owner.last_bot_message()) == ["🔁 改约", "取消预约"]
 
     owner.press("取消预约")
     await env.poll()
@@ -158,11 +158,11 @@ async def test_a_stale_day_button_asks_again(env: BotEnv, tmp_path: Path) -> Non
     owner.press("11月22日 周日")
     await env.poll()
     message = owner.last_bot_message()
-    assert message["text"] == "抱歉，这个日期已不能预约，请重新选择："
+    assert message["text"] == "抱歉，这个时间已不能预约，请重新选择日期："
     assert buttons(message)[0] == "11月24日 周二"
     owner.press("暂不预约")
     await env.poll()
-    assert "随时再预约" in owner.bot_texts()[-1]
+    assert "随时发送 /book 再预约" in owner.bot_texts()[-1]
     assert await Booking.all().count() == 0
 
 
@@ -176,9 +176,10 @@ async def test_forged_booking_data_cannot_book_for_someone_else(env: BotEnv,
     # another linked owner sends callback data naming the first owner's reminder
     chat = env.emu.chats[other.chat_id]
     stored = next(m for m in reversed(chat.messages) if m.from_bot)
-    env.emu._queue_callback(chat, other.user_id, stored, f"bk:c:{tp.id}:20261124:m", "x")
+    env.emu._queue_callback(chat, other.user_id, stored, f"bk:c:{tp.id}:0:f:20261124:0900",
+                            "x")
     await env.poll()
-    assert "预约入口已失效" in other.bot_texts()[-1]
+    assert "预约按钮已失效" in other.bot_texts()[-1]
     assert await Booking.all().count() == 0
 
 
@@ -195,7 +196,7 @@ async def test_a_booking_cannot_start_from_a_birthday_greeting(env: BotEnv,
     stored = next(m for m in reversed(chat.messages) if m.from_bot)
     env.emu._queue_callback(chat, owner.user_id, stored, f"bk:s:{greeting.id}", "x")
     await env.poll()
-    assert "预约入口已失效" in owner.bot_texts()[-1]
+    assert "预约按钮已失效" in owner.bot_texts()[-1]
     assert "请选择到店日期" not in owner.bot_texts()[-1]
     assert await Booking.all().count() == 0
 

@@ -284,7 +284,7 @@ async def test_a_booking_request_is_booked_from_the_console(env: ConsoleEnv,
                                                      "slot": "morning"}, token)
         assert (status, where) == (303, f"/inbox/{request.id}?done=booked")
     booking = await Booking.get(customer_id=customer.id)
-    assert (str(booking.day), booking.slot) == ("2026-11-05", "morning")
+    assert (str(booking.day), booking.slot) == ("2026-11-05", "09:00")
     told = driver.bot_texts()[-1]
     assert "预约成功" in told and told.endswith(SIGNATURE)
     request = await Thread.get(id=request.id)
@@ -589,7 +589,7 @@ def test_the_interface_strings_exist_in_both_languages() -> None:
                                (templates / name).read_text(encoding="utf-8")))
     made = {f"conversations.{group}.{key}" for group, keys in (
         ("view", ("all", "unassigned", "mine")), ("kind", tuple(k.value for k in ThreadKind)),
-        ("state", ("open", "done")), ("slot", ("morning", "afternoon")),
+        ("state", ("open", "done")),
         ("done", ("assigned", "answered", "queued", "undelivered", "noted", "done", "booked",
                   "reopened")),
         ("done_list", ("assigned", "answered", "queued", "undelivered", "noted", "done", "booked",

@@ -286,7 +286,7 @@ async def test_a_booking_request_becomes_a_booking_the_owner_is_told(
     booking = await book_from_thread(env.carebot.services, thread, agent, date(2026, 11, 5),
                                      "morning")
     assert (booking.day, booking.slot, booking.customer_id) == \
-        (date(2026, 11, 5), "morning", customer.id)
+        (date(2026, 11, 5), "09:00", customer.id)
     assert await Booking.all().count() == 1
     told = owner.bot_texts()[-1]
     assert "预约成功" in told and "11月5日" in told and told.endswith(SIGNATURE)

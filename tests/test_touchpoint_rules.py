@@ -367,4 +367,4 @@ def test_booking_reminder_the_day_before(day: date, now: datetime, due: datetime
     if plan is not None:
         assert plan.expires_at == datetime.combine(day, time(0), SH).astimezone(UTC)
         assert plan.payload == {"booking_id": 3, "day": day.isoformat(), "slot": "morning",
-                                "kind": "first_service"}
+                                "time": "09:00-12:00", "kind": "first_service"}

@@ -1,127 +1,324 @@
-"""Owner side of booking: "Book a visit" -> day -> morning/afternoon -> confirm; cancel.
+"""Owner side of booking (issue 17): ``/book``, or "Book a visit" under a reminder, a
+campaign or a missed booking; the car (when several), the job (a repair with a short note
+or photo), a day with room, a slot with room, confirm; change the time or cancel from the
+confirmation (and from the reminder the day before).
 
-Callback data (prefix ``bk``, all well under 64 bytes):
-``bk:s:<tp>`` start from reminder ``tp``; ``bk:d:<tp>:<yyyymmdd>`` day chosen;
-``bk:t:<tp>:<yyyymmdd>:<m|a>`` slot chosen; ``bk:c:<tp>:<yyyymmdd>:<m|a>`` confirmed;
-``bk:b:<tp>`` back to the days; ``bk:n`` not now; ``bk:x:<booking>`` cancel a booking.
+Callback data (prefix ``bk``, well under 64 bytes). A pick carries what is chosen so far:
+``bk:<step>:<src>:<car>:<job>:<yyyymmdd>:<hhmm>`` — ``src`` the touchpoint it started from
+(0: ``/book``), ``car`` a vehicle id (0: none on file), ``job`` one letter
+(``JOB_CODES``); steps ``v`` car, ``k`` job, ``N`` note skipped, ``d`` day, ``t`` slot,
+``c`` confirmed, ``b`` back to the days. Also ``bk:s:<tp>`` start from a touchpoint,
+``bk:n`` not now, ``bk:x:<booking>`` cancel, ``bk:r:<booking>`` change the time,
+``bk:R:<booking>:<yyyymmdd>`` its new day, ``bk:T:<booking>:<yyyymmdd>:<hhmm>`` its new slot.
 
-Nothing is stored until the owner confirms, so an abandoned picker costs nothing; every
-step re-checks the day against the opening days, so an old keyboard cannot book a past day.
+Nothing is booked until the owner confirms, so an abandoned picker costs nothing; what the
+owner writes about a repair is stored (the dialogue's row) before it is acknowledged. Every
+step checks the day and slot again, so an old keyboard cannot book a past day or a full slot.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
+from dataclasses import replace
+from datetime import date
 
-from telegram import InlineKeyboardMarkup, Update
-from telegram.ext import Application, CallbackQueryHandler, ContextTypes
+from telegram import Update
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
 from bot import bookings, owners
-from bot.bookings import booking_rules
+from bot.booking_calendar import Slot
 from bot.campaigns.promotions import KIND as CAMPAIGN
-from bot.delivery import notices
+from bot.handlers import booking_picker as bt
 from bot.handlers import buttons
-from bot.journeys.plans import FIRST_SERVICE, SERVICE_DUE
-from bot.journeys.timing import local_date
-from bot.keyboards import keyboard
+from bot.handlers.booking_picker import PREFIX, Flow, Pick, flow_of, parse_day, parse_pick
+from bot.handlers.owner import lang_of, log_in, say
+from bot.journeys.plans import BOOKING_NO_SHOW, FIRST_SERVICE, SERVICE_DUE
 from bot.recall import RECALL
 from bot.services import Services, services_of
-from bot.texts import DEFAULT_LANGUAGE
 from db.models import (
     Booking,
     BookingKind,
     BookingStatus,
+    Conversation,
     Customer,
-    Direction,
     Touchpoint,
     TouchpointStatus,
     Vehicle,
+    VehicleStatus,
 )
 
 log = logging.getLogger(__name__)
 
-PREFIX = "bk"
-_SLOT_CODES = {"m": "morning", "a": "afternoon"}
-_CODE_OF = {v: k for k, v in _SLOT_CODES.items()}
-# Touchpoints a booking may start from: the reminders with "Book a visit", and campaign
-# messages offering a booking (``bk:s:<tp>``, the marketing feature), the lost-owner recall.
-BOOKABLE_KINDS = (FIRST_SERVICE, SERVICE_DUE, CAMPAIGN, RECALL)
+NOTE_STATE = "booking:note"
+NOTE_LIMIT = 1000
+# Touchpoints a booking may start from: the reminders with "Book a visit", a missed
+# booking's new-time offer, campaign messages offering a booking (the marketing feature)
+# and the lost-owner recall. From a campaign or the recall the owner picks the job.
+BOOKABLE_KINDS = (FIRST_SERVICE, SERVICE_DUE, BOOKING_NO_SHOW, CAMPAIGN, RECALL)
+ASK_THE_JOB = (CAMPAIGN, RECALL)
+
+# the labels other features use (conversations, composers) live with the wording
+book_button, cancel_button, manage_buttons = bt.book_button, bt.cancel_button, bt.manage_buttons
+day_label, slot_label, kind_label, vehicle_text = (bt.day_label, bt.slot_label, bt.kind_label,
+                                                   bt.vehicle_text)
+
+__all__ = ["BOOKABLE_KINDS", "book_button", "cancel_button", "day_label", "kind_label",
+           "manage_buttons", "register", "slot_label", "vehicle_text"]
 
 
-def book_button(svc: Services, lang: str, touchpoint_id: int) -> list[list[tuple[str, str]]]:
-    """The "Book a visit" row a reminder carries, as (label, data)."""
-    return [[(svc.scripts.label("bk_book_button", lang), f"{PREFIX}:s:{touchpoint_id}")]]
+# --------------------------------------------------------------------------- the steps
 
 
-def cancel_button(svc: Services, lang: str, booking_id: int) -> list[list[tuple[str, str]]]:
-    return [[(svc.scripts.label("bk_cancel_button", lang), f"{PREFIX}:x:{booking_id}")]]
+async def _vehicles(customer: Customer) -> list[Vehicle]:
+    return await Vehicle.filter(customer_id=customer.id, status=VehicleStatus.ACTIVE) \
+        .order_by("-delivered_at", "id")
 
 
-def _markup(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup:
-    return keyboard(rows)
+async def begin(flow: Flow, source: Touchpoint | None) -> None:
+    """The first step: the car unless the touchpoint (or the file) says which; the job
+    unless the touchpoint says; then the days. Always a new message: the reminder stays."""
+    pick = Pick(src=source.id if source else 0)
+    if source is not None and source.kind not in ASK_THE_JOB:
+        pick = replace(pick, job=bookings.kind_for(source.kind, source.payload))
+    if source is not None and source.vehicle_id is not None:
+        pick = replace(pick, car=source.vehicle_id)
+    else:
+        cars = await _vehicles(flow.customer)
+        if len(cars) > 1:
+            rows = [[(bt.car_name(v), replace(pick, car=v.id).data("v"))] for v in cars]
+            rows.append([bt.not_now(flow)])
+            await flow.say(flow.label("bk_pick_vehicle"), rows, new=True)
+            return
+        pick = replace(pick, car=cars[0].id if cars else 0)
+    if pick.job is None:
+        await flow.say(flow.label("bk_pick_kind"), bt.kind_rows(flow, pick), new=True)
+        return
+    await show_days(flow, pick, new=True)
 
 
-def day_label(svc: Services, lang: str, day: date) -> str:
-    weekdays = svc.scripts.label("bk_weekdays", lang).split(",")
-    months = svc.scripts.label("bk_months", lang).split(",")
-    return svc.scripts.label("bk_day_format", lang, month=day.month, day=day.day,
-                             weekday=weekdays[day.isoweekday() - 1], mon=months[day.month - 1],
-                             iso=day.isoformat())
+async def show_days(flow: Flow, pick: Pick, *, new: bool = False, key: str = "bk_pick_day"
+                    ) -> None:
+    """The open days ahead with a place for the job; none: say so, with the phone."""
+    assert pick.job is not None
+    days = await bookings.days_with_room(flow.today, pick.job, flow.rules)
+    if not days:
+        await flow.say(flow.label("bk_no_days", kind=bt.kind_label(flow.svc, flow.lang, pick.job),
+                                  days=flow.rules.horizon_days), new=new)
+        return
+    choices = [(bt.day_label(flow.svc, flow.lang, d), replace(pick, day=d).data("d"))
+               for d in days]
+    rows = [choices[i:i + 2] for i in range(0, len(choices), 2)]
+    rows.append([bt.not_now(flow)])
+    await flow.say(flow.label(key), rows, new=new)
 
 
-def slot_label(svc: Services, lang: str, slot: str) -> str:
-    return svc.scripts.label(f"bk_slot_{slot}", lang)
+async def show_slots(flow: Flow, pick: Pick, *, key: str = "bk_pick_slot",
+                     move: Booking | None = None) -> None:
+    """The chosen day's slots with a place; a day gone or full: the days again."""
+    assert pick.job is not None and pick.day is not None
+    slots: list[Slot] = []
+    if pick.day in bookings.bookable_days(flow.today, flow.rules):
+        slots = await bookings.free_slots(pick.day, pick.job, flow.rules,
+                                          ignore=move.id if move else None)
+    if not slots:
+        if move is not None:
+            await show_move_days(flow, move, key="bk_day_gone")
+        else:
+            await show_days(flow, pick, key="bk_day_gone")
+        return
+    if move is not None:
+        row = [(bt.slot_label(flow.svc, flow.lang, s.code, flow.rules),
+                f"{PREFIX}:T:{move.id}:{pick.day:%Y%m%d}:{s.short}") for s in slots]
+        back = (flow.label("bk_back_button"), f"{PREFIX}:r:{move.id}")
+    else:
+        row = [(bt.slot_label(flow.svc, flow.lang, s.code, flow.rules),
+                replace(pick, slot=s.code).data("t")) for s in slots]
+        back = (flow.label("bk_back_button"), replace(pick, day=None).data("b"))
+    rows = [row[i:i + 2] for i in range(0, len(row), 2)] + [[back]]
+    await flow.say(flow.label(key, day=bt.day_label(flow.svc, flow.lang, pick.day)), rows)
 
 
-def kind_label(svc: Services, lang: str, kind: BookingKind) -> str:
-    return svc.scripts.label(f"bk_kind_{kind.value}", lang)
+async def ask_note(flow: Flow, pick: Pick) -> None:
+    """A repair: a line or a photo about it (the dialogue's row says where it goes)."""
+    await owners.set_conversation(flow.customer.telegram_user_id or 0, NOTE_STATE,
+                                  {"src": pick.src, "car": pick.car, "note": "", "photo": ""})
+    await flow.say(flow.label("bk_note_ask"),
+                   [[(flow.label("bk_note_skip_button"), pick.data("N"))], [bt.not_now(flow)]])
 
 
-def vehicle_text(svc: Services, lang: str, vehicle: Vehicle | None) -> str:
-    if vehicle is None:
-        return ""
-    name = " ".join(p for p in (vehicle.model, vehicle.plate) if p) or vehicle.vin
-    return svc.scripts.label("bk_vehicle", lang, vehicle=name)
+async def confirm_ask(flow: Flow, pick: Pick, vehicle: Vehicle | None) -> None:
+    assert pick.job is not None and pick.day is not None
+    note = await _note_for(flow, pick)
+    text = flow.label("bk_confirm_ask", note=bt.note_text(flow, note[0]),
+                      **bt.booking_fmt(flow, pick.day, pick.slot, pick.job, vehicle))
+    rows = [[(flow.label("bk_confirm_button"), pick.data("c"))],
+            [(flow.label("bk_back_button"), replace(pick, day=None, slot="").data("b"))]]
+    await flow.say(text, rows)
 
 
-def _day_keyboard(svc: Services, lang: str, tp_id: int, now: datetime) -> InlineKeyboardMarkup:
-    rules = booking_rules(svc.settings)
-    days = bookings.bookable_days(local_date(now, rules.tz), rules)
-    buttons = [(day_label(svc, lang, d), f"{PREFIX}:d:{tp_id}:{d:%Y%m%d}") for d in days]
-    rows = [buttons[i:i + 2] for i in range(0, len(buttons), 2)]
-    rows.append([(svc.scripts.label("bk_never_mind_button", lang), f"{PREFIX}:n")])
-    return _markup(rows)
+async def _note_for(flow: Flow, pick: Pick) -> tuple[str, str]:
+    """The repair's note and photo the owner gave in this dialogue, if it is this one's."""
+    if pick.job is not BookingKind.REPAIR or flow.customer.telegram_user_id is None:
+        return "", ""
+    conv = await owners.get_conversation(flow.customer.telegram_user_id)
+    if conv is None or conv.state != NOTE_STATE or conv.data.get("car") != pick.car:
+        return "", ""
+    return str(conv.data.get("note", "")), str(conv.data.get("photo", ""))
 
 
-def _parse_day(text: str) -> date | None:
-    try:
-        return datetime.strptime(text, "%Y%m%d").date()
-    except ValueError:
+async def confirm(flow: Flow, pick: Pick, vehicle: Vehicle | None) -> None:
+    """Book it; a slot taken meanwhile offers the day's slots again; an open booking of
+    that job for that car is shown (with change and cancel) instead of a second one."""
+    assert pick.job is not None and pick.day is not None
+    note, photo = await _note_for(flow, pick)
+    outcome = await bookings.book_job(
+        bookings.Job(flow.customer.id, vehicle.id if vehicle else None, pick.job, note=note,
+                     photo_file_id=photo, source_touchpoint_id=pick.src or None),
+        day=pick.day, slot=pick.slot, now=flow.now, rules=flow.rules)
+    booking = outcome.booking
+    if booking is None:
+        await show_slots(flow, replace(pick, slot=""), key="bk_slot_full")
+        return
+    if flow.customer.telegram_user_id is not None and note:
+        await Conversation.filter(telegram_user_id=flow.customer.telegram_user_id).delete()
+    fmt = bt.booking_fmt(flow, booking.day, booking.slot, BookingKind(booking.kind), vehicle)
+    if not outcome.created:
+        await flow.say(flow.label("bk_exists", **fmt), bt.manage_rows(flow, booking.id))
+        return
+    await flow.say(flow.label("bk_confirmed", name=flow.customer.name,
+                              note=bt.note_text(flow, note), **fmt),
+                   bt.manage_rows(flow, booking.id))
+    await bt.tell_staff(flow, booking, vehicle, "bk_staff_new")
+
+
+# --------------------------------------------------------------------------- change, cancel
+
+
+async def _open_booking(flow: Flow, raw: str) -> Booking | None:
+    """The owner's own booking, still open and not in the past; None otherwise."""
+    if not raw.isdigit():
         return None
+    booking = await Booking.get_or_none(id=int(raw), customer_id=flow.customer.id)
+    if booking is None or booking.status is not BookingStatus.BOOKED \
+            or booking.day < flow.today:
+        return None
+    return booking
 
 
-async def _reminder_of(customer: Customer, tp_id: str) -> Touchpoint | None:
-    """The owner's own reminder a booking starts from (never someone else's): a first-service
-    or service-due reminder, or a campaign message, that is pending or sent. Any other
+async def show_move_days(flow: Flow, booking: Booking, *, key: str = "bk_pick_new_day") -> None:
+    kind = BookingKind(booking.kind)
+    days = await bookings.days_with_room(flow.today, kind, flow.rules, ignore=booking.id)
+    choices = [(bt.day_label(flow.svc, flow.lang, d), f"{PREFIX}:R:{booking.id}:{d:%Y%m%d}")
+               for d in days]
+    rows = [choices[i:i + 2] for i in range(0, len(choices), 2)]
+    rows.append([(flow.label("bk_keep_button"), f"{PREFIX}:K:{booking.id}")])
+    await flow.say(flow.label(key if days else "bk_no_days", days=flow.rules.horizon_days,
+                              kind=bt.kind_label(flow.svc, flow.lang, kind)), rows)
+
+
+async def move(flow: Flow, booking: Booking, day: date, slot: str) -> None:
+    """The owner's booking to the new day and slot, if it still has room."""
+    outcome = await bookings.reschedule(booking.id, customer_id=flow.customer.id, day=day,
+                                        slot=slot, now=flow.now, rules=flow.rules)
+    moved = outcome.booking
+    if moved is None:
+        await flow.say(flow.label("bk_unavailable"))
+        return
+    if outcome.status == "full":
+        await show_slots(flow, Pick(job=BookingKind(moved.kind), day=day), key="bk_slot_full",
+                         move=moved)
+        return
+    vehicle = await Vehicle.get_or_none(id=moved.vehicle_id) if moved.vehicle_id else None
+    fmt = bt.booking_fmt(flow, moved.day, moved.slot, BookingKind(moved.kind), vehicle)
+    await flow.say(flow.label("bk_moved", **fmt), bt.manage_rows(flow, moved.id))
+    if outcome.status == "moved" and outcome.was is not None:
+        was = f"{bt.day_label(flow.svc, 'zh_CN', outcome.was[0])} " \
+              f"{bt.slot_label(flow.svc, 'zh_CN', outcome.was[1], flow.rules)}"
+        await bt.tell_staff(flow, moved, vehicle, "bk_staff_moved", was=was)
+
+
+async def cancel(flow: Flow, raw: str) -> None:
+    booking = await Booking.get_or_none(id=int(raw), customer_id=flow.customer.id) \
+        if raw.isdigit() else None
+    if booking is None or booking.status is not BookingStatus.BOOKED:
+        key = "bk_already_cancelled" if booking is not None \
+            and booking.status is BookingStatus.CANCELLED else "bk_unavailable"
+        await flow.say(flow.label(key))
+        return
+    await bookings.cancel(booking.id, customer_id=flow.customer.id, now=flow.now,
+                          tz=flow.rules.tz)
+    await flow.say(flow.label("bk_cancelled", day=bt.day_label(flow.svc, flow.lang, booking.day),
+                              slot=bt.slot_label(flow.svc, flow.lang, booking.slot, flow.rules)))
+    vehicle = await Vehicle.get_or_none(id=booking.vehicle_id) if booking.vehicle_id else None
+    await bt.tell_staff(flow, booking, vehicle, "bk_staff_cancelled")
+
+
+# --------------------------------------------------------------------------- routing
+
+
+async def _source(customer: Customer, src: int) -> Touchpoint | None:
+    """The owner's own touchpoint a booking starts from (never someone else's): a reminder,
+    a missed booking's offer or a campaign message that is pending or sent. Any other
     touchpoint (a birthday greeting, a cancelled or expired one) starts nothing."""
-    if not tp_id.isdigit():
-        return None
     return await Touchpoint.get_or_none(
-        id=int(tp_id), customer_id=customer.id, kind__in=BOOKABLE_KINDS,
-        status__in=[TouchpointStatus.PENDING, TouchpointStatus.SENT],
-    )
+        id=src, customer_id=customer.id, kind__in=BOOKABLE_KINDS,
+        status__in=[TouchpointStatus.PENDING, TouchpointStatus.SENT])
 
 
-async def _log_out(svc: Services, customer: Customer, chat_id: int, text: str,
-                   message_id: int | None) -> None:
-    await owners.log_message(direction=Direction.OUT, chat_id=chat_id, text=text,
-                             now=svc.clock.now(), kind="booking", customer_id=customer.id,
-                             telegram_message_id=message_id)
+async def _checked(flow: Flow, pick: Pick) -> tuple[bool, Vehicle | None]:
+    """The pick's touchpoint and car are the owner's own (0: none); False otherwise."""
+    if pick.src and await _source(flow.customer, pick.src) is None:
+        return False, None
+    if not pick.car:
+        return True, None
+    vehicle = await Vehicle.get_or_none(id=pick.car, customer_id=flow.customer.id)
+    return vehicle is not None, vehicle
+
+
+async def on_pick(flow: Flow, step: str, pick: Pick) -> None:
+    """The steps of a new booking, after the pick was checked."""
+    ok, vehicle = await _checked(flow, pick)
+    if not ok:
+        await flow.say(flow.label("bk_unavailable"))
+    elif step == "v" or pick.job is None:
+        await flow.say(flow.label("bk_pick_kind"), bt.kind_rows(flow, pick))
+    elif step == "k" and pick.job is BookingKind.REPAIR:
+        await ask_note(flow, pick)
+    elif step in ("k", "N", "b") or pick.day is None:
+        await show_days(flow, pick)
+    elif step == "d" or not pick.slot:
+        await show_slots(flow, pick)
+    elif pick.day not in bookings.bookable_days(flow.today, flow.rules) \
+            or bookings.resolve_slot(flow.rules, pick.slot) is None:
+        await show_days(flow, replace(pick, day=None, slot=""), key="bk_day_gone")
+    elif step == "t":
+        await confirm_ask(flow, pick, vehicle)
+    else:
+        await confirm(flow, pick, vehicle)
+
+
+async def on_manage(flow: Flow, step: str, args: list[str]) -> None:
+    """Change the time of a booking (its days, its slots, the move) or keep it."""
+    booking = await _open_booking(flow, args[0] if args else "")
+    day = parse_day(args[1]) if len(args) > 1 else None
+    if booking is None:
+        await flow.say(flow.label("bk_unavailable"))
+    elif step == "K":
+        await flow.say(flow.label("bk_kept"), bt.manage_rows(flow, booking.id))
+    elif step == "r" or day is None:
+        await show_move_days(flow, booking)
+    elif step == "R" or len(args) < 3:
+        await show_slots(flow, Pick(job=BookingKind(booking.kind), day=day), move=booking,
+                         key="bk_pick_slot")
+    elif day not in bookings.bookable_days(flow.today, flow.rules) \
+            or bookings.resolve_slot(flow.rules, args[2]) is None:
+        await show_move_days(flow, booking, key="bk_day_gone")
+    else:
+        await move(flow, booking, day, args[2])
 
 
 async def booking_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Every ``bk:`` button lands here and is routed by its step letter."""
+    """Every ``bk:`` button lands here and goes to its step."""
     svc = services_of(context)
     query = update.callback_query
     assert query is not None and query.data is not None
@@ -130,135 +327,68 @@ async def booking_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     chat = update.effective_chat
     if customer is None or chat is None:
         return
-    await owners.log_message(direction=Direction.IN, chat_id=chat.id, text=query.data,
-                             now=svc.clock.now(), kind="button", customer_id=customer.id)
-    lang = customer.language
-    phone = svc.settings.dealer_phone
+    await log_in(update, svc, customer, "button", query.data)
+    flow = flow_of(svc, customer, chat.id, query)
     parts = query.data.split(":")
     step, args = (parts[1] if len(parts) > 1 else ""), parts[2:]
-    now = svc.clock.now()
-    rules = booking_rules(svc.settings)
-
     if step == "n":
-        await buttons.edit_text(svc, query, svc.scripts.label("bk_never_mind", lang, phone=phone))
-        return
-    if step == "x" and args and args[0].isdigit():
-        await _cancel(update, svc, customer, int(args[0]))
-        return
-
-    tp = await _reminder_of(customer, args[0]) if args else None
-    if tp is None:
-        await buttons.edit_text(svc, query, svc.scripts.label("bk_unavailable", lang, phone=phone))
-        return
-    if step == "s":
-        text = svc.scripts.label("bk_pick_day", lang)
-        sent = await svc.sender.text(chat.id, text,
-                                             reply_markup=_day_keyboard(svc, lang, tp.id, now))
-        if sent is not None:
-            await _log_out(svc, customer, chat.id, text, sent.message_id)
-        return
-    if step == "b":
-        await buttons.edit_text(svc, query, svc.scripts.label("bk_pick_day", lang),
-                                reply_markup=_day_keyboard(svc, lang, tp.id, now))
-        return
-
-    day = _parse_day(args[1]) if len(args) > 1 else None
-    today = local_date(now, rules.tz)
-    if day is None or day not in bookings.bookable_days(today, rules):
-        await buttons.edit_text(svc, query, svc.scripts.label("bk_day_gone", lang),
-                                reply_markup=_day_keyboard(svc, lang, tp.id, now))
-        return
-    back = (svc.scripts.label("bk_back_button", lang), f"{PREFIX}:b:{tp.id}")
-    if step == "d":
-        rows = [[(slot_label(svc, lang, slot), f"{PREFIX}:t:{tp.id}:{day:%Y%m%d}:{code}")
-                 for code, slot in _SLOT_CODES.items()], [back]]
-        await buttons.edit_text(
-            svc, query, svc.scripts.label("bk_pick_slot", lang, day=day_label(svc, lang, day)),
-            reply_markup=_markup(rows))
-        return
-    slot = _SLOT_CODES.get(args[2]) if len(args) > 2 else None
-    if slot is None:
-        await buttons.edit_text(svc, query, svc.scripts.label("bk_day_gone", lang),
-                                reply_markup=_day_keyboard(svc, lang, tp.id, now))
-        return
-    kind = bookings.kind_for(tp.kind)
-    vehicle = await Vehicle.get_or_none(id=tp.vehicle_id) if tp.vehicle_id else None
-    fmt = {"day": day_label(svc, lang, day), "slot": slot_label(svc, lang, slot),
-           "kind": kind_label(svc, lang, kind), "vehicle": vehicle_text(svc, lang, vehicle)}
-    if step == "t":
-        rows = [[(svc.scripts.label("bk_confirm_button", lang),
-                  f"{PREFIX}:c:{tp.id}:{day:%Y%m%d}:{_CODE_OF[slot]}")], [back]]
-        await buttons.edit_text(svc, query, svc.scripts.label("bk_confirm_ask", lang, **fmt),
-                                reply_markup=_markup(rows))
-        return
-    if step != "c":
-        await buttons.edit_text(svc, query, svc.scripts.label("bk_unavailable", lang, phone=phone))
-        return
-    outcome = await bookings.book(
-        customer_id=customer.id, vehicle_id=tp.vehicle_id, day=day, slot=slot, kind=kind,
-        source_touchpoint_id=tp.id, now=now, rules=rules,
-    )
-    booking = outcome.booking
-    if not outcome.created:
-        text = svc.scripts.label(
-            "bk_exists", lang, day=day_label(svc, lang, booking.day),
-            slot=slot_label(svc, lang, booking.slot), kind=kind_label(svc, lang, booking.kind))
-        await buttons.edit_text(svc, query, text, reply_markup=_markup(
-            cancel_button(svc, lang, booking.id)))
-        return
-    text = svc.scripts.label("bk_confirmed", lang, name=customer.name, phone=phone, **fmt)
-    await buttons.edit_text(svc, query, text,
-                            reply_markup=_markup(cancel_button(svc, lang, booking.id)))
-    await _log_out(svc, customer, chat.id, text,
-                   query.message.message_id if query.message else None)
-    await _tell_staff(svc, customer, booking, vehicle, "bk_staff_new")
+        await flow.say(flow.label("bk_never_mind"))
+    elif step == "x":
+        await cancel(flow, args[0] if args else "")
+    elif step in ("r", "R", "T", "K"):
+        await on_manage(flow, step, args)
+    elif step == "s":
+        source = await _source(customer, int(args[0])) if args and args[0].isdigit() else None
+        if source is None:
+            await flow.say(flow.label("bk_unavailable"))
+        else:
+            await begin(flow, source)
+    elif (pick := parse_pick(args)) is not None and step in ("v", "k", "N", "d", "t", "c", "b"):
+        await on_pick(flow, step, pick)
+    else:
+        await flow.say(flow.label("bk_unavailable"))
 
 
-async def _cancel(update: Update, svc: Services, customer: Customer, booking_id: int) -> None:
-    query = update.callback_query
-    assert query is not None
-    lang, phone = customer.language, svc.settings.dealer_phone
-    was = await Booking.get_or_none(id=booking_id, customer_id=customer.id)
-    already = was is not None and was.status is BookingStatus.CANCELLED
-    booking = await bookings.cancel(booking_id, customer_id=customer.id, now=svc.clock.now(),
-                                    tz=svc.settings.tz)
-    if booking is None:
-        await buttons.edit_text(svc, query, svc.scripts.label("bk_unavailable", lang, phone=phone))
+async def book_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/book: an owner books any time, from nothing but the command."""
+    svc = services_of(context)
+    user, chat = update.effective_user, update.effective_chat
+    assert user is not None and chat is not None
+    customer = await owners.customer_for_user(user.id)
+    await log_in(update, svc, customer, "command", "/book")
+    if customer is None:
+        await say(update, svc, svc.scripts.label("not_linked", lang_of(update, None)),
+                  customer=None)
         return
-    if already:
-        await buttons.edit_text(svc, query,
-                                svc.scripts.label("bk_already_cancelled", lang, phone=phone))
-        return
-    text = svc.scripts.label("bk_cancelled", lang, day=day_label(svc, lang, booking.day),
-                             slot=slot_label(svc, lang, booking.slot), phone=phone)
-    await buttons.edit_text(svc, query, text)
-    chat = update.effective_chat
-    if chat is not None:
-        await _log_out(svc, customer, chat.id, text,
-                       query.message.message_id if query.message else None)
-    vehicle = await Vehicle.get_or_none(id=booking.vehicle_id) if booking.vehicle_id else None
-    await _tell_staff(svc, customer, booking, vehicle, "bk_staff_cancelled")
+    await begin(flow_of(svc, customer, chat.id, None), None)
 
 
-async def _tell_staff(svc: Services, customer: Customer, booking: Booking,
-                      vehicle: Vehicle | None, key: str) -> None:
-    """A plain message to the owner's advisor (or the staff chat), owed as a row: sent once,
-    tried again until it is; the booking stands either way."""
-    chat_id = await bookings.staff_recipient(customer.advisor, svc.settings.staff_chat_id)
-    if chat_id is None:
-        log.warning("booking %s: no advisor on Telegram and no CAREBOT_STAFF_CHAT_ID; "
-                    "staff were not told", booking.id)
-        return
-    lang = DEFAULT_LANGUAGE
-    text = svc.scripts.label(
-        key, lang, id=booking.id, name=customer.name, phone=customer.phone,
-        vehicle=vehicle_text(svc, lang, vehicle), day=day_label(svc, lang, booking.day),
-        slot=slot_label(svc, lang, booking.slot), kind=kind_label(svc, lang, booking.kind),
-        advisor=customer.advisor or "-",
-    )
-    if not await notices.tell(svc, f"booking:{booking.id}:{key}", [chat_id], text):
-        log.warning("booking %s: staff not told yet (%s); tried again", booking.id, key)
+async def note_route(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                     customer: Customer | None) -> bool:
+    """Priority 12: what the owner writes (or photographs) about a repair they are booking:
+    kept on the dialogue's row (the message log has it already), then the days."""
+    msg, user = update.effective_message, update.effective_user
+    if msg is None or user is None or customer is None:
+        return False
+    conv = await owners.get_conversation(user.id)
+    if conv is None or conv.state != NOTE_STATE:
+        return False
+    data = dict(conv.data)
+    text = (msg.text or msg.caption or "").strip()
+    note = "\n".join(p for p in (str(data.get("note", "")), text) if p)[:NOTE_LIMIT]
+    photo = msg.photo[-1].file_id if msg.photo else str(data.get("photo", ""))
+    data.update(note=note, photo=photo)
+    await owners.set_conversation(user.id, NOTE_STATE, data)
+    svc = services_of(context)
+    flow = flow_of(svc, customer, msg.chat_id, None)
+    pick = Pick(src=int(data.get("src") or 0), car=int(data.get("car") or 0),
+                job=BookingKind.REPAIR)
+    await show_days(flow, pick, new=True, key="bk_note_got")
+    return True
 
 
 def register(application: Application, services: Services) -> None:  # type: ignore[type-arg]
+    private = filters.ChatType.PRIVATE
+    application.add_handler(CommandHandler("book", book_command, filters=private))
     application.add_handler(CallbackQueryHandler(booking_pressed, pattern=rf"^{PREFIX}:"))
+    services.add_text_route(12, note_route)

@@ -280,6 +280,8 @@ async def book_from_thread(svc: Services, thread: Thread, staff: Staff, day: dat
         kind=kind, source_touchpoint_id=thread.touchpoint_id, now=now,
         rules=bookings.booking_rules(svc.settings))
     booking = outcome.booking
+    if booking is None:  # the slot has no place left for that job
+        raise ThreadError("threads.refused.slot_full")
     customer = await Customer.get(id=thread.customer_id)
     lang = customer.language
     vehicle = await Vehicle.get_or_none(id=booking.vehicle_id) if booking.vehicle_id else None
@@ -287,7 +289,7 @@ async def book_from_thread(svc: Services, thread: Thread, staff: Staff, day: dat
            "slot": booking_ui.slot_label(svc, lang, booking.slot),
            "kind": booking_ui.kind_label(svc, lang, BookingKind(booking.kind))}
     text = svc.scripts.label("bk_confirmed", lang, name=customer.name,
-                             phone=svc.settings.dealer_phone,
+                             phone=svc.settings.dealer_phone, note="",
                              vehicle=booking_ui.vehicle_text(svc, lang, vehicle), **fmt) \
         if outcome.created else svc.scripts.label("bk_exists", lang, **fmt)
     await threads.answer(thread, staff, text, now=now)

@@ -36,6 +36,7 @@ LICENCE = "licence_expiry"
 HOLIDAY = "holiday"
 BOOKING_REMINDER = "booking_reminder"
 SECOND_FOLLOWUP = "second_followup"  # 第二次跟踪 (000 篇四 §5): off unless configured
+BOOKING_NO_SHOW = "booking_no_show"  # a missed booking: a new time offered (issue 17)
 JOURNEY_KINDS = (CHECKIN, FOLLOWUP_3D, VISIT_7D, FIRST_SERVICE)
 SERVICE_PRIORITY = 0
 GREETING_PRIORITY = 5  # birthdays and holidays: after service messages, before marketing

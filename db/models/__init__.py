@@ -5,7 +5,7 @@ quiet hours and daily scans. Tortoise finds the models through this package, so 
 is imported here; import them from ``db.models``.
 """
 
-from db.models.bookings import Booking, BookingKind, BookingStatus, ScanState
+from db.models.bookings import Booking, BookingChannel, BookingKind, BookingStatus, ScanState
 from db.models.calls import (
     CallOutcome,
     CallReason,
@@ -34,6 +34,7 @@ from db.models.touchpoints import Conversation, Direction, MessageLog, Touchpoin
 __all__ = [
     "AuditLog",
     "Booking",
+    "BookingChannel",
     "BookingKind",
     "BookingStatus",
     "CallOutcome",

@@ -130,11 +130,11 @@ def _booking(request: web.Request, form: dict[str, str]) -> tuple[date, str]:
         day = date.fromisoformat(form.get("day", ""))
     except ValueError:
         raise Refused("conversations.refused.booking", 422) from None
-    slot = form.get("slot", "")
-    if day not in bookings.bookable_days(today, bookings.booking_rules(settings)) \
-            or slot not in bookings.SLOTS:
+    rules = bookings.booking_rules(settings)
+    slot = bookings.resolve_slot(rules, form.get("slot", ""))
+    if day not in bookings.bookable_days(today, rules) or slot is None:
         raise Refused("conversations.refused.booking", 422)
-    return day, slot
+    return day, slot.code
 
 
 async def _done(request: web.Request, thread: Thread, staff: Staff,

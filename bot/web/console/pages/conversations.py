@@ -263,6 +263,7 @@ async def show(request: web.Request, staff: Staff, thread: Thread, *, status: in
     scope = access.customer_scope(staff)
     own = scope is None or await Customer.filter(scope, id=customer.id).exists()
     today = now.astimezone(svc.settings.tz).date()
+    rules = bookings.booking_rules(svc.settings)
     done = request.query.get("done", "") if request.method == "GET" else ""
     return await render(
         request, "conversation.html", status=status, thread=thread, customer=customer,
@@ -277,8 +278,9 @@ async def show(request: web.Request, staff: Staff, thread: Thread, *, status: in
         else "answered",
         people=await handlers(), outcomes=OUTCOMES[ThreadKind(thread.kind)],
         choices=choices, categories=tickets.CATEGORIES,
-        days=bookings.bookable_days(today, bookings.booking_rules(svc.settings)),
-        slots=bookings.SLOTS, done=done if done in DONE_KEYS else "",
+        days=bookings.bookable_days(today, rules),
+        slots=[(s.code, bookings.slot_range(rules, s.code)) for s in rules.slots],
+        done=done if done in DONE_KEYS else "",
         error_key=error_key, error_args=error_args or {}, form=form,
         answer_limit=ANSWER_LIMIT, text_limit=TEXT_LIMIT)
 
