@@ -15,7 +15,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from telegram import BotCommand, Update
 from telegram.ext import Application, ApplicationBuilder
 
-from bot import followup, inbox, locks, touchpoints
+from bot import booking_digest, followup, inbox, locks, touchpoints
 from bot.clock import Clock, Pace, RealPace, SystemClock
 from bot.config import Settings
 from bot.delivery.dispatcher import Dispatcher, DispatchReport
@@ -48,7 +48,8 @@ class Ticking(Protocol):
 # In order: the staff feature before the conversations (they share its staff side).
 FEATURES: tuple[Feature, ...] = (owner, survey, staff, complaint, marketing, touchpoints,
                                  thread_chat, followup)
-TICKING: tuple[Ticking, ...] = (survey, staff, marketing, touchpoints, followup)
+TICKING: tuple[Ticking, ...] = (survey, staff, marketing, touchpoints, followup,
+                                booking_digest)
 
 COMMANDS = [
     ("start", "绑定车主档案 / link your owner file"),

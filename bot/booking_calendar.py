@@ -169,6 +169,9 @@ class WorkshopCalendar:
 
 
 def slot_of(slots: Iterable[Slot], code: str) -> Slot | None:
-    """The slot with this code ("09:00", or "0900" from a button), if the day has it."""
-    wanted = code if ":" in code else f"{code[:2]}:{code[2:]}"
+    """The slot with this code ("09:00", "9:00", or "0900" from a button), if the day has it."""
+    try:
+        wanted = f"{parse_hhmm(code if ':' in code else f'{code[:-2]}:{code[-2:]}'):%H:%M}"
+    except ValueError:
+        return None
     return next((s for s in slots if s.code == wanted), None)

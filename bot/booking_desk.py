@@ -12,11 +12,23 @@ from datetime import date, datetime, timedelta
 
 from tortoise.transactions import in_transaction
 
-from bot.bookings import BookingRules, booking_key, forget_reminders, slot_range
+from bot.bookings import BookingRules, bookable_days, booking_key, forget_reminders, slot_range
+from bot.intake import normalize_plate
 from bot.journeys.plans import BOOKING_NO_SHOW, TouchpointPlan, write_touchpoints
 from bot.journeys.timing import local_date
+from bot.owners import phone_to_e164
 from bot.schedule import shift_out_of_quiet_hours
-from db.models import Booking, BookingKind, BookingStatus, Touchpoint, TouchpointStatus
+from bot.vin import normalize_vin
+from db.models import (
+    Booking,
+    BookingKind,
+    BookingStatus,
+    Customer,
+    Touchpoint,
+    TouchpointStatus,
+    Vehicle,
+    VehicleStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,3 +82,40 @@ async def day_list(day: date) -> list[Booking]:
     """The day's bookings, cancelled ones too (staff see what changed), in slot order."""
     return await Booking.filter(day=day).order_by("slot", "kind", "id") \
         .prefetch_related("customer", "vehicle")
+
+
+def staff_days(today: date, rules: BookingRules) -> list[date]:
+    """The days staff may book: today too when the workshop is open (a walk-in), then the
+    days owners may book."""
+    first = [today] if rules.calendar.is_open(today) else []
+    return first + bookable_days(today, rules)
+
+
+class OwnerNotFound(LookupError):
+    """Staff typed a phone, plate or VIN that names no owner file, or an owner with several
+    cars by their phone; ``key`` says which, for the console's and the CLI's message."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+async def find_owner(text: str) -> tuple[Customer, Vehicle | None]:
+    """The owner (and car) a caller or walk-in names: a phone, a plate or a VIN. By phone,
+    the owner's one active car, or none on file; several cars need the plate or VIN."""
+    text = text.strip()
+    vin = normalize_vin(text) if len(text) == 17 else None
+    plate = normalize_plate(text)
+    vehicle = await Vehicle.get_or_none(vin=vin) if vin else None
+    if vehicle is None and plate:
+        vehicle = await Vehicle.filter(plate=plate).order_by("-id").first()
+    if vehicle is not None:
+        return await Customer.get(id=vehicle.customer_id), vehicle
+    phone = phone_to_e164(text)
+    customer = await Customer.get_or_none(phone=phone) if phone else None
+    if customer is None:
+        raise OwnerNotFound("not_found")
+    cars = await Vehicle.filter(customer_id=customer.id, status=VehicleStatus.ACTIVE)
+    if len(cars) > 1:
+        raise OwnerNotFound("several_cars")
+    return customer, cars[0] if cars else None

@@ -139,7 +139,7 @@ def resolve_slot(rules: BookingRules, code: str) -> Slot | None:
         return next((s for s in rules.slots if s.start < time(12, 0)), None)
     if code == "afternoon":
         return next((s for s in rules.slots if s.start >= time(12, 0)), None)
-    return slot_of(rules.slots, code) if code[:2].isdigit() else None
+    return slot_of(rules.slots, code) if code[:1].isdigit() else None
 
 
 def slot_range(rules: BookingRules, code: str) -> str:

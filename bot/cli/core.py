@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from telegram import Bot
 
 from bot.app import create_app
-from bot.cli import campaigns, inbox, report, tickets, touchpoints
+from bot.cli import bookings, campaigns, inbox, report, tickets, touchpoints
 from bot.clock import SystemClock
 from bot.config import ConfigError, Settings, load_settings
 from bot.intake import IntakeError, import_deliveries_file, import_visits_file
@@ -129,7 +129,8 @@ class Commands(Protocol):
     def add_commands(self, sub: Any) -> None: ...
 
 
-FEATURE_COMMANDS: tuple[Commands, ...] = (tickets, report, touchpoints, campaigns, inbox)
+FEATURE_COMMANDS: tuple[Commands, ...] = (tickets, report, touchpoints, campaigns, inbox,
+                                           bookings)
 # ``carebot bench`` comes from the benchmark suite beside ``bot`` in a source checkout; an
 # installed wheel does not ship it. The one place ``bot`` imports ``benchmarks``.
 CHECKOUT = Path(__file__).resolve().parents[2]  # bot/cli/core.py -> the checkout

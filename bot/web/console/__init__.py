@@ -50,7 +50,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Page modules, in menu order; each has ``add_routes(router)``.
 PAGE_MODULES = ("today", "conversations", "conversation_actions", "chat", "canned", "inbox",
-                "calls",
+                "calls", "bookings",
                 "tickets", "customers", "campaigns", "reports", "imports", "scripts",
                 "sandbox_chat", "staff")
 
@@ -59,6 +59,7 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("nav.today", "/", access.TODAY),
     ("nav.inbox", "/inbox", access.CONVERSATIONS),
     ("nav.calls", "/calls", access.CALLS),
+    ("nav.bookings", "/bookings", access.BOOKINGS),
     ("nav.tickets", "/tickets", access.TICKETS),
     ("nav.customers", "/customers", access.CUSTOMERS),
     ("nav.campaigns", "/campaigns", access.CAMPAIGNS),

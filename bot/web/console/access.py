@@ -42,18 +42,21 @@ CANNED_EDIT = "canned.edit"
 # sees every call and reassigns them (supervisors, the service manager, admins).
 CALLS = "calls"
 CALLS_ALL = "calls.all"
+# Bookings (issue 17): the day's list by slot, entering a booking for a caller or walk-in,
+# marking arrived / no-show. Everyone who serves owners at the front desk or on the phone.
+BOOKINGS = "bookings"
 
 _AFTER_SALES = frozenset({
     TODAY, TICKETS, TICKETS_ALL, CUSTOMERS, CUSTOMERS_ALL, CUSTOMERS_EDIT, COMPLAINT_TEXTS,
     REPORTS, REPORTS_ALL, IMPORTS, SCRIPTS, SANDBOX, CONVERSATIONS, CONVERSATIONS_ALL,
-    CANNED_EDIT, CALLS, CALLS_ALL,
+    CANNED_EDIT, CALLS, CALLS_ALL, BOOKINGS,
 })
 
 PERMISSIONS: dict[StaffRole, frozenset[str]] = {
     StaffRole.AGENT: frozenset({TODAY, CONVERSATIONS, TICKETS, CUSTOMERS, COMPLAINT_TEXTS,
-                                REPORTS, SANDBOX, CALLS}),
+                                REPORTS, SANDBOX, CALLS, BOOKINGS}),
     StaffRole.ADVISOR: frozenset({TODAY, CONVERSATIONS, TICKETS, CUSTOMERS, COMPLAINT_TEXTS,
-                                  REPORTS, SANDBOX, CALLS}),
+                                  REPORTS, SANDBOX, CALLS, BOOKINGS}),
     StaffRole.SUPERVISOR: _AFTER_SALES | {INBOX},
     StaffRole.MANAGER: _AFTER_SALES | {INBOX},
     StaffRole.MARKETING: frozenset({TODAY, CAMPAIGNS, REPORTS, REPORTS_ALL, SCRIPTS, SANDBOX}),

@@ -1,0 +1,121 @@
+"""``carebot booking add|list|mark``: staff book for a caller or a walk-in, list a day by
+slot, mark arrived or no-show — the same rules as the console's bookings page (open days,
+slots with a place left for the job, one open booking of a job per car)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+from typing import Any
+
+from bot import booking_desk, bookings
+from bot.booking_calendar import JOB_KINDS
+from bot.bookings import Job, booking_rules
+from bot.cli.database import database
+from bot.clock import SystemClock
+from bot.config import Settings
+from db.models import BookingChannel, BookingKind, BookingStatus
+
+
+def add_commands(sub: Any) -> None:
+    booking = sub.add_parser("booking", help="workshop bookings: add for a caller or walk-in, "
+                                             "list a day, mark arrived / no-show")
+    booking_sub = booking.add_subparsers(dest="booking_command", required=True)
+    add = booking_sub.add_parser("add", help="book for an owner who phoned or walked in")
+    add.add_argument("who", help="the owner's phone, or the car's plate or VIN")
+    add.add_argument("--kind", choices=JOB_KINDS, default="maintenance")
+    add.add_argument("--day", required=True, type=_day, help="YYYY-MM-DD")
+    add.add_argument("--slot", required=True, help="the slot's start, e.g. 09:00")
+    add.add_argument("--note", default="", help="what the owner says about the job")
+    add.add_argument("--channel", choices=("phone", "walk_in"), default="phone")
+    add.set_defaults(run=cmd_booking_add)
+    show = booking_sub.add_parser("list", help="a day's bookings by slot (default: today)")
+    show.add_argument("--day", type=_day, default=None, help="YYYY-MM-DD")
+    show.set_defaults(run=cmd_booking_list)
+    mark = booking_sub.add_parser("mark", help="mark a booking arrived or no-show")
+    mark.add_argument("id", type=int)
+    mark.add_argument("status", choices=("arrived", "no_show"))
+    mark.set_defaults(run=cmd_booking_mark)
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a day; use YYYY-MM-DD") from None
+
+
+async def cmd_booking_add(settings: Settings, args: argparse.Namespace) -> int:
+    rules = booking_rules(settings)
+    now = SystemClock().now()
+    today = now.astimezone(settings.tz).date()
+    slot = bookings.resolve_slot(rules, args.slot)
+    if slot is None:
+        codes = ", ".join(s.code for s in rules.slots)
+        print(f"carebot booking add: no slot {args.slot!r}; the slots are {codes}",
+              file=sys.stderr)
+        return 2
+    if args.day not in booking_desk.staff_days(today, rules):
+        print(f"carebot booking add: {args.day} does not take bookings (closed, a holiday, "
+              f"past, or beyond {rules.horizon_days} days)", file=sys.stderr)
+        return 2
+    async with database(settings):
+        try:
+            customer, vehicle = await booking_desk.find_owner(args.who)
+        except booking_desk.OwnerNotFound as missing:
+            print(f"carebot booking add: {_MISSING[missing.key]}", file=sys.stderr)
+            return 1
+        job = Job(customer.id, vehicle.id if vehicle else None, BookingKind(args.kind),
+                  note=args.note.strip()[:500], channel=BookingChannel(args.channel))
+        outcome = await bookings.book_job(job, day=args.day, slot=slot.code, now=now,
+                                          rules=rules)
+    found = outcome.booking
+    if found is None:
+        print(f"carebot booking add: {args.day} {slot.code} has no place left for "
+              f"{args.kind}; see carebot booking list --day {args.day}", file=sys.stderr)
+        return 1
+    if not outcome.created:
+        print(f"carebot booking add: customer {customer.id} already has booking #{found.id} "
+              f"({found.day} {found.slot}, {found.kind.value}); nothing added", file=sys.stderr)
+        return 1
+    print(f"booked #{found.id}: customer {customer.id}, {found.day} {found.slot}, "
+          f"{found.kind.value} ({found.channel.value})")
+    return 0
+
+
+_MISSING = {
+    "not_found": "no owner file with that phone, plate or VIN; import their delivery or "
+                 "visit first",
+    "several_cars": "this owner has several cars; give the plate or VIN instead",
+}
+
+
+async def cmd_booking_list(settings: Settings, args: argparse.Namespace) -> int:
+    day = args.day or SystemClock().now().astimezone(settings.tz).date()
+    rules = booking_rules(settings)
+    async with database(settings):
+        rows = await booking_desk.day_list(day)
+    print(f"bookings {day}: {sum(b.status is not BookingStatus.CANCELLED for b in rows)}")
+    for slot in rules.slots:
+        mine = [b for b in rows if (bookings.resolve_slot(rules, b.slot) or slot).code
+                == slot.code]
+        print(f"{bookings.slot_range(rules, slot.code)}")
+        for b in mine:
+            car = f" {b.vehicle.plate or b.vehicle.vin}" if b.vehicle else ""
+            print(f"  #{b.id:<6} {b.status.value:<9} {b.kind.value:<13} customer "
+                  f"{b.customer_id}{car} ({b.channel.value})")
+    return 0
+
+
+async def cmd_booking_mark(settings: Settings, args: argparse.Namespace) -> int:
+    now = SystemClock().now()
+    async with database(settings):
+        marked = await booking_desk.mark(args.id, BookingStatus(args.status), staff_id=None,
+                                         now=now, rules=booking_rules(settings))
+    if marked is None:
+        print(f"carebot booking mark: booking #{args.id} does not exist, is cancelled, or "
+              "its day is still ahead", file=sys.stderr)
+        return 1
+    print(f"booking #{marked.id} marked {marked.status.value}")
+    return 0
