@@ -17,6 +17,7 @@ Task = Callable[[dict[str, Any]], Coroutine[Any, Any, dict[str, Any]]]
 TASKS: dict[str, tuple[str, str]] = {
     "import": ("benchmarks.importing", "child_import"),
     "scan": ("benchmarks.scan", "child_scan"),
+    "mileage": ("benchmarks.mileage", "child_mileage"),
     "webhook_app": ("benchmarks.webhook_child", "child_webhook_app"),
     "webhook_load": ("benchmarks.webhook_child", "child_webhook_load"),
     "crash_direct": ("benchmarks.crash", "child_crash_direct"),

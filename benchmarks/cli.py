@@ -14,6 +14,7 @@ from benchmarks.crash import CRASH_UPDATES, bench_crash
 from benchmarks.dispatch import DISPATCH_OWNERS, bench_dispatch
 from benchmarks.importing import IMPORT_ROWS, IMPORT_SAMPLE, bench_import
 from benchmarks.kpi import KPI_SCORES, bench_kpi
+from benchmarks.mileage import MILEAGE_CARS, bench_mileage
 from benchmarks.report import BENCHMARKS_MD, read_earlier, write_report
 from benchmarks.rush import bench_rush
 from benchmarks.scan import SCAN_OWNERS, bench_scan
@@ -29,6 +30,7 @@ BENCHMARKS: dict[str, Bench] = {
     "import": lambda s, a: bench_import(s, rows=size(IMPORT_ROWS, a.scale, 20),
                                         sample=size(IMPORT_SAMPLE, a.scale, 10)),
     "scan": lambda s, a: bench_scan(s, owners=size(SCAN_OWNERS, a.scale, 100)),
+    "mileage": lambda s, a: bench_mileage(s, cars=size(MILEAGE_CARS, a.scale, 100)),
     "kpi": lambda s, a: bench_kpi(s, scores=size(KPI_SCORES, a.scale, 200)),
     "campaign": lambda s, a: bench_campaign(s, owners=size(CAMPAIGN_OWNERS, a.scale, 50),
                                             sample=size(CAMPAIGN_SAMPLE, a.scale, 10)),

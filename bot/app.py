@@ -22,7 +22,7 @@ from bot.delivery.dispatcher import Dispatcher, DispatchReport
 from bot.delivery.failures import Failures
 from bot.delivery.limits import Limits
 from bot.delivery.sender import Sender
-from bot.handlers import complaint, errors, marketing, owner, staff, survey, thread_chat
+from bot.handlers import complaint, errors, marketing, mileage, owner, staff, survey, thread_chat
 from bot.services import SERVICES_KEY, Services
 from bot.telegram_http import AiohttpRequest
 from bot.texts import Scripts
@@ -45,9 +45,10 @@ class Ticking(Protocol):
     def schedule(self, scheduler: BaseScheduler, services: Services) -> None: ...
 
 
-# In order: the staff feature before the conversations (they share its staff side).
+# In order: the staff feature before the conversations (they share its staff side); the
+# mileage button after the touchpoints (it wraps their service-due reminder).
 FEATURES: tuple[Feature, ...] = (owner, survey, staff, complaint, marketing, touchpoints,
-                                 thread_chat, followup)
+                                 mileage, thread_chat, followup)
 TICKING: tuple[Ticking, ...] = (survey, staff, marketing, touchpoints, followup,
                                 booking_digest)
 

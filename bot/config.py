@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.booking_calendar import parse_capacity, parse_closed_days, parse_slots
+from bot.journeys.mileage import parse_intervals
 from bot.journeys.timing import parse_day_list, parse_hhmm, parse_holidays, parse_weekdays
 
 TELEGRAM_API_URL = "https://api.telegram.org"
@@ -166,6 +167,10 @@ class Settings(BaseSettings):
     service_due_lead_days: int = Field(7, ge=0, le=60, description="service-due reminder lead")
     service_due_time: str = "10:00"
     service_due_grace_days: int = Field(14, ge=0, le=120, description="valid after the date")
+    # per model, when it differs: "MODEL:MONTHS:KM, ..." (e.g. "CS75:6:5000"); see
+    # docs/touchpoints.md, service due by time or mileage
+    service_intervals: str = ""
+    repair_reminder_days: int = Field(30, ge=1, le=365, description="postponed work reminded after")
     scan_time: str = "09:30"  # the daily occasions scan; birthdays and holidays go out then
     scan_catchup_days: int = Field(31, ge=0, le=366, description="days a scan looks back")
     insurance_lead_days: str = "30,7"
@@ -252,6 +257,12 @@ class Settings(BaseSettings):
     @classmethod
     def _holiday_list(cls, v: str) -> str:
         parse_holidays(v)
+        return v
+
+    @field_validator("service_intervals")
+    @classmethod
+    def _service_intervals(cls, v: str) -> str:
+        parse_intervals(v)
         return v
 
     @field_validator("booking_weekdays")

@@ -35,15 +35,14 @@ from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from bot.consent import apply_import, parse_consent
+from bot.journeys.forecasts import refresh_forecasts
 from bot.journeys.plans import (
     FIRST_SERVICE,
-    SERVICE_DUE,
     JourneyRules,
     TouchpointPlan,
     delivery_key,
     plan_delivery,
     plan_visit,
-    visit_key,
     write_touchpoints,
 )
 from bot.journeys.timing import birthday_key
@@ -1528,7 +1527,6 @@ def _utc(value: datetime) -> datetime:
 
 
 _VISIT_FIRST_SERVICE_DONE = "first service already done (workshop visit recorded)"
-_VISIT_SUPERSEDED = "a later workshop visit was recorded"
 
 
 async def _store_visits(rows: Sequence[VisitRow], rules: JourneyRules, now: datetime) -> _Stored:
@@ -1586,10 +1584,6 @@ async def _store_visits(rows: Sequence[VisitRow], rules: JourneyRules, now: date
             "id", "vehicle_id", "left_at", "kind"
         )
         ids = {(vid, _utc(at), str(kind)): vid_ for vid_, vid, at, kind in visits}
-        newest: dict[int, tuple[datetime, int]] = {}
-        for visit_id, vid, at, _ in visits:
-            if vid not in newest or _utc(at) > newest[vid][0]:
-                newest[vid] = (_utc(at), visit_id)
 
         mileage: dict[int, int] = {}
         for v in known:
@@ -1607,7 +1601,7 @@ async def _store_visits(rows: Sequence[VisitRow], rules: JourneyRules, now: date
                 visit_id=visit_id, customer_id=cid, vehicle_id=vid, kind=v.kind.value,
                 left_at=v.left_at, major_repair=v.major_repair, mileage=v.mileage,
                 next_on=v.next_service_on, next_km=v.next_service_km, advisor=v.advisor,
-                rules=rules, latest=newest[vid][1] == visit_id,
+                rules=rules,
             )
         for plan in plans:
             if plan.payload.get("visit_id") in corrected_visits:
@@ -1624,12 +1618,9 @@ async def _store_visits(rows: Sequence[VisitRow], rules: JourneyRules, now: date
             await Touchpoint.filter(
                 kind=FIRST_SERVICE, status=TouchpointStatus.PENDING, vehicle_id__in=first
             ).update(status=TouchpointStatus.SKIPPED, status_reason=_VISIT_FIRST_SERVICE_DONE)
-        keep = [visit_key(newest[vid][1]) for vid in vids]
-        await Touchpoint.filter(
-            kind=SERVICE_DUE, status=TouchpointStatus.PENDING, vehicle_id__in=vids
-        ).exclude(occasion_key__in=keep).update(
-            status=TouchpointStatus.SKIPPED, status_reason=_VISIT_SUPERSEDED
-        )
+    # The cars' service forecasts (by date or mileage) follow their new readings; a moved
+    # forecast drops its unsent reminder.
+    await refresh_forecasts(vids, now=now, rules=rules)
     return out
 
 

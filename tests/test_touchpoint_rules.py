@@ -186,13 +186,11 @@ def test_visit_follow_up_windows() -> None:
     assert major.payload["next_service_on"] is None  # type: ignore[attr-defined]
 
 
-def test_service_due_reminder_from_the_workshops_date() -> None:
-    plans = visit_plans(kind="repair", next_on=date(2027, 1, 20), next_km=20000)
-    due = plans[SERVICE_DUE]
-    assert due.due_at == sh(2027, 1, 13, 10, 0)  # type: ignore[attr-defined]
-    assert due.expires_at == sh(2027, 2, 4, 0, 0)  # type: ignore[attr-defined]
-    assert SERVICE_DUE not in visit_plans(latest=False)
-    assert SERVICE_DUE not in visit_plans(kind="repair")
+def test_a_visit_plans_no_service_due_reminder_the_forecast_does() -> None:
+    # the service-due reminder follows the car's forecast (date or mileage, whichever first,
+    # tests/test_mileage.py), written by the daily scan
+    assert SERVICE_DUE not in visit_plans(kind="repair", next_on=date(2027, 1, 20))
+    assert SERVICE_DUE not in visit_plans()
 
 
 @pytest.mark.parametrize(

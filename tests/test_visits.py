@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from bot.intake import (
     validate_visit,
 )
 from bot.journeys.plans import FIRST_SERVICE, SERVICE_DUE, SERVICE_FOLLOWUP, journey_rules
-from db.models import Touchpoint, TouchpointStatus, Vehicle, Visit, VisitKind
+from db.models import ServiceForecast, Touchpoint, TouchpointStatus, Vehicle, Visit, VisitKind
 from tests.conftest import BotEnv
 from tests.test_walking_skeleton import (
     SH,
@@ -110,9 +110,13 @@ async def test_a_visit_writes_its_follow_up_naming_the_job_and_the_next_service(
     env.clock.set(local(2026, 11, 6, 10, 0))
     await env.tick()
     assert sum("定期保养" in t for t in owner.bot_texts()) == 1
-    # the service-due reminder a week before the next service, with the booking button
-    due = await Touchpoint.get(kind=SERVICE_DUE)
-    assert due.due_at == local(2027, 4, 26, 10, 0)
+    # the service-due reminder a week before the next service: 10,200 km in the 184 days
+    # since the delivery is 55.4 km a day, which reaches 20,200 km 181 days on, 2027-05-03:
+    # the same day as 6 months, and a tie is reported as the date
+    forecast = await ServiceForecast.get(vehicle_id=visit.vehicle_id)  # type: ignore[attr-defined]
+    assert (forecast.due_on, forecast.remind_on, forecast.by) == (
+        date(2027, 5, 3), date(2027, 4, 26), "date")
+    assert not await Touchpoint.exists(kind=SERVICE_DUE)  # the scan writes it on its day
 
 
 async def test_major_repair_follow_up_is_valid_for_a_week(env: BotEnv, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,6 +33,7 @@ from bot.journeys.plans import (
     HOLIDAY,
     INSURANCE,
     LICENCE,
+    SERVICE_DUE,
     SERVICE_PRIORITY,
 )
 from bot.journeys.timing import (
@@ -66,6 +67,7 @@ class OccasionRules:
     licence_leads: tuple[int, ...] = (30,)
     holidays: tuple[Holiday, ...] = ()
     catchup_days: int = 31
+    service_due_grace_days: int = 14
 
 
 def occasion_rules(settings: Settings) -> OccasionRules:
@@ -80,6 +82,7 @@ def occasion_rules(settings: Settings) -> OccasionRules:
         licence_leads=parse_day_list(settings.licence_lead_days),
         holidays=tuple(holidays),
         catchup_days=settings.scan_catchup_days,
+        service_due_grace_days=settings.service_due_grace_days,
     )
 
 
@@ -102,10 +105,12 @@ class ScanReport:
     insurance: int = 0
     licence: int = 0
     holidays: int = 0
+    service_due: int = 0
 
     @property
     def written(self) -> int:
-        return self.birthdays + self.insurance + self.licence + self.holidays
+        return (self.birthdays + self.insurance + self.licence + self.holidays
+                + self.service_due)
 
 
 class _Inserter:
@@ -124,8 +129,10 @@ class _Inserter:
     async def insert(
         self, *, kind: str, priority: int, source: str, customer: str, vehicle: str,
         key_prefix: str, key_suffix: str, where: str, where_args: list[Any], due: datetime,
-        expires: datetime, payload: dict[str, Any],
+        expires: datetime | str, payload: dict[str, Any] | str,
     ) -> int:
+        """``expires`` and ``payload`` are values for every row, or (a str) SQL expressions
+        over the source's columns (per-row reminders such as the service forecasts')."""
         assert "'" not in key_prefix
         args: list[Any] = []
 
@@ -136,9 +143,11 @@ class _Inserter:
         key = f"'{key_prefix}'" + (f" || CAST({key_suffix} AS TEXT)" if key_suffix else "")
         select = ", ".join([
             customer, vehicle, mark(kind, "TEXT"), key, mark(priority, "SMALLINT"),
-            mark(due, "TIMESTAMPTZ"), mark(expires, "TIMESTAMPTZ"),
+            mark(due, "TIMESTAMPTZ"),
+            expires if isinstance(expires, str) else mark(expires, "TIMESTAMPTZ"),
             mark(TouchpointStatus.PENDING.value, "TEXT"), "''", "0", "''",
-            mark(json.dumps(payload, ensure_ascii=False), "JSONB"),
+            payload if isinstance(payload, str)
+            else mark(json.dumps(payload, ensure_ascii=False), "JSONB"),
             mark(self.now, "TIMESTAMPTZ"), mark(self.now, "TIMESTAMPTZ"),
         ])
         for value in where_args:
@@ -222,16 +231,53 @@ async def run_scan(now: datetime, rules: OccasionRules) -> ScanReport:
                 where_args=[False], due=due, expires=end_today,
                 payload={"name": holiday.name, "day": today.isoformat()},
             )
+        report.service_due = await _service_due(ins, days, today, due, rules)
         if state is None:
             await ScanState.create(name=SCAN_NAME, last_day=today, updated_at=now)
         elif state.last_day < today:
             await ScanState.filter(name=SCAN_NAME).update(last_day=today, updated_at=now)
     log.info(
-        "occasions scan %s..%s: %d birthdays, %d insurance, %d licence, %d holiday greetings",
-        days[0], days[-1], report.birthdays, report.insurance, report.licence, report.holidays,
+        "occasions scan %s..%s: %d birthdays, %d insurance, %d licence, %d holiday greetings, "
+        "%d service due", days[0], days[-1], report.birthdays, report.insurance, report.licence,
+        report.holidays, report.service_due,
     )
     return report
 
 
 def _expiry_payload(expiry: date, lead: int, today: date) -> dict[str, Any]:
     return {"expiry": expiry.isoformat(), "lead_days": lead, "days_left": (expiry - today).days}
+
+
+async def _service_due(ins: _Inserter, days: list[date], today: date, due: datetime,
+                       rules: OccasionRules) -> int:
+    """Service-due reminders whose day came (issue 17, point 2): one ``INSERT … SELECT`` over
+    the forecasts' ``remind_on`` index. The forecast was worked out when the car's last
+    reading arrived (bot/journeys/forecasts.py); a missed day's reminder still goes while the
+    service is not ``service_due_grace_days`` overdue. Valid until the end of that day."""
+    grace = timedelta(days=rules.service_due_grace_days)
+    if ins.pg:
+        payload = ("jsonb_build_object('next_service_on', CAST(f.\"due_on\" AS TEXT), "
+                   "'next_service_km', f.\"due_km\", 'by', f.\"by\", 'interval_km', "
+                   "NULLIF(f.\"interval_km\", 0), 'last_service_on', "
+                   "CAST(f.\"last_service_on\" AS TEXT))")
+        expires = (f"CAST(f.\"due_on\" + {grace.days + 1} AS TIMESTAMP) "
+                   f"AT TIME ZONE '{rules.tz.key}'")
+    else:
+        payload = ("json_object('next_service_on', f.\"due_on\", 'next_service_km', "
+                   "f.\"due_km\", 'by', f.\"by\", 'interval_km', NULLIF(f.\"interval_km\", 0), "
+                   "'last_service_on', f.\"last_service_on\")")
+        # Tortoise keeps SQLite datetimes as ISO text with an offset: the end of the grace
+        # day at local midnight, as UTC ("+00:00").
+        offset = end_of_local_day(today, rules.tz) - datetime.combine(
+            today + timedelta(days=1), time(0), tzinfo=UTC)
+        expires = (f"strftime('%Y-%m-%d %H:%M:%S', f.\"due_on\", '+{grace.days + 1} days', "
+                   f"'{int(offset.total_seconds())} seconds') || '+00:00'")
+    return await ins.insert(
+        kind=SERVICE_DUE, priority=SERVICE_PRIORITY,
+        source='"service_forecast" f JOIN "vehicle" v ON v.id = f."vehicle_id"',
+        customer='v."customer_id"', vehicle="v.id", key_prefix=f"{SERVICE_DUE}:",
+        key_suffix='f."cycle"',
+        where='f."remind_on" BETWEEN {} AND {} AND f."due_on" >= {} AND v."status" = {}',
+        where_args=[days[0], today, today - grace, VehicleStatus.ACTIVE.value], due=due,
+        expires=expires, payload=payload,
+    )

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from bot.config import QuietHours, Settings
+from bot.journeys.mileage import Interval, parse_intervals
 from bot.journeys.timing import add_months, at_local, end_of_local_day, local_date, parse_hhmm
 from bot.schedule import shift_out_of_quiet_hours
 from db.models import Touchpoint, TouchpointStatus
@@ -73,6 +74,8 @@ class JourneyRules:
     service_due_grace_days: int = 14
     second_followup_day: int = 0  # 0: no second follow-up
     second_followup_time: time = time(10, 0)
+    # per model (casefolded name): the interval when it differs from the one above
+    service_intervals: dict[str, Interval] = field(default_factory=dict)
 
     def window(self, origin: date, day: int, at: time, last_day: int) -> tuple[datetime, datetime]:
         """(due, expires) for local day ``day`` after ``origin`` at ``at``, valid until the
@@ -161,15 +164,15 @@ def next_service(
 def plan_visit(
     *, visit_id: int, customer_id: int, vehicle_id: int, kind: str, left_at: datetime,
     major_repair: bool, mileage: int | None, next_on: date | None, next_km: int | None,
-    advisor: str, rules: JourneyRules, latest: bool = True,
+    advisor: str, rules: JourneyRules,
 ) -> list[TouchpointPlan]:
     """Touchpoints owed for a workshop visit (003 §2.2 a, 001).
 
     The service follow-up (with the satisfaction question) on day ``service_followup_day``
     after the car left, valid until the end of ``service_followup_deadline_day`` (a major
     repair: ``major_repair_followup_days``). It names the job and when the next service is
-    due; when that date is known and this is the car's latest visit, a service-due reminder
-    (with "Book a visit") goes out ``service_due_lead_days`` before it.
+    due. The service-due reminder is not planned here: it follows the car's forecast (by
+    date or mileage, whichever first; ``bot/journeys/forecasts.py``) and the daily scan.
     """
     origin = local_date(left_at, rules.tz)
     last = rules.major_repair_followup_days if major_repair else rules.service_followup_deadline_day
@@ -185,8 +188,8 @@ def plan_visit(
     }
     key = visit_key(visit_id)
     plans = [TouchpointPlan(
-        customer_id=customer_id, vehicle_id=vehicle_id, kind=SERVICE_FOLLOWUP, occasion_key=key,
-        due_at=due, expires_at=expires, payload=payload,
+        customer_id=customer_id, vehicle_id=vehicle_id, kind=SERVICE_FOLLOWUP,
+        occasion_key=key, due_at=due, expires_at=expires, payload=payload,
     )]
     if rules.second_followup_day > 0:
         # 第二次跟踪: about a week after the first, a care contact of its own (000 篇四 §5)
@@ -195,17 +198,6 @@ def plan_visit(
         plans.append(TouchpointPlan(
             customer_id=customer_id, vehicle_id=vehicle_id, kind=SECOND_FOLLOWUP,
             occasion_key=key, due_at=due, expires_at=expires, payload=payload,
-        ))
-    if next_on is not None and latest:
-        remind_on = next_on - timedelta(days=rules.service_due_lead_days)
-        due, expires = rules.window(remind_on, 0, rules.service_due_time,
-                                    rules.service_due_lead_days + rules.service_due_grace_days)
-        plans.append(TouchpointPlan(
-            customer_id=customer_id, vehicle_id=vehicle_id, kind=SERVICE_DUE, occasion_key=key,
-            due_at=due, expires_at=expires, payload={
-                "visit_id": visit_id, "next_service_on": next_on.isoformat(),
-                "next_service_km": next_km,
-            },
         ))
     return plans
 
@@ -295,4 +287,5 @@ def journey_rules(settings: Settings) -> JourneyRules:
         service_due_grace_days=settings.service_due_grace_days,
         second_followup_day=settings.second_followup_day,
         second_followup_time=parse_hhmm(settings.second_followup_time),
+        service_intervals=parse_intervals(settings.service_intervals),
     )

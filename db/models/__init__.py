@@ -30,6 +30,7 @@ from db.models.scores import Score, ScoreRates
 from db.models.threads import CannedReply, Thread, ThreadKind, ThreadMessage, ThreadState
 from db.models.tickets import Ticket, TicketEvent, TicketLevel, TicketMessage, TicketState
 from db.models.touchpoints import Conversation, Direction, MessageLog, Touchpoint, TouchpointStatus
+from db.models.workshop import MileageReading, RecommendedRepair, ServiceForecast
 
 __all__ = [
     "AuditLog",
@@ -53,14 +54,17 @@ __all__ = [
     "InboxStatus",
     "InboxUpdate",
     "MessageLog",
+    "MileageReading",
     "Notice",
     "NoticeStatus",
     "PhoneCall",
     "PhoneCallAttempt",
     "RecallAnswer",
+    "RecommendedRepair",
     "ScanState",
     "Score",
     "ScoreRates",
+    "ServiceForecast",
     "Staff",
     "StaffRole",
     "Thread",
