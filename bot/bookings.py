@@ -45,6 +45,7 @@ from bot.journeys.plans import (
     TouchpointPlan,
     write_touchpoints,
 )
+from bot.journeys.repairs import REPAIR_REMINDER
 from bot.journeys.timing import (
     Holiday,
     at_local,
@@ -150,12 +151,15 @@ def slot_range(rules: BookingRules, code: str) -> str:
 
 def kind_for(touchpoint_kind: str, payload: dict[str, object] | None = None) -> BookingKind:
     """What a booking made from a touchpoint is for: a no-show's new time is for the job it
-    missed; a first-service reminder's is the first service; else a service."""
+    missed; a first-service reminder's is the first service; a recommended repair's reminder
+    a repair; else a service."""
     if touchpoint_kind == BOOKING_NO_SHOW and payload is not None:
         try:
             return BookingKind(str(payload.get("kind", "")))
         except ValueError:
             return BookingKind.MAINTENANCE
+    if touchpoint_kind == REPAIR_REMINDER:
+        return BookingKind.REPAIR
     return BookingKind.FIRST_SERVICE if touchpoint_kind == FIRST_SERVICE else BookingKind.MAINTENANCE
 
 

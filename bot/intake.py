@@ -45,6 +45,7 @@ from bot.journeys.plans import (
     plan_visit,
     write_touchpoints,
 )
+from bot.journeys.repairs import VisitRepairs, parse_items, record_repairs
 from bot.journeys.timing import birthday_key
 from bot.phones import PhoneError, normalize_phone, parse_phone
 from bot.vin import VinCheck, check_vin, normalize_vin
@@ -1353,6 +1354,10 @@ VISIT_COLUMNS: dict[str, tuple[str, ...]] = {
         "next_service_on", "下次保养日期", "下次保养时间", "next_service_date", "next_service",
     ),
     "next_service_km": ("next_service_km", "下次保养里程", "next_service_mileage"),
+    # issue 17: work the owner postponed, and earlier recommendations this visit did
+    "recommended_repairs": ("recommended_repairs", "建议维修项目", "建议维修", "建议项目",
+                            "recommended", "postponed_work"),
+    "repairs_done": ("repairs_done", "已完成建议项目", "完成建议项目", "done_repairs"),
 }  # fmt: skip
 VISIT_REQUIRED = ("vin", "kind", "left_at")
 VISITS = _Spec(
@@ -1387,10 +1392,19 @@ class VisitRow:
     major_repair: bool = False
     next_service_on: date | None = None
     next_service_km: int | None = None
+    recommended_repairs: tuple[str, ...] = ()
+    repairs_done: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, datetime, str]:
         return self.vin, self.left_at, self.kind.value
+
+
+def _items(value: Any) -> tuple[str, ...] | None:
+    try:
+        return parse_items(value) or None
+    except ValueError as exc:
+        raise _FieldError(str(exc)) from None
 
 
 def _visit_kind(value: Any) -> VisitKind | None:
@@ -1485,12 +1499,15 @@ def _validate_visit(
     major = get("major_repair", _flag)
     next_on = get("next_service_on", _day, warn_only=True)
     next_km = get("next_service_km", _count, warn_only=True)
+    recommended = get("recommended_repairs", _items) or ()
+    done = get("repairs_done", _items) or ()
     if errors or vin is None or kind is None or left_at is None:
         return None, errors, warnings
     return (
         VisitRow(
             row=row, vin=vin, kind=kind, left_at=left_at, advisor=advisor, mileage=mileage,
             major_repair=bool(major), next_service_on=next_on, next_service_km=next_km,
+            recommended_repairs=recommended, repairs_done=done,
         ),
         errors,
         warnings,
@@ -1618,6 +1635,13 @@ async def _store_visits(rows: Sequence[VisitRow], rules: JourneyRules, now: date
             await Touchpoint.filter(
                 kind=FIRST_SERVICE, status=TouchpointStatus.PENDING, vehicle_id__in=first
             ).update(status=TouchpointStatus.SKIPPED, status_reason=_VISIT_FIRST_SERVICE_DONE)
+    await record_repairs([
+        VisitRepairs(visit_id=ids[(cars[v.vin][0], v.left_at, v.kind.value)],
+                     vehicle_id=cars[v.vin][0], customer_id=cars[v.vin][1],
+                     left_on=v.left_at.astimezone(rules.tz).date(),
+                     recommended=v.recommended_repairs, done=v.repairs_done)
+        for v in known
+    ], today=now.astimezone(rules.tz).date(), now=now, delay_days=rules.repair_reminder_days)
     # The cars' service forecasts (by date or mileage) follow their new readings; a moved
     # forecast drops its unsent reminder.
     await refresh_forecasts(vids, now=now, rules=rules)

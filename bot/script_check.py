@@ -46,6 +46,7 @@ SAMPLE_PAYLOADS: dict[str, dict[str, Any]] = {
     },
     "service_due": {"next_service_on": "2026-11-10", "next_service_km": 15120, "by": "km",
                     "interval_km": 10000, "last_service_on": "2026-05-10"},
+    "repair_reminder": {"item": "前刹车片更换", "recommended_on": "2026-10-03"},
     "birthday": {"day": "2026-11-03"},
     "insurance_expiry": {"expiry": "2026-12-03", "lead_days": 30, "days_left": 30},
     "licence_expiry": {"expiry": "2026-12-03", "lead_days": 30, "days_left": 30},

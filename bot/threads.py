@@ -47,6 +47,7 @@ REPLY_KINDS: dict[str, ThreadKind] = {
     "insurance_expiry": ThreadKind.INSURANCE_LEAD,
     "service_due": ThreadKind.BOOKING_REQUEST,
     "first_service_reminder": ThreadKind.BOOKING_REQUEST,
+    "repair_reminder": ThreadKind.BOOKING_REQUEST,
     "campaign": ThreadKind.CAMPAIGN_LEAD,
 }
 #: how a lead may end (the console offers these by kind; 续保率 counts insurance outcomes)

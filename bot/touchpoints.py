@@ -26,6 +26,7 @@ from bot.delivery.dispatcher import Composer, Outgoing, compose
 from bot.handlers import booking as booking_handlers
 from bot.journeys.occasions import occasion_rules, run_scan
 from bot.journeys.plans import BOOKING_NO_SHOW, BOOKING_REMINDER, FIRST_SERVICE, SERVICE_DUE
+from bot.journeys.repairs import REPAIR_REMINDER
 from bot.journeys.timing import at_local, local_date, parse_hhmm
 from bot.services import Services
 from bot.templating import render_off_loop
@@ -62,6 +63,7 @@ def register(application: Application, services: Services) -> None:  # type: ign
     composers = services.dispatcher.composers
     composers[FIRST_SERVICE] = _with_book_button(services)
     composers[SERVICE_DUE] = _with_book_button(services)
+    composers[REPAIR_REMINDER] = _with_book_button(services)
     composers[BOOKING_REMINDER] = _with_cancel_button(services)
     composers[BOOKING_NO_SHOW] = _with_book_button(services)
     services.dispatcher.skip_rules.append(

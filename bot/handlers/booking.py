@@ -33,6 +33,7 @@ from bot.handlers import buttons
 from bot.handlers.booking_picker import PREFIX, Flow, Pick, flow_of, parse_day, parse_pick
 from bot.handlers.owner import lang_of, log_in, say
 from bot.journeys.plans import BOOKING_NO_SHOW, FIRST_SERVICE, SERVICE_DUE
+from bot.journeys.repairs import REPAIR_REMINDER
 from bot.recall import RECALL
 from bot.services import Services, services_of
 from db.models import (
@@ -53,8 +54,10 @@ NOTE_STATE = "booking:note"
 NOTE_LIMIT = 1000
 # Touchpoints a booking may start from: the reminders with "Book a visit", a missed
 # booking's new-time offer, campaign messages offering a booking (the marketing feature)
-# and the lost-owner recall. From a campaign or the recall the owner picks the job.
-BOOKABLE_KINDS = (FIRST_SERVICE, SERVICE_DUE, BOOKING_NO_SHOW, CAMPAIGN, RECALL)
+# the lost-owner recall and a recommended repair's reminder. From a campaign or the recall
+# the owner picks the job.
+BOOKABLE_KINDS = (FIRST_SERVICE, SERVICE_DUE, BOOKING_NO_SHOW, CAMPAIGN, RECALL,
+                  REPAIR_REMINDER)
 ASK_THE_JOB = (CAMPAIGN, RECALL)
 
 # the labels other features use (conversations, composers) live with the wording

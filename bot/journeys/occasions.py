@@ -36,6 +36,7 @@ from bot.journeys.plans import (
     SERVICE_DUE,
     SERVICE_PRIORITY,
 )
+from bot.journeys.repairs import REPAIR_REMINDER
 from bot.journeys.timing import (
     Holiday,
     at_local,
@@ -54,6 +55,7 @@ from db.models import ScanState, TouchpointStatus, VehicleStatus
 log = logging.getLogger(__name__)
 
 SCAN_NAME = "occasions"
+REPAIR_VALID_DAYS = 7  # a recommended-repair reminder not sent within a week is dropped
 
 
 @dataclass(frozen=True)
@@ -106,11 +108,12 @@ class ScanReport:
     licence: int = 0
     holidays: int = 0
     service_due: int = 0
+    repairs: int = 0
 
     @property
     def written(self) -> int:
         return (self.birthdays + self.insurance + self.licence + self.holidays
-                + self.service_due)
+                + self.service_due + self.repairs)
 
 
 class _Inserter:
@@ -232,14 +235,15 @@ async def run_scan(now: datetime, rules: OccasionRules) -> ScanReport:
                 payload={"name": holiday.name, "day": today.isoformat()},
             )
         report.service_due = await _service_due(ins, days, today, due, rules)
+        report.repairs = await _repairs(ins, days, today, due, rules)
         if state is None:
             await ScanState.create(name=SCAN_NAME, last_day=today, updated_at=now)
         elif state.last_day < today:
             await ScanState.filter(name=SCAN_NAME).update(last_day=today, updated_at=now)
     log.info(
         "occasions scan %s..%s: %d birthdays, %d insurance, %d licence, %d holiday greetings, "
-        "%d service due", days[0], days[-1], report.birthdays, report.insurance, report.licence,
-        report.holidays, report.service_due,
+        "%d service due, %d recommended repairs", days[0], days[-1], report.birthdays,
+        report.insurance, report.licence, report.holidays, report.service_due, report.repairs,
     )
     return report
 
@@ -280,4 +284,22 @@ async def _service_due(ins: _Inserter, days: list[date], today: date, due: datet
         where='f."remind_on" BETWEEN {} AND {} AND f."due_on" >= {} AND v."status" = {}',
         where_args=[days[0], today, today - grace, VehicleStatus.ACTIVE.value], due=due,
         expires=expires, payload=payload,
+    )
+
+
+async def _repairs(ins: _Inserter, days: list[date], today: date, due: datetime,
+                   rules: OccasionRules) -> int:
+    """Recommended repairs (建议维修项目) whose reminder day came and that no later visit
+    did (issue 17, point 3; bot/journeys/repairs.py), valid for ``REPAIR_VALID_DAYS``."""
+    build = "jsonb_build_object" if ins.pg else "json_object"
+    payload = (f"{build}('item', r.\"item\", 'recommended_on', "
+               "CAST(r.\"recommended_on\" AS TEXT))")
+    return await ins.insert(
+        kind=REPAIR_REMINDER, priority=SERVICE_PRIORITY,
+        source='"recommended_repair" r JOIN "vehicle" v ON v.id = r."vehicle_id"',
+        customer='v."customer_id"', vehicle="v.id", key_prefix="repair:", key_suffix="r.id",
+        where='r."remind_on" BETWEEN {} AND {} AND r."done_on" IS NULL AND v."status" = {}',
+        where_args=[days[0], today, VehicleStatus.ACTIVE.value], due=due,
+        expires=end_of_local_day(today + timedelta(days=REPAIR_VALID_DAYS), rules.tz),
+        payload=payload,
     )

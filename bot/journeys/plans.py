@@ -76,6 +76,7 @@ class JourneyRules:
     second_followup_time: time = time(10, 0)
     # per model (casefolded name): the interval when it differs from the one above
     service_intervals: dict[str, Interval] = field(default_factory=dict)
+    repair_reminder_days: int = 30  # a postponed repair (建议维修项目) is reminded after
 
     def window(self, origin: date, day: int, at: time, last_day: int) -> tuple[datetime, datetime]:
         """(due, expires) for local day ``day`` after ``origin`` at ``at``, valid until the
@@ -288,4 +289,5 @@ def journey_rules(settings: Settings) -> JourneyRules:
         second_followup_day=settings.second_followup_day,
         second_followup_time=parse_hhmm(settings.second_followup_time),
         service_intervals=parse_intervals(settings.service_intervals),
+        repair_reminder_days=settings.repair_reminder_days,
     )

@@ -72,6 +72,7 @@ class RecommendedRepair(Model):
     vehicle_id = fields.IntField()
     customer_id = fields.IntField()
     item = fields.CharField(max_length=100)
+    recommended_on = fields.DateField()  # local day the car left the workshop
     remind_on = fields.DateField()
     done_visit_id = fields.IntField(null=True)  # the later visit that did it
     done_on = fields.DateField(null=True)
