@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bot.booking_calendar import parse_capacity, parse_closed_days, parse_slots
 from bot.journeys.mileage import parse_intervals
 from bot.journeys.timing import parse_day_list, parse_hhmm, parse_holidays, parse_weekdays
+from bot.kpi_targets import parse_targets
 
 TELEGRAM_API_URL = "https://api.telegram.org"
 DEFAULT_WEBHOOK_PATH = "/telegram/webhook"
@@ -171,6 +172,11 @@ class Settings(BaseSettings):
     # docs/touchpoints.md, service due by time or mileage
     service_intervals: str = ""
     repair_reminder_days: int = Field(30, ge=1, le=365, description="postponed work reminded after")
+    # The dealership's figures (issue 17, docs/kpi.md): targets over the manuals' defaults
+    # ("first_service_rate:>=90, repeat_repair_rate:<=1.5"), the 首保率 window, 返修率's days.
+    kpi_targets: str = ""
+    kpi_first_service_days: int = Field(90, ge=1, le=365, description="首保率: done within")
+    kpi_repeat_repair_days: int = Field(30, ge=1, le=365, description="返修率: back within")
     scan_time: str = "09:30"  # the daily occasions scan; birthdays and holidays go out then
     scan_catchup_days: int = Field(31, ge=0, le=366, description="days a scan looks back")
     insurance_lead_days: str = "30,7"
@@ -257,6 +263,12 @@ class Settings(BaseSettings):
     @classmethod
     def _holiday_list(cls, v: str) -> str:
         parse_holidays(v)
+        return v
+
+    @field_validator("kpi_targets")
+    @classmethod
+    def _kpi_targets(cls, v: str) -> str:
+        parse_targets(v)
         return v
 
     @field_validator("service_intervals")

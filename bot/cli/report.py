@@ -29,16 +29,18 @@ from bot.kpi import (
     Kpis,
     Period,
     PeriodError,
-    compute,
     month_period,
     range_period,
     week_period,
 )
+from bot.kpi_review import Review, review
+from bot.review_text import review_csv, review_text
 
 
 def add_commands(sub: Any) -> None:
     report = sub.add_parser(
-        "report", help="satisfaction and complaint KPIs for a month, a week or dates",
+        "report", help="satisfaction, complaint and workshop KPIs (with the dealership's "
+                       "targets) for a month, a week or dates",
         description="KPIs of a period in the dealership's time zone (formulas: docs/kpi.md). "
                     "Without a period: the current month.",
     )
@@ -85,10 +87,19 @@ async def run_report(settings: Settings, args: argparse.Namespace) -> int:
         return await complaints_report(settings, period.start, period.end, period.label,
                                        args.format)
     async with database(settings):
-        report = await compute(period, settings.tz, by_advisor=args.by == "advisor",
-                               low_threshold=settings.survey_low_threshold)
-    print(render(report, args.format, settings.timezone), end="")
+        got = await review(period, settings, by_advisor=args.by == "advisor")
+    print(render_review(got, args.format, settings.timezone), end="")
     return 0
+
+
+def render_review(got: Review, fmt: str, timezone_name: str = "") -> str:
+    """The satisfaction KPIs, then the workshop figures and the targets (issue 17)."""
+    if fmt == "json":
+        return json.dumps({**got.kpis.as_dict(), **got.as_dict()}, ensure_ascii=False,
+                          indent=2) + "\n"
+    if fmt == "csv":
+        return review_csv(got)
+    return render(got.kpis, fmt, timezone_name) + "\n" + review_text(got)
 
 
 # --------------------------------------------------------------------------- rendering
