@@ -15,7 +15,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from telegram import BotCommand, Update
 from telegram.ext import Application, ApplicationBuilder
 
-from bot import booking_digest, followup, inbox, locks, touchpoints
+from bot import booking_digest, digests, followup, inbox, locks, touchpoints
 from bot.clock import Clock, Pace, RealPace, SystemClock
 from bot.config import Settings
 from bot.delivery.dispatcher import Dispatcher, DispatchReport
@@ -48,9 +48,9 @@ class Ticking(Protocol):
 # In order: the staff feature before the conversations (they share its staff side); the
 # mileage button after the touchpoints (it wraps their service-due reminder).
 FEATURES: tuple[Feature, ...] = (owner, survey, staff, complaint, marketing, touchpoints,
-                                 mileage, thread_chat, followup)
+                                 mileage, thread_chat, followup, digests)
 TICKING: tuple[Ticking, ...] = (survey, staff, marketing, touchpoints, followup,
-                                booking_digest)
+                                booking_digest, digests)
 
 COMMANDS = [
     ("start", "绑定车主档案 / link your owner file"),

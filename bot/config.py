@@ -177,6 +177,15 @@ class Settings(BaseSettings):
     kpi_targets: str = ""
     kpi_first_service_days: int = Field(90, ge=1, le=365, description="首保率: done within")
     kpi_repeat_repair_days: int = Field(30, ge=1, le=365, description="返修率: back within")
+    # Reports that arrive by themselves (日结周报, docs/kpi.md): to the staff group (or this
+    # chat), local times; "" / 0 turns one off. Advisors on Telegram get their own in private.
+    report_chat_id: int | None = None
+    report_daily_time: str = "08:30"
+    report_weekly_day: int = Field(1, ge=0, le=7, description="ISO weekday, 0 = none")
+    report_weekly_time: str = "08:45"
+    report_monthly_day: int = Field(1, ge=0, le=28, description="day of month, 0 = none")
+    report_monthly_time: str = "09:00"
+    report_to_advisors: bool = True
     scan_time: str = "09:30"  # the daily occasions scan; birthdays and holidays go out then
     scan_catchup_days: int = Field(31, ge=0, le=366, description="days a scan looks back")
     insurance_lead_days: str = "30,7"
@@ -237,7 +246,8 @@ class Settings(BaseSettings):
 
     @field_validator("followup_time", "visit_time", "first_service_time", "service_followup_time",
                      "service_due_time", "scan_time", "booking_reminder_time",
-                     "recall_time", "second_followup_time")
+                     "recall_time", "second_followup_time", "report_weekly_time",
+                     "report_monthly_time")
     @classmethod
     def _touchpoint_time(cls, v: str) -> str:
         parse_hhmm(v)
@@ -263,6 +273,13 @@ class Settings(BaseSettings):
     @classmethod
     def _holiday_list(cls, v: str) -> str:
         parse_holidays(v)
+        return v
+
+    @field_validator("report_daily_time")
+    @classmethod
+    def _daily_report_time(cls, v: str) -> str:
+        if v.strip():
+            parse_hhmm(v)
         return v
 
     @field_validator("kpi_targets")

@@ -143,19 +143,23 @@ def _flat(prefix: str, data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def review_csv(review: Review) -> str:
+def review_csv(review: Review, *, scope: str | None = None) -> str:
     """One row a scope: the satisfaction KPIs, then the workshop figures; then one row a
-    target (scope "target:<figure>")."""
+    target. ``scope``: that advisor's row only, without the dealership's targets."""
     out = io.StringIO()
     writer = csv.writer(out)
     rows = [{"scope": scope_name(k.scope), **_flat("", k.as_dict()),
              **_flat("", w.as_dict()),
              "satisfied_share": _round(figures_of(k, w)["satisfied_share"])}
-            for k, w in _pairs(review)]
+            for k, w in _pairs(review) if scope is None or k.scope == scope]
+    if not rows:
+        return ""
     header = ["period", *rows[0].keys()]
     writer.writerow(header)
     for row in rows:
         writer.writerow([review.kpis.period.label, *(row.get(h, "") for h in header[1:])])
+    if scope is not None:
+        return out.getvalue()
     writer.writerow([])
     writer.writerow(["period", "target", "value", "target_value", "direction", "met",
                      "previous_period", "previous", "trend"])

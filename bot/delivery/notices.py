@@ -34,14 +34,17 @@ LEASE = timedelta(minutes=2)
 
 async def owe(key: str, chats: list[int], text: str, *, now: datetime,
               lane: Lane = Lane.STAFF, parse_mode: str = "", customer_id: int | None = None,
-              log_kind: str = "") -> Notice | None:
+              log_kind: str = "", document: tuple[str, str] | None = None) -> Notice | None:
     """Record a notice (nothing if one with this key exists); the row, when it is new.
-    ``customer_id``: a notice to an owner, kept in their message log (as ``log_kind``)."""
+    ``customer_id``: a notice to an owner, kept in their message log (as ``log_kind``).
+    ``document``: (file name, text content) sent as a file with ``text`` as its caption."""
     if not chats:
         log.warning("notice %s: nobody to tell (no advisor on Telegram, no staff chat)", key)
         return None
     row = Notice(key=key[:120], chats=chats, text=text, lane=lane.name.lower(),
                  parse_mode=parse_mode, customer_id=customer_id, log_kind=log_kind[:32],
+                 document_name=document[0][:100] if document else "",
+                 document=document[1] if document else "",
                  status=NoticeStatus.PENDING, next_try_at=now, created_at=now)
     await Notice.bulk_create([row], ignore_conflicts=True)
     return await Notice.get_or_none(key=key[:120], created_at=now, status=NoticeStatus.PENDING)
@@ -57,8 +60,13 @@ async def deliver(notice: Notice, sender: Sender, now: datetime) -> bool:
     """Send a claimed notice to its first chat that takes it; record the outcome."""
     lane = Lane[notice.lane.upper()] if notice.lane.upper() in Lane.__members__ else Lane.STAFF
     for chat_id in notice.chats:
-        sent = await sender.text(chat_id, notice.text, lane=lane,
-                                         parse_mode=notice.parse_mode or None)
+        if notice.document_name:  # UTF-8 with a BOM: Excel opens the Chinese right
+            sent = await sender.document(chat_id, notice.document.encode("utf-8-sig"),
+                                         notice.document_name, lane=lane,
+                                         caption=notice.text[:1024])
+        else:
+            sent = await sender.text(chat_id, notice.text, lane=lane,
+                                     parse_mode=notice.parse_mode or None)
         if sent is not None:
             await Notice.filter(id=notice.id).update(
                 status=NoticeStatus.SENT, sent_at=now, lease_until=None)

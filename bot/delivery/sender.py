@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from telegram import Bot, Message
+from telegram import Bot, InputFile, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.clock import Pace
@@ -172,6 +172,14 @@ class Sender:
                          **kwargs: Any) -> Message | None:
         return await self.call(lane, chat_id, "sendPhoto",
                                lambda: self.bot.send_photo(chat_id, photo, **kwargs))
+
+    async def document(self, chat_id: int, data: bytes, filename: str, *,
+                       lane: Lane = Lane.STAFF, **kwargs: Any) -> Message | None:
+        """A file (a report's CSV) sent as a document named ``filename``."""
+        return await self.call(
+            lane, chat_id, "sendDocument",
+            lambda: self.bot.send_document(chat_id, InputFile(data, filename=filename),
+                                           **kwargs))
 
     async def copy(self, chat_id: int, from_chat_id: int, message_id: int, *,
                            lane: Lane = Lane.REPLY, **kwargs: Any) -> Any:

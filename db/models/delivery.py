@@ -80,6 +80,9 @@ class Notice(Model):
     #: a notice to an owner (a ticket's news): kept in their message log once sent
     customer_id = fields.BigIntField(null=True)
     log_kind = fields.CharField(max_length=32, default="")
+    #: a file sent as a document with ``text`` as its caption (a report's CSV), when named
+    document_name = fields.CharField(max_length=100, default="")
+    document = fields.TextField(default="")
     status = fields.CharEnumField(NoticeStatus, max_length=8, default=NoticeStatus.PENDING)
     attempts = fields.IntField(default=0)
     next_try_at = fields.DatetimeField()
