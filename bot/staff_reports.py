@@ -22,7 +22,7 @@ from tortoise.transactions import in_transaction
 
 from bot.config import Settings
 from bot.delivery import notices
-from bot.journeys.timing import add_months, at_local, local_date, parse_hhmm
+from bot.journeys.timing import add_months, at_local, end_of_local_day, local_date, parse_hhmm
 from bot.kpi import Kpis, compute
 from bot.kpi_review import Review, figures_of, review
 from bot.kpi_targets import AT_LEAST, Verdict, is_rate, judge
@@ -30,7 +30,16 @@ from bot.periods import Period, month_period, week_period
 from bot.review_text import review_csv
 from bot.texts import DEFAULT_LANGUAGE, Scripts
 from bot.workshop_kpi import WorkshopKpis
-from db.models import Booking, BookingStatus, Notice, NoticeStatus, Staff, StaffRole
+from db.models import (
+    Booking,
+    BookingStatus,
+    CallStatus,
+    Notice,
+    NoticeStatus,
+    PhoneCall,
+    Staff,
+    StaffRole,
+)
 
 log = logging.getLogger(__name__)
 
@@ -223,12 +232,14 @@ async def _daily_rows(period: Period, now: datetime, settings: Settings,
         scripts.label("rpt_daily_complaints", lang, tickets=k.tickets_opened),
         scripts.label("rpt_daily_bookings", lang, made=made, cancelled=cancelled),
         scripts.label("rpt_daily_today", lang, today=sum(slots.values()), slots=slot_text),
-        await _calls_line(today, scripts, lang),
+        await _calls_line(today, tz, scripts, lang),
     ]
     return [("group", "\n".join(lines), None)]
 
 
-async def _calls_line(today: date, scripts: Scripts, lang: str) -> str:
-    """INTEGRATION POINT (issue 16, the ``followup`` helper's call list): the calls due
-    today come from it once it is on main; until then the digest says it is not installed."""
-    return scripts.label("rpt_daily_calls_unavailable", lang)
+async def _calls_line(today: date, tz: ZoneInfo, scripts: Scripts, lang: str) -> str:
+    """The calls due by the end of today on the call list (issue 16, ``bot/calls.py``): the
+    open calls whose next attempt is due by then."""
+    calls = await PhoneCall.filter(status=CallStatus.OPEN,
+                                   due_at__lt=end_of_local_day(today, tz)).count()
+    return scripts.label("rpt_daily_calls", lang, calls=calls)

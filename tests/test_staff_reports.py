@@ -122,4 +122,4 @@ async def test_the_daily_digest(custom_env: Any) -> None:  # noqa: F811
     await _tick(env)
     digest = next(t for t in group.bot_texts() if "日报 2026-11-09" in t)
     assert "昨日新预约：3 个" in digest and "今日预约：2 个 (afternoon 1, morning 1)" in digest
-    assert "昨日回访：应回访 0" in digest and "电话回访清单功能尚未安装" in digest
+    assert "昨日回访：应回访 0" in digest and "今日待打回访电话：0 个" in digest
