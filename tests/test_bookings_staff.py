@@ -81,7 +81,9 @@ async def test_a_staff_booking_for_a_caller_takes_a_slot(env: ConsoleEnv,  # noq
         _, page = await get(http, f"{env.base}/bookings?day=2026-11-05")
         assert "Repair 1/1" in page and "By phone" in page
     assert await AuditLog.filter(action="booking.add").count() == 1
-    assert driver.bot_texts()  # linked: the reminder the day before is owed to them
+    told = driver.bot_texts()[-1]  # linked: the confirmation now, the reminder the day before
+    assert "已为您登记预约" in told and "日期：11月5日 周四\n时间：上午 9:00-12:00" in told
+    assert "说明：空调不制冷" in told
     reminder = await Touchpoint.get(kind="booking_reminder", customer_id=booking.customer_id)
     assert reminder.due_at == local(2026, 11, 4, 18, 0), reminder.due_at
 

@@ -25,7 +25,7 @@ PACKAGES = ("bot", "db")
 # CLI call it with plain values; it never imports them.
 DOMAIN = ("bot.tickets", "bot.ticket_rules", "bot.ticket_stats", "bot.business_time",
           "bot.threads", "bot.threads_kpi", "bot.surveys", "bot.owners", "bot.bookings",
-          "bot.booking_calendar", "bot.booking_desk",
+          "bot.booking_calendar", "bot.booking_desk", "bot.booking_news",
           "bot.journeys", "bot.periods", "bot.kpi", "bot.consent", "bot.intake",
           "bot.campaigns", "bot.schedule", "bot.clock", "bot.vin", "bot.phones")
 DOMAIN_MAY_NOT = ("telegram", "bot.handlers", "bot.web", "bot.cli", "bot.app")

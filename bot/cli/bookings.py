@@ -9,12 +9,13 @@ import sys
 from datetime import date
 from typing import Any
 
-from bot import booking_desk, bookings
+from bot import booking_desk, booking_news, bookings
 from bot.booking_calendar import JOB_KINDS
 from bot.bookings import Job, booking_rules
 from bot.cli.database import database
 from bot.clock import SystemClock
 from bot.config import Settings
+from bot.texts import Scripts
 from db.models import BookingChannel, BookingKind, BookingStatus
 
 
@@ -70,6 +71,10 @@ async def cmd_booking_add(settings: Settings, args: argparse.Namespace) -> int:
                   note=args.note.strip()[:500], channel=BookingChannel(args.channel))
         outcome = await bookings.book_job(job, day=args.day, slot=slot.code, now=now,
                                           rules=rules)
+        if outcome.created and outcome.booking is not None:  # the running carebot sends it
+            await booking_news.owe_confirmation(
+                Scripts(settings.scripts_dir), rules, booking=outcome.booking,
+                customer=customer, vehicle=vehicle, phone=settings.dealer_phone, now=now)
     found = outcome.booking
     if found is None:
         print(f"carebot booking add: {args.day} {slot.code} has no place left for "

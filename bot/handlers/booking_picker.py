@@ -12,6 +12,7 @@ from datetime import date, datetime
 
 from telegram import CallbackQuery
 
+from bot import booking_news as news
 from bot import bookings, owners
 from bot.bookings import BookingRules, booking_rules
 from bot.delivery import notices
@@ -149,32 +150,18 @@ def kind_rows(flow: Flow, pick: Pick) -> Rows:
 
 
 def day_label(svc: Services, lang: str, day: date) -> str:
-    weekdays = svc.scripts.label("bk_weekdays", lang).split(",")
-    months = svc.scripts.label("bk_months", lang).split(",")
-    return svc.scripts.label("bk_day_format", lang, month=day.month, day=day.day,
-                             weekday=weekdays[day.isoweekday() - 1], mon=months[day.month - 1],
-                             iso=day.isoformat())
+    return news.day_text(svc.scripts, lang, day)
 
 
 def slot_label(svc: Services, lang: str, code: str, rules: BookingRules | None = None) -> str:
-    """"上午 9:00-12:00": the part of the day and the slot's times; a slot the day no longer
-    has by its code."""
-    slot = bookings.resolve_slot(rules or booking_rules(svc.settings), code)
-    if slot is None:
-        return code
-    part = "morning" if slot.start.hour < 12 else "afternoon" if slot.start.hour < 18 \
-        else "evening"
-    return svc.scripts.label("bk_slot_format", lang, part=svc.scripts.label(f"bk_part_{part}", lang),
-                             start=f"{slot.start.hour}:{slot.start:%M}",
-                             end=f"{slot.end.hour}:{slot.end:%M}")
+    return news.slot_text(svc.scripts, lang, code, rules or booking_rules(svc.settings))
 
 
 def kind_label(svc: Services, lang: str, kind: BookingKind) -> str:
-    return svc.scripts.label(f"bk_kind_{BookingKind(kind).value}", lang)
+    return news.kind_text(svc.scripts, lang, kind)
 
 
-def car_name(vehicle: Vehicle) -> str:
-    return " ".join(p for p in (vehicle.model, vehicle.plate) if p) or vehicle.vin
+car_name = news.car_name
 
 
 def vehicle_text(svc: Services, lang: str, vehicle: Vehicle | None) -> str:

@@ -15,9 +15,10 @@ from typing import Any
 
 from aiohttp import web
 
-from bot import booking_desk, bookings
+from bot import booking_desk, booking_news, bookings
 from bot.booking_calendar import Slot
 from bot.bookings import BookingRate, BookingRules, Job, booking_rate, booking_rules
+from bot.delivery import notices
 from bot.web.console import access, console_of, render, requires, staff_of
 from bot.web.console.forms import Refused
 from db.models import AuditLog, Booking, BookingChannel, BookingKind, BookingStatus, Staff
@@ -181,7 +182,22 @@ async def add(request: web.Request) -> web.StreamResponse:
         return await _page(request, status=refused.status, form=form, error_key=refused.key,
                            error_args=refused.fmt)
     await _audit(request, "add", booking, channel=str(booking.channel), kind=str(booking.kind))
+    await _confirm(request, booking)
     raise web.HTTPSeeOther(f"/bookings?day={booking.day}&done=added#b{booking.id}")
+
+
+async def _confirm(request: web.Request, booking: Booking) -> None:
+    """The owner's confirmation (when on Telegram): a row owed, sent now; its retries are
+    the notice job's."""
+    svc = console_of(request).services
+    await booking.fetch_related("customer", "vehicle")
+    now = svc.clock.now()
+    notice = await booking_news.owe_confirmation(
+        svc.scripts, booking_rules(svc.settings), booking=booking, customer=booking.customer,
+        vehicle=booking.vehicle, phone=svc.settings.dealer_phone, now=now)
+    if notice is not None and not await notices.send_now(notice, svc.sender, now):
+        log.warning("booking %s: the owner's confirmation not sent now; tried again",
+                    booking.id)
 
 
 @requires(access.BOOKINGS)
