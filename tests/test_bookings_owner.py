@@ -166,3 +166,36 @@ async def test_the_owner_changes_the_time_then_cancels_from_the_confirmation(
     second = await Touchpoint.get(id=second.id)
     assert second.status == TouchpointStatus.SKIPPED
     assert sum("预约已取消" in t for t in staff.bot_texts()) == 1
+
+
+async def test_a_skipped_or_late_note_does_not_swallow_what_the_owner_writes(
+        env: BotEnv, tmp_path: Path) -> None:
+    owner = await owner_with_car(env, tmp_path)
+    owner.send_text("/book")
+    await env.poll()
+    owner.press("维修")
+    await env.poll()
+    owner.press("跳过")
+    await env.poll()
+    assert owner.last_bot_message()["text"] == "请选择到店日期："
+    owner.send_text("顺便问一下保险什么时候到期？")
+    await env.poll()
+    assert "收到，已记下" not in owner.bot_texts()[-1]  # not a note: it goes to a person
+    owner.send_text("/book")
+    await env.poll()
+    owner.press("维修")
+    await env.poll()
+    env.clock.advance(minutes=31)
+    owner.send_text("你们周末营业吗？")
+    await env.poll()
+    assert "收到，已记下" not in owner.bot_texts()[-1]
+    owner.press("跳过")  # the old ask's button still books, without a note
+    await env.poll()
+    owner.press("11月5日 周四")
+    await env.poll()
+    owner.press("上午 9:00-12:00")
+    await env.poll()
+    owner.press("✅ 确认预约")
+    await env.poll()
+    booking = await Booking.get()
+    assert (booking.kind, booking.note) == (BookingKind.REPAIR, "")

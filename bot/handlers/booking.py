@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime, timedelta
 
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
@@ -50,7 +50,9 @@ from db.models import (
 
 log = logging.getLogger(__name__)
 
-NOTE_STATE = "booking:note"
+NOTE_STATE = "booking:note"  # the next message or photo is the repair's note
+NOTED_STATE = "booking:noted"  # the note is in; what the owner writes next is not
+NOTE_WAIT = timedelta(minutes=30)  # an ask left longer than this takes nothing more
 NOTE_LIMIT = 1000
 # Touchpoints a booking may start from: the reminders with "Book a visit", a missed
 # booking's new-time offer, campaign messages offering a booking (the marketing feature)
@@ -144,7 +146,8 @@ async def show_slots(flow: Flow, pick: Pick, *, key: str = "bk_pick_slot",
 async def ask_note(flow: Flow, pick: Pick) -> None:
     """A repair: a line or a photo about it (the dialogue's row says where it goes)."""
     await owners.set_conversation(flow.customer.telegram_user_id or 0, NOTE_STATE,
-                                  {"src": pick.src, "car": pick.car, "note": "", "photo": ""})
+                                  {"src": pick.src, "car": pick.car, "note": "", "photo": "",
+                                   "at": flow.now.isoformat()})
     await flow.say(flow.label("bk_note_ask"),
                    [[(flow.label("bk_note_skip_button"), pick.data("N"))], [bt.not_now(flow)]])
 
@@ -164,9 +167,17 @@ async def _note_for(flow: Flow, pick: Pick) -> tuple[str, str]:
     if pick.job is not BookingKind.REPAIR or flow.customer.telegram_user_id is None:
         return "", ""
     conv = await owners.get_conversation(flow.customer.telegram_user_id)
-    if conv is None or conv.state != NOTE_STATE or conv.data.get("car") != pick.car:
+    if conv is None or conv.state not in (NOTE_STATE, NOTED_STATE) \
+            or conv.data.get("car") != pick.car:
         return "", ""
     return str(conv.data.get("note", "")), str(conv.data.get("photo", ""))
+
+
+async def _forget_note(flow: Flow) -> None:
+    """The repair's note is used (or skipped): the dialogue's row goes."""
+    if flow.customer.telegram_user_id is not None:
+        await Conversation.filter(telegram_user_id=flow.customer.telegram_user_id,
+                                  state__in=(NOTE_STATE, NOTED_STATE)).delete()
 
 
 async def confirm(flow: Flow, pick: Pick, vehicle: Vehicle | None) -> None:
@@ -182,8 +193,8 @@ async def confirm(flow: Flow, pick: Pick, vehicle: Vehicle | None) -> None:
     if booking is None:
         await show_slots(flow, replace(pick, slot=""), key="bk_slot_full")
         return
-    if flow.customer.telegram_user_id is not None and note:
-        await Conversation.filter(telegram_user_id=flow.customer.telegram_user_id).delete()
+    if pick.job is BookingKind.REPAIR:
+        await _forget_note(flow)
     fmt = bt.booking_fmt(flow, booking.day, booking.slot, BookingKind(booking.kind), vehicle)
     if not outcome.created:
         await flow.say(flow.label("bk_exists", **fmt), bt.manage_rows(flow, booking.id))
@@ -288,6 +299,8 @@ async def on_pick(flow: Flow, step: str, pick: Pick) -> None:
     elif step == "k" and pick.job is BookingKind.REPAIR:
         await ask_note(flow, pick)
     elif step in ("k", "N", "b") or pick.day is None:
+        if step == "N":
+            await _forget_note(flow)
         await show_days(flow, pick)
     elif step == "d" or not pick.slot:
         await show_slots(flow, pick)
@@ -368,21 +381,28 @@ async def book_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 async def note_route(update: Update, context: ContextTypes.DEFAULT_TYPE,
                      customer: Customer | None) -> bool:
-    """Priority 12: what the owner writes (or photographs) about a repair they are booking:
-    kept on the dialogue's row (the message log has it already), then the days."""
+    """Priority 12: the one message (or photo) the owner sends about a repair they are
+    booking, within half an hour of the ask: kept on the dialogue's row (the message log has
+    it already), then the days. Anything later takes the usual way to a person."""
     msg, user = update.effective_message, update.effective_user
     if msg is None or user is None or customer is None:
         return False
     conv = await owners.get_conversation(user.id)
     if conv is None or conv.state != NOTE_STATE:
         return False
-    data = dict(conv.data)
-    text = (msg.text or msg.caption or "").strip()
-    note = "\n".join(p for p in (str(data.get("note", "")), text) if p)[:NOTE_LIMIT]
-    photo = msg.photo[-1].file_id if msg.photo else str(data.get("photo", ""))
-    data.update(note=note, photo=photo)
-    await owners.set_conversation(user.id, NOTE_STATE, data)
     svc = services_of(context)
+    data = dict(conv.data)
+    try:
+        asked = datetime.fromisoformat(str(data.get("at")))
+    except ValueError:
+        asked = datetime.min.replace(tzinfo=svc.clock.now().tzinfo)
+    if svc.clock.now() - asked > NOTE_WAIT:
+        await owners.set_conversation(user.id, NOTED_STATE, data)  # too late: not a note
+        return False
+    text = (msg.text or msg.caption or "").strip()
+    photo = msg.photo[-1].file_id if msg.photo else ""
+    data.update(note=text[:NOTE_LIMIT], photo=photo)
+    await owners.set_conversation(user.id, NOTED_STATE, data)
     flow = flow_of(svc, customer, msg.chat_id, None)
     pick = Pick(src=int(data.get("src") or 0), car=int(data.get("car") or 0),
                 job=BookingKind.REPAIR)
