@@ -236,3 +236,25 @@ async def test_booking_rate_on_hand_made_data(db: str) -> None:
     assert (strict.booked, strict.visits) == (2, 6)
     empty = await booking_rate(date(2026, 12, 1), date(2027, 1, 1), tz)
     assert (empty.booked, empty.visits, empty.rate) == (0, 0, None)
+
+
+def test_the_bookings_page_strings_exist_in_both_languages() -> None:
+    import re
+
+    from bot.web.console.render import load_strings
+
+    strings = load_strings()
+    template = (Path(__file__).parent.parent / "bot" / "web" / "console" / "templates"
+                / "bookings.html").read_text(encoding="utf-8")
+    used = set(re.findall(r"""\bt\(['"]([a-z_]+\.[a-z_.]+)['"]\s*[,)]""", template))
+    made = {f"bookings.kind.{k.value}" for k in BookingKind}
+    made |= {f"bookings.channel.{c.value}" for c in BookingChannel}
+    made |= {f"bookings.status.{s.value}" for s in BookingStatus}
+    made |= {f"bookings.{group}.{key}" for group, keys in (
+        ("mark", ("arrived", "no_show")), ("done", ("added", "arrived", "no_show")),
+        ("refused", ("not_found", "several_cars", "kind", "too_long", "day", "full", "exists",
+                     "mark"))) for key in keys}
+    made |= {"nav.bookings"} | {f"customers.booking_kind.{k.value}" for k in BookingKind}
+    made |= {f"customers.booking_status.{s.value}" for s in BookingStatus}
+    for lang in ("zh_CN", "en"):
+        assert used | made <= set(strings[lang]), (used | made) - set(strings[lang])
