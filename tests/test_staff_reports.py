@@ -15,7 +15,18 @@ import pytest
 from bot.delivery import notices
 from bot.periods import Period
 from bot.staff_reports import DAILY, MONTHLY, WEEKLY, ReportTimes, due_periods, owe_reports
-from db.models import Booking, BookingKind, BookingStatus, Notice, Staff, StaffRole
+from db.models import (
+    Booking,
+    BookingKind,
+    BookingStatus,
+    CallReason,
+    CallStatus,
+    Notice,
+    PhoneCall,
+    Staff,
+    StaffRole,
+    Touchpoint,
+)
 from tests.test_journeys import custom_env  # noqa: F401 - fixture
 from tests.test_workshop_kpi import hand_made
 
@@ -118,8 +129,17 @@ async def test_the_daily_digest(custom_env: Any) -> None:  # noqa: F811
         await Booking.create(customer_id=owner, vehicle=cars["A"], day=day, slot=slot,
                              kind=BookingKind.MAINTENANCE, status=BookingStatus.BOOKED,
                              created_at=L(2026, 11, 9, 15, 0))
+    # the call list: one call due today (2 pm), one tomorrow, one done
+    for n, due, status in ((1, L(2026, 11, 10, 14, 0), CallStatus.OPEN),
+                           (2, L(2026, 11, 11, 10, 0), CallStatus.OPEN),
+                           (3, L(2026, 11, 10, 9, 0), CallStatus.REACHED)):
+        tp = await Touchpoint.create(customer_id=owner, kind="followup_3d", occasion_key=f"c{n}",
+                                     due_at=L(2026, 11, 8, 10, 0))
+        await PhoneCall.create(touchpoint=tp, customer_id=owner, kind="followup_3d",
+                               reason=CallReason.NOT_LINKED, status=status, due_at=due,
+                               created_at=L(2026, 11, 8, 10, 0))
     env.clock.set(L(2026, 11, 10, 8, 30))
     await _tick(env)
     digest = next(t for t in group.bot_texts() if "日报 2026-11-09" in t)
     assert "昨日新预约：3 个" in digest and "今日预约：2 个 (afternoon 1, morning 1)" in digest
-    assert "昨日回访：应回访 0" in digest and "今日待打回访电话：0 个" in digest
+    assert "今日待打回访电话：1 个" in digest and "昨日回访：应回访 0" in digest, digest

@@ -54,8 +54,10 @@ from bot.threads_kpi import ConversationStats, ThreadFacts, conversation_stats
 from bot.ticket_rules import CATEGORIES, LEVELS
 from bot.ticket_stats import ComplaintStats, TicketFacts, complaint_stats
 from bot.web.console import access, console_of, forbidden, now_local, render, requires, staff_of
+from bot.web.console.pages.reports_workshop import workshop_rows
 from bot.web.console.render import Translator, csv_cell
 from bot.web.console.svg import Datum, bar_chart, line_chart, plain, stacked_bar
+from bot.workshop_kpi import previous_period
 from db.models import Customer, Score, ScoreRates, Staff, StaffRole, Thread, Ticket
 
 log = logging.getLogger(__name__)
@@ -490,6 +492,9 @@ async def reports_page(request: web.Request) -> web.Response:
                                 console.services.clock.now())
     advisors = await advisor_names(report) if viewer.all else []
     ids = _customer_ids(viewer.customers) if viewer.customers is not None else None
+    before = scope_of(await kpi_report(request, previous_period(query.period),
+                                       viewer.advisor is not None), viewer.advisor)
+    workshop = await workshop_rows(request, query.period, viewer.advisor, shown, before, t)
     lost = await recall.reasons(report.start_utc, report.end_utc, ids)
     recalled = await recall.recalled(report.start_utc, report.end_utc, ids)
     return await render(
@@ -501,7 +506,7 @@ async def reports_page(request: web.Request) -> web.Response:
         first_answer=duration(t, stats.median_first_answer),
         resolution=duration(t, stats.median_resolution),
         talks=talks, talk_first_answer=duration(t, talks.median_first_answer),
-        lost=lost, recalled=recalled,
+        lost=lost, recalled=recalled, workshop=workshop,
         categories=[(c, (stats.by_category or {}).get(c, 0)) for c in CATEGORIES],
         levels=[(str(lv), (stats.by_level or {}).get(str(lv), 0)) for lv in LEVELS],
         charts=charts(t, shown, trend, stats, threshold),
