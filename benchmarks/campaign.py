@@ -22,7 +22,7 @@ async def _seed_campaign(owners: int, now: datetime) -> int:
     """``owners`` consenting, linked owners of a 星辰 S7 (2 % already at the weekly cap) and
     a tenth more who are not eligible (no consent, not linked, unreachable). Returns how
     many owners are in the audience."""
-    from bot.campaigns.promotions import KIND, PRIORITY
+    from bot.campaigns.policy import KIND, PRIORITY
     from db.models import Customer, Touchpoint, Vehicle
 
     extra = max(3, owners // 10)
@@ -55,12 +55,8 @@ async def _seed_campaign(owners: int, now: datetime) -> int:
 
 async def _launch(settings: Settings, now: datetime) -> tuple[Any, float, list[int]]:
     """Ours: create, schedule and launch; (the campaign, seconds, launched)."""
-    from bot.campaigns.promotions import (
-        campaign_rules,
-        create_campaign,
-        launch_due,
-        schedule_campaign,
-    )
+    from bot.campaigns.policy import campaign_rules
+    from bot.campaigns.promotions import create_campaign, launch_due, schedule_campaign
     from bot.delivery.dispatcher import dealer_context
 
     rules = campaign_rules(settings)
@@ -79,15 +75,9 @@ async def _one_by_one(settings: Settings, campaign: Any, now: datetime, sample: 
                       ) -> tuple[list[int], float, float, int]:
     """The baseline: the audience query, then Touchpoint.create per owner on ``sample``;
     (audience ids, query seconds, seconds per row, rows timed)."""
-    from bot.campaigns.promotions import (
-        KIND,
-        PRIORITY,
-        campaign_rules,
-        classify,
-        due_time,
-        expiry,
-        parse_audience,
-    )
+    from bot.campaigns.audiences import classify, parse_audience
+    from bot.campaigns.policy import KIND, PRIORITY, campaign_rules
+    from bot.campaigns.promotions import due_time, expiry
     from db.models import Touchpoint
 
     rules = campaign_rules(settings)

@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.campaigns import promotions
-from bot.campaigns.promotions import Audience, CampaignError, CampaignRules, parse_audience
+from bot.campaigns import audiences
+from bot.campaigns.audiences import Audience, parse_audience
+from bot.campaigns.policy import CampaignError, CampaignRules
 from db.models import (
     Customer,
     CustomerTag,
@@ -126,7 +127,7 @@ CASES: list[tuple[dict[str, Any], str]] = [
 async def test_audience_filter(people: dict[str, int], filters: dict[str, Any],
                                expected: str) -> None:
     audience = parse_audience(filters)
-    ids = await promotions.audience_query(audience, now=NOW, tz=SH).values_list("id", flat=True)
+    ids = await audiences.audience_query(audience, now=NOW, tz=SH).values_list("id", flat=True)
     names = "".join(sorted(k for k, v in people.items() if v in set(ids)))
     assert names == expected
 
@@ -138,7 +139,7 @@ async def test_audience_counts_exclusions_by_reason(people: dict[str, int]) -> N
     await Customer.filter(id=people["C"]).update(marketing_consent=False,
                                                  marketing_consent_at=NOW)  # withdrew
     rules = CampaignRules(tz=SH, quiet=None)
-    count = await promotions.count_audience(Audience(), now=NOW, rules=rules)
+    count = await audiences.count_audience(Audience(), now=NOW, rules=rules)
     assert count.targeted == 4 and count.eligible == 1
     assert count.excluded == {"opted_out": 1, "no_consent": 1, "not_linked": 1,
                               "unreachable": 0, "capped": 0}

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot import consent
-from bot.campaigns import promotions
-from bot.campaigns.promotions import CampaignError
+from bot.campaigns import audiences, policy, promotions
+from bot.campaigns.policy import CampaignError
 from bot.handlers.marketing import is_stop_word
 from bot.journeys.plans import CHECKIN
 from db.models import (
@@ -33,8 +33,8 @@ def local(y: int, m: int, d: int, h: int = 0, mi: int = 0) -> datetime:
     return datetime(y, m, d, h, mi, tzinfo=SH)
 
 
-def rules(env: BotEnv) -> promotions.CampaignRules:
-    return promotions.campaign_rules(env.settings)
+def rules(env: BotEnv) -> policy.CampaignRules:
+    return policy.campaign_rules(env.settings)
 
 
 async def make_owners(env: BotEnv, n: int, *, start: int = 0, consent_given: bool = True,
@@ -234,7 +234,7 @@ async def test_cancel_or_pause_while_a_row_is_retried_after_429(env: BotEnv) -> 
     await dispatcher._send_batch(batch, now)
     env.clock.advance(seconds=5)
     assert (await env.tick()).sent == 0
-    assert await Touchpoint.filter(occasion_key=promotions.occasion_key(second.id),
+    assert await Touchpoint.filter(occasion_key=policy.occasion_key(second.id),
                                    status=TouchpointStatus.HELD).count() == 2
     assert await promotions.resume(second, now=env.clock.now()) == 2
     assert (await env.tick()).sent == 2
@@ -350,7 +350,7 @@ async def test_subscribe_after_stop_everything_says_followups_stay_stopped(env: 
     assert customer.marketing_consent is True and customer.followups_refused is True
     assert any("这一选择仍然有效" in t and env.settings.dealer_phone in t
                for t in user.bot_texts())
-    count = await promotions.count_audience(promotions.Audience(), now=env.clock.now(),
+    count = await audiences.count_audience(audiences.Audience(), now=env.clock.now(),
                                             rules=rules(env))
     assert count.excluded["opted_out"] == 1 and count.eligible == 0
 

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from bot.campaigns import promotions
+from bot.campaigns import audiences, policy, promotions
 from bot.clock import FakeClock
 from bot.web.console import access
 from db.models import (
@@ -421,7 +421,7 @@ async def test_actions_need_the_csrf_token_and_follow_the_lifecycle(site: Site) 
     await seed(site)
     await add_staff("boss", "admin")
     campaign = await draft(site)
-    rules = promotions.campaign_rules(site.carebot.settings)
+    rules = policy.campaign_rules(site.carebot.settings)
     await promotions.schedule_campaign(campaign, send_at=site.clock.now(),
                                        now=site.clock.now(), rules=rules)
     await promotions.launch_due(now=site.clock.now(), rules=rules)
@@ -462,7 +462,7 @@ async def test_results_page_shows_progress_numbers_and_svg_charts(site: Site) ->
     owners = await seed(site)
     await add_staff("mk", "marketing")
     campaign = await draft(site)
-    rules = promotions.campaign_rules(site.carebot.settings)
+    rules = policy.campaign_rules(site.carebot.settings)
     await promotions.schedule_campaign(campaign, send_at=site.clock.now(),
                                        now=site.clock.now(), rules=rules)
     await promotions.launch_due(now=site.clock.now(), rules=rules)
@@ -497,7 +497,7 @@ async def test_sends_over_time_buckets_by_the_span(site: Site) -> None:
     start = site.clock.now()
     for i, owner in enumerate(owners[:4]):
         await Touchpoint.create(customer_id=owner.id, kind="campaign",
-                                occasion_key=promotions.occasion_key(campaign.id), priority=10,
+                                occasion_key=policy.occasion_key(campaign.id), priority=10,
                                 due_at=start, status=TouchpointStatus.SENT,
                                 sent_at=start + timedelta(minutes=25 * i))
     buckets = await sends_over_time(campaign.id, site.carebot.settings.tz)
@@ -525,11 +525,11 @@ def test_the_interface_strings_exist_in_both_languages() -> None:
                                path.read_text(encoding="utf-8")))
     assert used and used <= keys[0], used - keys[0]
     # Keys made from names: every filter, status, exclusion reason, result and button.
-    made = {f"campaigns.{kind}.{name}" for name in promotions.AUDIENCE_FIELDS
+    made = {f"campaigns.{kind}.{name}" for name in audiences.AUDIENCE_FIELDS
             for kind in ("field", "err")}
     made |= {f"campaigns.status.{s.value}" for s in CampaignStatus}
-    made |= {f"campaigns.reason.{r}" for r in promotions.EXCLUSION_REASONS}
-    made |= {f"campaigns.button.{k}" for k in promotions.BUTTON_KINDS}
+    made |= {f"campaigns.reason.{r}" for r in policy.EXCLUSION_REASONS}
+    made |= {f"campaigns.button.{k}" for k in policy.BUTTON_KINDS}
     made |= {f"campaigns.press.{k}" for k in ("interested", "book", "unsubscribe")}
     made |= {f"campaigns.stat.{k}" for k in ("sent", "failed", "unreachable", "pending", "held")}
     made |= {f"campaigns.action.{a}" for a in ("pause", "resume", "cancel", "unschedule")}

@@ -6,12 +6,13 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from bot.campaigns.promotions import campaign_rules, count_audience, parse_audience
+from bot.campaigns.audiences import count_audience, parse_audience
+from bot.campaigns.policy import campaign_rules
 from bot.clock import FakeClock
 from db.models import AuditLog, ConsentRecord, Customer, Touchpoint, Vehicle
 from tests.browser.conftest import add_staff
-from tests.test_console_access import csrf, signed_in, site  # noqa: F401 - fixture
 from tests.conftest import make_settings
+from tests.test_console_access import csrf, signed_in, site  # noqa: F401 - fixture
 
 DELIVERED = datetime(2026, 10, 1, 2, 0, tzinfo=timezone.utc)
 

@@ -593,13 +593,13 @@ def _quiet_now() -> str:
 async def test_sigkill_during_campaign_launch_then_restart_completes(cluster: Cluster) -> None:
     """An instance killed while launching a campaign; two instances restart: one of them
     finishes the launch, every owner queued exactly once."""
-    from bot.campaigns import promotions
+    from bot.campaigns import policy, promotions
     from bot.config import Settings
 
     owners = 15_000
     await seed_owners(owners, consent=True)
     settings = Settings(_env_file=None, timezone="UTC", quiet_hours=_quiet_now())  # type: ignore[call-arg]
-    rules = promotions.campaign_rules(settings)
+    rules = policy.campaign_rules(settings)
     now = datetime.now(UTC)
     campaign = await promotions.create_campaign(
         name="scale-out", messages={"zh_CN": "{{ customer.name }}，秋季保养八折"}, now=now,
@@ -630,7 +630,7 @@ async def test_sigkill_during_campaign_launch_then_restart_completes(cluster: Cl
     await until(launched, "the launch to complete", alive=[a, b])
     result = (await sql(
         "SELECT COUNT(*) AS n, COUNT(DISTINCT customer_id) AS owners FROM touchpoint "
-        "WHERE kind = 'campaign' AND occasion_key = $1", promotions.occasion_key(campaign.id)))[0]
+        "WHERE kind = 'campaign' AND occasion_key = $1", policy.occasion_key(campaign.id)))[0]
     assert result == {"n": owners, "owners": owners}
     done = await promotions.get_campaign(campaign.id)
     assert done.status == "sending" and done.launch["queued"] == owners
@@ -758,7 +758,7 @@ async def test_sqlite_locks_are_granted_once_per_process(tmp_path: Path) -> None
 async def test_an_interrupted_launch_is_finished_by_the_next_tick(env: Any) -> None:
     """The state a kill mid-launch leaves (claimed, some rows written, not marked launched)
     is finished by the next campaign tick: every owner once; later ticks change nothing."""
-    from bot.campaigns import promotions
+    from bot.campaigns import policy, promotions
     from bot.handlers.marketing import campaign_tick
     from db.models import Campaign, CampaignStatus, Customer, Touchpoint
 
@@ -771,15 +771,15 @@ async def test_an_interrupted_launch_is_finished_by_the_next_tick(env: Any) -> N
     campaign = await promotions.create_campaign(
         name="resume", messages={"zh_CN": "秋季保养八折"}, now=now,
         dealer={"name": "星辰汽车", "phone": "020"})
-    rules = promotions.campaign_rules(svc.settings)
+    rules = policy.campaign_rules(svc.settings)
     await promotions.schedule_campaign(campaign, send_at=now, now=now, rules=rules)
     # what launch_due's claim and the first rows of launch() leave behind
     await Campaign.filter(id=campaign.id).update(status=CampaignStatus.SENDING)
-    key = promotions.occasion_key(campaign.id)
+    key = policy.occasion_key(campaign.id)
     first = await Customer.all().order_by("id").limit(10)
     await Touchpoint.bulk_create([
-        Touchpoint(customer_id=c.id, kind=promotions.KIND, occasion_key=key,
-                   priority=promotions.PRIORITY, due_at=now,
+        Touchpoint(customer_id=c.id, kind=policy.KIND, occasion_key=key,
+                   priority=policy.PRIORITY, due_at=now,
                    payload={"campaign_id": campaign.id}) for c in first])
 
     await campaign_tick(svc)

@@ -21,8 +21,8 @@ import pytest
 import pytest_asyncio
 from jinja2 import TemplateError
 
-from bot.campaigns import promotions
-from bot.campaigns.promotions import CampaignError
+from bot.campaigns import content, promotions
+from bot.campaigns.policy import CampaignError
 from bot.clock import FakeClock
 from bot.templating import LimitedEnvironment, TemplateOverBudget, render
 from bot.texts import Scripts
@@ -171,7 +171,7 @@ def test_a_script_sees_no_phone_link_token_or_vin(tmp_path: Path) -> None:
     assert text == "车主0 粤A00000 None - -"
     with pytest.raises(TemplateError, match="customer.phone is not available"):
         render(LimitedEnvironment().from_string("{{ customer.phone }}"),
-               promotions.sample_context({"name": "星辰汽车"}))
+               content.sample_context({"name": "星辰汽车"}))
 
 
 # --------------------------------------------------------------------------- 2: budget

@@ -9,39 +9,31 @@ Lifecycle: draft -> scheduled -> sending -> done, with pause/resume (pending row
 and cancel (every row not yet sent is skipped). See docs/campaigns.md.
 """
 
+
 from __future__ import annotations
 
-import importlib.util
 import logging
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from jinja2 import Template, TemplateError
 from tortoise import Tortoise
-from tortoise.expressions import Case, Q, Subquery, When
-from tortoise.functions import Count, Max
+from tortoise.expressions import Subquery
+from tortoise.functions import Count
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from bot.config import QuietHours, Settings
-from bot.delivery.dispatcher import MARKETING_PRIORITY_FROM, Outgoing, dealer_context
-from bot.journeys.timing import add_months, at_local, end_of_local_day, local_date
-from bot.sandbox.telegram_html import HtmlParseError, parse_html
+from bot.campaigns.audiences import AudienceCount, as_date, classify, parse_audience
+from bot.campaigns.content import check_messages, compose_campaign, latest_vehicle, parse_buttons
+from bot.campaigns.policy import KIND, LIVE, PRIORITY, CampaignError, CampaignRules, occasion_key
+from bot.config import Settings
+from bot.delivery.dispatcher import MARKETING_PRIORITY_FROM
+from bot.journeys.timing import end_of_local_day, local_date
 from bot.schedule import shift_out_of_quiet_hours
 from bot.templating import (
-    OUTPUT_CAP,
-    Fields,
-    LimitedEnvironment,
-    TemplateOverBudget,
-    render,
     render_off_loop,
 )
-from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Scripts, car_fields, owner_fields
+from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Scripts
 from db.models import (
     Booking,
     Campaign,
@@ -50,435 +42,11 @@ from db.models import (
     ConsentRecord,
     Customer,
     CustomerTag,
-    Score,
-    Ticket,
-    TicketState,
     Touchpoint,
     TouchpointStatus,
-    Vehicle,
-    Visit,
 )
 
 log = logging.getLogger(__name__)
-
-KIND = "campaign"
-PRIORITY = MARKETING_PRIORITY_FROM
-BUTTON_KINDS = ("interested", "book", "url")
-MAX_BUTTONS = 3
-# Callback data: "mk:<campaign id>:<code>"; codes below (and "mk:c:y/n" for the question).
-# ("cp:" as first planned is taken by complaints, issue 5.)
-BUTTON_CODES = {"interested": "i", "book": "b", "unsubscribe": "u"}
-CODE_BUTTONS = {v: k for k, v in BUTTON_CODES.items()}
-EXCLUSION_REASONS = ("opted_out", "no_consent", "not_linked", "unreachable", "capped")
-_OPEN_TICKET = [s for s in TicketState if s != TicketState.CLOSED]
-_LIVE = (TouchpointStatus.PENDING, TouchpointStatus.SENDING, TouchpointStatus.HELD)
-_URL = re.compile(r"^https?://[^\s/]+\S*$")
-
-
-class CampaignError(Exception):
-    """A request about a campaign that cannot be done; the message says why and what to do."""
-
-
-def occasion_key(campaign_id: int) -> str:
-    return f"campaign:{campaign_id}"
-
-
-@dataclass(frozen=True)
-class CampaignRules:
-    """What launching and sending need from Settings."""
-
-    tz: ZoneInfo
-    quiet: QuietHours | None
-    weekly_cap: int = 2
-    valid_days: float = 3.0
-    event_lead_days: int = 14
-
-
-def campaign_rules(settings: Settings) -> CampaignRules:
-    return CampaignRules(
-        tz=settings.tz, quiet=settings.quiet, weekly_cap=settings.marketing_weekly_cap,
-        valid_days=settings.campaign_valid_days,
-        event_lead_days=settings.campaign_event_lead_days,
-    )
-
-
-# --------------------------------------------------------------------------- audiences
-
-
-@dataclass(frozen=True)
-class Audience:
-    """Combinable filters (all must hold); empty means every owner."""
-
-    models: tuple[str, ...] = ()
-    delivered_from: date | None = None
-    delivered_to: date | None = None
-    last_visit_before: date | None = None
-    last_visit_after: date | None = None
-    min_visits: int | None = None
-    no_visit_months: int | None = None
-    insurance_within_days: int | None = None
-    languages: tuple[str, ...] = ()
-    score_min: int | None = None
-    score_max: int | None = None
-    open_ticket: bool | None = None
-    tags: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name in AUDIENCE_FIELDS:
-            value = getattr(self, name)
-            if value is None or value == ():
-                continue
-            out[name] = value.isoformat() if isinstance(value, date) else \
-                list(value) if isinstance(value, tuple) else value
-        return out
-
-
-AUDIENCE_FIELDS = tuple(Audience.__dataclass_fields__)
-
-
-def _as_list(name: str, value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [v for v in value.split(",")]
-    if not isinstance(value, (list, tuple)):
-        raise CampaignError(f"audience {name}: give a list of texts")
-    items = tuple(str(v).strip() for v in value if str(v).strip())
-    if not items:
-        raise CampaignError(f"audience {name}: the list is empty")
-    return items
-
-
-def _as_date(name: str, value: Any) -> date:
-    if isinstance(value, date) and not isinstance(value, datetime):
-        return value
-    try:
-        return date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise CampaignError(f"audience {name}: {value!r} is not a date; use YYYY-MM-DD") from None
-
-
-def _as_int(name: str, value: Any, low: int, high: int) -> int:
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise CampaignError(f"audience {name}: {value!r} is not a whole number") from None
-    if not low <= number <= high:
-        raise CampaignError(f"audience {name}: {number} is outside {low}..{high}")
-    return number
-
-
-def _as_bool(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "1", "是"):
-        return True
-    if text in ("false", "no", "0", "否"):
-        return False
-    raise CampaignError(f"audience {name}: write true or false")
-
-
-def parse_audience(data: Mapping[str, Any] | None) -> Audience:
-    """Check an audience given as JSON/TOML; unknown keys and bad values are refused by name."""
-    data = dict(data or {})
-    unknown = sorted(set(data) - set(AUDIENCE_FIELDS))
-    if unknown:
-        raise CampaignError(f"audience: unknown filter(s) {', '.join(unknown)}; known: "
-                            f"{', '.join(AUDIENCE_FIELDS)}")
-    values: dict[str, Any] = {}
-    for name, raw in data.items():
-        if raw is None or raw == "" or raw == []:
-            continue
-        if name in ("models", "tags"):
-            values[name] = _as_list(name, raw)
-        elif name == "languages":
-            langs = _as_list(name, raw)
-            bad = [x for x in langs if x not in LANGUAGES]
-            if bad:
-                raise CampaignError(f"audience languages: {bad} not served; use {LANGUAGES}")
-            values[name] = langs
-        elif name in ("delivered_from", "delivered_to", "last_visit_before", "last_visit_after"):
-            values[name] = _as_date(name, raw)
-        elif name == "min_visits":
-            values[name] = _as_int(name, raw, 1, 1000)
-        elif name == "no_visit_months":
-            values[name] = _as_int(name, raw, 1, 240)
-        elif name == "insurance_within_days":
-            values[name] = _as_int(name, raw, 0, 3660)
-        elif name in ("score_min", "score_max"):
-            values[name] = _as_int(name, raw, 1, 10)
-        elif name == "open_ticket":
-            values[name] = _as_bool(name, raw)
-    audience = Audience(**values)
-    if audience.score_min and audience.score_max and audience.score_min > audience.score_max:
-        raise CampaignError("audience: score_min is above score_max")
-    if audience.delivered_from and audience.delivered_to and \
-            audience.delivered_from > audience.delivered_to:
-        raise CampaignError("audience: delivered_from is after delivered_to")
-    return audience
-
-
-def _local_midnight(day: date, tz: ZoneInfo) -> datetime:
-    return at_local(day, time(0, 0), tz)
-
-
-def _visits_of_customers(**filters: Any) -> Subquery:
-    return Subquery(Visit.filter(**filters).values("vehicle__customer_id"))
-
-
-def audience_query(audience: Audience, *, now: datetime, tz: ZoneInfo) -> QuerySet[Customer]:
-    """The owners matching every filter, as one SQL query (subqueries, no Python loops)."""
-    q = Customer.all()
-    if audience.models:
-        q = q.filter(id__in=Subquery(
-            Vehicle.filter(model__in=list(audience.models)).values("customer_id")))
-    if audience.delivered_from or audience.delivered_to:
-        vf: dict[str, Any] = {}
-        if audience.delivered_from:
-            vf["delivered_at__gte"] = _local_midnight(audience.delivered_from, tz)
-        if audience.delivered_to:
-            vf["delivered_at__lte"] = end_of_local_day(audience.delivered_to, tz)
-        q = q.filter(id__in=Subquery(Vehicle.filter(**vf).values("customer_id")))
-    if audience.last_visit_after:
-        q = q.filter(id__in=_visits_of_customers(
-            left_at__gte=_local_midnight(audience.last_visit_after, tz)))
-    if audience.last_visit_before:
-        since = _local_midnight(audience.last_visit_before, tz)
-        # had a visit, and none since the date: the last one was before it
-        q = q.filter(id__in=_visits_of_customers()).exclude(
-            id__in=_visits_of_customers(left_at__gte=since))
-    if audience.min_visits:
-        loyal = Visit.all().annotate(n=Count("id")).group_by("vehicle__customer_id").filter(
-            n__gte=audience.min_visits).values("vehicle__customer_id")
-        q = q.filter(id__in=Subquery(loyal))
-    if audience.no_visit_months:
-        cutoff_day = add_months(local_date(now, tz), -audience.no_visit_months)
-        cutoff = _local_midnight(cutoff_day, tz)
-        # lost: a car delivered before the cutoff, and no visit since it
-        q = q.filter(id__in=Subquery(
-            Vehicle.filter(delivered_at__lt=cutoff).values("customer_id"))).exclude(
-            id__in=_visits_of_customers(left_at__gte=cutoff))
-    if audience.insurance_within_days is not None:
-        today = local_date(now, tz)
-        q = q.filter(id__in=Subquery(Vehicle.filter(
-            insurance_expiry__gte=today,
-            insurance_expiry__lte=today + timedelta(days=audience.insurance_within_days),
-        ).values("customer_id")))
-    if audience.languages:
-        q = q.filter(language__in=list(audience.languages))
-    if audience.score_min is not None or audience.score_max is not None:
-        latest = Score.filter(superseded_at__isnull=True).annotate(
-            m=Max("id")).group_by("customer_id").values("m")
-        sf: dict[str, Any] = {"id__in": Subquery(latest)}
-        if audience.score_min is not None:
-            sf["score__gte"] = audience.score_min
-        if audience.score_max is not None:
-            sf["score__lte"] = audience.score_max
-        q = q.filter(id__in=Subquery(Score.filter(**sf).values("customer_id")))
-    if audience.open_ticket is not None:
-        with_open = Subquery(Ticket.filter(state__in=_OPEN_TICKET).values("customer_id"))
-        q = q.filter(id__in=with_open) if audience.open_ticket else q.exclude(id__in=with_open)
-    if audience.tags:
-        q = q.filter(id__in=Subquery(
-            CustomerTag.filter(tag__in=list(audience.tags)).values("customer_id")))
-    return q
-
-
-def _recent_marketing(due: datetime, cap_days: int, campaign_id: int | None) -> Subquery:
-    """Owners who already have ``cap`` marketing messages around ``due`` (sent in the 7 days
-    before it, or queued within 7 days of it)."""
-    window = timedelta(days=cap_days)
-    rows = Touchpoint.filter(
-        Q(status=TouchpointStatus.SENT, sent_at__gt=due - window)
-        | Q(status__in=list(_LIVE), due_at__gt=due - window, due_at__lt=due + window),
-        priority__gte=MARKETING_PRIORITY_FROM,
-    )
-    # NOTE: Tortoise turns exclude(a=.., b=..) into NOT a AND NOT b; the key alone is enough.
-    if campaign_id is not None:
-        rows = rows.exclude(occasion_key=occasion_key(campaign_id))  # one kwarg: see NOTE
-    return rows  # type: ignore[return-value]
-
-
-def _exclusions(due: datetime, cap: int, campaign_id: int | None) -> list[tuple[str, Q]]:
-    """Why an owner of the audience gets nothing, in the order reasons are counted."""
-    recent = _recent_marketing(due, 7, campaign_id)
-    capped = recent.annotate(n=Count("id")).group_by("customer_id").filter(  # type: ignore[attr-defined]
-        n__gte=cap).values("customer_id")
-    return [
-        ("opted_out", Q(followups_refused=True)
-         | Q(marketing_consent=False, marketing_consent_at__isnull=False)),
-        ("no_consent", Q(marketing_consent=False)),
-        ("not_linked", Q(telegram_chat_id__isnull=True)),
-        ("unreachable", Q(unreachable_at__isnull=False)),
-        ("capped", Q(id__in=Subquery(capped))),
-    ]
-
-
-@dataclass
-class AudienceCount:
-    targeted: int = 0
-    excluded: dict[str, int] = field(default_factory=dict)
-    eligible: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"targeted": self.targeted, "excluded": dict(self.excluded),
-                "eligible": self.eligible}
-
-
-async def classify(audience: Audience, *, now: datetime, due: datetime, rules: CampaignRules,
-                   campaign_id: int | None = None) -> tuple[QuerySet[Customer], AudienceCount]:
-    """Count the audience and every excluded owner by (first) reason; return the rest.
-
-    One pass: a CASE names each owner's first reason ("" for none) and one GROUP BY counts
-    them, instead of a count per reason over an ever longer chain of exclusions."""
-    targeted = audience_query(audience, now=now, tz=rules.tz)
-    exclusions = _exclusions(due, rules.weekly_cap, campaign_id)
-    first_reason = Case(*(When(condition, then=reason) for reason, condition in exclusions),
-                        default="")
-    rows = await targeted.annotate(reason=first_reason, n=Count("id")).group_by(
-        "reason").values("reason", "n")
-    by_reason = {str(row["reason"] or ""): int(row["n"]) for row in rows}
-    count = AudienceCount(
-        targeted=sum(by_reason.values()),
-        excluded={reason: by_reason.get(reason, 0) for reason, _ in exclusions},
-        eligible=by_reason.get("", 0),
-    )
-    remaining = targeted
-    for _, condition in exclusions:
-        remaining = remaining.exclude(condition)
-    return remaining, count
-
-
-async def count_audience(audience: Audience, *, now: datetime,
-                         rules: CampaignRules) -> AudienceCount:
-    _, count = await classify(audience, now=now, due=now, rules=rules)
-    return count
-
-
-# --------------------------------------------------------------------------- definition
-
-
-_ENV = LimitedEnvironment()
-
-
-@lru_cache(maxsize=64)
-def _compiled(template: str) -> Template:
-    """A campaign's text compiled once, not once per owner."""
-    return _ENV.from_string(template)
-
-
-def render_message(template: str, **context: Any) -> str:
-    """The campaign's own text, rendered like the scripts (sandboxed, escaped, strict, within
-    the step budget and Telegram's 4096 characters) from :func:`campaign_context`."""
-    return render(_compiled(template), context, max_chars=OUTPUT_CAP)
-
-
-def campaign_context(customer: Any, vehicle: Any, dealer: Mapping[str, str],
-                     campaign: Mapping[str, Any]) -> dict[str, Any]:
-    """All a campaign template sees: the owner's name and language, the car's model and
-    plate, the dealer, the campaign. Never a phone, a link token, a birthday or a VIN."""
-    return {"customer": owner_fields(customer), "vehicle": car_fields(vehicle),
-            "dealer": Fields("dealer", dealer),
-            "campaign": Fields("campaign", {"name": campaign.get("name", ""),
-                                            "event_date": campaign.get("event_date")})}
-
-
-@dataclass(frozen=True)
-class _SampleOwner:
-    name: str = "张伟"
-    language: str = DEFAULT_LANGUAGE
-
-
-@dataclass(frozen=True)
-class _SampleCar:
-    model: str = "星辰 S7"
-    plate: str = "粤A12345"
-
-
-def sample_context(dealer: Mapping[str, str], *, with_car: bool = True) -> dict[str, Any]:
-    """What a campaign template may use, with sample values to check it when it is saved."""
-    return campaign_context(_SampleOwner(), _SampleCar() if with_car else None, dealer,
-                            {"name": "sample", "event_date": None})
-
-
-@dataclass(frozen=True)
-class MessageProblem:
-    """Why a campaign text cannot be saved: ``kind`` is render, budget or html."""
-
-    kind: str
-    detail: str
-
-    def __str__(self) -> str:
-        lead = {"render": "the template does not render",
-                "budget": "the template is refused",
-                "html": "Telegram would refuse this message's HTML"}[self.kind]
-        return f"{lead}: {self.detail}"
-
-
-def check_message(text: str, dealer: Mapping[str, str]) -> MessageProblem | None:
-    """None when a campaign text is fit to send: it renders for a sample owner within the
-    budget and 4096 characters, and Telegram takes its HTML (also for an owner without a
-    car, when it renders for one). Slow for a bad template: call it off the event loop."""
-    try:
-        bodies = [render_message(text, **sample_context(dealer))]
-    except TemplateOverBudget as exc:
-        return MessageProblem("budget", str(exc))
-    except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as exc:
-        return MessageProblem("render", str(exc) or exc.__class__.__name__)
-    try:
-        bodies.append(render_message(text, **sample_context(dealer, with_car=False)))
-    except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError):
-        pass  # a text about the car: its audience has cars (as when it was first saved)
-    for body in bodies:
-        try:
-            parse_html(body)
-        except HtmlParseError as exc:
-            return MessageProblem("html", f"{exc}. Close every tag you open (<b>…</b>) and "
-                                  "write a literal < as &lt;")
-    return None
-
-
-def check_messages(texts: Mapping[str, str],
-                   dealer: Mapping[str, str]) -> dict[str, MessageProblem]:
-    """:func:`check_message` for each language's text; the problems by language."""
-    found = {lang: check_message(text, dealer) for lang, text in texts.items()}
-    return {lang: problem for lang, problem in found.items() if problem is not None}
-
-
-def parse_buttons(raw: Any) -> list[dict[str, Any]]:
-    """Up to three of interested / book / url (url needs "url"); labels optional per language."""
-    if raw in (None, ""):
-        return []
-    if not isinstance(raw, list):
-        raise CampaignError("buttons: give a list, e.g. [{\"kind\": \"interested\"}]")
-    if len(raw) > MAX_BUTTONS:
-        raise CampaignError(f"buttons: at most {MAX_BUTTONS} (the Unsubscribe button is added)")
-    out: list[dict[str, Any]] = []
-    for item in raw:
-        if not isinstance(item, (str, Mapping)):
-            raise CampaignError(f"buttons: {item!r} is neither a kind nor an object, e.g. "
-                                "\"interested\" or {\"kind\": \"url\", \"url\": \"https://…\"}")
-        spec = {"kind": item} if isinstance(item, str) else dict(item)
-        kind = str(spec.get("kind", "")).strip()
-        if kind not in BUTTON_KINDS:
-            raise CampaignError(f"buttons: kind {kind!r} unknown; use {', '.join(BUTTON_KINDS)}")
-        button: dict[str, Any] = {"kind": kind}
-        label = spec.get("label")
-        if isinstance(label, str) and label.strip():
-            button["label"] = {DEFAULT_LANGUAGE: label.strip()}
-        elif isinstance(label, Mapping):
-            button["label"] = {str(k): str(v) for k, v in label.items() if str(v).strip()}
-        if kind == "url":
-            url = str(spec.get("url", "")).strip()
-            if not _URL.match(url):
-                raise CampaignError(f"buttons: url {url!r} must start with http:// or https://")
-            button["url"] = url
-        out.append(button)
-    kinds = [b["kind"] for b in out if b["kind"] != "url"]
-    if len(kinds) != len(set(kinds)):
-        raise CampaignError("buttons: interested and book can each appear once")
-    return out
-
 
 async def create_campaign(*, name: str, messages: Any, now: datetime,
                           dealer: Mapping[str, str], buttons: Any = None,
@@ -507,7 +75,7 @@ async def create_campaign(*, name: str, messages: Any, now: datetime,
         lang, problem = next(iter(problems.items()))
         raise CampaignError(f"messages.{lang}: {problem}")
     parsed_audience = parse_audience(audience)
-    event = _as_date("event_date", event_date) if event_date not in (None, "") else None
+    event = as_date("event_date", event_date) if event_date not in (None, "") else None
     return await Campaign.create(
         name=name[:200], marketer=marketer[:100], messages=texts,
         buttons=parse_buttons(buttons), audience=parsed_audience.to_dict(),
@@ -674,7 +242,7 @@ async def finish_done(*, now: datetime) -> int:
     for campaign in await Campaign.filter(status=CampaignStatus.SENDING,
                                           launched_at__isnull=False):
         live = await Touchpoint.filter(kind=KIND, occasion_key=occasion_key(campaign.id),
-                                       status__in=list(_LIVE)).exists()
+                                       status__in=list(LIVE)).exists()
         if not live:
             n += await Campaign.filter(id=campaign.id, status=CampaignStatus.SENDING).update(
                 status=CampaignStatus.DONE, finished_at=now)
@@ -866,60 +434,6 @@ async def remove_tag(phone: str, tag: str) -> bool:
     if customer is None:
         raise CampaignError(f"no owner with phone {phone}")
     return bool(await CustomerTag.filter(customer_id=customer.id, tag=tag.strip()).delete())
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-def button_label(button: Mapping[str, Any], lang: str, scripts: Scripts) -> str:
-    labels = button.get("label") or {}
-    return str(labels.get(lang) or labels.get(DEFAULT_LANGUAGE)
-               or scripts.label(f"campaign_button_{button['kind']}", lang))
-
-
-def compose_campaign(campaign: Campaign, customer: Customer, vehicle: Vehicle | None,
-                     scripts: Scripts, settings: Settings,
-                     touchpoint_id: int | None = None) -> Outgoing:
-    """The campaign's text in the owner's language (zh_CN fallback), the how-to-stop footer,
-    its buttons and the one-tap Unsubscribe. Book starts the booking flow (issue 3's
-    ``bk:s:<touchpoint>``) when there is one, else it tells the advisor."""
-    lang = customer.language if customer.language in campaign.messages else DEFAULT_LANGUAGE
-    dealer = dealer_context(settings)
-    body = render_message(campaign.messages[lang], **campaign_context(
-        customer, vehicle, dealer, {"name": campaign.name, "event_date": campaign.event_date}))
-    footer = scripts.render("campaign_footer", customer.language, dealer=dealer)
-    rows: list[list[tuple[str, str]]] = []
-    for button in campaign.buttons:
-        label = button_label(button, customer.language, scripts)
-        if button["kind"] == "url":
-            rows.append([(label, "url:" + str(button["url"]))])
-        elif button["kind"] == "book" and touchpoint_id is not None and booking_flow():
-            rows.append([(label, f"bk:s:{touchpoint_id}")])
-        else:
-            rows.append([(label, f"mk:{campaign.id}:{BUTTON_CODES[button['kind']]}")])
-    rows.append([(scripts.label("campaign_button_unsubscribe", customer.language),
-                  f"mk:{campaign.id}:{BUTTON_CODES['unsubscribe']}")])
-    return Outgoing(text=f"{body}\n\n{footer}", buttons=rows)
-
-
-async def trial_message(campaign: Campaign, name: str, settings: Settings,
-                        scripts: Scripts) -> Outgoing:
-    """The test message a staff member sends themselves (``carebot campaign test``, the
-    API's test send): the campaign as an owner called ``name`` gets it in Chinese, without a
-    car, marked as a test. Rendered off the loop, as a slow template may be."""
-    sample = Customer(name=name, language=DEFAULT_LANGUAGE)
-    out = await render_off_loop(compose_campaign, campaign, sample, None, scripts, settings)
-    return Outgoing(text=scripts.label("campaign_test_prefix", DEFAULT_LANGUAGE) + out.text,
-                    buttons=out.buttons)
-
-
-def booking_flow() -> bool:
-    """Is the booking flow (bot.handlers.booking, issue 3) part of this build?"""
-    return importlib.util.find_spec("bot.handlers.booking") is not None
-
-
-async def latest_vehicle(customer_id: int) -> Vehicle | None:
-    return await Vehicle.filter(customer_id=customer_id).order_by("-delivered_at", "-id").first()
 
 
 async def preview(campaign: Campaign, *, now: datetime, rules: CampaignRules, scripts: Scripts,

@@ -14,7 +14,7 @@ from typing import Any
 from jinja2 import TemplateError
 from telegram import Bot
 
-from bot.campaigns import promotions
+from bot.campaigns import audiences, content, policy, promotions
 from bot.cli.database import database
 from bot.clock import SystemClock
 from bot.config import Settings
@@ -54,7 +54,7 @@ def parse_local(value: str, settings: Settings) -> datetime:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    rules = promotions.campaign_rules(settings)
+    rules = policy.campaign_rules(settings)
     dealer = {"name": settings.dealer_name, "phone": settings.dealer_phone}
     try:
         async with database(settings):
@@ -63,7 +63,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             if action == "tag":
                 phone = phone_to_e164(args.phone)
                 if phone is None:
-                    raise promotions.CampaignError(f"{args.phone!r} is not a phone number")
+                    raise policy.CampaignError(f"{args.phone!r} is not a phone number")
                 if args.tag_action == "add":
                     done = await promotions.add_tag(phone, args.tag, now=now)
                 else:
@@ -87,8 +87,8 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
                     print(f"{c.id:>5}  {c.status:<10} {send:<16}  {c.name}")
                 return 0
             if action == "audience":
-                audience = promotions.parse_audience(json.loads(args.filters))
-                _print((await promotions.count_audience(audience, now=now,
+                audience = audiences.parse_audience(json.loads(args.filters))
+                _print((await audiences.count_audience(audience, now=now,
                                                         rules=rules)).to_dict())
                 return 0
             campaign = await promotions.get_campaign(args.id)
@@ -117,7 +117,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             elif action == "stats":
                 await promotions.finish_done(now=now)
                 _print(await promotions.stats(await promotions.get_campaign(args.id)))
-    except (promotions.CampaignError, ValueError, OSError, tomllib.TOMLDecodeError) as exc:
+    except (policy.CampaignError, ValueError, OSError, tomllib.TOMLDecodeError) as exc:
         print(f"carebot campaign: {exc}", file=sys.stderr)
         return 1
     except (TemplateError, ArithmeticError, LookupError, TypeError) as exc:
@@ -138,7 +138,7 @@ async def _test_send(settings: Settings, campaign: Any, staff_ref: str) -> int:
     if not settings.has_token:
         print("carebot campaign: CAREBOT_BOT_TOKEN is not set", file=sys.stderr)
         return 1
-    message = await promotions.trial_message(campaign, staff.name, settings,
+    message = await content.trial_message(campaign, staff.name, settings,
                                              Scripts(settings.scripts_dir))
     bot = Bot(settings.bot_token, base_url=f"{settings.telegram_api_url}/bot")
     sender = Sender(bot, Limits(settings.send_rate), deadline=settings.reply_deadline,

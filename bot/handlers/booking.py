@@ -27,7 +27,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 from bot import bookings, owners
 from bot.booking_calendar import Slot
-from bot.campaigns.promotions import KIND as CAMPAIGN
+from bot.campaigns.policy import KIND as CAMPAIGN
 from bot.handlers import booking_picker as bt
 from bot.handlers import buttons
 from bot.handlers.booking_picker import PREFIX, Flow, Pick, flow_of, parse_day, parse_pick

@@ -14,7 +14,7 @@ from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
 from bot import consent, locks, owners
-from bot.campaigns import promotions
+from bot.campaigns import content, policy, promotions
 from bot.delivery import notices
 from bot.delivery.dispatcher import Composer, Outgoing, dealer_context
 from bot.handlers import buttons
@@ -39,8 +39,8 @@ def is_stop_word(text: str) -> bool:
 def make_composer(services: Services) -> Composer:
     async def composer(tp: Touchpoint, customer: Customer, vehicle: Vehicle | None) -> Outgoing:
         campaign = await Campaign.get(id=int(tp.payload["campaign_id"]))
-        return promotions.compose_campaign(
-            campaign, customer, vehicle or await promotions.latest_vehicle(customer.id),
+        return content.compose_campaign(
+            campaign, customer, vehicle or await content.latest_vehicle(customer.id),
             services.scripts, services.settings, touchpoint_id=tp.id)
 
     return composer
@@ -98,7 +98,7 @@ async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if press is None or campaign is None:
         await buttons.answer(svc, query, svc.scripts.label("campaign_ended", lang))
         return
-    button = promotions.CODE_BUTTONS[press.group(2)]
+    button = policy.CODE_BUTTONS[press.group(2)]
     if button == "unsubscribe":
         await buttons.answer(svc, query)
         await promotions.record_press(campaign.id, customer.id, button, now)
@@ -175,7 +175,7 @@ async def stop_word_route(update: Update, context: ContextTypes.DEFAULT_TYPE,
 
 
 def register(application: Application, services: Services) -> None:  # type: ignore[type-arg]
-    services.dispatcher.composers[promotions.KIND] = make_composer(services)
+    services.dispatcher.composers[policy.KIND] = make_composer(services)
     cap = services.settings.marketing_weekly_cap
 
     async def cap_rule(now: datetime) -> int:
@@ -190,7 +190,7 @@ def register(application: Application, services: Services) -> None:  # type: ign
 
 
 async def resume_interrupted_launches(*, now: datetime,
-                                      rules: promotions.CampaignRules) -> list[int]:
+                                      rules: policy.CampaignRules) -> list[int]:
     """Launch again every campaign left "sending" but never marked launched: the process
     launching it died mid-way (SIGKILL, power), leaving some of its rows written. Only the
     holder of the ``campaigns`` lock launches, so while this tick holds it nobody else is
@@ -217,7 +217,7 @@ async def campaign_tick(services: Services) -> None:
         if not mine:
             return
         now = services.clock.now()
-        rules = promotions.campaign_rules(services.settings)
+        rules = policy.campaign_rules(services.settings)
         try:
             await resume_interrupted_launches(now=now, rules=rules)
             await promotions.launch_due(now=now, rules=rules)

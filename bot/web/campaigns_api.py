@@ -14,8 +14,8 @@ from typing import Any
 from aiohttp import web
 from jinja2 import TemplateError
 
-from bot.campaigns import promotions
-from bot.campaigns.promotions import CampaignError
+from bot.campaigns import audiences, content, policy, promotions
+from bot.campaigns.policy import CampaignError
 from bot.delivery.limits import Lane
 from bot.keyboards import keyboard
 from bot.web.auth import api_key_ok
@@ -109,9 +109,9 @@ async def show(request: web.Request) -> web.Response:
 async def count_audience(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     body = await _body(request)
-    audience = promotions.parse_audience(body.get("audience", body))
-    count = await promotions.count_audience(audience, now=svc.clock.now(),
-                                            rules=promotions.campaign_rules(svc.settings))
+    audience = audiences.parse_audience(body.get("audience", body))
+    count = await audiences.count_audience(audience, now=svc.clock.now(),
+                                            rules=policy.campaign_rules(svc.settings))
     return web.json_response(count.to_dict())
 
 
@@ -121,7 +121,7 @@ async def preview(request: web.Request) -> web.Response:
     try:
         result = await promotions.preview(
             await _campaign(request), now=svc.clock.now(),
-            rules=promotions.campaign_rules(svc.settings), scripts=svc.scripts,
+            rules=policy.campaign_rules(svc.settings), scripts=svc.scripts,
             settings=svc.settings)
     except RENDER_ERRORS as exc:  # e.g. a campaign saved before the checks it now fails
         return _error(422, f"the message does not render for a real owner: {exc}")
@@ -142,7 +142,7 @@ async def test_send(request: web.Request) -> web.Response:
         raise CampaignError(f"no staff member {ref!r} with a Telegram id; "
                             'send {"staff": "<name or Telegram id>"}')
     try:
-        message = await promotions.trial_message(campaign, staff.name, svc.settings,
+        message = await content.trial_message(campaign, staff.name, svc.settings,
                                                  svc.scripts)
     except RENDER_ERRORS as exc:
         return _error(422, f"the message does not render: {exc}")
@@ -160,7 +160,7 @@ async def schedule(request: web.Request) -> web.Response:
     body = await _body(request)
     await promotions.schedule_campaign(
         campaign, send_at=_send_at(body.get("send_at"), request), now=svc.clock.now(),
-        rules=promotions.campaign_rules(svc.settings),
+        rules=policy.campaign_rules(svc.settings),
         force_reason=str(body.get("force_reason") or ""))
     return web.json_response(promotions.describe(campaign))
 
@@ -207,7 +207,7 @@ ROUTES: list[tuple[str, str, Handler, str]] = [
 
 def openapi_document() -> dict[str, Any]:
     """OpenAPI 3.1 for the campaign API (and the deliveries intake next to it)."""
-    audience_props: dict[str, Any] = {name: {} for name in promotions.AUDIENCE_FIELDS}
+    audience_props: dict[str, Any] = {name: {} for name in audiences.AUDIENCE_FIELDS}
     schemas: dict[str, Any] = {
         "Audience": {"type": "object", "additionalProperties": False, "properties": {
             **audience_props,
@@ -226,7 +226,7 @@ def openapi_document() -> dict[str, Any]:
             "open_ticket": {"type": "boolean"},
         }},
         "Button": {"type": "object", "required": ["kind"], "properties": {
-            "kind": {"enum": list(promotions.BUTTON_KINDS)},
+            "kind": {"enum": list(policy.BUTTON_KINDS)},
             "url": {"type": "string", "format": "uri"},
             "label": {"oneOf": [{"type": "string"},
                                 {"type": "object", "additionalProperties": {"type": "string"}}]},

@@ -27,8 +27,9 @@ from multidict import MultiDictProxy
 from tortoise import Tortoise
 from tortoise.functions import Count
 
-from bot.campaigns import promotions
-from bot.campaigns.promotions import AUDIENCE_FIELDS, CampaignError
+from bot.campaigns import audiences, content, policy, promotions
+from bot.campaigns.audiences import AUDIENCE_FIELDS
+from bot.campaigns.policy import CampaignError
 from bot.delivery.limits import Lane
 from bot.keyboards import keyboard
 from bot.services import Services
@@ -94,7 +95,7 @@ class Edited:
     marketer: str = ""
     messages: dict[str, str] = field(default_factory=dict)
     buttons: list[dict[str, Any]] = field(default_factory=list)
-    audience: promotions.Audience | None = None
+    audience: audiences.Audience | None = None
     event_date: date | None = None
     send_at: datetime | None = None
 
@@ -119,7 +120,7 @@ def _split_tags(text: str) -> list[str]:
 
 
 def _audience_raw(form: dict[str, Any]) -> dict[str, Any]:
-    """The audience filters as promotions.parse_audience takes them."""
+    """The audience filters as audiences.parse_audience takes them."""
     raw: dict[str, Any] = {}
     for name in AUDIENCE_FIELDS:
         value = form.get(name)
@@ -136,13 +137,13 @@ def _audience_raw(form: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_audience(form: dict[str, Any], t: Translator
-                   ) -> tuple[promotions.Audience | None, dict[str, str]]:
+                   ) -> tuple[audiences.Audience | None, dict[str, str]]:
     """Each filter on its own first (so its error sits next to it), then the ranges."""
     raw = _audience_raw(form)
     errors: dict[str, str] = {}
     for name, value in raw.items():
         try:
-            promotions.parse_audience({name: value})
+            audiences.parse_audience({name: value})
         except CampaignError:
             errors[name] = t(f"campaigns.err.{name}")
     if errors:
@@ -156,7 +157,7 @@ def check_audience(form: dict[str, Any], t: Translator
     if errors:
         return None, errors
     try:
-        return promotions.parse_audience(raw), {}
+        return audiences.parse_audience(raw), {}
     except CampaignError as exc:  # a rule added in promotions later: still said, in place
         return None, {"models": t("campaigns.err.audience", detail=str(exc))}
 
@@ -170,7 +171,7 @@ async def check_messages(texts: dict[str, str], dealer: dict[str, str],
     """The texts that cannot be sent, by field, each with what is wrong: checked as the API
     and the CLI check them (sample owner, step budget, 4096 characters, Telegram's HTML),
     in a worker thread, so a template that loops too long never stalls the console."""
-    problems = await render_off_loop(promotions.check_messages, texts, dealer)
+    problems = await render_off_loop(content.check_messages, texts, dealer)
     return {f"message_{lang}": t(PROBLEM_KEYS[problem.kind], detail=problem.detail)
             for lang, problem in problems.items()}
 
@@ -184,7 +185,7 @@ def check_buttons(form: dict[str, Any], t: Translator, previous: list[dict[str, 
         kind = str(form.get(f"button{i}_kind", "")).strip()
         if not kind:
             continue
-        if kind not in promotions.BUTTON_KINDS:
+        if kind not in policy.BUTTON_KINDS:
             errors[f"button{i}_kind"] = t("campaigns.err.button_kind")
             continue
         if kind != "url" and kind in seen:
@@ -211,7 +212,7 @@ def check_buttons(form: dict[str, Any], t: Translator, previous: list[dict[str, 
     if errors:
         return [], errors
     try:
-        return promotions.parse_buttons(specs), {}
+        return content.parse_buttons(specs), {}
     except CampaignError as exc:
         return [], {"button1_kind": t("campaigns.err.buttons", detail=str(exc))}
 
@@ -316,8 +317,8 @@ def _dealer(request: web.Request) -> dict[str, str]:
     return {"name": settings.dealer_name, "phone": settings.dealer_phone}
 
 
-def _rules(request: web.Request) -> promotions.CampaignRules:
-    return promotions.campaign_rules(console_of(request).services.settings)
+def _rules(request: web.Request) -> policy.CampaignRules:
+    return policy.campaign_rules(console_of(request).services.settings)
 
 
 async def _audit(request: web.Request, action: str, campaign_id: int, **detail: Any) -> None:
@@ -425,7 +426,7 @@ async def sends_over_time(campaign_id: int, tz: Any, max_bars: int = 24
     marks = ("$1", "$2") if postgres else ("?", "?")
     where = (f"FROM touchpoint WHERE kind = {marks[0]} AND occasion_key = {marks[1]} "
              f"AND status = 'sent' AND sent_at IS NOT NULL")
-    args = [promotions.KIND, promotions.occasion_key(campaign_id)]
+    args = [policy.KIND, policy.occasion_key(campaign_id)]
     span = await conn.execute_query_dict(f"SELECT MIN({epoch}) AS lo, MAX({epoch}) AS hi "
                                          f"{where}", args)
     if not span or span[0]["lo"] is None:
@@ -462,14 +463,14 @@ async def campaign_list(request: web.Request) -> web.Response:
     pages = max(1, math.ceil(total / PAGE_SIZE))
     page = min(page, pages)
     campaigns = await rows.order_by("-id").offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
-    keys = [promotions.occasion_key(c.id) for c in campaigns if c.launched_at is not None]
+    keys = [policy.occasion_key(c.id) for c in campaigns if c.launched_at is not None]
     sent: dict[str, int] = {}
     if keys:  # one aggregate for the whole page
         for row in await Touchpoint.filter(
-                kind=promotions.KIND, occasion_key__in=keys, status=TouchpointStatus.SENT,
+                kind=policy.KIND, occasion_key__in=keys, status=TouchpointStatus.SENT,
         ).annotate(n=Count("id")).group_by("occasion_key").values("occasion_key", "n"):
             sent[str(row["occasion_key"])] = int(row["n"])
-    progress = {c.id: (sent.get(promotions.occasion_key(c.id), 0),
+    progress = {c.id: (sent.get(policy.occasion_key(c.id), 0),
                        int((c.launch or {}).get("queued", 0))) for c in campaigns}
     return await render(request, "campaigns.html", campaigns=campaigns, progress=progress,
                         statuses=[s.value for s in CampaignStatus], status_filter=status,
@@ -488,12 +489,12 @@ async def _editor(request: web.Request, campaign: Campaign | None, form: dict[st
     staff = staff_of(request)
     scripts = console_of(request).services.scripts
     defaults = {kind: scripts.label(f"campaign_button_{kind}", staff.language)
-                for kind in promotions.BUTTON_KINDS}
+                for kind in policy.BUTTON_KINDS}
     return await render(
         request, "campaign_editor.html", status=status, campaign=campaign, form=form,
         errors=errors or {}, models=sorted(models + chosen), known_tags=tags,
-        button_kinds=promotions.BUTTON_KINDS, button_slots=BUTTON_SLOTS,
-        button_defaults=defaults, reasons=promotions.EXCLUSION_REASONS,
+        button_kinds=policy.BUTTON_KINDS, button_slots=BUTTON_SLOTS,
+        button_defaults=defaults, reasons=policy.EXCLUSION_REASONS,
         languages_served=LANGUAGES, lead_days=rules.event_lead_days,
         has_telegram=staff.telegram_id is not None, notice_key=notice_key,
         error_key=error_key, label_max=BUTTON_LABEL_MAX,
@@ -630,12 +631,12 @@ def _test_messages(services: Services, campaign: Campaign, name: str,
                    dealer: dict[str, str]) -> list[tuple[str, InlineKeyboardMarkup]]:
     """(text, keyboard) of the campaign in each of its languages, as an owner called ``name``
     would get it, marked as a test; raises what a broken template raises."""
-    sample = promotions.sample_context(dealer)["vehicle"]
+    sample = content.sample_context(dealer)["vehicle"]
     vehicle = Vehicle(model=sample["model"], plate=sample["plate"])
     messages: list[tuple[str, InlineKeyboardMarkup]] = []
     for lang in [code for code in LANGUAGES if code in campaign.messages]:
         owner = Customer(name=name, language=lang)
-        out = promotions.compose_campaign(campaign, owner, vehicle, services.scripts,
+        out = content.compose_campaign(campaign, owner, vehicle, services.scripts,
                                           services.settings)
         markup = keyboard(out.buttons)
         messages.append((services.scripts.label("campaign_test_prefix", lang) + out.text, markup))
@@ -692,7 +693,7 @@ async def count(request: web.Request) -> web.Response:
                              dealer=_dealer(request), checks=COUNT_CHECKS)
     if edited.errors or edited.audience is None:
         return _json_errors(edited.errors, COUNT_CHECKS)
-    _, counted = await promotions.classify(
+    _, counted = await audiences.classify(
         edited.audience, now=services.clock.now(), due=await _due(request, edited),
         rules=_rules(request), campaign_id=_campaign_id(form))
     return web.json_response({"ok": True, "errors": {}, "checked": list(COUNT_CHECKS),
@@ -763,7 +764,7 @@ async def _detail(request: web.Request, campaign: Campaign, status: int = 200,
     return await render(
         request, "campaign.html", status=status, campaign=campaign, stats=stats,
         launched=launched, chart=chart, timeline=timeline, share=share,
-        reasons=promotions.EXCLUSION_REASONS, error_key=error_key, notice_key=notice_key,
+        reasons=policy.EXCLUSION_REASONS, error_key=error_key, notice_key=notice_key,
         can_pause=campaign.status in (CampaignStatus.SCHEDULED, CampaignStatus.SENDING),
         can_resume=campaign.status == CampaignStatus.PAUSED,
         can_cancel=campaign.status in (CampaignStatus.DRAFT, *RUNNING),
