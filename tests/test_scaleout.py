@@ -228,10 +228,12 @@ class Cluster:
 
     async def holder(self) -> Proc:
         """The instance holding the dispatcher lock, from pg_locks and the lock session's
-        application_name (``carebot <host>:<pid>``)."""
+        application_name (``carebot <host>:<pid>``), in this run's database."""
         rows = await sql(
             "SELECT a.application_name AS app FROM pg_locks l JOIN pg_stat_activity a "
             "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND "
+            # this run's database only: another run on the server holds the same key
+            "a.datname = current_database() AND "
             f"l.classid::bigint = {locks.NAMESPACE} AND l.objid::bigint = "
             f"{locks.JOBS[locks.DISPATCHER]}")
         assert len(rows) == 1, rows
@@ -732,7 +734,8 @@ async def test_exclusive_waits_for_the_holder(pg_url: str) -> None:
         async def second_waits() -> bool:
             return bool(await admin.fetchval(
                 "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND "
-                "NOT granted AND classid::bigint = $1 AND objid::bigint = $2)",
+                "NOT granted AND classid::bigint = $1 AND objid::bigint = $2 AND database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database()))",
                 locks.NAMESPACE, locks.lock_key("test-exclusive")))
 
         await until(second_waits, "the second instance to wait for the lock")
