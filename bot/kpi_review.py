@@ -51,8 +51,7 @@ class Review:
     def as_dict(self) -> dict[str, Any]:
         return {
             "workshop": {"dealership": self.workshop.dealership.as_dict(),
-                         "advisors": {a: w.as_dict() for a, w in self.workshop.advisors.items()},
-                         "booking_rate_available": self.workshop.booking_rate_available},
+                         "advisors": {a: w.as_dict() for a, w in self.workshop.advisors.items()}},
             "targets": [{"figure": v.name, "value": v.value, "previous": v.previous,
                          "previous_period": self.previous.label,
                          "target": None if v.target is None else v.target.value,
@@ -63,7 +62,8 @@ class Review:
 
 def workshop_rules(settings: Settings) -> WorkshopRules:
     return WorkshopRules(first_service_days=settings.kpi_first_service_days,
-                         repeat_repair_days=settings.kpi_repeat_repair_days)
+                         repeat_repair_days=settings.kpi_repeat_repair_days,
+                         booking_visit_days=settings.booking_visit_days)
 
 
 async def review(period: Period, settings: Settings, *, by_advisor: bool = False,

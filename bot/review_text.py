@@ -55,8 +55,6 @@ def _verdict_text(v: Verdict) -> str:
 
 def _why_missing(review: Review, name: str) -> str:
     """Why a figure has no value, said rather than shown as 0."""
-    if name == "booking_rate" and not review.workshop.booking_rate_available:
-        return "not available yet (bookings feature)"
     if name == "renewal_rate":
         return "no renewal outcomes recorded"
     return "no data in the period"

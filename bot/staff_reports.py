@@ -146,8 +146,6 @@ def value_text(name: str, value: float | None, scripts: Scripts, lang: str) -> s
 def verdict_line(v: Verdict, got: Review, scripts: Scripts, lang: str) -> str:
     """One figure: its value, its target met or missed, the trend against the period before."""
     value = value_text(v.name, v.value, scripts, lang)
-    if v.value is None and v.name == "booking_rate" and not got.workshop.booking_rate_available:
-        value = scripts.label("rpt_booking_unavailable", lang)
     if v.value is None and v.name == "renewal_rate":
         value = scripts.label("rpt_renewal_none", lang)
     target = ""

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from tortoise import Tortoise
 
-from bot import bookings
+from bot.bookings import booking_rate
 from bot.journeys.timing import add_months
 from bot.periods import Period
 from bot.threads_kpi import RENEWAL_OUTCOMES
@@ -45,8 +45,8 @@ class WorkshopKpis:
     first_service_done: int = 0  # of those, first service done within the window
     jobs: int = 0  # visits of the period (not accidents)
     comebacks: int = 0  # of those, the car back for a repair within the set days
-    visits: int | None = None  # 预约率's visits (None: not available yet)
-    booked_visits: int | None = None
+    visits: int = 0  # 预约率: the period's visits (bot.bookings.booking_rate)
+    booked_visits: int = 0  # of those, booked
     renewals_decided: int = 0  # insurance leads of the period closed with a renewal outcome
     renewed_here: int = 0
     base_12m: int = 0  # active cars with a visit in the 12 months before the period's end
@@ -62,8 +62,6 @@ class WorkshopKpis:
 
     @property
     def booking_rate(self) -> float | None:
-        if self.visits is None or self.booked_visits is None:
-            return None
         return _ratio(self.booked_visits, self.visits)
 
     @property
@@ -89,13 +87,13 @@ class WorkshopKpis:
 class WorkshopRules:
     first_service_days: int = 90  # a first service counts when done this soon after delivery
     repeat_repair_days: int = 30  # a repair this soon after a job is a comeback (返修)
+    booking_visit_days: int = 7  # 预约率: a booking this many days before the visit counts
 
 
 @dataclass
 class WorkshopReport:
     dealership: WorkshopKpis
     advisors: dict[str, WorkshopKpis] = field(default_factory=dict)
-    booking_rate_available: bool = False
 
     def scope(self, name: str) -> WorkshopKpis:
         if name == DEALERSHIP:
@@ -220,23 +218,17 @@ async def _renewals(report: WorkshopReport, start: datetime, end: datetime) -> N
 
 
 async def _booking_rates(report: WorkshopReport, period: Period, tz: ZoneInfo,
-                         by_advisor: bool) -> None:
-    """预约率 from the bookings feature (issue 17, point 1).
-
-    INTEGRATION POINT: ``bot.bookings.booking_rate(start, end, tz, advisor=...)`` — the
-    ``bookings`` helper's function (visits that were booked / visits). Until it is on main
-    the figure is "not available" (None) and the reports say so."""
-    rate_of = getattr(bookings, "booking_rate", None)  # see the docstring: not on main yet
-    if rate_of is None:
-        return
-    report.booking_rate_available = True
+                         rules: WorkshopRules, by_advisor: bool) -> None:
+    """预约率: the bookings feature's count of the period's visits that were booked
+    (``bot.bookings.booking_rate``), for the dealership and for each advisor's visits."""
     scopes = [(DEALERSHIP, report.dealership)]
     if by_advisor:
         scopes += list(report.advisors.items())
     for name, k in scopes:
-        got = await rate_of(period.start, period.end, tz,
-                            advisor=None if name == DEALERSHIP else name)
-        k.visits, k.booked_visits = int(got.visits), int(got.booked)
+        got = await booking_rate(period.start, period.end, tz,
+                                 advisor=None if name == DEALERSHIP else name,
+                                 visit_days=rules.booking_visit_days)
+        k.visits, k.booked_visits = got.visits, got.booked
 
 
 async def compute_workshop(period: Period, tz: ZoneInfo, rules: WorkshopRules, *,
@@ -248,7 +240,7 @@ async def compute_workshop(period: Period, tz: ZoneInfo, rules: WorkshopRules, *
     await _comebacks(report, start, end, rules)
     await _active_base(report, period, tz)
     await _renewals(report, start, end)
-    await _booking_rates(report, period, tz, by_advisor)
+    await _booking_rates(report, period, tz, rules, by_advisor)
     if not by_advisor:
         report.advisors = {}
     return report

@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot import bookings
 from bot.config import Settings
 from bot.kpi_review import review
 from bot.kpi_targets import AT_LEAST, AT_MOST, Target, judge, parse_targets
@@ -122,18 +121,15 @@ async def test_booking_rate_from_the_bookings_feature(db: str) -> None:
     await Booking.create(customer_id=cars["A"].customer_id, vehicle=cars["A"],
                          day=date(2026, 11, 5), slot="morning", kind=BookingKind.MAINTENANCE,
                          status=BookingStatus.BOOKED, created_at=L(2026, 11, 1, 9))
-    report = await compute_workshop(month_period("2026-11"), SH, WorkshopRules())
+    report = await compute_workshop(month_period("2026-11"), SH, WorkshopRules(),
+                                    by_advisor=True)
     d = report.dealership
-    if not hasattr(bookings, "booking_rate"):
-        # the integration point: until the bookings feature's 预约率 is on main, "not
-        # available", never a made-up figure
-        assert not report.booking_rate_available
-        assert (d.visits, d.booked_visits, d.booking_rate) == (None, None, None)
-        return
     # November's visits: A ×2, B, C ×2, D = 6; A's maintenance on 5 Nov was booked: 1/6
-    assert report.booking_rate_available
     assert (d.booked_visits, d.visits) == (1, 6)
     assert d.booking_rate == pytest.approx(1 / 6)
+    # by the visit's advisor: 李娜 A ×2 and D (one booked) = 1/3; 王强 B, C ×2 = 0/3
+    li, wang = report.advisors["李娜"], report.advisors["王强"]
+    assert (li.booked_visits, li.visits, wang.booked_visits, wang.visits) == (1, 3, 0, 3)
 
 
 async def test_renewal_rate_only_from_recorded_outcomes(db: str) -> None:

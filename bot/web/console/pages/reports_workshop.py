@@ -57,9 +57,7 @@ async def workshop_rows(request: web.Request, period: Period, advisor: str | Non
     for v in judge(figures_of(kpis_now, scope(now)), figures_of(kpis_before, scope(before)),
                    targets):
         value = _value(v.name, v.value)
-        if v.value is None and v.name == "booking_rate" and not now.booking_rate_available:
-            value = t("reports.workshop.unavailable")
-        elif v.value is None and v.name == "renewal_rate":
+        if v.value is None and v.name == "renewal_rate":
             value = t("reports.workshop.no_renewal")
         target = ""
         if v.target is not None:
