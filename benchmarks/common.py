@@ -258,9 +258,9 @@ def child_settings(params: dict[str, Any]) -> Settings:
 async def seed(model: type[Model], fields: Sequence[str], rows: Iterable[Sequence[Any]],
                now: datetime, chunk: int = 20_000) -> int:
     """Insert plain rows fast (``executemany``); other columns get the model's defaults."""
-    from bot.intake import _Bulk
+    from bot.intake.bulk import Bulk
 
-    bulk = _Bulk(Tortoise.get_connection("default"), now)
+    bulk = Bulk(Tortoise.get_connection("default"), now)
     batch: list[Sequence[Any]] = []
     count = 0
     for row in rows:

@@ -16,8 +16,9 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from bot import intake
-from bot.intake import IntakeError, _file_records
+from bot.intake import IntakeError
+from bot.intake import files as intake
+from bot.intake.files import file_records as _file_records
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024

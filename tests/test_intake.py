@@ -22,6 +22,7 @@ from bot.intake import (
     import_deliveries_records,
     validate_delivery,
 )
+from bot.intake import deliveries as intake_deliveries
 from bot.journeys.plans import CHECKIN, JourneyRules
 from bot.vin import check_digit
 from db.models import Customer, Touchpoint, TouchpointStatus, Vehicle
@@ -606,7 +607,7 @@ async def test_chunks_share_owners(
     db: str, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Rows of one owner spread over several chunks make one owner file."""
-    monkeypatch.setattr(intake, "CHUNK_SIZE", 2)
+    monkeypatch.setattr(intake_deliveries, "CHUNK_SIZE", 2)
     rows = [row(make_vin(n), "张伟", "13800138000") for n in range(1, 6)]
     rows.insert(2, row(make_vin(9), "王芳", "13912345678"))
     path = write_csv(tmp_path / "d.csv", rows)
@@ -697,7 +698,7 @@ async def test_nothing_half_written_when_a_chunk_fails(
     async def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(intake, "write_touchpoints", broken)
+    monkeypatch.setattr(intake_deliveries, "write_touchpoints", broken)
     path = write_csv(tmp_path / "d.csv", [row(V1), row(V2, "王芳", "13912345678")])
     with pytest.raises(RuntimeError):
         await import_deliveries_file(path, rules=RULES, now=clock.now())
