@@ -24,6 +24,7 @@ from bot.delivery.limits import Limits
 from bot.delivery.sender import Sender
 from bot.handlers import complaint, errors, marketing, mileage, owner, staff, survey, thread_chat
 from bot.services import SERVICES_KEY, Services
+from bot.startup import StartupError
 from bot.telegram_http import AiohttpRequest
 from bot.texts import Scripts
 from bot.web.server import make_web_app
@@ -139,7 +140,13 @@ class CareBot:
             self._runner = web.AppRunner(self.web_app)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.settings.web_host, self.settings.web_port)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:  # taken, or a host this machine does not have
+                raise StartupError(
+                    f"cannot listen on {self.settings.web_host}:{self.settings.web_port} "
+                    f"({exc.strerror or exc}): check CAREBOT_WEB_HOST and CAREBOT_WEB_PORT "
+                    "(another carebot on that port?)") from exc
             log.info("web on http://%s:%s", self.settings.web_host, self.settings.web_port)
         if schedule:
             self.scheduler = AsyncIOScheduler(timezone=self.settings.tz)

@@ -1,6 +1,9 @@
 """Typed settings, read once at start-up and passed down.
 
-Everything comes from environment variables prefixed ``CAREBOT_`` or a ``.env`` file.
+Everything comes from environment variables prefixed ``CAREBOT_`` or an environment file
+(``.env``, or ``carebot --env-file PATH``) read exactly as systemd's ``EnvironmentFile=``
+reads it (bot/envfile.py), so the service and a command run by hand agree. A value that
+looks like it swallowed a comment, blanks or the next lines is refused, naming the setting.
 Handlers and domain code receive a :class:`Settings`; nothing reads the environment later.
 """
 
@@ -12,21 +15,34 @@ from datetime import time
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
+from bot import envfile
 from bot.booking_calendar import parse_capacity, parse_closed_days, parse_slots
 from bot.journeys.mileage import parse_intervals
 from bot.journeys.timing import parse_day_list, parse_hhmm, parse_holidays, parse_weekdays
 from bot.kpi_targets import parse_targets
+from bot.startup import StartupError
 
 TELEGRAM_API_URL = "https://api.telegram.org"
 DEFAULT_WEBHOOK_PATH = "/telegram/webhook"
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+#: Settings whose values are never shown: not in an error, a report or a log.
+SECRETS = frozenset({"bot_token", "api_key", "webhook_secret", "metrics_token",
+                     "session_secret"})
 
 
 @dataclass(frozen=True)
@@ -72,6 +88,48 @@ def parse_networks(value: str) -> tuple[IPv4Network | IPv6Network, ...]:
     return tuple(out)
 
 
+def mask_url(url: str) -> str:
+    """``postgres://carebot:s3cret@db/carebot`` -> ``postgres://carebot:***@db/carebot``:
+    what carebot prints or logs of a database URL (the password never)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<a database URL that cannot be parsed>"
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{name}:***@{host}"))
+
+
+def shown(field: str, value: object) -> str:
+    """A setting's value as carebot may print it: secrets hidden, passwords masked."""
+    if field in SECRETS:
+        return f"<hidden, {len(str(value))} characters>" if value else "<empty>"
+    if field == "database_url":
+        return repr(mask_url(str(value)))
+    return repr(value)
+
+
+def valid_host(value: str) -> bool:
+    """An IP address or a DNS host name (what a listening socket can be bound to)."""
+    try:
+        ip_network(value)
+        return "/" not in value
+    except ValueError:
+        pass
+    name = value.removesuffix(".")
+    return 0 < len(name) <= 253 and all(_HOST_LABEL.match(p) for p in name.split("."))
+
+
+class SystemdEnvFile(DotEnvSettingsSource):
+    """pydantic-settings' env-file source, reading files the way systemd does (envfile)."""
+
+    def _read_env_file(self, file_path: Path) -> Any:
+        return parse_env_vars(envfile.read(file_path).values, self.case_sensitive,
+                              self.env_ignore_empty, self.env_parse_none_str)
+
+
 class Settings(BaseSettings):
     """carebot's configuration. Field names map to ``CAREBOT_<NAME>``."""
 
@@ -86,7 +144,7 @@ class Settings(BaseSettings):
     dealer_name: str = "carebot demo dealership"
     dealer_phone: str = "400-000-0000"
     staff_chat_id: int | None = None
-    web_host: str = "127.0.0.1"
+    web_host: str = "127.0.0.1"  # an IP address or a host name, nothing else
     web_port: int = Field(8080, ge=1, le=65535)
     api_key: str = ""
     webhook_url: str = ""
@@ -96,6 +154,8 @@ class Settings(BaseSettings):
         64, ge=1, le=4096, description="Telegram updates handled at once (1 = one by one)")
     quiet_hours: str = "21:00-09:00"
     scripts_dir: Path | None = None  # the dealership's own templates, overriding ours
+    # The sandbox's Telegram emulator listens here (0: any free port).
+    sandbox_telegram_port: int = Field(8081, ge=0, le=65535)
     # Dispatcher tuning (Telegram's documented limits by default).
     send_rate: float = Field(30.0, gt=0, description="messages per second, all chats")
     per_chat_interval: float = Field(1.0, ge=0, description="seconds between two messages to one chat")
@@ -244,6 +304,45 @@ class Settings(BaseSettings):
     trusted_proxies: str = "127.0.0.1,::1"  # addresses or networks, comma-separated; "" = none
     metrics_open: bool = False  # true: /metrics answers anyone when no token is set
 
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The env file is read as systemd reads it (one parser for both)."""
+        assert isinstance(dotenv_settings, DotEnvSettingsSource)
+        systemd = SystemdEnvFile(settings_cls, env_file=dotenv_settings.env_file,
+                                 env_file_encoding="utf-8")
+        return init_settings, env_settings, systemd, file_secret_settings
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _nothing_swallowed(cls, v: Any) -> Any:
+        """``CAREBOT_WEB_HOST=127.0.0.1   # nginx in front`` is, for systemd, a host name
+        with a comment in it: refused here, naming the setting, not half-working later."""
+        if isinstance(v, str):
+            why = envfile.swallowed(v)
+            if why is not None:
+                raise ValueError(why)
+        return v
+
+    @field_validator("web_host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        if not valid_host(v):
+            raise ValueError("not an IP address or a host name: use 127.0.0.1 (nginx on "
+                             "this server), 0.0.0.0 (every interface) or a host name")
+        return v
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token(cls, v: str) -> str:
+        if v and not _TOKEN.match(v):
+            raise ValueError("not a bot token (digits, ':', then letters, digits, _ and -): "
+                             "copy it again from @BotFather")
+        return v
+
     @field_validator("followup_time", "visit_time", "first_service_time", "service_followup_time",
                      "service_due_time", "scan_time", "booking_reminder_time",
                      "recall_time", "second_followup_time", "report_weekly_time",
@@ -382,7 +481,7 @@ class Settings(BaseSettings):
         """The URL given to setWebhook; a URL without a path gets /telegram/webhook."""
         if not self.webhook_url:
             return ""
-        parsed = urlparse(self.webhook_url)
+        parsed = urlsplit(self.webhook_url)
         return self.webhook_url if parsed.path not in ("", "/") else \
             self.webhook_url.rstrip("/") + DEFAULT_WEBHOOK_PATH
 
@@ -399,20 +498,31 @@ class Settings(BaseSettings):
         return bool(self.bot_token)
 
 
-class ConfigError(Exception):
+class ConfigError(StartupError):
     """Start-up configuration is wrong; the message names each variable to fix."""
 
 
+def config_problems(exc: ValidationError) -> list[str]:
+    """One line per wrong setting, naming its ``CAREBOT_`` variable; secrets not shown."""
+    lines = []
+    for err in exc.errors():
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if not err["loc"]:  # a rule across several variables names them itself
+            lines.append(msg)
+            continue
+        field = "_".join(str(p) for p in err["loc"])
+        got = "" if envfile.swallowed(str(err.get("input", ""))) else \
+            f" (got {shown(field, err.get('input'))})"
+        lines.append(f"CAREBOT_{field.upper()}: {msg}{got}")
+    return lines
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Build Settings, turning pydantic's errors into one message naming CAREBOT_ variables."""
+    """Build Settings; a wrong value is a :class:`ConfigError` of one line naming each
+    ``CAREBOT_`` variable to fix (what start-up prints before it stops, exit code 2)."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            if not err["loc"]:  # a rule across several variables names them itself
-                lines.append(str(err["msg"]).removeprefix("Value error, "))
-                continue
-            name = "CAREBOT_" + "_".join(str(p) for p in err["loc"]).upper()
-            lines.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+        raise ConfigError("; ".join(config_problems(exc))) from None
+    except (envfile.EnvFileError, OSError) as exc:
+        raise ConfigError(f"environment file: {exc}") from None

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from bot.consent import withdraw
-from bot.phones import PhoneError, normalize_phone
+from bot.phones import DEFAULT_REGION, PhoneError, normalize_phone
 from db.models import Conversation, Customer, Direction, MessageLog
 
 log = logging.getLogger(__name__)
@@ -31,11 +31,26 @@ class LinkResult:
     customer: Customer | None = None
 
 
-def phone_to_e164(raw: str, region: str = "CN") -> str | None:
-    """Telegram sends a contact's number as international digits without '+'
-    ("8613800138000"); staff type it any way. Same E.164 as the import, or None."""
+def phone_to_e164(raw: str, region: str = DEFAULT_REGION) -> str | None:
+    """A number staff typed, any way, as the import stores it, or None. Without a country
+    code it is read in the default region first, as the import reads it (15827469031 is
+    the mobile +86 158..., though its digits also make the +1 582... of North America),
+    then as international digits without the '+' (8613800138000)."""
+    return _first_valid(raw, region, international_first=False)
+
+
+def contact_to_e164(raw: str, region: str = DEFAULT_REGION) -> str | None:
+    """Telegram sends a shared contact's number as international digits without '+'
+    ("8613800138000", "15551234567"): read as international first, else in the region."""
+    return _first_valid(raw, region, international_first=True)
+
+
+def _first_valid(raw: str, region: str, *, international_first: bool) -> str | None:
     text = raw.strip()
-    candidates = [text] if text.startswith("+") else ["+" + text, text]
+    if text.startswith("+"):
+        candidates = [text]
+    else:
+        candidates = ["+" + text, text] if international_first else [text, "+" + text]
     for candidate in candidates:
         try:
             return normalize_phone(candidate, region)
@@ -88,7 +103,7 @@ async def link_by_contact(
     """A shared contact links only if it is the sender's own (contact.user_id == sender)."""
     if contact_user_id != sender_id:
         return LinkResult(LinkOutcome.NOT_OWN_CONTACT)
-    e164 = phone_to_e164(phone)
+    e164 = contact_to_e164(phone)
     customer = await Customer.get_or_none(phone=e164) if e164 else None
     if customer is None:
         return LinkResult(LinkOutcome.UNKNOWN_PHONE)

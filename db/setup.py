@@ -9,7 +9,9 @@ from typing import Any
 from tortoise import Tortoise
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.backends.base.executor import EXECUTOR_CACHE
+from tortoise.connection import get_connection
 from tortoise.migrations.api import migrate
+from tortoise.migrations.executor import MigrationExecutor
 
 from bot import locks  # PostgreSQL advisory locks (no-op on SQLite)
 
@@ -43,20 +45,48 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
 
 
 def _ensure_sqlite_dir(database_url: str) -> None:
-    if database_url.startswith("sqlite://"):
-        path = database_url[len("sqlite://") :].split("?", 1)[0]
-        if path and path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    path = sqlite_path(database_url)
+    if path is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
 
 
-async def migrate_database(database_url: str) -> None:
-    """Apply every pending migration (what `carebot migrate` and `carebot run` do)."""
+def sqlite_path(database_url: str) -> str | None:
+    """The file of a ``sqlite://`` URL (None for PostgreSQL and ``:memory:``)."""
+    if not database_url.startswith("sqlite://"):
+        return None
+    path = database_url[len("sqlite://") :].split("?", 1)[0]
+    return path if path and path != ":memory:" else None
+
+
+async def migrate_database(database_url: str) -> list[str]:
+    """Apply every pending migration (what `carebot migrate` and `carebot run` do); the
+    names of those applied, in order (none: the schema was up to date)."""
     _ensure_sqlite_dir(database_url)
+    applied: list[str] = []
+
+    def progress(event: str, app: str, name: str) -> None:
+        if event == "apply_done":
+            applied.append(name)
+            log.info("applied migration %s", name)
+
     # Several instances starting together on one PostgreSQL: one migrates, the others wait
     # for it and then find nothing left to do.
     async with locks.exclusive(database_url, locks.MIGRATIONS):
-        await migrate(config=tortoise_config(database_url))
+        await migrate(config=tortoise_config(database_url), progress=progress)
     await Tortoise.close_connections()
+    return applied
+
+
+async def pending_migrations(database_url: str) -> list[str]:
+    """The migrations ``carebot migrate`` would apply, in order (the database must exist:
+    on SQLite, check the file first, or this creates an empty one)."""
+    config = tortoise_config(database_url)
+    await Tortoise.init(config=config, init_connections=False)
+    try:
+        executor = MigrationExecutor(get_connection("default"), config["apps"])
+        return [step.migration.name for step in await executor.plan() if not step.backward]
+    finally:
+        await close_database()
 
 
 async def open_database(database_url: str, *, apply_migrations: bool = True) -> None:

@@ -33,7 +33,7 @@ def pytest_configure(config: pytest.Config) -> None:
 # Process-level and browser tests: kept in every `make test` and CI run, left out of
 # `make test-fast` (the inner loop) with the PostgreSQL half of each database test.
 SLOW_MODULES = {"test_scaleout.py", "test_webhook_burst.py", "test_bench.py",
-                "test_sqlite_inline.py"}
+                "test_sqlite_inline.py", "test_cli_failures.py"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import TemplateError
-from telegram import Bot
 
 from bot.campaigns import audiences, content, policy, promotions
 from bot.cli.database import database
+from bot.cli.reach import telegram
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.delivery.failures import Failures
@@ -140,10 +140,9 @@ async def _test_send(settings: Settings, campaign: Any, staff_ref: str) -> int:
         return 1
     message = await content.trial_message(campaign, staff.name, settings,
                                              Scripts(settings.scripts_dir))
-    bot = Bot(settings.bot_token, base_url=f"{settings.telegram_api_url}/bot")
-    sender = Sender(bot, Limits(settings.send_rate), deadline=settings.reply_deadline,
-                    record_failure=Failures(SystemClock()).record)
-    async with bot:
+    async with telegram(settings) as bot:  # one line and exit 2 when Telegram is unreachable
+        sender = Sender(bot, Limits(settings.send_rate), deadline=settings.reply_deadline,
+                        record_failure=Failures(SystemClock()).record)
         sent = await sender.text(staff.telegram_id, message.text, lane=Lane.STAFF,
                                          parse_mode="HTML",
                                          reply_markup=keyboard(message.buttons))

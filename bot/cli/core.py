@@ -15,19 +15,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from telegram import Bot
-
 from bot.app import create_app
-from bot.cli import bookings, campaigns, inbox, report, tickets, touchpoints
+from bot.cli import bookings, campaigns, doctor, inbox, report, tickets, touchpoints
+from bot.cli.database import database
+from bot.cli.reach import DATABASE_ERRORS, database_problem, explain, open_db, telegram
 from bot.clock import SystemClock
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, load_settings, mask_url
 from bot.intake import IntakeError, import_deliveries_file, import_visits_file
 from bot.journeys.plans import journey_rules
 from bot.owners import phone_to_e164
 from bot.sandbox.scene import run_sandbox
+from bot.startup import EXIT_CODE, StartupError
 from bot.version import VERSION
 from db.models import Customer
-from db.setup import close_database, migrate_database, open_database
+from db.setup import close_database, migrate_database
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,9 @@ async def cmd_run(settings: Settings) -> int:
         print("No CAREBOT_BOT_TOKEN set: starting the local sandbox instead "
               "(an emulated Telegram on this machine).")
         return await cmd_sandbox(settings)
-    await open_database(settings.database_url)
+    await open_db(settings)  # one line and exit 2 when the database cannot be reached
     carebot = create_app(settings)
-    try:
+    try:  # Telegram unreachable, the web port taken: one line, exit 2 (main)
         await carebot.start()
         me = carebot.application.bot
         print(f"carebot is running as @{me.username} "
@@ -74,8 +75,20 @@ async def cmd_sandbox(settings: Settings) -> int:
 
 
 async def cmd_migrate(settings: Settings) -> int:
-    await migrate_database(settings.database_url)
-    print(f"database is up to date: {settings.database_url}")
+    """Apply what is pending and say what: the journal of ``ExecStartPre`` shows it (the
+    database URL's password masked, as everywhere carebot prints it)."""
+    where = mask_url(settings.database_url)
+    try:
+        applied = await migrate_database(settings.database_url)
+    except DATABASE_ERRORS as exc:
+        raise StartupError(database_problem(exc, settings.database_url)) from exc
+    if not applied:
+        print(f"nothing to apply: the database is up to date ({where}, carebot {VERSION})")
+        return 0
+    for name in applied:
+        print(f"applied {name}")
+    print(f"{len(applied)} migration(s) applied: the database is up to date ({where}, "
+          f"carebot {VERSION})")
     return 0
 
 
@@ -85,7 +98,7 @@ async def cmd_import(settings: Settings, what: str, path: Path) -> int:
         print(f"carebot import: unknown kind {what!r}; use: carebot import deliveries|visits FILE",
               file=sys.stderr)
         return 2
-    await open_database(settings.database_url)
+    await open_db(settings)
     try:
         result = await importers[what](
             path, rules=journey_rules(settings), now=SystemClock().now()
@@ -100,23 +113,20 @@ async def cmd_import(settings: Settings, what: str, path: Path) -> int:
 
 
 async def cmd_link(settings: Settings, phone: str) -> int:
+    """An owner's deep link; the number read as the import reads it (default region first)."""
     e164 = phone_to_e164(phone)
     if e164 is None:
         print(f"carebot link: {phone!r} is not a valid phone number", file=sys.stderr)
         return 1
-    await open_database(settings.database_url)
-    try:
+    async with database(settings):
         customer = await Customer.get_or_none(phone=e164)
-    finally:
-        await close_database()
     if customer is None:
         print(f"carebot link: no owner with phone {e164}; import their delivery first",
               file=sys.stderr)
         return 1
     username = "<your_bot>"
     if settings.has_token:
-        bot = Bot(settings.bot_token, base_url=f"{settings.telegram_api_url}/bot")
-        async with bot:
+        async with telegram(settings) as bot:  # unreachable: one line, exit 2
             username = bot.username
     print(f"{customer.name} {customer.phone}: https://t.me/{username}?start={customer.link_token}")
     return 0
@@ -130,7 +140,7 @@ class Commands(Protocol):
 
 
 FEATURE_COMMANDS: tuple[Commands, ...] = (tickets, report, touchpoints, campaigns, inbox,
-                                           bookings)
+                                          bookings, doctor)
 # ``carebot bench`` comes from the benchmark suite beside ``bot`` in a source checkout; an
 # installed wheel does not ship it. The one place ``bot`` imports ``benchmarks``.
 CHECKOUT = Path(__file__).resolve().parents[2]  # bot/cli/core.py -> the checkout
@@ -162,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="carebot", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=f"carebot {VERSION}")
+    parser.add_argument(
+        "--env-file", type=Path, default=None, metavar="PATH",
+        help="read settings from this file as systemd's EnvironmentFile= does (default: "
+             ".env here, if any); the environment still wins")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser(
         "run", help="run the bot, scheduler and web (the sandbox if no token)"
@@ -185,15 +199,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _settings(env_file: Path | None) -> Settings:
+    """The settings from the environment and the env file (``--env-file``, else ``.env``
+    here when there is one), both read as systemd reads them."""
+    if env_file is None:
+        return load_settings()
+    if not env_file.is_file():
+        raise ConfigError(f"--env-file {env_file}: no such file")
+    return load_settings(_env_file=env_file)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. What stops it before it can work (a wrong setting, the database or
+    Telegram unreachable, a port taken) is one line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
+    settings: Settings | None = None
     try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"carebot: {exc}", file=sys.stderr)
-        return 2
-    try:
+        settings = _settings(args.env_file)
         return int(asyncio.run(args.run(settings, args)))
+    except StartupError as exc:
+        return _stopped(args, str(exc), exc)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a dependency's failure that got this far, said in one line
+        why = explain(exc, settings) if settings is not None else None
+        if why is None:
+            raise
+        return _stopped(args, why, exc)
+
+
+def _stopped(args: argparse.Namespace, line: str, exc: BaseException) -> int:
+    print(f"carebot {args.command}: {line}", file=sys.stderr)
+    if args.verbose:
+        log.debug("what stopped it", exc_info=exc)
+    return EXIT_CODE

@@ -1,18 +1,20 @@
-"""The database a one-shot command works on: opened (migrated) for it, closed after."""
+"""The database a one-shot command works on: opened (migrated) for it, closed after; one
+line naming it and exit code 2 when it cannot be reached (bot/cli/reach.py)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from bot.cli.reach import open_db
 from bot.config import Settings
-from db.setup import close_database, open_database
+from db.setup import close_database
 
 
 @asynccontextmanager
 async def database(settings: Settings) -> AsyncIterator[None]:
     """Open the (migrated) database for a one-shot command and close it afterwards."""
-    await open_database(settings.database_url)
+    await open_db(settings)
     try:
         yield
     finally:

@@ -34,6 +34,7 @@ from bot.journeys.plans import journey_rules
 from bot.sandbox.emulator import TelegramEmulator
 from bot.sandbox.live import DemoOwner, DueReport, MovableClock, Sandbox
 from bot.schedule import in_quiet_hours
+from bot.startup import StartupError
 from bot.web.console import hash_password
 from db.models import Customer, Staff, StaffRole, Touchpoint
 from db.setup import close_database, open_database
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SANDBOX_DB = Path("data/sandbox.sqlite3")
-EMULATOR_PORT = 8081
 _TAG = re.compile(r"<[^>]+>")
 
 # The demo owners' Telegram accounts in the emulator (user id = private chat id) and the
@@ -304,12 +304,23 @@ def print_console_access(settings: Settings, logins: list[DemoLogin]) -> None:
     print(f"The sandbox chat (act as a demo owner, move time forward): {base}/sandbox/chat")
 
 
-async def run_sandbox(settings: Settings) -> int:
-    emu = TelegramEmulator()  # Telegram-strict, as the real one
+async def start_emulator(port: int, host: str = "127.0.0.1") -> TelegramEmulator:
+    """The Telegram emulator on ``port`` (CAREBOT_SANDBOX_TELEGRAM_PORT; 0: any free one),
+    Telegram-strict; a port already taken is said in one line, never silently moved."""
+    emu = TelegramEmulator()
     try:
-        await emu.start(port=EMULATOR_PORT)
-    except OSError:
-        await emu.start(port=0)
+        await emu.start(host=host, port=port)
+    except OSError as exc:
+        await emu.stop()
+        raise StartupError(
+            f"the sandbox's Telegram emulator cannot listen on {host}:{port} "
+            f"({exc.strerror or exc}; another sandbox running?): stop it, or set "
+            "CAREBOT_SANDBOX_TELEGRAM_PORT to a free port (0: any free port)") from exc
+    return emu
+
+
+async def run_sandbox(settings: Settings) -> int:
+    emu = await start_emulator(settings.sandbox_telegram_port)
     SANDBOX_DB.parent.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{SANDBOX_DB}{suffix}").unlink(missing_ok=True)

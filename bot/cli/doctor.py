@@ -1,0 +1,65 @@
+"""``carebot doctor``: is this installation ready to run? One short report -- the settings
+and the env file, the database (reachable, migrations pending, an admin who can sign in),
+Telegram (getMe, the webhook: URL, updates waiting, the last error), the data folder's
+permissions, the scripts folder, the console's secrets -- with what to do for each problem.
+Exit code 0 when nothing is wrong, 1 when something is (notes do not count)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from bot.cli import checks
+from bot.cli.checks import Finding
+from bot.config import Settings
+from bot.version import VERSION
+
+DEFAULT_ENV_FILE = Path(".env")
+
+
+async def diagnose(settings: Settings, env_file: Path | None) -> list[Finding]:
+    """Every check, in the order the report shows them."""
+    found = checks.check_configuration(settings, env_file)
+    found += await checks.check_database(settings)
+    found += await checks.check_telegram(settings)
+    found += checks.check_data_folder(settings)
+    found += checks.check_scripts_folder(settings)
+    found += checks.check_secrets(settings)
+    return found
+
+
+def report(found: list[Finding]) -> str:
+    """The report: one line per finding, the fix under each problem, a verdict."""
+    width = max(len(f.area) for f in found)
+    lines = [f"carebot doctor (carebot {VERSION})"]
+    for f in found:
+        lines.append(f"  {f.mark:<4}  {f.area:<{width}}  {f.text}")
+        if f.problem and f.fix:
+            lines.append(f"        {'':<{width}}  -> {f.fix}")
+    problems = sum(f.problem for f in found)
+    notes = sum(f.note for f in found)
+    if problems:
+        lines.append(f"{problems} problem(s), {notes} note(s): fix the FAIL lines, then run "
+                     "carebot doctor again.")
+    else:
+        lines.append(f"ready: no problems ({notes} note(s)).")
+    return "\n".join(lines)
+
+
+async def run_doctor(settings: Settings, args: argparse.Namespace) -> int:
+    env_file = args.env_file
+    if env_file is None and DEFAULT_ENV_FILE.is_file():
+        env_file = DEFAULT_ENV_FILE
+    found = await diagnose(settings, env_file)
+    print(report(found))
+    sys.stdout.flush()
+    return 1 if any(f.problem for f in found) else 0
+
+
+def add_commands(sub: Any) -> None:
+    sub.add_parser(
+        "doctor", help="check the settings, database, Telegram, files and secrets; "
+                       "say what to fix (exit 1 on a problem)"
+    ).set_defaults(run=run_doctor)

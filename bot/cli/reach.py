@@ -1,0 +1,151 @@
+"""What a command could not reach, in one line: which dependency (the database, Telegram),
+what went wrong, and what to check. A command that needs them opens them through here, and
+``main`` turns a :class:`StartupError` into that line on stderr and exit code 2 (issue 18,
+point 7; issue 20, point 1). Nothing printed carries a secret: the database URL's password
+is masked and the bot token is never shown."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+import asyncpg
+from telegram import Bot
+from telegram.error import Conflict, Forbidden, InvalidToken, NetworkError, TimedOut
+from tortoise.exceptions import ConfigurationError, DBConnectionError, OperationalError
+
+from bot.config import Settings, mask_url
+from bot.startup import StartupError
+from bot.telegram_http import AiohttpRequest
+from db.setup import close_database, open_database, sqlite_path
+
+#: What failing to open or use the database raises (the drivers' own errors and the OS's).
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
+    sqlite3.Error, DBConnectionError, OperationalError, ConfigurationError)
+TELEGRAM_ERRORS: tuple[type[BaseException], ...] = (NetworkError, InvalidToken, Forbidden,
+                                                   Conflict)
+TELEGRAM_TIMEOUT = 10.0  # seconds a one-shot command waits for each Bot API call
+
+
+def _where(url: str) -> str:
+    path = sqlite_path(url)
+    if path is not None:
+        return f"the SQLite file {path}"
+    parts = urlsplit(url)
+    return f"PostgreSQL at {parts.hostname or 'localhost'}:{parts.port or 5432}"
+
+
+def _postgres_why(exc: BaseException, url: str) -> str:
+    parts = urlsplit(url)
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        name = parts.path.lstrip("/") or "?"
+        return (f"database {name!r} does not exist: create it (createdb --owner "
+                f"{parts.username or 'carebot'} {name}) or fix the name in "
+                "CAREBOT_DATABASE_URL")
+    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
+        return (f"PostgreSQL refused user {parts.username or '?'!r} ({exc}): check the user "
+                "and password in CAREBOT_DATABASE_URL and pg_hba.conf")
+    return f"{type(exc).__name__}: {exc}"
+
+
+def database_problem(exc: BaseException, url: str) -> str:
+    """One line: the database (URL masked), what failed, what to check."""
+    where = _where(url)
+    if isinstance(exc, socket.gaierror):
+        why = (f"host name {urlsplit(url).hostname!r} not found: check the host in "
+               "CAREBOT_DATABASE_URL")
+    elif isinstance(exc, ConnectionRefusedError):
+        why = ("connection refused: is PostgreSQL running there, and are the host and port "
+               "in CAREBOT_DATABASE_URL right?")
+    elif isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        why = "no answer in time: check the host and port, and any firewall between"
+    elif isinstance(exc, PermissionError):
+        why = (f"permission denied ({exc.filename or exc}): the folder must be writable by "
+               "the user carebot runs as")
+    elif isinstance(exc, FileNotFoundError | sqlite3.Error) and sqlite_path(url):
+        why = (f"{exc}: check CAREBOT_DATABASE_URL (sqlite:///absolute/path) and that its "
+               "folder exists and is writable by the user carebot runs as")
+    elif isinstance(exc, asyncpg.PostgresError):
+        why = _postgres_why(exc, url)
+    else:
+        why = f"{type(exc).__name__}: {exc}"
+    text = f"cannot use the database ({where}, CAREBOT_DATABASE_URL={mask_url(url)}): {why}"
+    password = urlsplit(url).password
+    return text.replace(password, "***") if password else text
+
+
+def telegram_problem(exc: BaseException, settings: Settings) -> str:
+    """One line: Telegram's address, what failed, what to check (never the token)."""
+    where = settings.telegram_api_url
+    if isinstance(exc, InvalidToken | Forbidden):
+        why = (f"Telegram refused the bot token ({exc.message}): copy CAREBOT_BOT_TOKEN again "
+               "from @BotFather (a revoked token stops working)")
+    elif isinstance(exc, Conflict):
+        why = (f"{exc.message}: another process uses this bot's token (a second carebot "
+               "polling, or a webhook set elsewhere)")
+    elif isinstance(exc, TimedOut):
+        why = ("no answer in time: check this server's internet access, a proxy or firewall, "
+               "or CAREBOT_TELEGRAM_API_URL")
+    else:
+        message = exc.message if isinstance(exc, NetworkError) else str(exc)
+        why = (f"{message}: check this server's internet access (DNS, proxy, firewall) or "
+               "CAREBOT_TELEGRAM_API_URL")
+    text = f"cannot reach Telegram at {where}: {why}"
+    return text.replace(settings.bot_token, "<token>") if settings.bot_token else text
+
+
+def explain(exc: BaseException, settings: Settings) -> str | None:
+    """The one line for a dependency's failure that reached ``main``, or None (a bug:
+    let its traceback show)."""
+    if isinstance(exc, TELEGRAM_ERRORS):
+        return telegram_problem(exc, settings)
+    if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | DBConnectionError
+                  | sqlite3.OperationalError):
+        return database_problem(exc, settings.database_url)
+    return None
+
+
+async def open_db(settings: Settings, *, apply_migrations: bool = True) -> None:
+    """open_database, or a :class:`StartupError` saying what could not be reached."""
+    try:
+        await open_database(settings.database_url, apply_migrations=apply_migrations)
+    except DATABASE_ERRORS as exc:
+        await _close_quietly()
+        raise StartupError(database_problem(exc, settings.database_url)) from exc
+
+
+async def _close_quietly() -> None:
+    try:
+        await close_database()
+    except DATABASE_ERRORS:  # closing what never opened: nothing more to say
+        pass
+
+
+def make_bot(settings: Settings) -> Bot:
+    """A Bot for a one-shot command: PTB over aiohttp, as the service, with short waits."""
+    request = AiohttpRequest(connection_pool_size=4, read_timeout=TELEGRAM_TIMEOUT,
+                             connect_timeout=TELEGRAM_TIMEOUT, write_timeout=TELEGRAM_TIMEOUT)
+    return Bot(settings.bot_token, base_url=f"{settings.telegram_api_url}/bot",
+               base_file_url=f"{settings.telegram_api_url}/file/bot", request=request)
+
+
+@asynccontextmanager
+async def telegram(settings: Settings) -> AsyncIterator[Bot]:
+    """The bot, initialised (``getMe`` answered), or a :class:`StartupError`."""
+    bot = make_bot(settings)
+    try:
+        await bot.initialize()
+    except TELEGRAM_ERRORS as exc:
+        await bot.shutdown()
+        raise StartupError(telegram_problem(exc, settings)) from exc
+    try:
+        yield bot
+    except TELEGRAM_ERRORS as exc:
+        raise StartupError(telegram_problem(exc, settings)) from exc
+    finally:
+        await bot.shutdown()
