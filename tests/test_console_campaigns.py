@@ -490,7 +490,7 @@ async def test_results_page_shows_progress_numbers_and_svg_charts(site: Site) ->
 
 
 async def test_sends_over_time_buckets_by_the_span(site: Site) -> None:
-    from bot.web.console.pages.campaigns import sends_over_time
+    from bot.web.console.pages.campaign_detail import sends_over_time
 
     owners = await seed(site)
     campaign = await draft(site)
@@ -520,7 +520,8 @@ def test_the_interface_strings_exist_in_both_languages() -> None:
     used = set()
     templates = Path(__file__).parent.parent / "bot" / "web" / "console" / "templates"
     for path in [*templates.glob("campaign*.html"),
-                 Path(__file__).parent.parent / "bot/web/console/pages/campaigns.py"]:
+                 Path(__file__).parent.parent / "bot/web/console/pages/campaigns.py",
+                 *(Path(__file__).parent.parent / "bot/web/console/pages").glob("campaign_*.py")]:
         used |= set(re.findall(r"""\bt\(['"](campaigns\.[a-z_.]+)['"]\s*[,)]""",
                                path.read_text(encoding="utf-8")))
     assert used and used <= keys[0], used - keys[0]

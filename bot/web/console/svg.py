@@ -31,12 +31,13 @@ FONT = 12.0
 @dataclass(frozen=True)
 class Datum:
     """One bar, point or segment: its label, its value, and optionally its own tooltip text
-    (default ``label: value``) and colour."""
+    (default ``label: value``), colour and key."""
 
     label: str
     value: float | None
     title: str = ""
     color: str = ""
+    key: str = ""  # written as ``data-key`` when given: a name that does not depend on language
 
 
 Data = Sequence["Datum | tuple[str, float | None]"]
@@ -78,6 +79,10 @@ def fit(text: str, width: float, size: float = FONT) -> str:
             break
         out += c
     return out + "…"
+
+
+def _key(d: Datum) -> str:
+    return f' data-key="{_e(d.key)}"' if d.key else ""
 
 
 def _tooltip(d: Datum, fmt: Formatter) -> str:
@@ -143,7 +148,7 @@ def bar_chart(data: Data, *, title: str, width: float = 600, height: float | Non
         x = left + i * slot + (slot - bar_w) / 2
         fill = d.color or color
         out.append(f'<rect class="bar" x="{_n(x)}" y="{_n(base - h)}" width="{_n(bar_w)}" '
-                   f'height="{_n(h)}" fill="{_e(fill)}" data-label="{_e(d.label)}" '
+                   f'height="{_n(h)}" fill="{_e(fill)}" data-label="{_e(d.label)}"{_key(d)} '
                    f'data-value="{_e(plain(v))}"><title>{_e(_tooltip(d, fmt))}</title></rect>')
         cx = x + bar_w / 2
         if top:
@@ -178,7 +183,7 @@ def _hbars(items: list[Datum], values: list[float], top: float, title: str, widt
                          full=d.label))
         out.append(f'<rect class="bar" x="{_n(plot_x)}" y="{_n(y)}" width="{_n(w)}" '
                    f'height="{_n(bar_h)}" fill="{_e(d.color or color)}" '
-                   f'data-label="{_e(d.label)}" data-value="{_e(plain(v))}">'
+                   f'data-label="{_e(d.label)}"{_key(d)} data-value="{_e(plain(v))}">'
                    f"<title>{_e(_tooltip(d, fmt))}</title></rect>")
         out.append(_text(plot_x + w + 4, mid, fmt(v), anchor="start", cls="value",
                          fill="#1d2733"))
@@ -234,12 +239,22 @@ def line_chart(data: Data, *, title: str, width: float = 600, height: float = 24
             points = " ".join(f"{_n(x)},{_n(y)}" for x, y in run)
             out.append(f'<polyline class="line" points="{points}" fill="none" '
                        f'stroke="{_e(color)}" stroke-width="2" stroke-linejoin="round"/>')
-    slot = step if len(items) > 1 else plot_w
-    every = max(1, int(-(-text_width("0000-00") // max(slot, 1.0))))  # thin out crowded labels
+    _points(out, items, at, low, upper + plot_h, step if len(items) > 1 else plot_w, color, fmt)
+    if not known and empty_text:
+        out.append(_empty(width, upper + plot_h / 2, empty_text))
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
+def _points(out: list[str], items: list[Datum], at: Callable[[int, float], tuple[float, float]],
+            low: float, base: float, slot: float, color: str, fmt: Formatter) -> None:
+    """A line chart's labels under the plot (thinned out when they would crowd, always
+    including the last) and its points with their values."""
+    every = max(1, int(-(-text_width("0000-00") // max(slot, 1.0))))
     for i, d in enumerate(items):
         x, _ = at(i, low)
         if (len(items) - 1 - i) % every == 0:
-            out.append(_text(x, upper + plot_h + FONT + 6, fit(d.label, max(slot, 40) * every - 2),
+            out.append(_text(x, base + FONT + 6, fit(d.label, max(slot, 40) * every - 2),
                              cls="label", full=d.label))
         if d.value is None:
             continue
@@ -250,10 +265,6 @@ def line_chart(data: Data, *, title: str, width: float = 600, height: float = 24
                    f"<title>{_e(_tooltip(d, fmt))}</title></circle>")
         out.append(_text(x, y - 8, fmt(float(d.value)), cls="value", fill="#1d2733",
                          size=FONT * 0.9))
-    if not known and empty_text:
-        out.append(_empty(width, upper + plot_h / 2, empty_text))
-    out.append("</svg>")
-    return Markup("".join(out))
 
 
 def stacked_bar(data: Data, *, title: str, width: float = 600, fmt: Formatter = plain,
