@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,7 @@ from bot.journeys.occasions import occasion_rules, run_scan
 from bot.journeys.plans import SERVICE_DUE
 from db.models import MileageReading, ServiceForecast, Touchpoint, TouchpointStatus, Vehicle
 from tests.conftest import BotEnv
+from tests.test_journeys import custom_env  # noqa: F401 - fixture
 from tests.test_visits import deliver, import_visits, visits_csv
 from tests.test_walking_skeleton import VIN_A, VIN_B, delivery_row, link_by_contact, local
 
@@ -211,3 +213,19 @@ async def test_a_moved_forecast_drops_its_unsent_reminder_and_a_late_one_goes_at
     assert (await Touchpoint.get(id=due.id)).status is TouchpointStatus.SKIPPED
     fc = await ServiceForecast.get(vehicle__vin=VIN_A)
     assert fc.last_service_on == D(2026, 8, 27) and fc.due_on > D(2026, 8, 27) + timedelta(days=60)
+
+
+async def test_a_models_own_interval(custom_env: Any, tmp_path: Path) -> None:  # noqa: F811
+    """星辰 S7 is serviced every 12 months or 5,000 km: the follow-up names that, and the
+    forecast uses it."""
+    env = await custom_env(service_intervals="星辰 S7:12:5000, 其他:6:10000")
+    env.clock.set(local(2026, 3, 1, 17, 0))
+    await deliver(env, tmp_path, delivery_row(VIN_A, "13800138000", "2025-09-01 10:00"))
+    await import_visits(env, visits_csv(tmp_path / "v.csv", [
+        f"{VIN_A},保养,2026-03-01 16:00,李娜,3620,否,,"]))  # 3,620 km in 181 days: 20 a day
+    follow = await Touchpoint.get(kind="service_followup")
+    assert (follow.payload["next_service_on"], follow.payload["next_service_km"]) == (
+        "2027-03-01", 8620)
+    # 5,000 km more at 20 km a day: 250 days, 6 Nov 2026, before the 12 months
+    fc = await ServiceForecast.get(vehicle__vin=VIN_A)
+    assert (fc.by, fc.due_on, fc.due_km) == ("km", D(2026, 11, 6), 8620)

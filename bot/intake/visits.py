@@ -65,7 +65,7 @@ def _utc(value: datetime) -> datetime:
 _VISIT_FIRST_SERVICE_DONE = "first service already done (workshop visit recorded)"
 
 
-_Cars = dict[str, tuple[int, int, int | None]]  # VIN -> (vehicle id, customer id, mileage)
+_Cars = dict[str, tuple[int, int, int | None, str]]  # VIN -> (vehicle, customer, mileage, model)
 _VisitIds = dict[tuple[int, datetime, str], int]  # (vehicle id, left at, kind) -> visit id
 
 
@@ -89,12 +89,12 @@ async def _store_visits(rows: Sequence[VisitRow], rules: JourneyRules, now: date
         await _raise_mileage(known, cars, now)
         plans: list[TouchpointPlan] = []
         for v in known:
-            vid, cid, _ = cars[v.vin]
+            vid, cid, _, model = cars[v.vin]
             plans += plan_visit(
                 visit_id=ids[(vid, v.left_at, v.kind.value)], customer_id=cid, vehicle_id=vid,
                 kind=v.kind.value, left_at=v.left_at, major_repair=v.major_repair,
                 mileage=v.mileage, next_on=v.next_service_on, next_km=v.next_service_km,
-                advisor=v.advisor, rules=rules,
+                advisor=v.advisor, rules=rules, model=model,
             )
         await _correct_pending(conn, plans, corrected_visits)
         await write_touchpoints(plans, batch_size=CHUNK_SIZE, now=now, conn=conn)
@@ -120,9 +120,9 @@ async def _known_cars(rows: Sequence[VisitRow], out: Stored) -> tuple[_Cars, lis
     """The cars on file for these visits, and the visits of those cars; an error for each
     visit of a car not on file."""
     found = await Vehicle.filter(vin__in=list({v.vin for v in rows})).values_list(
-        "vin", "id", "customer_id", "mileage"
+        "vin", "id", "customer_id", "mileage", "model"
     )
-    cars = {vin: (vid, cid, mileage) for vin, vid, cid, mileage in found}
+    cars = {vin: (vid, cid, mileage, model or "") for vin, vid, cid, mileage, model in found}
     known: list[VisitRow] = []
     for v in rows:
         if v.vin in cars:
@@ -174,7 +174,7 @@ async def _raise_mileage(known: Sequence[VisitRow], cars: _Cars, now: datetime) 
     """Each car's mileage moves up to the highest a visit read (never down)."""
     mileage: dict[int, int] = {}
     for v in known:
-        vid, _, current = cars[v.vin]
+        vid, _, current, _ = cars[v.vin]
         if v.mileage is not None and (current is None or v.mileage > current):
             mileage[vid] = max(v.mileage, mileage.get(vid, 0))
     for vid, km in mileage.items():

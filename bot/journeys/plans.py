@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from bot.config import QuietHours, Settings
-from bot.journeys.mileage import Interval, parse_intervals
+from bot.journeys.mileage import Interval, interval_for, parse_intervals
 from bot.journeys.timing import add_months, at_local, end_of_local_day, local_date, parse_hhmm
 from bot.schedule import shift_out_of_quiet_hours
 from db.models import Touchpoint, TouchpointStatus
@@ -150,22 +150,25 @@ def visit_key(visit_id: int) -> str:
 
 def next_service(
     *, kind: str, left_on: date, mileage: int | None, next_on: date | None,
-    next_km: int | None, rules: JourneyRules,
+    next_km: int | None, rules: JourneyRules, model: str = "",
 ) -> tuple[date | None, int | None]:
     """When the next routine service is due: as the workshop wrote it, else (after a routine
-    service) the configured interval from this visit; unknown after a repair."""
+    service) the interval of the car's model (``service_intervals``, else the default) from
+    this visit; unknown after a repair."""
     if next_on is None and next_km is None and kind in ROUTINE_VISITS:
-        if rules.service_interval_months:
-            next_on = add_months(left_on, rules.service_interval_months)
-        if mileage is not None and rules.service_interval_km:
-            next_km = mileage + rules.service_interval_km
+        interval = interval_for(model, rules.service_intervals, Interval(
+            rules.service_interval_months, rules.service_interval_km))
+        if interval.months:
+            next_on = add_months(left_on, interval.months)
+        if mileage is not None and interval.km:
+            next_km = mileage + interval.km
     return next_on, next_km
 
 
 def plan_visit(
     *, visit_id: int, customer_id: int, vehicle_id: int, kind: str, left_at: datetime,
     major_repair: bool, mileage: int | None, next_on: date | None, next_km: int | None,
-    advisor: str, rules: JourneyRules,
+    advisor: str, rules: JourneyRules, model: str = "",
 ) -> list[TouchpointPlan]:
     """Touchpoints owed for a workshop visit (003 §2.2 a, 001).
 
@@ -180,7 +183,7 @@ def plan_visit(
     due, expires = rules.window(origin, rules.service_followup_day, rules.service_followup_time,
                                 last)
     next_on, next_km = next_service(kind=kind, left_on=origin, mileage=mileage, next_on=next_on,
-                                    next_km=next_km, rules=rules)
+                                    next_km=next_km, rules=rules, model=model)
     payload: dict[str, Any] = {
         "visit_id": visit_id, "visit_kind": kind, "left_on": origin.isoformat(),
         "major_repair": major_repair, "advisor": advisor, "mileage": mileage,
