@@ -83,9 +83,9 @@ def telegram_problem(exc: BaseException, settings: Settings) -> str:
     """One line: Telegram's address, what failed, what to check (never the token)."""
     where = settings.telegram_api_url
     if isinstance(exc, InvalidToken | Forbidden):
-        why = (f"Telegram refused the bot token ({exc.message}): copy CAREBOT_BOT_TOKEN again "
-               "from @BotFather (a revoked token stops working)")
-    elif isinstance(exc, Conflict):
+        return (f"Telegram at {where} refused the bot token: copy CAREBOT_BOT_TOKEN again "
+                "from @BotFather (a revoked token stops working)")
+    if isinstance(exc, Conflict):
         why = (f"{exc.message}: another process uses this bot's token (a second carebot "
                "polling, or a webhook set elsewhere)")
     elif isinstance(exc, TimedOut):
