@@ -15,6 +15,7 @@ import pytest_asyncio
 from bot import surveys
 from bot.clock import FakeClock
 from bot.surveys import Outcome, SurveyRules, decide
+from bot.surveys import handover as surveys_handover
 from db.models import (
     Customer,
     MessageLog,
@@ -187,7 +188,7 @@ async def test_press_3_category_comment_opens_a_ticket(senv: BotEnv) -> None:
 async def test_low_score_without_tickets_tells_staff(senv: BotEnv,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """The flag path: no complaints module (or it failed) -> a message in the staff chat."""
-    monkeypatch.setattr(surveys, "_tickets", lambda: None)
+    monkeypatch.setattr(surveys_handover, "_tickets", lambda: None)
     owner, customer, vehicle = await linked_owner(senv)
     tp = await send_survey(senv, customer, vehicle)
     owner.press("2")
@@ -318,7 +319,7 @@ async def test_change_of_mind_within_24_hours(senv: BotEnv) -> None:
 
 async def test_change_to_a_low_score_asks_what_went_wrong(senv: BotEnv,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(surveys, "_tickets", lambda: None)
+    monkeypatch.setattr(surveys_handover, "_tickets", lambda: None)
     owner, customer, vehicle = await linked_owner(senv)
     tp = await send_survey(senv, customer, vehicle)
     owner.press("8")
