@@ -39,6 +39,10 @@ chromium:
 	@fc-list :lang=zh 2>/dev/null | grep -q . || { [ "$$(id -u)" = 0 ] && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 	  fonts-wqy-zenhei >/dev/null 2>&1; } || true
+	@# And a colour emoji font, so the scripts' 📅 and ✅ render in the screenshots (optional).
+	@fc-list :charset=1f4c5 2>/dev/null | grep -q . || { [ "$$(id -u)" = 0 ] && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	  fonts-noto-color-emoji >/dev/null 2>&1; } || true
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check bot db benchmarks tests

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SANDBOX_DB = Path("data/sandbox.sqlite3")
+# The sandbox signs its scripts with this unless CAREBOT_DEALER_NAME says otherwise.
+DEMO_DEALER_NAME = "星辰汽车4S店（演示）"
 _TAG = re.compile(r"<[^>]+>")
 
 # The demo owners' Telegram accounts in the emulator (user id = private chat id) and the
@@ -197,15 +199,18 @@ def attach_sandbox(carebot: CareBot, emu: TelegramEmulator, clock: MovableClock,
 
 
 def sandbox_settings(settings: Settings, emu: TelegramEmulator, database_url: str) -> Settings:
-    """The given settings pointed at the emulator and the sandbox database (no webhook)."""
-    return settings.model_copy(
-        update={
-            "bot_token": emu.token,
-            "telegram_api_url": emu.api_url,
-            "database_url": database_url,
-            "webhook_url": "",
-        }
-    )
+    """The given settings pointed at the emulator and the sandbox database (no webhook);
+    the scripts sign with a Chinese demo dealership unless ``CAREBOT_DEALER_NAME`` is set,
+    since the English default reads oddly inside Chinese sentences (issue 18)."""
+    update: dict[str, Any] = {
+        "bot_token": emu.token,
+        "telegram_api_url": emu.api_url,
+        "database_url": database_url,
+        "webhook_url": "",
+    }
+    if "dealer_name" not in settings.model_fields_set:
+        update["dealer_name"] = DEMO_DEALER_NAME
+    return settings.model_copy(update=update)
 
 
 def _plain(text: str) -> str:
@@ -332,7 +337,7 @@ async def run_sandbox(settings: Settings) -> int:
         await carebot.initialize()
         print(
             f"Sandbox: Telegram emulator at {emu.api_url}, "
-            f"dealership '{settings.dealer_name}', database {SANDBOX_DB}"
+            f"dealership '{config.dealer_name}', database {SANDBOX_DB}"
         )
         attach_sandbox(carebot, emu, clock)
         logins = await create_demo_staff()
