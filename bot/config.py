@@ -153,6 +153,9 @@ class Settings(BaseSettings):
     update_concurrency: int = Field(
         64, ge=1, le=4096, description="Telegram updates handled at once (1 = one by one)")
     quiet_hours: str = "21:00-09:00"
+    exchange_gap_hours: float = Field(
+        12.0, gt=0, description="hours without a message to the owner after which the next "
+        "script greets and introduces itself again (a new exchange)")
     scripts_dir: Path | None = None  # the dealership's own templates, overriding ours
     # The sandbox's Telegram emulator listens here (0: any free port).
     sandbox_telegram_port: int = Field(8081, ge=0, le=65535)

@@ -6,7 +6,7 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from bot.consent import withdraw
@@ -150,6 +150,29 @@ async def mark_reachable(user_id: int, *, blocked: bool, now: datetime) -> bool:
 async def set_language(customer: Customer, language: str) -> None:
     customer.language = language
     await customer.save(update_fields=["language", "updated_at"])
+
+
+async def set_title(customer: Customer, title: str) -> None:
+    """How scripts address the owner from now on ("mr", "ms" or "" for the name only)."""
+    customer.title = title
+    await customer.save(update_fields=["title", "updated_at"])
+
+
+# What the bot says in a dialogue (prompts, one-line replies): not a message that greets,
+# so it does not make the next script's greeting a repeat.
+_DIALOGUE_KINDS = ("reply",)
+
+
+async def greeting_due(customer_id: int, now: datetime, gap_hours: float) -> bool:
+    """Whether a script to this owner starts a new exchange, so greets and introduces the
+    sender (张先生您好！我是…的客服专员): nothing but dialogue prompts was said to them in
+    the last ``gap_hours`` (``CAREBOT_EXCHANGE_GAP_HOURS``). Mid-exchange a person does not
+    introduce themselves again (issue 18)."""
+    since = now - timedelta(hours=gap_hours)
+    said = await MessageLog.filter(
+        customer_id=customer_id, direction=Direction.OUT, created_at__gte=since,
+    ).exclude(kind__in=_DIALOGUE_KINDS).exists()
+    return not said
 
 
 async def log_message(

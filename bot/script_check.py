@@ -203,12 +203,15 @@ def _check_template(
     vehicles = [_sample_vehicle()]
     if known and kind not in VEHICLE_REQUIRED:
         vehicles.append(None)
-    for vehicle in vehicles:
+    # with and without a car; greeting (a new exchange) and not (mid-exchange)
+    for vehicle, greet in [(v, g) for v in vehicles for g in (True, False)]:
         context = _sample_context(kind, lang, vehicle, payload, names, extra)
+        context["greet"] = greet
         try:
             text = render(template, context, max_chars=RUNAWAY_CAP)
         except Exception as exc:  # noqa: BLE001 - any error in a script is what we report
             note = " (vehicle=None)" if vehicle is None else ""
+            note += "" if greet else " (mid-exchange: greet=False)"
             yield Problem(path, _line_of(exc, path), f"{type(exc).__name__}: {exc}{note}")
             return
         if not text:
@@ -249,6 +252,7 @@ def preview_template(source: str, key: str, lang: str) -> tuple[str, list[str]]:
             else _AnyPayload()
         names = meta.find_undeclared_variables(env.parse(source))
         context = _sample_context(key, lang, _sample_vehicle(), payload, names, extra)
+        context["greet"] = True
         text = render(env.get_template(path.name), context, max_chars=RUNAWAY_CAP)
     try:
         parse_html(text)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from typing import Any
 from jinja2 import ChoiceLoader, FileSystemLoader, TemplateNotFound
 from tortoise.models import Model
 
+from bot.salutation import address
 from bot.templating import RUNAWAY_CAP, Fields, LimitedEnvironment, render, render_off_loop
 from db.models import Customer, Vehicle
 
@@ -39,11 +42,33 @@ SCRIPT_OWNER_FIELDS = (*OWNER_FIELDS, "birthday_lunar")
 # own data: days, numbers, ticket numbers, scores), left out of a script's ``payload``.
 PRIVATE_PAYLOAD = frozenset({"vin", "phone", "link_token", "birthday", "telegram_user_id",
                              "telegram_chat_id"})
+# Whether a script's greeting and self-introduction (张先生您好！我是…的客服专员) are due: only
+# when a new exchange with the owner starts (issue 18). Set around a render by whoever
+# knows (:func:`greeting`: the dispatcher, the ticket notices); a render nobody told greets,
+# as a first message should. A context variable because the composers that render are the
+# features' own (one signature for all), and ``asyncio.to_thread`` carries it into the
+# worker thread that renders.
+GREETING_DUE: ContextVar[bool] = ContextVar("greeting_due", default=True)
+
+
+@contextmanager
+def greeting(due: bool) -> Iterator[None]:
+    """Renders inside greet (or not): ``with greeting(False): compose(...)``."""
+    token = GREETING_DUE.set(due)
+    try:
+        yield
+    finally:
+        GREETING_DUE.reset(token)
 
 
 def owner_fields(customer: Any, fields: tuple[str, ...] = OWNER_FIELDS) -> Fields:
-    """An owner as templates see them: only ``fields``, as plain values."""
-    return Fields("customer", {name: getattr(customer, name) for name in fields})
+    """An owner as templates see them: only ``fields``, as plain values; scripts also get
+    ``address``, the name with the title where it is known (张先生, 003 §2.1.2)."""
+    values = {name: getattr(customer, name) for name in fields}
+    if fields is SCRIPT_OWNER_FIELDS:
+        values["address"] = address(customer.name, getattr(customer, "title", "") or "",
+                                    customer.language)
+    return Fields("customer", values)
 
 
 def car_fields(vehicle: Any) -> Fields | None:
@@ -65,10 +90,19 @@ def script_context(context: Mapping[str, Any]) -> dict[str, Any]:
         elif isinstance(value, Model):
             raise TypeError(f"script context {key!r}: pass the values a script needs, not a "
                             f"{type(value).__name__} row")
+        elif key == "customer" and isinstance(value, dict) and "address" not in value \
+                and "name" in value:  # an owner given as plain values: address them too
+            value = {**value, "address": address(str(value["name"]), value.get("title", ""),
+                                                 lang_of_values(value))}
         elif key == "payload" and isinstance(value, dict) and PRIVATE_PAYLOAD & value.keys():
             value = {k: v for k, v in value.items() if k not in PRIVATE_PAYLOAD}
         out[key] = value
     return out
+
+
+def lang_of_values(values: Mapping[str, Any]) -> str:
+    """The language of an owner given as plain values (zh_CN when not said)."""
+    return str(values.get("language") or DEFAULT_LANGUAGE)
 
 
 class Scripts:
@@ -120,6 +154,7 @@ class Scripts:
         Telegram takes is returned, so that a caller can shorten what it put in (only a
         runaway is refused, :class:`bot.templating.TemplateOverBudget`)."""
         safe = script_context(context)
+        safe.setdefault("greet", GREETING_DUE.get())
         for candidate in _languages(lang):
             try:
                 template = self._env(candidate).get_template(f"{key}.html")

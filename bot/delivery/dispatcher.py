@@ -20,6 +20,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from tortoise.expressions import F, Q, Subquery
 from tortoise.transactions import in_transaction
 
+from bot import owners
 from bot.clock import Clock
 from bot.config import Settings
 from bot.delivery.limits import Lane
@@ -27,7 +28,7 @@ from bot.delivery.sender import Sender, retry_seconds
 from bot.keyboards import keyboard_or_none
 from bot.schedule import in_quiet_hours
 from bot.templating import OUTPUT_CAP, render_off_loop
-from bot.texts import Scripts
+from bot.texts import Scripts, greeting
 from db.models import (
     Customer,
     Direction,
@@ -210,12 +211,15 @@ class Dispatcher:
         chat_id = customer.telegram_chat_id
         assert chat_id is not None  # claim_due only takes linked owners
         try:
-            composer = self.composers.get(tp.kind)
-            if composer is not None:
-                out = await composer(tp, customer, tp.vehicle)
-            else:  # rendered in a worker thread: the loop answers updates meanwhile
-                out = await render_off_loop(compose, tp, customer, tp.vehicle, self.scripts,
-                                            self.settings)
+            # greets only when this starts a new exchange (the composers' renders see it)
+            with greeting(await owners.greeting_due(customer.id, now,
+                                                    self.settings.exchange_gap_hours)):
+                composer = self.composers.get(tp.kind)
+                if composer is not None:
+                    out = await composer(tp, customer, tp.vehicle)
+                else:  # rendered in a worker thread: the loop answers updates meanwhile
+                    out = await render_off_loop(compose, tp, customer, tp.vehicle,
+                                                self.scripts, self.settings)
         except Exception as exc:
             log.exception("touchpoint %s: script %r failed to render", tp.id, tp.kind)
             await _finish(tp, TouchpointStatus.FAILED, error=f"script error: {exc}")

@@ -108,6 +108,9 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if action == "start":
         await begin(update, svc, customer, user_id)
         return
+    # the dialogue's step is over once pressed (or was over already): its buttons go, so an
+    # old category or Submit cannot be pressed again (issue 18)
+    await buttons.edit_markup(svc, query)
     conv = await owners.get_conversation(user_id)
     state = conv.state if conv else ""
     data: dict[str, Any] = dict(conv.data) if conv else {}

@@ -30,6 +30,7 @@ from bot import owners
 from bot.handlers import buttons
 from bot.keyboards import keyboard
 from bot.owners import LinkOutcome
+from bot.salutation import TITLES, UNKNOWN, address
 from bot.services import Services, services_of
 from bot.texts import normalize_language
 from bot.tickets import contact_button
@@ -239,6 +240,42 @@ async def language_chosen(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     await buttons.edit_text(svc, query, svc.scripts.label("language_set", language))
 
 
+async def title_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/title: the owner says how scripts address them (张先生, 张女士 or the name only)."""
+    svc = services_of(context)
+    user = update.effective_user
+    assert user is not None
+    customer = await owners.customer_for_user(user.id)
+    await log_in(update, svc, customer, "command", "/title")
+    if customer is None:
+        await say(update, svc, svc.scripts.label("not_linked", lang_of(update, None)),
+                   customer=None)
+        return
+    lang = customer.language
+    choice = keyboard([[(address(customer.name, title, lang), f"title:{title}")
+                        for title in TITLES],
+                       [(svc.scripts.label("title_name_only", lang, name=customer.name),
+                         "title:none")]])
+    await say(update, svc, svc.scripts.label("title_ask", lang), customer=customer,
+               markup=choice)
+
+
+async def title_chosen(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services_of(context)
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    await buttons.answer(svc, query)
+    customer = await owners.customer_for_user(query.from_user.id)
+    if customer is None:
+        return
+    said = query.data.partition(":")[2]
+    title = said if said in TITLES else UNKNOWN
+    await owners.set_title(customer, title)
+    await buttons.edit_text(svc, query, svc.scripts.label(
+        "title_set", customer.language, address=address(customer.name, title,
+                                                        customer.language)))
+
+
 async def text_received(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Anything else the owner writes is kept; unlinked users are asked to link first."""
     svc = services_of(context)
@@ -276,10 +313,12 @@ def register(application: Application, services: Services) -> None:  # type: ign
     application.add_handler(CommandHandler("help", help_command, filters=private))
     application.add_handler(CommandHandler("stop", stop_command, filters=private))
     application.add_handler(CommandHandler("language", language_command, filters=private))
+    application.add_handler(CommandHandler("title", title_command, filters=private))
     application.add_handler(MessageHandler(private & filters.CONTACT, contact_shared))
     application.add_handler(
         ChatMemberHandler(membership_changed, ChatMemberHandler.MY_CHAT_MEMBER)
     )
     application.add_handler(CallbackQueryHandler(stop_chosen, pattern=r"^stop:"))
     application.add_handler(CallbackQueryHandler(language_chosen, pattern=r"^lang:"))
+    application.add_handler(CallbackQueryHandler(title_chosen, pattern=r"^title:"))
     application.add_handler(MessageHandler(private & MESSAGES & ~filters.COMMAND, text_received))

@@ -24,7 +24,7 @@ from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
-from bot import locks, ticket_reasons, tickets
+from bot import locks, owners, ticket_reasons, tickets
 from bot.delivery import notices
 from bot.delivery.dispatcher import dealer_context
 from bot.delivery.limits import Lane
@@ -348,11 +348,14 @@ class StaffSide:
         vehicle = await Vehicle.get_or_none(id=ticket.vehicle_id) if ticket.vehicle_id else None
         lang = customer.language
         business = tickets.sla_rules(self.svc.settings).calendar is not None
+        # greets only when this starts a new exchange (not after an answer an hour ago)
+        greet = await owners.greeting_due(customer.id, self.svc.clock.now(),
+                                          self.svc.settings.exchange_gap_hours)
         text = ""
         for limit in tickets.SHORTER_LIMITS:  # shorten the inputs, never the rendered HTML
             text = await render_off_loop(
                 self.svc.scripts.render, key, lang, customer=customer, vehicle=vehicle,
-                dealer=dealer_context(self.svc.settings), staff=staff,
+                dealer=dealer_context(self.svc.settings), staff=staff, greet=greet,
                 ticket={"number": ticket.number, "category": self._cat(ticket.category, lang),
                         "level": self._level(ticket.level, lang),
                         "resolution": tickets.shorten(ticket.resolution, limit),

@@ -50,6 +50,8 @@ class Customer(Model):
     birthday_lunar = fields.BooleanField(default=False)
     birthday_md = fields.CharField(max_length=6, null=True)
     language = fields.CharField(max_length=8, default="zh_CN")
+    #: how scripts address the owner (先生/女士): "mr", "ms" or "" when not known
+    title = fields.CharField(max_length=4, default="")
     advisor = fields.CharField(max_length=100, default="")
     link_token = fields.CharField(max_length=64, unique=True)
     telegram_user_id = fields.BigIntField(null=True, unique=True)
