@@ -57,11 +57,15 @@ COMMANDS = [
     ("start", "绑定车主档案 / link your owner file"),
     ("help", "帮助 / help"),
     ("language", "语言 / language"),
+    ("title", "称呼 / how we address you"),
     ("stop", "停止接收 / stop messages"),
     ("book", "预约到店 / book a visit"),
     ("complain", "投诉与求助 / complaints and help"),
     ("subscribe", "接收优惠活动 / receive offers"),
 ]
+
+# How often an instance looks for script edits saved on another (one indexed read).
+SCRIPTS_EVERY = 5.0
 
 # While this instance dispatches, it confirms it still holds the dispatcher lock about this
 # often (seconds of sending): a long queue is sent in runs of that length.
@@ -123,6 +127,7 @@ class CareBot:
     async def start(self, *, serve_web: bool = True, receive_updates: bool = True,
                     schedule: bool = True) -> None:
         await self.application.initialize()
+        await self.services.scripts.refresh()  # the console's script edits, from the start
         await self._share_rate()  # takes this instance's slot before it claims anything
         if receive_updates:
             await self._set_commands()
@@ -156,6 +161,8 @@ class CareBot:
                 self._tick_dispatch, "interval", seconds=self.settings.dispatch_interval,
                 id="dispatch", max_instances=1, coalesce=True,
             )
+            self.scheduler.add_job(self._refresh_scripts, "interval", seconds=SCRIPTS_EVERY,
+                                   id="scripts", max_instances=1, coalesce=True)
             for ticking in TICKING:
                 ticking.schedule(self.scheduler, self.services)
             self.scheduler.start()
@@ -166,6 +173,14 @@ class CareBot:
             self.sender.limits.share(await self.locks.instances())
         except Exception:  # a failed count must not stop start-up or the scheduler
             log.exception("could not count the running instances; keeping the last share")
+
+    async def _refresh_scripts(self) -> None:
+        """A script edited in the console on any instance is used here within seconds."""
+        try:
+            if await self.services.scripts.refresh():
+                log.info("scripts: the console's edits reloaded")
+        except Exception:  # the database away: keep the scripts loaded, try again later
+            log.exception("could not check the console's script edits")
 
     async def _set_commands(self) -> None:
         await self.application.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])

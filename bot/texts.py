@@ -16,16 +16,17 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import ChoiceLoader, FileSystemLoader, TemplateNotFound
+from jinja2 import BaseLoader, ChoiceLoader, DictLoader, FileSystemLoader, TemplateNotFound
 from tortoise.models import Model
 
 from bot.salutation import address
 from bot.templating import RUNAWAY_CAP, Fields, LimitedEnvironment, render, render_off_loop
-from db.models import Customer, Vehicle
+from db.models import Customer, ScriptEdit, Vehicle
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,40 @@ class Scripts:
         self._dirs = [d for d in (override_dir, PACKAGED) if d is not None]
         self._envs: dict[str, LimitedEnvironment] = {}
         self._label_cache: dict[str, dict[str, str]] = {}
+        # The console's edits (ScriptEdit rows), above every folder: (lang, key) -> text,
+        # and the highest row id seen, so a change made on any instance is noticed.
+        self._edits: dict[tuple[str, str], str] = {}
+        self._stamp = 0
+
+    async def refresh(self) -> bool:
+        """Take up edits saved on any instance: one indexed read of the newest edit's id,
+        and a reload only when it moved. Called by the dispatcher's every tick, a job every
+        few seconds and the console after a save; True when something changed."""
+        newest = await ScriptEdit.all().order_by("-id").only("id").first()
+        stamp = newest.id if newest is not None else 0
+        if stamp == self._stamp:
+            return False
+        edits: dict[tuple[str, str], str] = {}
+        rows = await ScriptEdit.filter(id__lte=stamp).order_by("id").values_list(
+            "lang", "key", "text")
+        for lang, key, text in rows:
+            if text is None:
+                edits.pop((lang, key), None)
+            else:
+                edits[(lang, key)] = text
+        self._edits, self._stamp = edits, stamp
+        self.reload()
+        return True
+
+    async def save(self, key: str, lang: str, text: str | None, now: datetime) -> None:
+        """Keep a console edit (None: back to the packaged or folder text) for every
+        instance; this one uses it at once."""
+        await ScriptEdit.create(key=key, lang=lang, text=text, created_at=now)
+        await self.refresh()
+
+    def edited(self, key: str, lang: str) -> bool:
+        """Whether the console's edit is what ``key`` in ``lang`` uses."""
+        return (lang, key) in self._edits
 
     @property
     def override_dir(self) -> Path | None:
@@ -132,7 +167,11 @@ class Scripts:
 
     def source(self, key: str, lang: str) -> tuple[str, str] | None:
         """The template text used for ``key`` in ``lang`` itself (no fallback), and where it
-        comes from: "override" (the dealership's folder) or "builtin"; None if neither has it."""
+        comes from: "edited" (in the console), "override" (the dealership's folder) or
+        "builtin"; None if none has it."""
+        edit = self._edits.get((lang, key))
+        if edit is not None:
+            return edit, "edited"
         for d in self._dirs:
             path = d / lang / f"{key}.html"
             if path.is_file():
@@ -143,7 +182,10 @@ class Scripts:
     def _env(self, lang: str) -> LimitedEnvironment:
         env = self._envs.get(lang)
         if env is None:
-            loaders = [FileSystemLoader(str(d / lang)) for d in self._dirs]
+            edits = {f"{key}.html": text for (where, key), text in self._edits.items()
+                     if where == lang}
+            loaders: list[BaseLoader] = [DictLoader(edits)]
+            loaders += [FileSystemLoader(str(d / lang)) for d in self._dirs]
             env = LimitedEnvironment(loader=ChoiceLoader(loaders), keep_trailing_newline=False)
             self._envs[lang] = env
         return env

@@ -1,5 +1,6 @@
 """Console scripts: everyone with the permission reads; admins edit with validation,
-preview and revert; the bot uses an edit at once."""
+preview and revert; the bot uses an edit at once (kept in the database, so every instance
+does: tests/test_script_edits.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest_asyncio
 
 from bot.clock import FakeClock
 from bot.web.console.pages.scripts import safe_preview
-from db.models import AuditLog
+from db.models import AuditLog, ScriptEdit
 from tests.browser.conftest import add_staff, free_port
 from tests.conftest import make_settings
 from tests.test_console_access import csrf, signed_in
@@ -50,7 +51,8 @@ async def test_who_reads_and_who_edits(app: tuple[str, Any], role: str, read: in
         async with http.post(f"{base}/scripts/zh_CN/birthday", data={
                 "_csrf": token, "action": "save", "text": "生日快乐 {{ customer.name }}"}) as r:
             assert r.status == edit
-    assert (tmp_path / "ours" / "zh_CN" / "birthday.html").exists() == (edit == 200)
+    assert await ScriptEdit.exists(key="birthday", lang="zh_CN") == (edit == 200)
+    assert not (tmp_path / "ours" / "zh_CN" / "birthday.html").exists()  # not a file
 
 
 async def test_a_broken_template_is_refused_and_a_good_one_is_used_at_once(
@@ -67,18 +69,19 @@ async def test_a_broken_template_is_refused_and_a_good_one_is_used_at_once(
             async with http.post(f"{base}/scripts/zh_CN/birthday", data={
                     "_csrf": token, "action": "save", "text": bad}) as r:
                 assert r.status == 422 and why in await r.text()
-        assert not path.exists()
+        assert not await ScriptEdit.exists()
         async with http.post(f"{base}/scripts/zh_CN/birthday", data={
                 "_csrf": token, "action": "preview",
                 "text": "<b>{{ customer.name }}</b>，生日快乐！"}) as r:
             page = await r.text()
             assert r.status == 200 and "<b>王伟</b>，生日快乐！" in page  # sample owner
-        assert not path.exists()  # a preview writes nothing
+        assert not await ScriptEdit.exists()  # a preview writes nothing
         async with http.post(f"{base}/scripts/zh_CN/birthday", data={
                 "_csrf": token, "action": "save",
                 "text": "<b>{{ customer.name }}</b>，本店祝您生日快乐！"}) as r:
             assert r.status == 200
-        assert path.read_text(encoding="utf-8").startswith("<b>{{ customer.name }}</b>")
+        edit = await ScriptEdit.get(key="birthday", lang="zh_CN")
+        assert edit.text is not None and edit.text.startswith("<b>{{ customer.name }}</b>")
         text = carebot.services.scripts.render("birthday", "zh_CN", customer={"name": "李雷"},
                                                vehicle=None, dealer={}, payload={})
         assert text == "<b>李雷</b>，本店祝您生日快乐！"
@@ -87,6 +90,7 @@ async def test_a_broken_template_is_refused_and_a_good_one_is_used_at_once(
         async with http.post(f"{base}/scripts/zh_CN/birthday", data={
                 "_csrf": token, "action": "revert"}) as r:
             assert r.status == 200
+    assert carebot.services.scripts.source("birthday", "zh_CN")[1] == "builtin"
     assert not path.exists()
     text = carebot.services.scripts.render("birthday", "zh_CN",
                                            customer={"name": "李雷", "birthday_lunar": False},
@@ -95,14 +99,21 @@ async def test_a_broken_template_is_refused_and_a_good_one_is_used_at_once(
     assert "本店祝您" not in text
 
 
-async def test_saving_without_a_folder_of_our_own_is_refused(site: str) -> None:  # noqa: F811
+async def test_saving_needs_no_folder_of_our_own(site: str) -> None:  # noqa: F811
     await add_staff("root2", "admin")
     http = await signed_in(site, "root2")
     async with http:
         token = await csrf(http, f"{site}/scripts/en/birthday")
         async with http.post(f"{site}/scripts/en/birthday", data={
                 "_csrf": token, "action": "save", "text": "Happy birthday!"}) as r:
-            assert r.status == 409 and "CAREBOT_SCRIPTS_DIR" in await r.text()
+            assert r.status == 200 and "without a restart" in await r.text()
+        assert (await ScriptEdit.get(key="birthday", lang="en")).text == "Happy birthday!\n"
+        async with http.post(f"{site}/scripts/en/birthday", data={
+                "_csrf": token, "action": "revert"}) as r:
+            assert r.status == 200
+        async with http.post(f"{site}/scripts/en/birthday", data={
+                "_csrf": token, "action": "revert"}) as r:
+            assert r.status == 409  # nothing edited any more
         async with http.get(f"{site}/scripts/xx/birthday") as r:
             assert r.status == 404
 

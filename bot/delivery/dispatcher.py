@@ -136,6 +136,7 @@ class Dispatcher:
                            max_batches: int = 1000) -> DispatchReport:
         """Run one tick; ``customer_id`` limits it to one owner (e.g. right after linking)."""
         async with self._lock:
+            await self.scripts.refresh()  # edits saved on any instance, before rendering
             now = self.clock.now()
             report = DispatchReport()
             # Reclaim first: a row left "sending" by a crash is then subject to expiry too.

@@ -27,6 +27,7 @@ from db.models.people import (
     VisitKind,
 )
 from db.models.scores import Score, ScoreRates
+from db.models.scripts import ScriptEdit
 from db.models.threads import CannedReply, Thread, ThreadKind, ThreadMessage, ThreadState
 from db.models.tickets import Ticket, TicketEvent, TicketLevel, TicketMessage, TicketState
 from db.models.touchpoints import Conversation, Direction, MessageLog, Touchpoint, TouchpointStatus
@@ -64,6 +65,7 @@ __all__ = [
     "ScanState",
     "Score",
     "ScoreRates",
+    "ScriptEdit",
     "ServiceForecast",
     "Staff",
     "StaffRole",

@@ -1,8 +1,11 @@
 """Scripts: every message template in every language; admins edit one, with validation
 and a preview before saving.
 
-An edit is written to the dealership's own folder (``CAREBOT_SCRIPTS_DIR``), never into the
-package, so an upgrade keeps it and "revert" is deleting the file. Validation is the same
+An edit is kept in the database (``ScriptEdit`` rows), never in the package, so an upgrade
+keeps it, every running instance takes it up within seconds without a restart
+(:meth:`bot.texts.Scripts.refresh`), and "revert" is a row saying "back to the packaged
+text". Templates in the dealership's own folder (``CAREBOT_SCRIPTS_DIR``) stay below the
+console's edits, managed as files. Validation is the same
 as ``carebot scripts check`` (sandboxed Jinja2 with a step budget, sample data, ≤ 4096
 characters) plus Telegram's HTML rules; nothing is written while a problem remains. The
 check renders in a worker thread, so a template that loops too long never stalls the bot.
@@ -48,6 +51,14 @@ def _key_and_lang(request: web.Request, scripts: Scripts) -> tuple[str, str]:
     return key, lang
 
 
+def recipient(key: str) -> str:
+    """Who a template is for: the owner, the staff group (the ticket card) or staff reading
+    a phone script aloud."""
+    if key.startswith("phone_"):
+        return "phone"
+    return "staff_group" if key.startswith("staff_") else "owner"
+
+
 @requires(access.SCRIPTS)
 async def scripts_list(request: web.Request) -> web.Response:
     scripts = _scripts(request)
@@ -57,7 +68,7 @@ async def scripts_list(request: web.Request) -> web.Response:
         for lang in LANGUAGES:
             found = scripts.source(key, lang)
             cells.append((lang, found[1] if found else "fallback"))
-        rows.append((key, cells))
+        rows.append((key, recipient(key), cells))
     return await render(request, "scripts.html", rows=rows, script_languages=LANGUAGES,
                         override_dir=scripts.override_dir)
 
@@ -80,6 +91,7 @@ async def _editor(request: web.Request, key: str, lang: str, *, status: int = 20
                         origin=origin, text=text, problems=problems or [],
                         preview=safe_preview(preview or ""), preview_chars=len(preview or ""), notice_key=notice_key, error_key=error_key,
                         override_dir=scripts.override_dir, history=history,
+                        recipient=recipient(key),
                         editable=can(staff_of(request), access.SCRIPTS_EDIT))
 
 
@@ -98,7 +110,6 @@ async def script_post(request: web.Request) -> web.Response:
     form = await request.post()
     action = str(form.get("action", "preview"))
     text = str(form.get("text", "")).replace("\r\n", "\n")
-    folder = scripts.override_dir
     if action == "revert":
         return await _revert(request, scripts, key, lang)
     if len(text) > MAX_SOURCE:
@@ -108,14 +119,9 @@ async def script_post(request: web.Request) -> web.Response:
     if action != "save" or problems:
         return await _editor(request, key, lang, status=422 if problems else 200, text=text,
                              problems=problems, preview=preview)
-    if folder is None:
-        return await _editor(request, key, lang, status=409, text=text, problems=[],
-                             preview=preview, error_key="scripts.no_folder")
-    path = folder / lang / f"{key}.html"
     before = scripts.source(key, lang)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-    scripts.reload()
+    await scripts.save(key, lang, text.rstrip("\n") + "\n",
+                       console_of(request).services.clock.now())
     await _audit(request, "script.edit", key, lang, before[0] if before else "", text)
     log.info("%s edited script %s/%s", staff_of(request).login, lang, key)
     return await _editor(request, key, lang, notice_key="scripts.saved")
@@ -123,14 +129,11 @@ async def script_post(request: web.Request) -> web.Response:
 
 async def _revert(request: web.Request, scripts: Scripts, key: str, lang: str
                   ) -> web.Response:
-    folder = scripts.override_dir
-    path = folder / lang / f"{key}.html" if folder is not None else None
-    if path is None or not path.is_file():
+    found = scripts.source(key, lang)
+    if found is None or found[1] != "edited":
         return await _editor(request, key, lang, status=409, error_key="scripts.nothing_to_revert")
-    before = path.read_text(encoding="utf-8")
-    path.unlink()
-    scripts.reload()
-    await _audit(request, "script.revert", key, lang, before, "")
+    await scripts.save(key, lang, None, console_of(request).services.clock.now())
+    await _audit(request, "script.revert", key, lang, found[0], "")
     return await _editor(request, key, lang, notice_key="scripts.reverted")
 
 
