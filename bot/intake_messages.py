@@ -39,6 +39,7 @@ _FORMS: tuple[tuple[str, str], ...] = (
     ("implausible_date", r"(?P<value>[\d-]+) is not a plausible date"),
     ("language", _Q + r" is not a language carebot serves.*"),
     ("calendar", _Q + r": write 农历/lunar or 公历/gregorian.*"),
+    ("title", _Q + r" is not a title carebot knows.*"),
     ("consent", _Q + r": write yes/no, 是/否 or 1/0.*"),
     ("yes_no", _Q + r": write 是/否 or yes/no"),
     ("visit_kind", _Q + r" is not a visit kind.*"),

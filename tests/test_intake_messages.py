@@ -28,7 +28,7 @@ BAD_DELIVERY_VALUES: list[tuple[str, Any]] = [
     ("phone", "12345"), ("phone", "1.38001E+10"), ("phone", "020-88886666"),
     ("owner_name", "张" * 101), ("owner_name", ["张"]), ("model", {"a": 1}), ("vin", "LSVAU2180T2051637"),
     ("vin", "LSVAU2180"), ("vin", "LSVAU2180T205163!"), ("vin", "LSVAU2180T20516O7"),
-    ("vin", "WVWZZZ1JZXW000001"), ("language", "klingon"), ("birthday_calendar", "maybe"),
+    ("vin", "WVWZZZ1JZXW000001"), ("language", "klingon"), ("title", "老板"), ("birthday_calendar", "maybe"),
     ("marketing_consent", "perhaps"), ("birthday", True),
 ]
 BAD_VISIT_VALUES: list[tuple[str, Any]] = [

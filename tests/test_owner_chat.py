@@ -150,3 +150,40 @@ async def test_the_owner_chooses_their_title_with_slash_title(
     owner.press("张伟（只称呼姓名）")
     await env.poll()
     assert (await Customer.get(phone="+8613800138000")).title == ""
+
+
+async def test_the_imports_title_column_gives_先生_or_女士(db: str, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from bot.intake import import_deliveries_file
+    from bot.journeys.plans import journey_rules
+    from tests.test_walking_skeleton import vin
+
+    path = tmp_path / "d.csv"
+    path.write_text(
+        "VIN,车主姓名,手机,交车时间,称呼\n"
+        f"{vin('1000001')},张伟,13800138000,2026-11-01 10:00,先生\n"
+        f"{vin('1000002')},欧阳娜娜,13900139000,2026-11-01 10:00,女\n"
+        f"{vin('1000003')},李雷,13700137000,2026-11-01 10:00,\n"
+        f"{vin('1000004')},韩梅梅,13600136000,2026-11-01 10:00,老板\n", encoding="utf-8")
+    now = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)
+    rules = journey_rules(Settings(_env_file=None))
+    result = await import_deliveries_file(path, rules=rules, now=now)
+    assert result.errors == []
+    assert [w.field for w in result.warnings] == ["title"]  # 老板: kept as it was, said
+    titles = {c.name: c.title for c in await Customer.all()}
+    assert titles == {"张伟": "mr", "欧阳娜娜": "ms", "李雷": "", "韩梅梅": ""}
+    scripts = Scripts()
+    greeting_of = {}
+    for customer in await Customer.all():
+        text = scripts.render("delivery_checkin", "zh_CN", customer=customer,
+                              vehicle=_sample_vehicle(),
+                              dealer=DEALER, payload={})
+        greeting_of[customer.name] = text.splitlines()[0].split("！")[0]
+    assert greeting_of == {"张伟": "张先生您好", "欧阳娜娜": "欧阳女士您好", "李雷": "李雷您好",
+                           "韩梅梅": "韩梅梅您好"}
+    # a later file without the column (or with it empty) never erases the title
+    path.write_text("VIN,车主姓名,手机,交车时间\n"
+                    f"{vin('1000001')},张伟,13800138000,2026-11-01 10:00\n", encoding="utf-8")
+    await import_deliveries_file(path, rules=rules, now=now)
+    assert (await Customer.get(name="张伟")).title == "mr"

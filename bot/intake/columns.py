@@ -37,6 +37,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "sales_advisor": ("sales_advisor", "销售顾问", "销售", "sales_consultant", "salesperson"),
     "language": ("language", "语言", "语种", "lang"),
+    "title": ("title", "称呼", "性别", "salutation", "gender", "sex"),
     "marketing_consent": ("marketing_consent", "营销同意", "同意营销", "营销授权", "consent"),
 }  # fmt: skip
 REQUIRED = ("vin", "owner_name", "phone", "delivered_at")

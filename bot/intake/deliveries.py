@@ -54,6 +54,7 @@ class _Owner:
     language: str | None = None
     advisor: str | None = None
     birthday_lunar: bool | None = None
+    title: str | None = None
 
 
 def _prepare(
@@ -105,6 +106,7 @@ def _merge_owners(winners: Sequence[DeliveryRow], result: ImportResult) -> dict[
                 licence_expiry=d.licence_expiry,
                 language=d.language,
                 advisor=d.sales_advisor,
+                title=d.title,
                 birthday_lunar=d.birthday_lunar,
             )
             continue
@@ -121,6 +123,7 @@ def _merge_owners(winners: Sequence[DeliveryRow], result: ImportResult) -> dict[
         owner.birthday = d.birthday or owner.birthday
         owner.licence_expiry = d.licence_expiry or owner.licence_expiry
         owner.language = d.language or owner.language
+        owner.title = d.title or owner.title
         if d.birthday_lunar is not None:
             owner.birthday_lunar = d.birthday_lunar
         owner.advisor = owner.advisor or d.sales_advisor
@@ -130,10 +133,11 @@ def _merge_owners(winners: Sequence[DeliveryRow], result: ImportResult) -> dict[
 _STALE_REASON = "delivery corrected by import"
 _CUSTOMER_NEW = (
     "name", "phone", "birthday", "licence_expiry", "language", "advisor", "birthday_lunar",
-    "birthday_md", "link_token",
+    "birthday_md", "title", "link_token",
 )
 _CUSTOMER_SET = (
     "name", "birthday", "licence_expiry", "language", "advisor", "birthday_lunar", "birthday_md",
+    "title",
 )
 _VEHICLE_SET = (
     "plate",
@@ -193,12 +197,13 @@ async def _store_owners(
     touched: set[str] = set()
     changed: list[list[Any]] = []
     found = await bulk.select(Customer, ("id", "phone", *_CUSTOMER_SET), "phone", phones)
-    for cid, phone, name, raw_birthday, raw_licence, language, advisor, raw_lunar, md in found:
+    for cid, phone, name, raw_birthday, raw_licence, language, advisor, raw_lunar, md, title \
+            in found:
         customer_ids[phone] = cid
         o = owners[phone]
         birthday, licence = as_date(raw_birthday), as_date(raw_licence)
         lunar = bool(raw_lunar)
-        current = [name, birthday, licence, language, advisor, lunar, md]
+        current = [name, birthday, licence, language, advisor, lunar, md, title]
         new_birthday = o.birthday or birthday
         new_lunar = lunar if o.birthday_lunar is None else o.birthday_lunar
         target = [
@@ -209,6 +214,7 @@ async def _store_owners(
             advisor or o.advisor or "",
             new_lunar,
             birthday_key(new_birthday, new_lunar),
+            o.title or title,
         ]
         if target != current:
             changed.append([*target, cid])
@@ -234,6 +240,7 @@ def _new_owner(o: _Owner) -> list[Any]:
         o.advisor or "",
         bool(o.birthday_lunar),
         birthday_key(o.birthday, bool(o.birthday_lunar)),
+        o.title or "",
         secrets.token_urlsafe(24),
     ]
 

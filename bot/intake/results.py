@@ -44,6 +44,7 @@ class DeliveryRow:
     insurance_expiry: date | None = None
     sales_advisor: str | None = None
     language: str | None = None  # "zh_CN" or "en"
+    title: str | None = None  # "mr" or "ms" (称呼/性别), None when not given
     birthday_lunar: bool | None = None  # celebrates the 农历 anniversary of ``birthday``
     marketing_consent: bool | None = None  # yes/no/是/否/1/0; recorded by bot.consent (issue 6)
 

@@ -27,6 +27,7 @@ from bot.intake.values import (
     parse_plate,
     parse_repair_items,
     parse_text,
+    parse_title,
     parse_visit_kind,
     type_name,
 )
@@ -141,6 +142,7 @@ def validate_values(
         insurance_expiry=get("insurance_expiry", lambda v: parse_day(v, tz)),
         sales_advisor=get("sales_advisor", parse_text),
         language=get("language", parse_language, warn_only=True),
+        title=get("title", parse_title, warn_only=True),
         birthday_lunar=get("birthday_calendar", parse_calendar, warn_only=True),
         marketing_consent=get("marketing_consent", parse_marketing_consent, warn_only=True),
     )

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 
+from bot import salutation
 from bot.consent import parse_consent
 from bot.intake.columns import header_key, is_blank
 from bot.journeys.repairs import parse_items
@@ -175,6 +176,21 @@ def parse_language(value: Any) -> str | None:
         raise FieldError(
             f"{text!r} is not a language carebot serves (zh_CN/中文, en/English); "
             "the owner's language is left as it was (zh_CN for a new owner)"
+        )
+    return found
+
+
+def parse_title(value: Any) -> str | None:
+    """称呼/性别: "mr" (先生, 男, M) or "ms" (女士, 女, F) for how scripts address the owner;
+    None when the cell is empty (a blank never erases a title)."""
+    text = parse_text(value)
+    if text is None:
+        return None
+    found = salutation.parse_title(text)
+    if not found:
+        raise FieldError(
+            f"{text!r} is not a title carebot knows (先生/男/Mr or 女士/女/Ms); "
+            "the owner's title is left as it was"
         )
     return found
 
