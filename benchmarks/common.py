@@ -97,7 +97,7 @@ class Target:
         """'' when the server answers (and describes it), else why not."""
         try:
             version = await self._admin()
-        except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        except Exception as exc:
             return f"PostgreSQL not reachable at {self.server}: {exc!r}"
         host = self.server.rpartition("@")[2].rpartition("/")[0] if self.server else ""
         self.description = (f"PostgreSQL {version.split()[0]} at {host}, a database created "

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -135,10 +135,8 @@ async def _dispatch_baseline(targets: list[int], rate: float, users: range
 
         async def send(chat_id: int) -> None:
             async with sem:
-                try:
+                with suppress(RetryAfter):
                     await ext.send_message(chat_id, "baseline")
-                except RetryAfter:
-                    pass
 
         async with ext:
             started = time.perf_counter()

@@ -139,7 +139,9 @@ def parse_closed_days(value: str) -> tuple[ClosedDay, ...]:
         if dots:
             end = _closed_day(last)
             if closed.year is None or end.year is None:
-                raise ValueError(f"{part!r}: a range runs between two dates, YYYY-MM-DD..YYYY-MM-DD")
+                raise ValueError(
+                    f"{part!r}: a range runs between two dates, YYYY-MM-DD..YYYY-MM-DD"
+                )
             start = date(closed.year, closed.month, closed.day)
             until = date(end.year, end.month, end.day)
             if until < start:

@@ -59,11 +59,16 @@ async def owe_confirmation(scripts: Scripts, rules: BookingRules, *, booking: Bo
         return None
     lang = customer.language
     text = scripts.label(
-        "bk_booked_for_you", lang, name=customer.name, phone=phone,
-        day=day_text(scripts, lang, booking.day), slot=slot_text(scripts, lang, booking.slot, rules),
+        "bk_booked_for_you",
+        lang,
+        name=customer.name,
+        phone=phone,
+        day=day_text(scripts, lang, booking.day),
+        slot=slot_text(scripts, lang, booking.slot, rules),
         kind=kind_text(scripts, lang, BookingKind(booking.kind)),
         vehicle=scripts.label("bk_vehicle", lang, vehicle=car_name(vehicle)) if vehicle else "",
-        note=scripts.label("bk_note_line", lang, note=booking.note) if booking.note else "")
+        note=scripts.label("bk_note_line", lang, note=booking.note) if booking.note else "",
+    )
     return await notices.owe(f"booking:{booking.id}:confirm", [customer.telegram_chat_id],
                              text, now=now, lane=Lane.REPLY, customer_id=customer.id,
                              log_kind="booking")

@@ -160,7 +160,9 @@ def kind_for(touchpoint_kind: str, payload: dict[str, object] | None = None) -> 
             return BookingKind.MAINTENANCE
     if touchpoint_kind == REPAIR_REMINDER:
         return BookingKind.REPAIR
-    return BookingKind.FIRST_SERVICE if touchpoint_kind == FIRST_SERVICE else BookingKind.MAINTENANCE
+    return (
+        BookingKind.FIRST_SERVICE if touchpoint_kind == FIRST_SERVICE else BookingKind.MAINTENANCE
+    )
 
 
 # --------------------------------------------------------------------------- room

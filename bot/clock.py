@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -15,7 +15,7 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class FakeClock:
@@ -24,7 +24,7 @@ class FakeClock:
     def __init__(self, start: datetime) -> None:
         if start.tzinfo is None:
             raise ValueError("FakeClock needs an aware datetime")
-        self._now = start.astimezone(timezone.utc)
+        self._now = start.astimezone(UTC)
 
     def now(self) -> datetime:
         return self._now
@@ -36,7 +36,7 @@ class FakeClock:
     def set(self, when: datetime) -> datetime:
         if when.tzinfo is None:
             raise ValueError("FakeClock needs an aware datetime")
-        self._now = when.astimezone(timezone.utc)
+        self._now = when.astimezone(UTC)
         return self._now
 
 
@@ -47,7 +47,7 @@ class OffsetClock:
         self._offset = timedelta(0)
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc) + self._offset
+        return datetime.now(UTC) + self._offset
 
     def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
         self._offset += delta if delta is not None else timedelta(**kwargs)

@@ -161,7 +161,9 @@ class Settings(BaseSettings):
     sandbox_telegram_port: int = Field(8081, ge=0, le=65535)
     # Dispatcher tuning (Telegram's documented limits by default).
     send_rate: float = Field(30.0, gt=0, description="messages per second, all chats")
-    per_chat_interval: float = Field(1.0, ge=0, description="seconds between two messages to one chat")
+    per_chat_interval: float = Field(
+        1.0, ge=0, description="seconds between two messages to one chat"
+    )
     per_chat_burst: int = Field(3, ge=1, le=20, description="messages to one chat at once, "
                                 "then one per interval")
     group_per_minute: int = Field(20, ge=1, le=600, description="messages per minute to a group")
@@ -186,7 +188,9 @@ class Settings(BaseSettings):
     ticket_business_hours: str = "08:30-18:00"  # local HH:MM-HH:MM, or "off" for plain hours
     ticket_business_days: str = "1-7"  # ISO weekdays, "1-5" or "1,2,3,4,5,6"
     ticket_first_answer_hours: float = Field(2.0, gt=0, description="first answer to the owner")
-    ticket_handler_answer_days: float = Field(1.0, gt=0, description="handler's answer, business days")
+    ticket_handler_answer_days: float = Field(
+        1.0, gt=0, description="handler's answer, business days"
+    )
     ticket_level_answer_hours: float = Field(2.0, gt=0, description="an escalated level must act")
     ticket_followup_days: float = Field(1.0, gt=0, description="rating asked after Resolve")
     handling_score_threshold: int = Field(6, ge=1, le=10, description="at or below reopens")
@@ -439,7 +443,9 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {v!r}; use an IANA name like Asia/Shanghai") from exc
+            raise ValueError(
+                f"unknown time zone {v!r}; use an IANA name like Asia/Shanghai"
+            ) from exc
         return v
 
     @field_validator("quiet_hours")

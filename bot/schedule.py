@@ -5,7 +5,7 @@ All inputs and outputs are aware datetimes. Callers pass ``now`` and the dealers
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.config import QuietHours
@@ -27,7 +27,7 @@ def _at_local(day: datetime, at: time, tz: ZoneInfo) -> datetime:
     A wall time skipped by a DST jump resolves forward (fold=0 then normalised by UTC).
     """
     naive = datetime.combine(day.date(), at)
-    return naive.replace(tzinfo=tz).astimezone(timezone.utc)
+    return naive.replace(tzinfo=tz).astimezone(UTC)
 
 
 def quiet_hours_end(when: datetime, tz: ZoneInfo, quiet: QuietHours) -> datetime:
@@ -42,7 +42,7 @@ def quiet_hours_end(when: datetime, tz: ZoneInfo, quiet: QuietHours) -> datetime
 def shift_out_of_quiet_hours(when: datetime, tz: ZoneInfo, quiet: QuietHours | None) -> datetime:
     """Move a due time that falls in quiet hours to the moment they end; else unchanged."""
     if not in_quiet_hours(when, tz, quiet):
-        return when.astimezone(timezone.utc)
+        return when.astimezone(UTC)
     assert quiet is not None
     return quiet_hours_end(when, tz, quiet)
 

@@ -131,7 +131,11 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}" if self.line else f"{self.path}: {self.message}"
+        return (
+            f"{self.path}:{self.line}: {self.message}"
+            if self.line
+            else f"{self.path}: {self.message}"
+        )
 
 
 def _env(folder: Path) -> LimitedEnvironment:
@@ -209,7 +213,7 @@ def _check_template(
         context["greet"] = greet
         try:
             text = render(template, context, max_chars=RUNAWAY_CAP)
-        except Exception as exc:  # noqa: BLE001 - any error in a script is what we report
+        except Exception as exc:
             note = " (vehicle=None)" if vehicle is None else ""
             note += "" if greet else " (mid-exchange: greet=False)"
             yield Problem(path, _line_of(exc, path), f"{type(exc).__name__}: {exc}{note}")

@@ -4,9 +4,10 @@ Messages are Jinja2 templates (``bot/scripts/<lang>/<key>.html``) rendered in a 
 environment with HTML autoescape, because Telegram parses them as HTML and a name or plate
 from an import must never become markup; with a step budget and an output cap, from a
 whitelisted context (:func:`script_context`: an owner is a name and a language, never the
-database row), because admins edit them in the console (:mod:`bot.templating`). Short labels (buttons, one-line replies) live in
-``bot/scripts/<lang>/*.toml`` (one file per feature; keys must not repeat across files). A dealership overrides any file from its own folder
-(``CAREBOT_SCRIPTS_DIR``); a language without a file falls back to zh_CN.
+database row), because admins edit them in the console (:mod:`bot.templating`). Short
+labels (buttons, one-line replies) live in ``bot/scripts/<lang>/*.toml`` (one file per
+feature; keys must not repeat across files). A dealership overrides any file from its own
+folder (``CAREBOT_SCRIPTS_DIR``); a language without a file falls back to zh_CN.
 """
 
 from __future__ import annotations

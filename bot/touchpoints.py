@@ -2,9 +2,10 @@
 
 ``register``: the booking buttons and handler, the composers of the kinds that carry a
 button ("Book a visit" on the first-service and service-due reminders and on a missed
-booking's new-time offer, "Change time" and "Cancel booking" on the booking reminder) and the dispatcher's skip rule for reminders a visit or booking made
-unnecessary. ``schedule``: the daily occasions scan at ``scan_time`` (local) and one scan at
-start-up, which catches up the days the process was down. With several instances the scan
+booking's new-time offer, "Change time" and "Cancel booking" on the booking reminder) and
+the dispatcher's skip rule for reminders a visit or booking made unnecessary.
+``schedule``: the daily occasions scan at ``scan_time`` (local) and one scan at start-up,
+which catches up the days the process was down. With several instances the scan
 runs under the ``occasions_scan`` advisory lock, and a scan already run (by any instance)
 since the latest scheduled time is not run again: one scan per day and start-up wave.
 

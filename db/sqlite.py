@@ -101,13 +101,14 @@ class InlineConnection(aiosqlite.Connection):
     async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         if not (_INLINE.get() and self._running and self._connection is not None):
             if self._synchronous == FULL or (self._wal_path is None and not self._fsync_failed):
-                return await super()._execute(fn, *args, **kwargs)
+                # Tortoise's client leaves _execute untyped
+                return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
 
             def full_then(*a: Any, **k: Any) -> Any:
                 self._set_synchronous(FULL)
                 return fn(*a, **k)
 
-            return await super()._execute(full_then, *args, **kwargs)
+            return await super()._execute(full_then, *args, **kwargs)  # type: ignore[no-untyped-call]
         conn = self._conn
         if self._wal_path is not None:
             self._set_synchronous(NORMAL)  # the flusher fsyncs the commit
@@ -157,7 +158,8 @@ class InlineSqliteClient(SqliteClient):
             return
         filename = self.filename
         memory = filename == ":memory:" or filename.startswith("file::memory:")
-        wal = None if memory else os.path.abspath(filename) + "-wal"
+        # a path computed once per connection, not I/O that waits
+        wal = None if memory else os.path.abspath(filename) + "-wal"  # noqa: ASYNC240
 
         def connector() -> sqlite3.Connection:
             # Opened on the worker thread, used from the loop's thread too (never at the same

@@ -12,8 +12,9 @@ import os
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Protocol
 
 import pytest
 import pytest_asyncio
@@ -21,6 +22,7 @@ from tortoise import Tortoise
 
 from bot.clock import FakeClock
 from db.setup import close_database, migrate_database, open_database
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # Production argon2 costs a third of a second per hash, at hundreds of sign-ins and
@@ -58,7 +60,9 @@ def _server_and_db(url: str) -> tuple[str, str]:
 async def _pg_admin(sql: str) -> None:
     import asyncpg
 
-    conn = await asyncpg.connect(PG_SERVER_URL.replace("postgres://", "postgresql://", 1), timeout=3)
+    conn = await asyncpg.connect(
+        PG_SERVER_URL.replace("postgres://", "postgresql://", 1), timeout=3
+    )
     try:
         await conn.execute(sql)
     finally:
@@ -71,15 +75,16 @@ def _postgres_test_url() -> tuple[str | None, str]:
         name = f"carebot_test_{os.getpid()}_{secrets.token_hex(3)}"
         try:
             asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-        except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        except Exception as exc:
             _pg["url"] = None
             _pg["why"] = f"PostgreSQL not reachable at {PG_SERVER_URL}: {exc!r}"
         else:
             base, _ = _server_and_db(PG_SERVER_URL)
-            _pg["url"] = f"{base}/{name}"
+            url = f"{base}/{name}"
+            _pg["url"] = url
             _pg["name"] = name
             _pg["why"] = ""
-            asyncio.run(migrate_database(_pg["url"]))
+            asyncio.run(migrate_database(url))
     return _pg["url"], _pg.get("why") or ""
 
 
@@ -88,7 +93,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if name:
         try:
             asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             print(f"\ncould not drop test database {name}: {exc!r}")
 
 
@@ -147,7 +152,18 @@ async def db(db_url: str) -> AsyncIterator[str]:
 @pytest.fixture
 def clock() -> FakeClock:
     """Tuesday 2026-11-03 02:00 UTC = 10:00 in Asia/Shanghai."""
-    return FakeClock(datetime(2026, 11, 3, 2, 0, tzinfo=timezone.utc))
+    return FakeClock(datetime(2026, 11, 3, 2, 0, tzinfo=UTC))
+
+
+class Env(Protocol):
+    """What the shared scenario helpers need: BotEnv here, ConsoleEnv in the browser tests."""
+
+    emu: Any
+    carebot: Any
+    clock: FakeClock
+    settings: Any
+
+    async def poll(self) -> int: ...
 
 
 class BotEnv:
@@ -191,7 +207,7 @@ def make_settings(emu, **overrides):  # type: ignore[no-untyped-def]
         metrics_open=True,  # /metrics is closed by default (tests/test_hardening_web.py)
     )
     values.update(overrides)
-    return Settings(_env_file=None, **values)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]  # pydantic-settings' own
 
 
 @pytest_asyncio.fixture

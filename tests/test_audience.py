@@ -3,7 +3,7 @@ expected owners. Runs on SQLite and PostgreSQL (``db`` fixture)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,7 +26,7 @@ from db.models import (
 )
 
 SH = ZoneInfo("Asia/Shanghai")
-NOW = datetime(2026, 11, 3, 2, 0, tzinfo=timezone.utc)  # 10:00 in Shanghai
+NOW = datetime(2026, 11, 3, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 
 
 def local(y: int, m: int, d: int, h: int = 10) -> datetime:

@@ -143,7 +143,10 @@ async def test_cancelling_before_the_reminder_cancels_it_and_staff_chat_hears(
     owner.press("取消预约")
     await env.poll()
     reminder = await Touchpoint.get(kind=BOOKING_REMINDER)
-    assert reminder.status == TouchpointStatus.SKIPPED and reminder.status_reason == "booking cancelled"
+    assert (
+        reminder.status == TouchpointStatus.SKIPPED
+        and reminder.status_reason == "booking cancelled"
+    )
     env.clock.set(local(2026, 11, 24, 18, 0))
     assert (await env.tick()).sent == 0
 

@@ -125,7 +125,9 @@ async def test_unlinked_owner_followup_is_called_and_counts_by_phone(
             page = await r.text()
         script = re.search(r'<div class="script" id="script">(.*?)</div>', page, re.DOTALL)
         assert script and "张伟您好" in script.group(1) and "请问现在方便吗" in script.group(1)
-        assert "星辰 S7" in page and "粤A12345" in page and "not on Telegram when it was due" in page
+        assert (
+            "星辰 S7" in page and "粤A12345" in page and "not on Telegram when it was due" in page
+        )
 
         status, url, _ = await post(http, f"{site.base}/calls/{zhang.id}", {
             "outcome": "reached", "score": "4", "category": "charges",

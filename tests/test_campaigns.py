@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -450,7 +450,7 @@ async def test_checkin_during_a_10000_message_campaign_goes_out_first(env: BotEn
     sent_campaign = await Touchpoint.filter(kind="campaign", status=TouchpointStatus.SENT).count()
     assert sent_campaign < 3 * env.settings.dispatch_batch  # most of the campaign still waits
     assert any("两个小时" in t for t in env.emu.user(checkin_owner.telegram_user_id).bot_texts())  # type: ignore[arg-type]
-    assert checkin.sent_at.astimezone(timezone.utc) <= env.clock.now()
+    assert checkin.sent_at.astimezone(UTC) <= env.clock.now()
 
 
 # --------------------------------------------------------------------------- HTTP API

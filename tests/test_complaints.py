@@ -30,7 +30,7 @@ from db.models import (
     Touchpoint,
     Vehicle,
 )
-from tests.conftest import BotEnv, make_settings
+from tests.conftest import BotEnv, Env, make_settings
 from tests.test_walking_skeleton import (
     VIN_A,
     VIN_B,
@@ -65,7 +65,7 @@ async def tenv(db: str, emulator: Any, clock: Any) -> AsyncIterator[BotEnv]:
         await carebot.stop()
 
 
-async def owner_with_car(env: BotEnv, tmp_path: Path, user_id: int = 5001,
+async def owner_with_car(env: Env, tmp_path: Path, user_id: int = 5001,
                          phone: str = "13800138000") -> Any:
     """张伟 with 粤A12345 (user 5001), or 刘洋 with 粤B67890 (any other user)."""
     env.clock.set(local(2026, 11, 3, 10, 0))
@@ -77,7 +77,7 @@ async def owner_with_car(env: BotEnv, tmp_path: Path, user_id: int = 5001,
     return await link_by_contact(env, user_id, phone)
 
 
-async def complain(env: BotEnv, owner: Any, category: str, *texts: str) -> Ticket:
+async def complain(env: Env, owner: Any, category: str, *texts: str) -> Ticket:
     owner.send_text("/complain")
     await env.poll()
     owner.press(category)

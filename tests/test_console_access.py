@@ -70,10 +70,10 @@ async def test_each_role_opens_exactly_what_it_may(site: str, role: str) -> None
 
 @pytest.mark.parametrize("path", [p for p, _ in PROTECTED])
 async def test_signed_out_visitors_are_sent_to_sign_in(site: str, path: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{site}{path}", allow_redirects=False) as r:
-            assert r.status == 303
-            assert r.headers["Location"].startswith("/login?next=")
+    async with (aiohttp.ClientSession() as http,
+                http.get(f"{site}{path}", allow_redirects=False) as r):
+        assert r.status == 303
+        assert r.headers["Location"].startswith("/login?next=")
 
 
 async def test_refused_actions_change_nothing(site: str) -> None:
@@ -113,9 +113,9 @@ async def test_posts_without_the_csrf_token_are_refused(site: str) -> None:
 
 async def test_sign_in_post_without_csrf_is_refused(site: str) -> None:
     await add_staff("x1", "manager")
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{site}/login", data={"login": "x1", "password": PASSWORD}) as r:
-            assert r.status == 403
+    async with (aiohttp.ClientSession() as http,
+                http.post(f"{site}/login", data={"login": "x1", "password": PASSWORD}) as r):
+        assert r.status == 403
 
 
 async def test_lock_after_failures_and_admin_creates_staff(site: str, clock: FakeClock) -> None:
@@ -144,9 +144,8 @@ async def test_lock_after_failures_and_admin_creates_staff(site: str, clock: Fak
                 "password": "long enough pw", "_csrf": token}) as r:
             assert r.status == 200
     http = await signed_in(site, "mk1", "long enough pw")
-    async with http:
-        async with http.get(f"{site}/staff") as r:
-            assert r.status == 403
+    async with http, http.get(f"{site}/staff") as r:
+        assert r.status == 403
 
 
 async def test_a_changed_password_ends_other_sessions(site: str) -> None:
@@ -208,20 +207,19 @@ async def test_sign_out_ends_every_copy_of_the_session(site: str) -> None:
         async with http.post(f"{site}/logout", data={"_csrf": token},
                              allow_redirects=False) as r:
             assert r.status == 303
-    async with aiohttp.ClientSession(cookies=stolen) as replay:
-        async with replay.get(f"{site}/", allow_redirects=False) as r:
-            assert r.status == 303 and r.headers["Location"].startswith("/login")
+    async with (aiohttp.ClientSession(cookies=stolen) as replay,
+                replay.get(f"{site}/", allow_redirects=False) as r):
+        assert r.status == 303 and r.headers["Location"].startswith("/login")
 
 
 async def test_console_pages_refuse_framing_and_caching(site: str) -> None:
     await add_staff("hdr", "manager")
     http = await signed_in(site, "hdr")
-    async with http:
-        async with http.get(f"{site}/") as r:
-            assert r.headers["X-Frame-Options"] == "DENY"
-            assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
-            assert r.headers["X-Content-Type-Options"] == "nosniff"
-            assert r.headers["Cache-Control"] == "no-store"
+    async with http, http.get(f"{site}/") as r:
+        assert r.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        assert r.headers["Cache-Control"] == "no-store"
 
 
 async def test_the_settings_page_shows_no_secret(db: str, emulator: Any, clock: FakeClock,
@@ -238,9 +236,8 @@ async def test_the_settings_page_shows_no_secret(db: str, emulator: Any, clock: 
     try:
         await add_staff("root", "admin")
         http = await signed_in(base, "root")
-        async with http:
-            async with http.get(f"{base}/settings") as r:
-                page = await r.text()
+        async with http, http.get(f"{base}/settings") as r:
+            page = await r.text()
         assert r.status == 200 and "CAREBOT_DEALER_NAME" in page
         for value in [*secrets_.values(), emulator.token]:
             assert value not in page

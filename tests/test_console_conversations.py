@@ -159,7 +159,9 @@ async def test_an_agent_takes_answers_and_notes_and_the_owner_and_topic_see_it(
                                      {"text": "车主下午方便接电话"}, token)
         assert status == 303 and "车主下午方便接电话" in body
         assert len(driver.bot_texts()) == owned  # a note never reaches the owner
-        assert group(env).bot_texts(topic)[-1] == "📝 王客服（控制台，内部备注）：\n车主下午方便接电话"
+        assert (
+            group(env).bot_texts(topic)[-1] == "📝 王客服（控制台，内部备注）：\n车主下午方便接电话"
+        )
 
         # the owner writes back: unread again, waiting since that message
         env.clock.advance(minutes=5)
@@ -308,7 +310,9 @@ async def test_a_conversation_becomes_a_complaint_ticket_with_the_owners_words(
                                          {"category": "repair_quality"}, token)
         ticket = await Ticket.get(customer__telegram_user_id=5001)
         assert (status, where) == (303, f"/tickets/{ticket.id}")
-        assert ticket.description == "刹车有异响\n昨天刚保养完" and ticket.category == "repair_quality"
+        assert (
+            ticket.description == "刹车有异响\n昨天刚保养完" and ticket.category == "repair_quality"
+        )
         assert 'id="whole-chat"' in body and "昨天刚保养完" in body  # the ticket shows the chat
         thread = await Thread.get(id=thread.id)
         assert (thread.state, thread.ticket_id, thread.outcome) == \
@@ -347,7 +351,10 @@ async def test_canned_replies_reach_each_owner_in_their_language(
         assert status == 303
         assert en.bot_texts()[-1] == f"{text}\n\n— 王客服, 星辰汽车"
         _, body = await get(http, f"{env.base}/inbox/{zh_thread.id}?canned=thanks")
-        assert ">感谢您的耐心，张伟！如还有问题，随时在这里留言或致电 020-88886666。</textarea>" in body
+        assert (
+            ">感谢您的耐心，张伟！如还有问题，随时在这里留言或致电 020-88886666。</textarea>"
+            in body
+        )
     # a reply only written in Chinese is offered to the English owner in Chinese
     await add_staff("zhao", "supervisor", name="赵主管")
     boss = await signed_in(env.base, "zhao")
@@ -560,7 +567,9 @@ async def test_media_shows_in_the_chat_and_only_to_those_who_may_see_it(
         _, body = await get(http, f"{env.base}/inbox/{thread.id}")
         assert f'<img src="/chat/media/thread/{media["photo"].id}"' in body
         assert "仪表盘这个灯是什么意思？" in body
-        assert f'<audio controls preload="none" src="/chat/media/thread/{media["voice"].id}"' in body
+        assert (
+            f'<audio controls preload="none" src="/chat/media/thread/{media["voice"].id}"' in body
+        )
         assert f'href="/chat/media/thread/{media["document"].id}" download' in body
         assert "mlat=31.23040&amp;mlon=121.47370" in body and "31.23040, 121.47370" in body
         assert '<p class="sticker">👍</p>' in body
@@ -649,7 +658,9 @@ async def test_a_photo_sent_from_the_console_reaches_the_owner_and_the_topic(
     kind, _, caption = driver.bot_media()[-1]
     assert (kind, caption) == ("photo", f"仪表盘左下角这个图标\n\n{SIGNATURE}")
     mirrored = group(env).bot_media(topic)[-1]
-    assert mirrored[0] == "photo" and mirrored[2] == "✉️ 王客服（控制台）→ 车主：\n仪表盘左下角这个图标"
+    assert (
+        mirrored[0] == "photo" and mirrored[2] == "✉️ 王客服（控制台）→ 车主：\n仪表盘左下角这个图标"
+    )
     row = await ThreadMessage.get(thread_id=thread.id, direction="out")
     assert row.relayed_at is not None and row.media and row.upload is None  # bytes let go
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -14,7 +14,7 @@ from tests.browser.conftest import add_staff
 from tests.conftest import make_settings
 from tests.test_console_access import csrf, signed_in, site  # noqa: F401 - fixture
 
-DELIVERED = datetime(2026, 10, 1, 2, 0, tzinfo=timezone.utc)
+DELIVERED = datetime(2026, 10, 1, 2, 0, tzinfo=UTC)
 
 
 async def seed() -> dict[str, Customer]:
@@ -88,9 +88,8 @@ async def test_an_advisor_sees_only_their_own_customers(site: str) -> None:  # n
 async def test_who_opens_customers(site: str, role: str, status: int) -> None:  # noqa: F811
     await add_staff(f"c-{role}", role)
     http = await signed_in(site, f"c-{role}")
-    async with http:
-        async with http.get(f"{site}/customers") as r:
-            assert r.status == status
+    async with http, http.get(f"{site}/customers") as r:
+        assert r.status == status
 
 
 async def test_edit_contact_details_with_audit_and_clear_errors(site: str) -> None:  # noqa: F811

@@ -172,7 +172,7 @@ async def test_kpi_export_rows_by_role(site: str) -> None:  # noqa: F811
         headers["Content-Disposition"]
     rows = rows_of(body)
     header = rows[0]
-    scope = {r[3]: dict(zip(header, r)) for r in rows[1:]}
+    scope = {r[3]: dict(zip(header, r, strict=False)) for r in rows[1:]}
     assert list(scope) == ["Dealership", "李娜", "王强", "赵敏"]
     assert scope["Dealership"]["Scores"] == "4" and scope["Dealership"]["Average score"] == "7.25"
     assert scope["李娜"]["Scores"] == "2" and scope["李娜"]["Low scores"] == "1"
@@ -185,7 +185,7 @@ async def test_kpi_export_rows_by_role(site: str) -> None:  # noqa: F811
     rows = rows_of(body)
     assert status == 200 and len(rows) == 2
     assert rows[0][3] == "范围" and rows[1][3] == "赵敏"
-    assert dict(zip(rows[0], rows[1]))["评分数"] == "1"
+    assert dict(zip(rows[0], rows[1], strict=False))["评分数"] == "1"
 
 
 # --------------------------------------------------------------------------- the page

@@ -16,7 +16,11 @@ from bot.web.console.pages.scripts import safe_preview
 from db.models import AuditLog, ScriptEdit
 from tests.browser.conftest import add_staff, free_port
 from tests.conftest import make_settings
-from tests.test_console_access import csrf, signed_in
+from tests.test_console_access import (
+    csrf,
+    signed_in,
+    site,  # noqa: F401 - the shared fixture
+)
 
 
 @pytest_asyncio.fixture
@@ -123,5 +127,3 @@ def test_the_preview_lets_formatting_through_and_nothing_else() -> None:
     assert safe_preview('<a href="javascript:alert(1)">x</a><script>') == \
         '&lt;a href="javascript:alert(1)"&gt;x&lt;/a&gt;&lt;script&gt;'
 
-
-from tests.test_console_access import site  # noqa: F401 - the shared fixture

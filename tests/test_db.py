@@ -1,7 +1,9 @@
-from db.models import Customer, Touchpoint, Vehicle
-from tortoise.exceptions import IntegrityError
+from datetime import UTC, datetime
+
 import pytest
-from datetime import datetime, timezone
+from tortoise.exceptions import IntegrityError
+
+from db.models import Customer, Touchpoint, Vehicle
 
 
 async def test_vin_is_unique_and_touchpoint_key_is_unique(db: str) -> None:
@@ -9,7 +11,7 @@ async def test_vin_is_unique_and_touchpoint_key_is_unique(db: str) -> None:
     await Vehicle.create(vin="LSVAU218XN2183294", customer=c)
     with pytest.raises(IntegrityError):
         await Vehicle.create(vin="LSVAU218XN2183294", customer=c)
-    due = datetime(2026, 11, 3, tzinfo=timezone.utc)
+    due = datetime(2026, 11, 3, tzinfo=UTC)
     await Touchpoint.create(customer=c, kind="k", occasion_key="o", due_at=due)
     with pytest.raises(IntegrityError):
         await Touchpoint.create(customer=c, kind="k", occasion_key="o", due_at=due)

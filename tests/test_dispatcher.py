@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from telegram import Bot
 
+from bot.clock import FakeClock, VirtualPace
 from bot.delivery.dispatcher import (
     MARKETING_PRIORITY_FROM,
     Dispatcher,
@@ -17,7 +19,6 @@ from bot.delivery.dispatcher import (
     reclaim_expired_leases,
     skip_excluded,
 )
-from bot.clock import FakeClock, VirtualPace
 from bot.delivery.limits import Limits
 from bot.delivery.sender import Sender
 from bot.sandbox.emulator import TelegramEmulator
@@ -29,7 +30,7 @@ NOW = datetime(2026, 11, 3, 2, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
 
 
-async def _owner(i: int, **fields: object) -> Customer:
+async def _owner(i: int, **fields: Any) -> Customer:
     return await Customer.create(name=f"车主{i}", phone=f"+8613900{i:06d}", link_token=f"t{i}",
                                  telegram_user_id=1000 + i, telegram_chat_id=1000 + i, **fields)
 

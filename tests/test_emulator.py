@@ -138,7 +138,7 @@ async def test_send_message_lands_in_transcript(emu: TelegramEmulator, bot: Bot)
 
 
 async def test_chat_not_found(bot: Bot) -> None:
-    with pytest.raises(BadRequest, match="(?i)chat not found"):
+    with pytest.raises(BadRequest, match=r"(?i)chat not found"):
         await bot.send_message(999, "hello?")
 
 
@@ -178,7 +178,7 @@ async def test_long_poll_times_out_empty(bot: Bot) -> None:
     started = time.monotonic()
     assert await bot.get_updates(timeout=1) == ()
     assert 0.9 <= time.monotonic() - started < 3
-    with pytest.raises(BadRequest, match="(?i)timeout.*integer"):  # Telegram wants seconds
+    with pytest.raises(BadRequest, match=r"(?i)timeout.*integer"):  # Telegram wants seconds
         await bot.get_updates(timeout=timedelta(seconds=0.2))
 
 
@@ -191,7 +191,7 @@ async def test_second_poller_terminates_the_first_with_conflict(
     await asyncio.sleep(0.02)
     # PTB keeps one connection for getUpdates, so the second instance is a raw client.
     second = asyncio.create_task(call(http, emu, "getUpdates", json={"timeout": 20}))
-    with pytest.raises(Conflict, match="(?i)terminated by other getUpdates"):
+    with pytest.raises(Conflict, match=r"(?i)terminated by other getUpdates"):
         await asyncio.wait_for(first, 5)
     emu.user(OWNER).send_text("x")
     status, body = await asyncio.wait_for(second, 5)
@@ -205,20 +205,20 @@ async def test_text_limits(emu: TelegramEmulator, bot: Bot) -> None:
     emu.user(OWNER)
     await bot.send_message(OWNER, "x" * 4096)
     await bot.send_message(OWNER, "<b>" + "x" * 4096 + "</b>", parse_mode="HTML")
-    with pytest.raises(BadRequest, match="(?i)message is too long"):
+    with pytest.raises(BadRequest, match=r"(?i)message is too long"):
         await bot.send_message(OWNER, "x" * 4097)
-    with pytest.raises(BadRequest, match="(?i)message text is empty"):
+    with pytest.raises(BadRequest, match=r"(?i)message text is empty"):
         await bot.send_message(OWNER, "   ")
-    with pytest.raises(BadRequest, match="(?i)message text is empty"):
+    with pytest.raises(BadRequest, match=r"(?i)message text is empty"):
         await bot.send_message(OWNER, "<b></b>", parse_mode="HTML")
 
 
 async def test_callback_data_over_64_bytes_is_refused(emu: TelegramEmulator, bot: Bot) -> None:
     emu.user(OWNER)
     await bot.send_message(OWNER, "ok", reply_markup=keyboard(("a", "é" * 32)))  # 64 bytes
-    with pytest.raises(BadRequest, match="(?i)BUTTON_DATA_INVALID"):
+    with pytest.raises(BadRequest, match=r"(?i)BUTTON_DATA_INVALID"):
         await bot.send_message(OWNER, "no", reply_markup=keyboard(("a", "x" * 65)))
-    with pytest.raises(BadRequest, match="(?i)BUTTON_DATA_INVALID"):
+    with pytest.raises(BadRequest, match=r"(?i)BUTTON_DATA_INVALID"):
         await bot.send_message(OWNER, "no", reply_markup=keyboard(("a", "é" * 33)))
 
 
@@ -237,7 +237,7 @@ async def test_callback_data_over_64_bytes_is_refused(emu: TelegramEmulator, bot
 )
 async def test_broken_html_is_refused(emu: TelegramEmulator, bot: Bot, html: str) -> None:
     emu.user(OWNER)
-    with pytest.raises(BadRequest, match="(?i)can't parse entities"):
+    with pytest.raises(BadRequest, match=r"(?i)can't parse entities"):
         await bot.send_message(OWNER, html, parse_mode="HTML")
 
 
@@ -260,7 +260,7 @@ async def test_blocked_user_gives_forbidden(emu: TelegramEmulator, bot: Bot) -> 
     owner = emu.user(OWNER)
     await bot.send_message(OWNER, "before")
     owner.block()
-    with pytest.raises(Forbidden, match="(?i)bot was blocked by the user"):
+    with pytest.raises(Forbidden, match=r"(?i)bot was blocked by the user"):
         await bot.send_message(OWNER, "after")
     (update,) = await bot.get_updates()
     assert update.my_chat_member is not None
@@ -521,7 +521,7 @@ async def test_press_produces_a_callback_query(emu: TelegramEmulator, bot: Bot) 
             "url": None,
         }
     ]
-    with pytest.raises(BadRequest, match="(?i)query is too old"):
+    with pytest.raises(BadRequest, match=r"(?i)query is too old"):
         await query.answer("twice")
 
 
@@ -535,11 +535,11 @@ async def test_edit_message_text_in_place(emu: TelegramEmulator, bot: Bot) -> No
     assert edited.text == "Thanks!" and edited.edit_date is not None
     assert [m.get("text") for m in owner.transcript()] == ["Thanks!", "hello"]
     assert "reply_markup" not in owner.transcript()[0]  # an edit without markup drops it
-    with pytest.raises(BadRequest, match="(?i)message is not modified"):
+    with pytest.raises(BadRequest, match=r"(?i)message is not modified"):
         await bot.edit_message_text("<i>Thanks!</i>", OWNER, sent.message_id, parse_mode="HTML")
-    with pytest.raises(BadRequest, match="(?i)message to edit not found"):
+    with pytest.raises(BadRequest, match=r"(?i)message to edit not found"):
         await bot.edit_message_text("x", OWNER, 999)
-    with pytest.raises(BadRequest, match="(?i)message can't be edited"):
+    with pytest.raises(BadRequest, match=r"(?i)message can't be edited"):
         await bot.edit_message_text("x", OWNER, 2)  # the owner's own message
     await bot.edit_message_reply_markup(
         OWNER, sent.message_id, reply_markup=keyboard(("Undo", "u"))
@@ -547,7 +547,7 @@ async def test_edit_message_text_in_place(emu: TelegramEmulator, bot: Bot) -> No
     owner.press("Undo")
     assert await bot.delete_message(OWNER, sent.message_id)
     assert owner.bot_texts() == []
-    with pytest.raises(BadRequest, match="(?i)message to delete not found"):
+    with pytest.raises(BadRequest, match=r"(?i)message to delete not found"):
         await bot.delete_message(OWNER, sent.message_id)
 
 
@@ -586,9 +586,9 @@ async def test_photos_upload_resend_and_download(emu: TelegramEmulator, bot: Bot
     assert again.photo[-1].file_id == sent.photo[-1].file_id
     file = await bot.get_file(sent.photo[-1].file_id)
     assert bytes(await file.download_as_bytearray()) == b"\x89PNG fake image"
-    with pytest.raises(BadRequest, match="(?i)wrong file identifier"):
+    with pytest.raises(BadRequest, match=r"(?i)wrong file identifier"):
         await bot.send_photo(OWNER, "nonsense")
-    with pytest.raises(BadRequest, match="(?i)caption is too long"):
+    with pytest.raises(BadRequest, match=r"(?i)caption is too long"):
         await bot.send_photo(OWNER, sent.photo[-1].file_id, caption="x" * 1025)
     owner.send_photo(caption="scratch on the door")
     (update,) = await bot.get_updates()
@@ -610,7 +610,7 @@ async def test_get_chat_action_and_commands(emu: TelegramEmulator, bot: Bot) -> 
     await bot.set_my_commands([BotCommand("start", "开始")], language_code="zh")
     assert [c.command for c in await bot.get_my_commands()] == ["start", "help"]
     assert [c.description for c in await bot.get_my_commands(language_code="zh")] == ["开始"]
-    with pytest.raises(BadRequest, match="(?i)BOT_COMMAND_INVALID"):
+    with pytest.raises(BadRequest, match=r"(?i)BOT_COMMAND_INVALID"):
         await bot.set_my_commands([BotCommand("Bad-Command", "x")])
     assert await bot.delete_my_commands()
     assert await bot.get_my_commands() == ()
@@ -675,22 +675,22 @@ async def test_forum_topics(emu: TelegramEmulator, bot: Bot) -> None:
 
     assert await bot.close_forum_topic(STAFF_GROUP, thread)
     assert group.topics[thread]["closed"] is True
-    with pytest.raises(BadRequest, match="(?i)TOPIC_NOT_MODIFIED"):
+    with pytest.raises(BadRequest, match=r"(?i)TOPIC_NOT_MODIFIED"):
         await bot.close_forum_topic(STAFF_GROUP, thread)
     assert await bot.reopen_forum_topic(STAFF_GROUP, thread)
     assert await bot.edit_forum_topic(STAFF_GROUP, thread, name="Ticket #12 · resolved")
     assert group.topics[thread]["name"] == "Ticket #12 · resolved"
     assert await bot.delete_forum_topic(STAFF_GROUP, thread)
     assert group.topics == {}
-    with pytest.raises(BadRequest, match="(?i)message thread not found"):
+    with pytest.raises(BadRequest, match=r"(?i)message thread not found"):
         await bot.send_message(STAFF_GROUP, "gone", message_thread_id=thread)
 
     group.send_text(88, "a colleague who never opened the bot")
-    with pytest.raises(Forbidden, match="(?i)can't initiate conversation"):
+    with pytest.raises(Forbidden, match=r"(?i)can't initiate conversation"):
         await bot.send_message(88, "hello")
 
     emu.group(-100555, "Plain supergroup", is_forum=False)
-    with pytest.raises(BadRequest, match="(?i)not a forum"):
+    with pytest.raises(BadRequest, match=r"(?i)not a forum"):
         await bot.create_forum_topic(-100555, "nope")
 
 
@@ -813,7 +813,7 @@ async def test_copy_message_relays_a_voice_note_into_a_topic(
     await bot.copy_message(STAFF_GROUP, OWNER, original["message_id"], caption="")
     assert group.bot_media() == [("voice", unique, "Fang: brakes squeak"),
                                  ("voice", unique, "brakes squeak"), ("voice", unique, None)]
-    with pytest.raises(BadRequest, match="(?i)caption is too long"):
+    with pytest.raises(BadRequest, match=r"(?i)caption is too long"):
         await bot.copy_message(STAFF_GROUP, OWNER, original["message_id"], caption="x" * 1025)
 
     # Staff answer back: a text keeps its entities, the bot's own messages copy too.
@@ -848,7 +848,7 @@ async def test_copy_keeps_what_telegram_keeps_per_kind(emu: TelegramEmulator, bo
     copies = [m for m in group.messages() if m["from_bot"]]
     assert "caption" not in copies[0] and copies[0]["sticker"]["emoji"] == "🚗"
     assert copies[2]["contact"]["phone_number"] == "+8613900139000"
-    with pytest.raises(BadRequest, match="(?i)can't parse entities"):  # parsed all the same
+    with pytest.raises(BadRequest, match=r"(?i)can't parse entities"):  # parsed all the same
         await bot.copy_message(STAFF_GROUP, OWNER, sticker["message_id"], caption="<b>x",
                                parse_mode="HTML")
     above = await bot.copy_message(STAFF_GROUP, OWNER, photo["message_id"], caption="above",
@@ -867,24 +867,24 @@ async def test_copy_message_refusals(
     emu.group(STAFF_GROUP, "Service desk")
     thread = (await bot.create_forum_topic(STAFF_GROUP, "Ticket #1")).message_thread_id
     voice = owner.send_voice()
-    with pytest.raises(BadRequest, match="(?i)^message to copy not found$"):
+    with pytest.raises(BadRequest, match=r"(?i)^message to copy not found$"):
         await bot.copy_message(STAFF_GROUP, OWNER, 999)
     status, body = await call(http, emu, "copyMessage", json={
         "chat_id": STAFF_GROUP, "from_chat_id": OWNER, "message_id": 999})
     assert (status, body["description"]) == (400, "Bad Request: message to copy not found")
-    with pytest.raises(BadRequest, match="(?i)chat not found"):
+    with pytest.raises(BadRequest, match=r"(?i)chat not found"):
         await bot.copy_message(STAFF_GROUP, -100999, voice["message_id"])
-    with pytest.raises(BadRequest, match="(?i)^the message can't be copied$"):
+    with pytest.raises(BadRequest, match=r"(?i)^the message can't be copied$"):
         await bot.copy_message(OWNER, STAFF_GROUP, thread)  # "topic created", a service message
-    with pytest.raises(BadRequest, match="(?i)message thread not found"):
+    with pytest.raises(BadRequest, match=r"(?i)message thread not found"):
         await bot.copy_message(STAFF_GROUP, OWNER, voice["message_id"], message_thread_id=4040)
     emu.set_blocked(OWNER + 1, True)
-    with pytest.raises(Forbidden, match="(?i)bot was blocked by the user"):
+    with pytest.raises(Forbidden, match=r"(?i)bot was blocked by the user"):
         await bot.copy_message(OWNER + 1, OWNER, voice["message_id"])
-    with pytest.raises(Forbidden, match="(?i)bot was blocked by the user"):
+    with pytest.raises(Forbidden, match=r"(?i)bot was blocked by the user"):
         await bot.send_voice(OWNER + 1, voice["voice"]["file_id"])
     assert await bot.delete_message(OWNER, voice["message_id"])
-    with pytest.raises(BadRequest, match="(?i)message to copy not found"):
+    with pytest.raises(BadRequest, match=r"(?i)message to copy not found"):
         await bot.copy_message(STAFF_GROUP, OWNER, voice["message_id"])
     assert emu.send_times == {}  # nothing refused was counted as sent
 
@@ -947,16 +947,16 @@ async def test_bot_sends_media_by_file_id_or_upload(
         "voice", "document", "sticker", "location", "document", "video", "audio"]
     assert group.bot_texts() == ["hear", "scan", "clip"]
 
-    with pytest.raises(BadRequest, match="(?i)invalid location specified"):
+    with pytest.raises(BadRequest, match=r"(?i)invalid location specified"):
         await bot.send_location(STAFF_GROUP, latitude=95.0, longitude=10.0)
     photo = owner.send_photo()["photo"][-1]["file_id"]
-    with pytest.raises(BadRequest, match="(?i)can't use file of type Photo as VoiceNote"):
+    with pytest.raises(BadRequest, match=r"(?i)can't use file of type Photo as VoiceNote"):
         await bot.send_voice(STAFF_GROUP, photo)
-    with pytest.raises(BadRequest, match="(?i)can't use file of type VoiceNote as Photo"):
+    with pytest.raises(BadRequest, match=r"(?i)can't use file of type VoiceNote as Photo"):
         await bot.send_photo(STAFF_GROUP, voice["file_id"])
-    with pytest.raises(BadRequest, match="(?i)wrong file identifier"):
+    with pytest.raises(BadRequest, match=r"(?i)wrong file identifier"):
         await bot.send_voice(STAFF_GROUP, "nonsense")
-    with pytest.raises(BadRequest, match="(?i)caption is too long"):
+    with pytest.raises(BadRequest, match=r"(?i)caption is too long"):
         await bot.send_document(STAFF_GROUP, document["file_id"], caption="x" * 1025)
     assert len(group.bot_media()) == 7  # the refused sends posted nothing
 
@@ -999,7 +999,7 @@ async def test_webhook_delivery_with_secret_header(emu: TelegramEmulator, bot: B
         assert info.url.endswith("/tg") and info.pending_update_count == 0
         with pytest.raises(Conflict):
             await bot.get_updates()
-        with pytest.raises(BadRequest, match="(?i)secret token"):
+        with pytest.raises(BadRequest, match=r"(?i)secret token"):
             await bot.set_webhook(f"http://127.0.0.1:{port}/tg", secret_token="bad token!")
         assert await bot.delete_webhook()
         owner.send_text("polling again")

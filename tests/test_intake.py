@@ -477,8 +477,11 @@ async def test_seconds_only_difference_keeps_the_checkin(
     db: str, clock: FakeClock, tmp_path: Path
 ) -> None:
     """A CSV export with seconds, then an XLSX without: the same delivery, nothing cancelled."""
-    await import_deliveries_file(write_csv(tmp_path / "a.csv", [row(V1, delivered="2026-11-03 09:30:05")]),
-                                 rules=RULES, now=clock.now())
+    await import_deliveries_file(
+        write_csv(tmp_path / "a.csv", [row(V1, delivered="2026-11-03 09:30:05")]),
+        rules=RULES,
+        now=clock.now(),
+    )
     result = await import_deliveries_file(
         write_csv(tmp_path / "b.csv", [row(V1, delivered="2026-11-03 09:30")]),
         rules=RULES, now=clock.now(),
@@ -491,11 +494,17 @@ async def test_seconds_only_difference_keeps_the_checkin(
 async def test_corrected_time_after_the_checkin_went_out_sends_no_second_one(
     db: str, clock: FakeClock, tmp_path: Path
 ) -> None:
-    await import_deliveries_file(write_csv(tmp_path / "a.csv", [row(V1, delivered="2026-11-03 09:00")]),
-                                 rules=RULES, now=clock.now())
+    await import_deliveries_file(
+        write_csv(tmp_path / "a.csv", [row(V1, delivered="2026-11-03 09:00")]),
+        rules=RULES,
+        now=clock.now(),
+    )
     await Touchpoint.filter(kind=CHECKIN).update(status=TouchpointStatus.SENT, sent_at=clock.now())
-    await import_deliveries_file(write_csv(tmp_path / "b.csv", [row(V1, delivered="2026-11-03 09:40")]),
-                                 rules=RULES, now=clock.now())
+    await import_deliveries_file(
+        write_csv(tmp_path / "b.csv", [row(V1, delivered="2026-11-03 09:40")]),
+        rules=RULES,
+        now=clock.now(),
+    )
     checkins = await Touchpoint.filter(kind=CHECKIN)
     assert [t.status for t in checkins] == [TouchpointStatus.SENT]  # no new check-in planned
     # the rest of the journey moves to the corrected time
@@ -521,7 +530,7 @@ async def test_xlsx_file(db: str, clock: FakeClock, tmp_path: Path) -> None:
     ws = wb.active
     assert ws is not None
     ws.append(["交车明细表 2026-11"])  # a title line above the header, as DMS exports have
-    ws.append(CN_HEADER + ["备注"])
+    ws.append([*CN_HEADER, "备注"])
     ws.append(
         [
             V1,
@@ -709,7 +718,6 @@ async def test_nothing_half_written_when_a_chunk_fails(
 def test_aware_timestamps_for_dates_are_read_in_the_dealers_zone() -> None:
     from datetime import date as _date
     from datetime import datetime as _dt
-    from datetime import timezone as _tz
     from zoneinfo import ZoneInfo as _Zone
 
     from bot.intake import validate_delivery as _validate
@@ -718,7 +726,7 @@ def test_aware_timestamps_for_dates_are_read_in_the_dealers_zone() -> None:
         {"vin": "LSVAU218XN2183294", "owner_name": "王芳", "phone": "13800138000",
          "delivered_at": "2026-11-03 10:00", "birthday": "1988-03-11T16:00:00Z",
          "insurance_expiry": "2027-10-31T16:00:00.000Z"},
-        row=1, tz=_Zone("Asia/Shanghai"), now=_dt(2026, 11, 3, 4, 0, tzinfo=_tz.utc),
+        row=1, tz=_Zone("Asia/Shanghai"), now=_dt(2026, 11, 3, 4, 0, tzinfo=UTC),
     )
     assert errors == [] and row is not None
     assert row.birthday == _date(1988, 3, 12)

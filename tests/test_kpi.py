@@ -240,7 +240,7 @@ async def test_render_formats(db: str) -> None:
     lines = render(report, "csv").splitlines()
     assert len(lines) == 1 + 5  # header, the dealership, four advisors
     header = lines[0].split(",")
-    row = dict(zip(header, lines[1].split(",")))
+    row = dict(zip(header, lines[1].split(","), strict=False))
     assert row["period"] == "2026-11" and row["scope"] == "dealership"
     assert row["followups_due"] == "6" and row["return_rate"] == "0.5"
 

@@ -85,7 +85,7 @@ def test_intervals_per_model() -> None:
     assert parse_intervals("CS75:6:5000; 逸动 Plus:12:10000\n") == {
         "cs75": Interval(6, 5000), "逸动 plus": Interval(12, 10000)}
     for bad in ("CS75:6", "CS75:x:5000", ":6:5000", "CS75:0:0", "CS75:6:500000"):
-        with pytest.raises(ValueError, match="CS75|6:5000"):
+        with pytest.raises(ValueError, match=r"CS75|6:5000"):
             parse_intervals(bad)
 
 

@@ -115,7 +115,10 @@ async def test_the_api_takes_recommended_repairs_as_a_list(
              "mileage": 12000, "recommended_repairs": ["空调滤芯", "电瓶"]}
     r = await client.post("/api/v1/visits", headers=AUTH, json=[visit])
     assert r.status == 200, await r.text()
-    assert sorted(await RecommendedRepair.all().values_list("item", flat=True)) == ["电瓶", "空调滤芯"]
+    assert sorted(await RecommendedRepair.all().values_list("item", flat=True)) == [
+        "电瓶",
+        "空调滤芯",
+    ]
     bad = {**visit, "left_at": "2026-11-03T09:00:00+08:00", "recommended_repairs": "x" * 120}
     r = await client.post("/api/v1/visits", headers=AUTH, json=[bad])
     body = await r.json()

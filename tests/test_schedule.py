@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,8 +16,9 @@ NY = ZoneInfo("America/New_York")  # has DST
 QUIET = parse_quiet_hours("21:00-09:00")
 
 
-def local(tz: ZoneInfo, *args: int) -> datetime:
-    return datetime(*args, tzinfo=tz)
+def local(tz: ZoneInfo, year: int, month: int, day: int, hour: int = 0, minute: int = 0,
+          second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=tz)
 
 
 @pytest.mark.parametrize(
@@ -40,13 +41,13 @@ def local(tz: ZoneInfo, *args: int) -> datetime:
 def test_shift_out_of_quiet_hours(when: datetime, expected: datetime) -> None:
     tz = when.tzinfo
     assert isinstance(tz, ZoneInfo)
-    shifted = shift_out_of_quiet_hours(when.astimezone(timezone.utc), tz, QUIET)
-    assert shifted == expected.astimezone(timezone.utc)
-    assert shifted.tzinfo == timezone.utc
+    shifted = shift_out_of_quiet_hours(when.astimezone(UTC), tz, QUIET)
+    assert shifted == expected.astimezone(UTC)
+    assert shifted.tzinfo == UTC
 
 
 def test_dst_night_is_still_9_local() -> None:
-    shifted = shift_out_of_quiet_hours(local(NY, 2026, 3, 7, 23, 0).astimezone(timezone.utc),
+    shifted = shift_out_of_quiet_hours(local(NY, 2026, 3, 7, 23, 0).astimezone(UTC),
                                        NY, QUIET)
     assert shifted.astimezone(NY).hour == 9
     # the night is one hour shorter than usual: 23:00 EST -> 09:00 EDT is 9 real hours
@@ -91,8 +92,8 @@ def test_checkin_plan(delivered: datetime, due: datetime, expires: datetime) -> 
     plans = plan_delivery(customer_id=1, vehicle_id=2, vin="LSVAU2180N2183294",
                           delivered_at=delivered, rules=rules)
     [plan] = [p for p in plans if p.kind == CHECKIN]  # the rest: tests/test_touchpoint_rules.py
-    assert plan.due_at == due.astimezone(timezone.utc)
-    assert plan.expires_at == expires.astimezone(timezone.utc)
+    assert plan.due_at == due.astimezone(UTC)
+    assert plan.expires_at == expires.astimezone(UTC)
     # the same delivery always gets the same occasion key (re-import idempotency)
     again = plan_delivery(customer_id=1, vehicle_id=2, vin="LSVAU2180N2183294",
                           delivered_at=delivered, rules=rules)[0]

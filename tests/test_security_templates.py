@@ -169,7 +169,7 @@ def test_a_script_sees_no_phone_link_token_or_vin(tmp_path: Path) -> None:
     text = Scripts(tmp_path).render("holiday", "zh_CN", customer=owner, vehicle=car,
                                     dealer={"name": "星辰汽车"}, payload={"vin": car.vin})
     assert text == "车主0 粤A00000 None - -"
-    with pytest.raises(TemplateError, match="customer.phone is not available"):
+    with pytest.raises(TemplateError, match=r"customer.phone is not available"):
         render(LimitedEnvironment().from_string("{{ customer.phone }}"),
                content.sample_context({"name": "星辰汽车"}))
 

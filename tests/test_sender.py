@@ -104,7 +104,7 @@ async def test_a_score_pressed_right_after_the_survey_gets_its_question_after_a_
 
 async def test_150_owners_linking_within_a_second_all_hear_back_without_a_429(
         env: BotEnv) -> None:
-    owners = await Customer.bulk_create([
+    await Customer.bulk_create([
         Customer(name=f"车主{i}", phone=f"+86136{i:08d}", link_token=secrets.token_urlsafe(12))
         for i in range(150)])
     owners = await Customer.all().order_by("id")

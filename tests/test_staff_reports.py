@@ -36,8 +36,9 @@ TIMES = ReportTimes(daily=time(8, 30), weekly_day=1, weekly=time(8, 45), monthly
                     monthly=time(9, 0))
 
 
-def L(*args: int) -> datetime:
-    return datetime(*args, tzinfo=SH)
+def L(year: int, month: int, day: int, hour: int = 0, minute: int = 0,
+      second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=SH)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -49,8 +49,14 @@ async def senv(db: str, emulator: Any, clock: FakeClock) -> AsyncIterator[BotEnv
         await carebot.stop()
 
 
-async def linked_owner(env: BotEnv, *, user_id: int = 5001, phone: str = "+8613800138000",
-                       name: str = "张伟", language: str = "zh_CN") -> tuple[Any, Customer, Vehicle]:
+async def linked_owner(
+    env: BotEnv,
+    *,
+    user_id: int = 5001,
+    phone: str = "+8613800138000",
+    name: str = "张伟",
+    language: str = "zh_CN",
+) -> tuple[Any, Customer, Vehicle]:
     customer = await Customer.create(name=name, phone=phone, language=language,
                                      advisor="王顾问", link_token=secrets.token_urlsafe(16))
     vehicle = await Vehicle.create(
@@ -98,7 +104,7 @@ async def current(tp: Touchpoint) -> Score:
 # --------------------------------------------------------------------------- pure rules
 
 RULES = SurveyRules()
-T0 = datetime(2026, 11, 3, 2, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 3, 2, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(("current_score", "answered", "new", "now", "expected"), [
@@ -240,7 +246,9 @@ async def test_not_a_score_twice_then_silence(senv: BotEnv) -> None:
     # nothing was lost: every text is kept with the survey; a stray "abc" does not page staff
     assert await MessageLog.filter(touchpoint_id=tp.id, kind=surveys.LOG_COMMENT).count() == 3
     assert senv.emu.group(STAFF_CHAT, "客服中心").bot_texts() == []
-    owner.send_text("说实话交车的时候等了很久，销售顾问也没有讲清楚车机和辅助驾驶怎么用")  # a real comment
+    owner.send_text(
+        "说实话交车的时候等了很久，销售顾问也没有讲清楚车机和辅助驾驶怎么用"
+    )  # a real comment
     await senv.poll()
     assert "等了很久" in senv.emu.group(STAFF_CHAT, "客服中心").bot_texts()[-1]
     owner.send_text("8")  # a real answer still counts

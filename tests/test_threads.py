@@ -25,6 +25,7 @@ from db.models import (
     ThreadKind,
     ThreadMessage,
     ThreadState,
+    Ticket,
     Touchpoint,
 )
 from tests.conftest import BotEnv
@@ -60,7 +61,9 @@ async def test_a_question_reaches_the_topic_and_the_answer_reaches_the_owner(
     env.clock.advance(minutes=30)
     staff.send_text(AGENT, "您好，请在手机上删除旧的配对后重新搜索“星辰S7”。", topic)
     await env.poll()
-    assert owner.bot_texts()[-1] == f"您好，请在手机上删除旧的配对后重新搜索“星辰S7”。\n\n{SIGNATURE}"
+    assert (
+        owner.bot_texts()[-1] == f"您好，请在手机上删除旧的配对后重新搜索“星辰S7”。\n\n{SIGNATURE}"
+    )
     thread = await Thread.get(customer__telegram_user_id=5001)
     agent = await Staff.get(telegram_id=AGENT)
     assert thread.assignee_id == agent.id  # answering takes it
@@ -205,7 +208,7 @@ async def test_turned_into_a_ticket_it_keeps_the_owners_words(
     await env.poll()
     thread = await Thread.get(customer__telegram_user_id=5001)
     assert thread.state == ThreadState.DONE and thread.ticket_id is not None
-    ticket = await thread.ticket
+    ticket = await Ticket.get_or_none(id=thread.ticket_id)
     assert ticket is not None
     assert ticket.description == "上次保养后发动机有异响\n而且油耗也高了"
     assert ticket.first_answer_due == env.clock.now() + timedelta(hours=2)  # 211 from now

@@ -45,12 +45,14 @@ NY = ZoneInfo("America/New_York")
 QUIET = QuietHours(time(21, 0), time(9, 0))
 
 
-def sh(*args: int) -> datetime:
-    return datetime(*args, tzinfo=SH)
+def sh(year: int, month: int, day: int, hour: int = 0, minute: int = 0,
+       second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=SH)
 
 
-def ny(*args: int) -> datetime:
-    return datetime(*args, tzinfo=NY)
+def ny(year: int, month: int, day: int, hour: int = 0, minute: int = 0,
+       second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=NY)
 
 
 def plans_by_kind(delivered: datetime, rules: JourneyRules) -> dict[str, tuple[datetime, datetime]]:

@@ -12,7 +12,7 @@ from bot.cli import main
 
 
 def test_version_is_the_installed_packages() -> None:
-    assert version.VERSION == metadata.version("carebot")
+    assert metadata.version("carebot") == version.VERSION
 
 
 def test_cli_prints_the_version(capsys: pytest.CaptureFixture[str]) -> None:

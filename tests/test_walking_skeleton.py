@@ -5,7 +5,7 @@ Everything goes over real HTTP: PTB talks to the Telegram emulator; time is a Fa
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -13,7 +13,7 @@ from bot.intake import import_deliveries_file
 from bot.journeys.plans import CHECKIN, journey_rules
 from bot.vin import check_digit
 from db.models import Customer, MessageLog, Touchpoint, TouchpointStatus
-from tests.conftest import BotEnv
+from tests.conftest import BotEnv, Env
 
 SH = ZoneInfo("Asia/Shanghai")
 HEADER = "vin,plate,model,owner_name,phone,birthday,licence_expiry,insurance_expiry," \
@@ -31,8 +31,9 @@ VIN_A = vin("2183294")
 VIN_B = vin("2183295")
 
 
-def local(*args: int) -> datetime:
-    return datetime(*args, tzinfo=SH)
+def local(year: int, month: int, day: int, hour: int = 0, minute: int = 0,
+          second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=SH)
 
 
 def write_csv(path: Path, rows: list[str]) -> Path:
@@ -40,7 +41,7 @@ def write_csv(path: Path, rows: list[str]) -> Path:
     return path
 
 
-async def import_file(env: BotEnv, path: Path):  # type: ignore[no-untyped-def]
+async def import_file(env: Env, path: Path):  # type: ignore[no-untyped-def]
     return await import_deliveries_file(path, rules=journey_rules(env.settings),
                                         now=env.clock.now())
 
@@ -51,7 +52,7 @@ def delivery_row(vin_: str, phone: str, delivered: str, name: str = "张伟",
            f"{delivered},李娜,{lang}"
 
 
-async def link_by_contact(env: BotEnv, user_id: int, phone: str):  # type: ignore[no-untyped-def]
+async def link_by_contact(env: Env, user_id: int, phone: str):  # type: ignore[no-untyped-def]
     owner = env.emu.user(user_id, first_name="伟")
     owner.send_text("/start")
     await env.poll()
@@ -108,7 +109,7 @@ async def test_evening_delivery_waits_for_quiet_hours_to_end(env: BotEnv, tmp_pa
     assert (await env.tick()).sent == 1
     assert any("两个小时" in t for t in owner.bot_texts())
     tp = await Touchpoint.get(kind=CHECKIN)
-    assert tp.sent_at == local(2026, 11, 4, 9, 0).astimezone(timezone.utc)
+    assert tp.sent_at == local(2026, 11, 4, 9, 0).astimezone(UTC)
 
 
 async def test_late_import_expires_the_checkin(env: BotEnv, tmp_path: Path) -> None:

@@ -38,8 +38,9 @@ NOW = datetime(2026, 12, 2, 10, 0, tzinfo=SH)
 _n = itertools.count(1)
 
 
-def L(*args: int) -> datetime:
-    return datetime(*args, tzinfo=SH)
+def L(year: int, month: int, day: int, hour: int = 0, minute: int = 0,
+      second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=SH)
 
 
 async def car(delivered: datetime | None, *, advisor: str = "李娜", sales: str = "",
@@ -164,7 +165,7 @@ def test_targets_met_and_missed_with_the_trend() -> None:
     assert (verdicts["booking_rate"].met, verdicts["booking_rate"].trend) == (None, "")
     assert (verdicts["active_base_12m"].met, verdicts["active_base_12m"].trend) == (False, "same")
     for bad in ("nonsense:5", "first_service_rate:lots", "booking_rate:>=150"):
-        with pytest.raises(ValueError, match="first_service_rate|booking_rate|nonsense"):
+        with pytest.raises(ValueError, match=r"first_service_rate|booking_rate|nonsense"):
             parse_targets(bad)
 
 
@@ -186,7 +187,10 @@ async def test_the_review_judges_the_dealership_against_its_targets(db: str) -> 
     # 返修率 20 % > 10 %: missed; October's one job (G's maintenance) had no comeback: 0 %
     assert verdicts["repeat_repair_rate"].met is False
     assert verdicts["repeat_repair_rate"].previous == 0.0
-    assert verdicts["repeat_repair_rate"].trend == "up" and verdicts["repeat_repair_rate"].better is False
+    assert (
+        verdicts["repeat_repair_rate"].trend == "up"
+        and verdicts["repeat_repair_rate"].better is False
+    )
     # 基盘 4 < 1,500 (the manual's default): missed
     assert verdicts["active_base_12m"].value == 4 and verdicts["active_base_12m"].met is False
     assert got.as_dict()["targets"][0]["figure"] == "followup_rate"

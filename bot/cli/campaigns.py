@@ -40,7 +40,7 @@ def load_spec(path: Path) -> dict[str, Any]:
     text = path.read_text(encoding="utf-8")
     data: Any = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
     if not isinstance(data, dict):
-        raise ValueError("the file must hold one object (a table)")  # noqa: TRY004 - input
+        raise ValueError("the file must hold one object (a table)")
     return data
 
 

@@ -172,15 +172,15 @@ def render(report: KpiReport, fmt: str, timezone_name: str = "") -> str:
     headers = ["", *(_name(k.scope) for k in scopes)]
     for k in scopes:
         columns.append([value for _, value in _rows(k)])
-    widths = [max(len(h), *(len(v) for v in col)) for h, col in zip(headers, columns)]
+    widths = [max(len(h), *(len(v) for v in col)) for h, col in zip(headers, columns, strict=False)]
     title = (f"carebot KPIs {report.period.label} ({report.period.start} to "
              f"{report.period.end - timedelta(days=1)}"
              f"{', ' + timezone_name if timezone_name else ''})")
     lines = [title, "  ".join(h.ljust(w) if i == 0 else h.rjust(w)
-                              for i, (h, w) in enumerate(zip(headers, widths)))]
+                              for i, (h, w) in enumerate(zip(headers, widths, strict=False)))]
     for r in range(len(columns[0])):
         lines.append("  ".join(col[r].ljust(w) if i == 0 else col[r].rjust(w)
-                               for i, (col, w) in enumerate(zip(columns, widths))))
+                               for i, (col, w) in enumerate(zip(columns, widths, strict=False))))
     return "\n".join(lines) + "\n"
 
 

@@ -201,7 +201,10 @@ async def cmd_ticket_show(settings: Settings, args: argparse.Namespace) -> int:
             .select_related("actor")
         messages = await TicketMessage.filter(ticket_id=ticket.id).order_by("created_at", "id") \
             .select_related("staff")
-    f = lambda w: _fmt(w, settings)
+
+    def f(when: datetime | None) -> str:
+        return _fmt(when, settings)
+
     print(f"{ticket.number}  {ticket.state}  level {ticket.level}"
           f"{'  MAJOR' if ticket.major else ''}  ({ticket.channel}, {ticket.category})")
     print(f"owner:      {customer.name} {customer.phone}")

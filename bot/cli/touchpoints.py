@@ -44,7 +44,9 @@ def _parse_day(value: str, flag: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise SystemExit(f"carebot outbox: {flag} {value!r} is not a date; use YYYY-MM-DD") from None
+        raise SystemExit(
+            f"carebot outbox: {flag} {value!r} is not a date; use YYYY-MM-DD"
+        ) from None
 
 
 async def outbox_counts(start: datetime, end: datetime) -> list[tuple[str, str, int]]:

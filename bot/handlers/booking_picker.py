@@ -54,7 +54,7 @@ class Pick:
 
 def parse_pick(fields: list[str]) -> Pick | None:
     """``src:car:job:day:slot`` (any tail left out); None when any part is malformed."""
-    fields = (fields + ["", "", "", "", ""])[:5]
+    fields = ([*fields, "", "", "", "", ""])[:5]
     src, car, job, day, slot = fields
     if not src.isdigit() or not car.isdigit() or (job and job not in JOB_CODES) \
             or (slot and not (len(slot) == 4 and slot.isdigit())):

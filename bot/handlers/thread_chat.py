@@ -305,7 +305,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     side = thread_side_of(svc)
     query = update.callback_query
     assert query is not None and query.data is not None
-    _, action, raw_id = (query.data.split(":") + ["", ""])[:3]
+    _, action, raw_id = ([*query.data.split(":"), "", ""])[:3]
     staff = await tickets.staff_for(query.from_user.id)
     if staff is None or not tickets.is_ticket_staff(staff.role):
         await buttons.answer(svc, query, side.label("tk_not_staff"), show_alert=True)

@@ -89,7 +89,7 @@ async def _card_text(svc: Services, ticket: Ticket, limit: int) -> str:
     earlier = await Ticket.filter(customer_id=customer.id).exclude(id=ticket.id) \
         .order_by("-created_at").limit(5)
     handler = await Staff.get_or_none(id=ticket.handler_id) if ticket.handler_id else None
-    role = (level_name(svc, handler.role) if handler.role in tickets.LEVELS
+    role = (level_name(svc, handler.role) if str(handler.role) in tickets.LEVELS
             else handler.role) if handler else ""
     return await render_off_loop(
         svc.scripts.render, "staff_ticket_card", LANG,

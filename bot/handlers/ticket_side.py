@@ -186,8 +186,12 @@ class StaffSide:
                     return ticket
                 ticket.topic_thread_id = topic.message_thread_id
                 await ticket.save(update_fields=["topic_thread_id", "updated_at"])
-            msg = await self.send(ticket, await ticket_card.card_text(self.svc, ticket), as_html=True,
-                                  markup=ticket_card.buttons(self.svc, ticket))
+            msg = await self.send(
+                ticket,
+                await ticket_card.card_text(self.svc, ticket),
+                as_html=True,
+                markup=ticket_card.buttons(self.svc, ticket),
+            )
             if msg is not None:
                 ticket.card_message_id = msg.message_id
                 await ticket.save(update_fields=["card_message_id", "updated_at"])
@@ -198,8 +202,13 @@ class StaffSide:
             return
         # not modified: nothing to do; any other failure the sender logs and records
         await self.sender.edit_text(
-            self.chat_id, ticket.card_message_id, await ticket_card.card_text(self.svc, ticket), lane=Lane.STAFF,
-            parse_mode=ParseMode.HTML, reply_markup=ticket_card.buttons(self.svc, ticket))
+            self.chat_id,
+            ticket.card_message_id,
+            await ticket_card.card_text(self.svc, ticket),
+            lane=Lane.STAFF,
+            parse_mode=ParseMode.HTML,
+            reply_markup=ticket_card.buttons(self.svc, ticket),
+        )
 
     async def publish_pending(self, limit: int = 20) -> int:
         """Tickets recorded without effects (a CLI, a failed send) get their topic now."""
@@ -288,8 +297,15 @@ class StaffSide:
         if kind == EventKind.CLAIMED:
             handler = await Staff.get_or_none(id=ticket.handler_id) if ticket.handler_id else None
             name = handler.name if handler else ""
-            await self.notice(ticket, self.label("tk_claimed_notice", number=ticket.number,
-                                               name=name, due=ticket_card.local(ticket.due_at, self.svc)))
+            await self.notice(
+                ticket,
+                self.label(
+                    "tk_claimed_notice",
+                    number=ticket.number,
+                    name=name,
+                    due=ticket_card.local(ticket.due_at, self.svc),
+                ),
+            )
             await self.notify_owner(ticket, "ticket_claimed", staff=name, event_id=event.id)
         elif kind == EventKind.ESCALATED:
             before, _, _ = event.text.partition(" -> ")

@@ -183,8 +183,13 @@ def due_now(fc: CarForecast, today: date, rules: JourneyRules) -> TouchpointPlan
         return None
     due, expires = rules.window(today, 0, rules.service_due_time, (last - today).days)
     return TouchpointPlan(
-        customer_id=fc.customer_id, vehicle_id=fc.vehicle_id, kind=SERVICE_DUE,
-        occasion_key=occasion_key(fc.cycle), due_at=due, expires_at=expires, payload=reminder_payload(fc),
+        customer_id=fc.customer_id,
+        vehicle_id=fc.vehicle_id,
+        kind=SERVICE_DUE,
+        occasion_key=occasion_key(fc.cycle),
+        due_at=due,
+        expires_at=expires,
+        payload=reminder_payload(fc),
     )
 
 

@@ -51,7 +51,9 @@ def parse_weekdays(value: str) -> frozenset[int]:
         try:
             a, b = int(lo), int(hi) if sep else int(lo)
         except ValueError:
-            raise ValueError(f"{part!r} is not a weekday or a range; use e.g. 1-5 or 1,3,5") from None
+            raise ValueError(
+                f"{part!r} is not a weekday or a range; use e.g. 1-5 or 1,3,5"
+            ) from None
         if not (1 <= a <= 7 and 1 <= b <= 7 and a <= b):
             raise ValueError(f"{part!r}: weekdays are 1 (Monday) to 7 (Sunday)")
         days.update(range(a, b + 1))
@@ -91,7 +93,9 @@ def parse_holidays(value: str) -> list[Holiday]:
         when, sep, name = item.partition(":")
         m = _HOLIDAY.match(when.strip())
         if not sep or not m or not name.strip():
-            raise ValueError(f"{item!r}: write a holiday as MM-DD:name, or LMM-DD:name for a lunar date")
+            raise ValueError(
+                f"{item!r}: write a holiday as MM-DD:name, or LMM-DD:name for a lunar date"
+            )
         lunar, month, day = bool(m.group(1)), int(m.group(2)), int(m.group(3))
         limit = 30 if lunar else (29 if month == 2 else 31)
         if not 1 <= month <= 12 or not 1 <= day <= limit:
@@ -204,7 +208,9 @@ def birthday_keys_on(day: date) -> list[str]:
 # --- expiry reminders --------------------------------------------------------------------
 
 
-def expiry_reminders_due(days: list[date], today: date, leads: tuple[int, ...]) -> list[tuple[date, int]]:
+def expiry_reminders_due(
+    days: list[date], today: date, leads: tuple[int, ...]
+) -> list[tuple[date, int]]:
     """(expiry date, lead) pairs whose reminder falls on one of ``days`` and is still useful.
 
     ``days`` are the local days a scan covers (the missed ones and today). A reminder whose

@@ -90,7 +90,7 @@ class UserDriver:
         self,
         phone: str | None = None,
         *,
-        user_id: int | None | Literal[_Own.ID] = OWN_ID,
+        user_id: int | Literal[_Own.ID] | None = OWN_ID,
         first_name: str | None = None,
         last_name: str | None = None,
     ) -> JSONDict:

@@ -24,6 +24,7 @@ do (the side drivers call); it composes the rest of the package:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -163,7 +164,8 @@ class TelegramEmulator:
 
     @property
     def api_url(self) -> str:
-        """Where the server listens, e.g. ``http://127.0.0.1:PORT``; give PTB ``api_url + "/bot"``."""
+        """Where the server listens, e.g. ``http://127.0.0.1:PORT``; give PTB
+        ``api_url + "/bot"``."""
         if self._port is None:
             raise RuntimeError("the emulator is not started")
         return f"http://{self._host}:{self._port}"
@@ -226,14 +228,14 @@ class TelegramEmulator:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), remaining)
-            except TimeoutError:
-                pass
 
     async def wait_idle(self, timeout: float = 5.0) -> None:
         """Wait until every queued update was taken by the bot."""
-        await self.wait_until(lambda: not self.updates.queue, timeout, "the bot to take all updates")
+        await self.wait_until(
+            lambda: not self.updates.queue, timeout, "the bot to take all updates"
+        )
 
     def min_send_gap(self, chat_id: int | None = None) -> float | None:
         """Shortest time between two messages to one chat (or to ``chat_id``); None if < 2."""

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 
 class MovableClock(Protocol):
-    """A clock the sandbox can move forward: ``OffsetClock`` when running, ``FakeClock`` in tests."""
+    """A clock the sandbox can move forward: ``OffsetClock`` when running, ``FakeClock`` in
+    tests."""
 
     def now(self) -> datetime: ...
 

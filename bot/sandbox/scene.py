@@ -305,7 +305,9 @@ def print_console_access(settings: Settings, logins: list[DemoLogin]) -> None:
     print(f"\nThe console: {base}  (demo accounts, new passwords at every start; "
           "the sandbox only)")
     for demo in logins:
-        print(f"  login {demo.login:<6} password {demo.password}   ({demo.role.value}, {demo.name})")
+        print(
+            f"  login {demo.login:<6} password {demo.password}   ({demo.role.value}, {demo.name})"
+        )
     print(f"The sandbox chat (act as a demo owner, move time forward): {base}/sandbox/chat")
 
 

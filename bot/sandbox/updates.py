@@ -9,6 +9,7 @@ time, retried a few times, and a failure is recorded for getWebhookInfo before m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -69,10 +70,8 @@ class Updates:
         task, self._task = self._task, None
         if task is not None and not task.done():
             task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
         session, self._session = self._session, None
         if session is not None:
             await session.close()
@@ -124,10 +123,8 @@ class Updates:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), remaining)
-            except TimeoutError:
-                pass
 
     def _check_still_polling(self, generation: int) -> None:
         """409 for a long poll overtaken by a newer one or by setWebhook."""

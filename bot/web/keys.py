@@ -10,6 +10,6 @@ from bot.inbox import Inbox
 from bot.services import Services
 
 SERVICES = web.AppKey("services", Services)
-PTB = web.AppKey("ptb", Application)  # type: ignore[type-arg]
+PTB = web.AppKey("ptb", Application)
 INBOX = web.AppKey("inbox", Inbox)
 WEBHOOK_PATH = web.AppKey("webhook_path", str)  # the route Telegram posts updates to

@@ -159,5 +159,5 @@ def make_web_app(services: Services, application: Application,  # type: ignore[t
     app.router.add_post("/api/v1/visits", post_visits)
     campaigns_api.add_routes(app)  # campaigns (issue 6)
     ops.add_routes(app)  # /healthz and /metrics
-    setup_console(app, services, MACHINE_PREFIXES + (app[WEBHOOK_PATH],))  # issue 7
+    setup_console(app, services, (*MACHINE_PREFIXES, app[WEBHOOK_PATH]))  # issue 7
     return app

@@ -56,7 +56,9 @@ class Booking(Model):
     )
     vehicle_id: int | None
     day = fields.DateField()  # local date of the visit
-    slot = fields.CharField(max_length=12)  # the slot's start, 09:00 (morning, afternoon: before issue 17)
+    slot = fields.CharField(
+        max_length=12
+    )  # the slot's start, 09:00 (morning, afternoon: before issue 17)
     kind = fields.CharEnumField(BookingKind, max_length=16)
     status = fields.CharEnumField(BookingStatus, max_length=12, default=BookingStatus.BOOKED)
     source_touchpoint_id = fields.BigIntField(null=True)  # the reminder it was made from

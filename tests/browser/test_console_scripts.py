@@ -17,8 +17,10 @@ async def test_admin_edits_a_template_with_preview(console: ConsoleEnv, page: An
     await page.fill("textarea[name=text]", "{{ customer.name }}您好，<b>{{ payload.name")
     await page.click("#preview-button")
     assert "syntax error" in await page.inner_text("#problems")
-    await page.fill("textarea[name=text]",
-                    "{{ customer.name }}您好！<b>{{ payload.name }}</b>快乐，{{ dealer.name }}敬上。")
+    await page.fill(
+        "textarea[name=text]",
+        "{{ customer.name }}您好！<b>{{ payload.name }}</b>快乐，{{ dealer.name }}敬上。",
+    )
     await page.click("#preview-button")
     assert await page.inner_text("#preview b") == "国庆节"  # the sample holiday, in bold
     await page.click("#save-button")

@@ -143,7 +143,7 @@ def bar_chart(data: Data, *, title: str, width: float = 600, height: float | Non
                f'y2="{_n(base)}" stroke="{MUTED}" stroke-width="1"/>')
     slot = plot_w / len(items) if items else plot_w
     bar_w = slot * 0.7
-    for i, (d, v) in enumerate(zip(items, values)):
+    for i, (d, v) in enumerate(zip(items, values, strict=False)):
         h = v / top * plot_h if top else 0.0
         x = left + i * slot + (slot - bar_w) / 2
         fill = d.color or color
@@ -175,7 +175,7 @@ def _hbars(items: list[Datum], values: list[float], top: float, title: str, widt
     out.append(f'<line class="axis" x1="{_n(plot_x)}" y1="{_n(upper)}" x2="{_n(plot_x)}" '
                f'y2="{_n(height - lower)}" stroke="{MUTED}" stroke-width="1"/>')
     bar_h = row * 0.66
-    for i, (d, v) in enumerate(zip(items, values)):
+    for i, (d, v) in enumerate(zip(items, values, strict=False)):
         w = v / top * plot_w if top else 0.0
         y = upper + i * row + (row - bar_h) / 2
         mid = y + bar_h / 2 + FONT * 0.35
@@ -281,7 +281,7 @@ def stacked_bar(data: Data, *, title: str, width: float = 600, fmt: Formatter = 
     plot_w = width - left - right
     # the legend: as many entries per row as fit
     entries = []
-    for i, (d, v) in enumerate(zip(items, values)):
+    for i, (d, v) in enumerate(zip(items, values, strict=False)):
         share = f" ({v / total * 100:.0f}%)" if total else ""
         entries.append((d, v, f"{d.label} {fmt(v)}{share}", d.color or PALETTE[i % len(PALETTE)]))
     rows: list[list[tuple[Datum, float, str, str, float]]] = [[]]
@@ -314,7 +314,7 @@ def stacked_bar(data: Data, *, title: str, width: float = 600, fmt: Formatter = 
                          cls="empty"))
     for r, row in enumerate(rows):
         y = bar_y + bar_h + 10 + r * legend_row
-        for d, _v, text, fill, offset in row:
+        for _d, _v, text, fill, offset in row:
             lx = left + offset
             out.append(f'<rect class="key" x="{_n(lx)}" y="{_n(y + 3)}" width="12" '
                        f'height="12" fill="{_e(fill)}" rx="2"/>')

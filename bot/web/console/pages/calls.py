@@ -34,7 +34,7 @@ from db.models import (
 
 log = logging.getLogger(__name__)
 
-DONE_KEYS = tuple(o.value for o in CallOutcome) + ("assigned",)
+DONE_KEYS = (*tuple(o.value for o in CallOutcome), "assigned")
 COMMENT_LIMIT = 2000
 _TAG = re.compile(r"<[^>]+>")
 

@@ -51,7 +51,9 @@ PREMIUM_MAX = Decimal(10_000_000)  # a premium at or above this is a typo
 
 
 def _text(form: dict[str, str], name: str, limit: int, empty_key: str) -> str:
-    return text_field(form, name, limit, empty_key=empty_key, too_long_key="conversations.refused.too_long")
+    return text_field(
+        form, name, limit, empty_key=empty_key, too_long_key="conversations.refused.too_long"
+    )
 
 
 async def _assign(thread: Thread, staff: Staff, form: dict[str, str], now: Any) -> str:

@@ -106,7 +106,8 @@ async def customer_list(request: web.Request) -> web.Response:
 
 async def _file(request: web.Request) -> Customer:
     staff = staff_of(request)
-    customer = await _scoped(staff).filter(id=int(request.match_info["id"])).first()
+    customer: Customer | None = await _scoped(staff).filter(
+        id=int(request.match_info["id"])).first()
     if customer is None:
         if await Customer.exists(id=int(request.match_info["id"])):
             raise _Refused()

@@ -486,7 +486,7 @@ async def reports_page(request: web.Request) -> web.Response:
     columns = [report.dealership, *report.advisors] if every else [shown]
     periods = trend_periods(query)
     trend = list(zip(periods, [scope_of(r, viewer.advisor) for r in await asyncio.gather(
-        *(kpi_report(request, p, viewer.advisor is not None) for p in periods))]))
+        *(kpi_report(request, p, viewer.advisor is not None) for p in periods))], strict=False))
     stats = await complaints(viewer, report.start_utc, report.end_utc)
     talks = await conversations(viewer, report.start_utc, report.end_utc,
                                 console.services.clock.now())

@@ -397,7 +397,9 @@ async def _audit(request: web.Request, staff: Staff, action: str, ticket: Ticket
 
 
 def _text(form: dict[str, str], name: str, limit: int, empty_key: str) -> str:
-    return text_field(form, name, limit, empty_key=empty_key, too_long_key="tickets.refused.too_long")
+    return text_field(
+        form, name, limit, empty_key=empty_key, too_long_key="tickets.refused.too_long"
+    )
 
 
 async def _answer(request: web.Request, staff: Staff, ticket: Ticket,
