@@ -65,7 +65,7 @@ async def _run(*, owners: int, helpers: int, baseline: bool, db_url: str) -> dic
             (scripts / lang).mkdir()
             (scripts / lang / "bench_campaign.html").write_text(
                 "{{ customer.name }}您好！冬季保养特惠。", encoding="utf-8")
-        settings = Settings(_env_file=None, bot_token=emu.token,  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, bot_token=emu.token,
                             telegram_api_url=emu.api_url, database_url=db_url,
                             quiet_hours="off", dispatch_concurrency=64,
                             scripts_dir=scripts, per_chat_burst=1)

@@ -207,7 +207,7 @@ def make_settings(emu, **overrides):  # type: ignore[no-untyped-def]
         metrics_open=True,  # /metrics is closed by default (tests/test_hardening_web.py)
     )
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]  # pydantic-settings' own
+    return Settings(_env_file=None, **values)
 
 
 @pytest_asyncio.fixture

@@ -12,8 +12,8 @@ from bot.config import Settings
 from db.models import CannedReply, Customer, Staff, Vehicle
 
 NOW = datetime(2026, 11, 3, 2, 0, tzinfo=UTC)
-SETTINGS = Settings(_env_file=None, dealer_name="星辰汽车",  # type: ignore[call-arg]
-                    dealer_phone="020-88886666")  # _env_file: pydantic-settings' own argument
+SETTINGS = Settings(_env_file=None, dealer_name="星辰汽车",
+                    dealer_phone="020-88886666")
 
 
 def people(language: str = "en") -> tuple[Customer, Vehicle, Staff]:

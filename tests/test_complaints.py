@@ -401,7 +401,7 @@ async def test_cli_staff_ticket_show_and_report(db: str, clock: Any,
     from bot.config import Settings
     from db.setup import close_database, open_database
 
-    settings = Settings(_env_file=None, database_url=db)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, database_url=db)
     customer = await Customer.create(name="张伟", phone="+8613800138000", link_token="tok-1")
     ticket = await Ticket.create(
         number="T-0001", customer_id=customer.id, channel="bot", category="charges",

@@ -241,7 +241,7 @@ def test_staff_unlock_cli_starts_the_count_afresh(tmp_path: Any,
     monkeypatch.setenv("CAREBOT_DATABASE_URL", url)
     monkeypatch.setenv("CAREBOT_SESSION_SECRET", "the-deployment-secret")
     assert cli.main(["staff", "add", "--login", "ops", "--name", "Ops", "--role", "admin"]) == 0
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     target = f"signin:{login_tag(signin_key(settings), 'ops')}"
 
     async def rows(action: str, add: int = 0) -> int:

@@ -296,7 +296,7 @@ async def test_demo_staff_can_sign_in(db: str) -> None:
 async def test_every_demo_owner_has_a_clean_delivery(db: str, clock: FakeClock) -> None:
     from bot.config import Settings
 
-    settings = Settings(_env_file=None, timezone="Asia/Shanghai")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, timezone="Asia/Shanghai")
     first = await import_demo(None, clock, settings)
     later = await import_demo(fresh_deliveries("2026-11-03 10:00"), clock, settings)
     assert first.ok and later.ok, (first.summary(), later.summary())

@@ -568,7 +568,7 @@ async def test_sigkill_during_import_then_rerun_completes(cluster: Cluster) -> N
 
     second = await cluster.start("import-2", "import", "deliveries", str(path))
     assert await asyncio.wait_for(second.process.wait(), DEADLINE) == 0, second.tail()
-    rules = journey_rules(Settings(_env_file=None, timezone="UTC", quiet_hours="off"))  # type: ignore[call-arg]
+    rules = journey_rules(Settings(_env_file=None, timezone="UTC", quiet_hours="off"))
     planned = sum(len(plan_delivery(customer_id=1, vehicle_id=1, vin=_vin(i),
                                     delivered_at=at, rules=rules))
                   for i, at in enumerate(times))
@@ -600,7 +600,7 @@ async def test_sigkill_during_campaign_launch_then_restart_completes(cluster: Cl
 
     owners = 15_000
     await seed_owners(owners, consent=True)
-    settings = Settings(_env_file=None, timezone="UTC", quiet_hours=_quiet_now())  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, timezone="UTC", quiet_hours=_quiet_now())
     rules = policy.campaign_rules(settings)
     now = datetime.now(UTC)
     campaign = await promotions.create_campaign(

@@ -29,8 +29,8 @@ def plans(settings: Settings, left_at: datetime) -> dict[str, Any]:
 
 def test_off_by_default_and_a_week_after_when_configured() -> None:
     left = local(2026, 11, 3, 16, 0)
-    assert SECOND_FOLLOWUP not in plans(Settings(_env_file=None), left)  # type: ignore[call-arg]
-    on = plans(Settings(_env_file=None, second_followup_day=9,  # type: ignore[call-arg]
+    assert SECOND_FOLLOWUP not in plans(Settings(_env_file=None), left)
+    on = plans(Settings(_env_file=None, second_followup_day=9,
                         second_followup_time="15:30"), left)
     second = on[SECOND_FOLLOWUP]
     assert second.due_at == local(2026, 11, 12, 15, 30)

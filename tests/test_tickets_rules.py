@@ -99,14 +99,14 @@ def test_bad_business_days(value: str) -> None:
 
 
 def test_wrong_calendar_setting_names_the_variable() -> None:
-    settings = Settings(_env_file=None, ticket_business_hours="18:00-08:00")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, ticket_business_hours="18:00-08:00")
     with pytest.raises(ConfigError, match="CAREBOT_TICKET_BUSINESS_HOURS"):
         sla_rules(settings)
-    rules = sla_rules(Settings(_env_file=None))  # type: ignore[call-arg]
+    rules = sla_rules(Settings(_env_file=None))
     assert rules.first_answer == timedelta(hours=2)
     assert rules.handler_answer == timedelta(hours=9, minutes=30)  # one 08:30-18:00 day
     assert rules.threshold == 6
-    plain = sla_rules(Settings(_env_file=None, ticket_business_hours="off"))  # type: ignore[call-arg]
+    plain = sla_rules(Settings(_env_file=None, ticket_business_hours="off"))
     assert plain.calendar is None and plain.handler_answer == timedelta(hours=24)
 
 

@@ -154,7 +154,7 @@ def test_late_imports_only_send_what_is_in_its_window(delivered: datetime, now: 
 
 
 def test_journey_rules_follow_settings() -> None:
-    settings = Settings(_env_file=None, followup_day=2, followup_time="11:15",  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, followup_day=2, followup_time="11:15",
                         first_service_day=15, first_service_deadline_day=20)
     rules = journey_rules(settings)
     plans = plans_by_kind(sh(2026, 11, 3, 10, 0), rules)
@@ -322,9 +322,9 @@ def test_settings_strings() -> None:
         with pytest.raises(ValueError):
             parse(bad)  # type: ignore[operator]
     with pytest.raises(ValueError):
-        Settings(_env_file=None, insurance_lead_days="thirty")  # type: ignore[call-arg]
+        Settings(_env_file=None, insurance_lead_days="thirty")
     with pytest.raises(ValueError):
-        Settings(_env_file=None, holidays="13-01:nope")  # type: ignore[call-arg]
+        Settings(_env_file=None, holidays="13-01:nope")
 
 
 def test_holidays_gregorian_and_lunar() -> None:

@@ -50,7 +50,7 @@ def report(found: list[Finding]) -> str:
 
 async def run_doctor(settings: Settings, args: argparse.Namespace) -> int:
     env_file = args.env_file
-    if env_file is None and DEFAULT_ENV_FILE.is_file():
+    if env_file is None and DEFAULT_ENV_FILE.is_file():  # noqa: ASYNC240 - one stat at start
         env_file = DEFAULT_ENV_FILE
     found = await diagnose(settings, env_file)
     print(report(found))

@@ -7,6 +7,7 @@ is masked and the bot token is never shown."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import sqlite3
 from collections.abc import AsyncIterator
@@ -120,10 +121,8 @@ async def open_db(settings: Settings, *, apply_migrations: bool = True) -> None:
 
 
 async def _close_quietly() -> None:
-    try:
+    with contextlib.suppress(*DATABASE_ERRORS):  # closing what never opened: nothing to say
         await close_database()
-    except DATABASE_ERRORS:  # closing what never opened: nothing more to say
-        pass
 
 
 def make_bot(settings: Settings) -> Bot:
