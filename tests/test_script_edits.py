@@ -27,8 +27,13 @@ async def test_a_script_edited_on_one_instance_is_used_by_another_without_restar
     owner = await link_by_contact(env, 5001, "+8613800138000")
     running = env.carebot.services.scripts
     assert "本店新话术" not in running.render(
-        "delivery_checkin", "zh_CN", customer={"name": "张伟"}, vehicle={"model": "S7", "plate": ""},
-        dealer={"name": "星辰汽车", "phone": "1"}, payload={})
+        "delivery_checkin",
+        "zh_CN",
+        customer={"name": "张伟"},
+        vehicle={"model": "S7", "plate": ""},
+        dealer={"name": "星辰汽车", "phone": "1"},
+        payload={},
+    )
 
     # another instance's console saves an edit: this instance was not told, nor restarted
     console = Scripts()

@@ -87,12 +87,24 @@ async def _editor(request: web.Request, key: str, lang: str, *, status: int = 20
         preview, problems = await render_off_loop(preview_template, text, key, lang)
     history = await AuditLog.filter(target=f"script:{lang}/{key}") \
         .order_by("-created_at", "-id").limit(10).prefetch_related("staff")
-    return await render(request, "script.html", status=status, key=key, script_lang=lang,
-                        origin=origin, text=text, problems=problems or [],
-                        preview=safe_preview(preview or ""), preview_chars=len(preview or ""), notice_key=notice_key, error_key=error_key,
-                        override_dir=scripts.override_dir, history=history,
-                        recipient=recipient(key),
-                        editable=can(staff_of(request), access.SCRIPTS_EDIT))
+    return await render(
+        request,
+        "script.html",
+        status=status,
+        key=key,
+        script_lang=lang,
+        origin=origin,
+        text=text,
+        problems=problems or [],
+        preview=safe_preview(preview or ""),
+        preview_chars=len(preview or ""),
+        notice_key=notice_key,
+        error_key=error_key,
+        override_dir=scripts.override_dir,
+        history=history,
+        recipient=recipient(key),
+        editable=can(staff_of(request), access.SCRIPTS_EDIT),
+    )
 
 
 @requires(access.SCRIPTS)
