@@ -148,3 +148,24 @@
     });
   });
 })();
+
+// Variable buttons: put the variable at the cursor of the message last typed in.
+(function () {
+  "use strict";
+  var last = null;
+  document.addEventListener("focusin", function (event) {
+    if (event.target.matches && event.target.matches("textarea[name^=message_]")) { last = event.target; }
+  });
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest(".var-insert");
+    if (!button) { return; }
+    var area = last || document.querySelector("textarea[name^=message_]");
+    if (!area) { return; }
+    var text = button.getAttribute("data-insert");
+    var start = area.selectionStart || 0, end = area.selectionEnd || 0;
+    area.value = area.value.slice(0, start) + text + area.value.slice(end);
+    area.selectionStart = area.selectionEnd = start + text.length;
+    area.focus();
+    area.dispatchEvent(new Event("input", { bubbles: true }));
+  });
+})();
