@@ -338,10 +338,20 @@ async def test_create_edit_and_schedule_with_the_event_rule(site: Site) -> None:
             assert r.status == 422
             assert field_error(await r.text(), "send_at").startswith("This time has passed")
 
-        # With a reason it is scheduled, and the reason is kept.
+        # With a reason it can be scheduled: first the final audience, then confirmed.
         async with http.post(edit, allow_redirects=False, data=editor_form(
                 token, event_date="2026-11-10", send_at="2026-11-03T11:00",
                 force_reason="厂家活动通知晚到", action="schedule")) as r:
+            assert r.status == 200
+            page = unescape(await r.text())
+        assert 'data-eligible="4"' in page and "4 owners will get this message (5 match" in page
+        assert '<tr data-reason="no_consent"><th scope="row">No consent to offers</th>' \
+               '<td class="n">1</td>' in page
+        assert 'id="confirm-no-text"' not in page  # every S7 owner reads Chinese
+        assert (await Campaign.get(id=campaign.id)).status == CampaignStatus.DRAFT
+        async with http.post(edit, allow_redirects=False, data=editor_form(
+                token, event_date="2026-11-10", send_at="2026-11-03T11:00",
+                force_reason="厂家活动通知晚到", action="schedule", confirmed="1")) as r:
             assert r.status == 303
             assert r.headers["Location"] == f"/campaigns/{campaign.id}?done=scheduled"
         campaign = await Campaign.get(id=campaign.id)
@@ -537,3 +547,66 @@ def test_the_interface_strings_exist_in_both_languages() -> None:
     made |= {f"campaigns.err.cannot_{a}" for a in ("pause", "resume", "cancel", "unschedule")}
     made |= {f"campaigns.field.message_{lang}" for lang in ("zh_CN", "en")}
     assert made <= keys[0], made - keys[0]
+
+
+async def test_the_confirmation_counts_owners_whose_language_has_no_text(site: Site) -> None:
+    await seed(site)
+    await add_staff("mk2", "marketing", name="王芳")
+    campaign = await draft(site, audience={"models": ["星辰 S9"]})
+    http = await signed_in(site.base, "mk2")
+    async with http:
+        token = await csrf(http, f"{site.base}/campaigns/{campaign.id}/edit")
+        async with http.post(f"{site.base}/campaigns/{campaign.id}/edit", data=editor_form(
+                token, models=["星辰 S9"], action="schedule")) as r:
+            assert r.status == 200
+            page = unescape(await r.text())
+    assert 'data-eligible="2"' in page
+    assert 'id="confirm-no-text" data-n="1"' in page
+    assert "1 of them read a language this campaign has no text in" in page
+    # what the confirmation posts keeps the form as typed
+    assert '<input type="hidden" name="models" value="星辰 S9">' in page
+    assert '<input type="hidden" name="confirmed" value="1">' in page
+    assert (await Campaign.get(id=campaign.id)).status == CampaignStatus.DRAFT
+
+
+@pytest.mark.parametrize(("role", "file_links"), [("marketing", False), ("admin", True)])
+async def test_the_press_list_shows_who_pressed_with_csv(site: Site, role: str,
+                                                         file_links: bool) -> None:
+    owners = await seed(site)
+    campaign = await draft(site)
+    now = site.clock.now()
+    await Campaign.filter(id=campaign.id).update(status=CampaignStatus.DONE, launched_at=now)
+    await promotions.record_press(campaign.id, owners[2].id, "interested", now)
+    await promotions.record_press(campaign.id, owners[0].id, "interested",
+                                  now + timedelta(minutes=5))
+    await promotions.record_press(campaign.id, owners[1].id, "unsubscribe", now)
+    await add_staff(f"p-{role}", role)
+    http = await signed_in(site.base, f"p-{role}")
+    async with http:
+        async with http.get(f"{site.base}/campaigns/{campaign.id}") as r:
+            page = await r.text()
+        assert f'href="/campaigns/{campaign.id}/presses/interested"' in page
+        async with http.get(f"{site.base}/campaigns/{campaign.id}/presses/interested") as r:
+            assert r.status == 200
+            page = unescape(await r.text())
+        # who pressed, first press first; not who pressed another button
+        assert page.index("车主2") < page.index("车主0") and "车主1" not in page
+        assert "+8613900000002" in page
+        assert (f'href="/customers/{owners[2].id}"' in page) == file_links
+        async with http.get(f"{site.base}/campaigns/{campaign.id}/presses/interested"
+                            "?format=csv") as r:
+            assert r.status == 200 and r.content_type == "text/csv"
+            rows = (await r.text()).lstrip("\ufeff").splitlines()
+        assert rows[0] == "Owner,Phone,Advisor,Pressed at"
+        assert [row.split(",")[0] for row in rows[1:]] == ["车主2", "车主0"]
+        async with http.get(f"{site.base}/campaigns/{campaign.id}/presses/nothing") as r:
+            assert r.status == 404
+
+
+async def test_an_agent_sees_no_press_list(site: Site) -> None:
+    campaign = await draft(site)
+    await add_staff("p-agent", "agent")
+    http = await signed_in(site.base, "p-agent")
+    async with http, http.get(f"{site.base}/campaigns/{campaign.id}/presses/interested",
+                              allow_redirects=False) as r:
+        assert r.status == 403

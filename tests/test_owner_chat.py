@@ -187,3 +187,18 @@ async def test_the_imports_title_column_gives_先生_or_女士(db: str, tmp_path
                     f"{vin('1000001')},张伟,13800138000,2026-11-01 10:00\n", encoding="utf-8")
     await import_deliveries_file(path, rules=rules, now=now)
     assert (await Customer.get(name="张伟")).title == "mr"
+
+
+def test_a_campaign_message_is_one_language_footer_and_buttons_included() -> None:
+    from bot.campaigns.content import compose_campaign
+    from db.models import Campaign
+
+    campaign = Campaign(id=7, name="双十一", messages={"zh_CN": "{{ customer.name }}，保养八折！"},
+                        buttons=[{"kind": "interested"}])
+    english = _sample_customer("en")  # reads English; the campaign has only Chinese
+    out = compose_campaign(campaign, english, None, Scripts(),
+                           Settings(_env_file=None, dealer_name="星辰汽车"))
+    assert out.text.startswith("王伟，保养八折！")
+    assert "退订" in out.text and "Unsubscribe" not in out.text  # the footer follows the body
+    labels = [label for row in out.buttons for label, _ in row]
+    assert labels and not any(label.isascii() for label in labels), labels  # 我感兴趣, 退订

@@ -176,23 +176,26 @@ def compose_campaign(campaign: Campaign, customer: Customer, vehicle: Vehicle | 
                      scripts: Scripts, settings: Settings,
                      touchpoint_id: int | None = None) -> Outgoing:
     """The campaign's text in the owner's language (zh_CN fallback), the how-to-stop footer,
-    its buttons and the one-tap Unsubscribe. Book starts the booking flow (issue 3's
-    ``bk:s:<touchpoint>``) when there is one, else it tells the advisor."""
+    its buttons and the one-tap Unsubscribe, all in the body's language. Book starts the
+    booking flow (issue 3's ``bk:s:<touchpoint>``) when there is one, else it tells the
+    advisor."""
     lang = customer.language if customer.language in campaign.messages else DEFAULT_LANGUAGE
     dealer = dealer_context(settings)
     body = render_message(campaign.messages[lang], **campaign_context(
         customer, vehicle, dealer, {"name": campaign.name, "event_date": campaign.event_date}))
-    footer = scripts.render("campaign_footer", customer.language, dealer=dealer)
+    # the footer and the buttons in the body's language: one message, one language (an
+    # English reader without an English text gets all of it in Chinese, not a mix)
+    footer = scripts.render("campaign_footer", lang, dealer=dealer)
     rows: list[list[tuple[str, str]]] = []
     for button in campaign.buttons:
-        label = button_label(button, customer.language, scripts)
+        label = button_label(button, lang, scripts)
         if button["kind"] == "url":
             rows.append([(label, "url:" + str(button["url"]))])
         elif button["kind"] == "book" and touchpoint_id is not None and booking_flow():
             rows.append([(label, f"bk:s:{touchpoint_id}")])
         else:
             rows.append([(label, f"mk:{campaign.id}:{BUTTON_CODES[button['kind']]}")])
-    rows.append([(scripts.label("campaign_button_unsubscribe", customer.language),
+    rows.append([(scripts.label("campaign_button_unsubscribe", lang),
                   f"mk:{campaign.id}:{BUTTON_CODES['unsubscribe']}")])
     return Outgoing(text=f"{body}\n\n{footer}", buttons=rows)
 

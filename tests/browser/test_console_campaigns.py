@@ -118,6 +118,13 @@ async def test_build_schedule_and_follow_a_campaign(console: ConsoleEnv, page: A
     assert campaign.status == CampaignStatus.DRAFT
     await page.fill("#f-force_reason", "厂家活动通知晚到")
     await page.click("#schedule")
+    # first the final audience, who is left out and why; nothing scheduled yet
+    await page.wait_for_selector("#confirm-count")
+    eligible = await page.get_attribute("#confirm-count", "data-eligible")
+    assert eligible is not None and int(eligible) > 0
+    assert (await Campaign.get(name="双十一保养特惠")).status == CampaignStatus.DRAFT
+    await screenshot(page, "campaign-confirm")
+    await page.click("#confirm-schedule")
     await page.wait_for_selector("#campaign-status[data-status=scheduled]")
     assert "厂家活动通知晚到" in await page.inner_text("#force-reason")
     assert await page.inner_text("#send-at") == "2026-11-03 11:00"

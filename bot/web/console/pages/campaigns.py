@@ -235,7 +235,7 @@ async def _schedule(request: web.Request, campaign: Campaign,
                                        event=campaign.event_date.isoformat(),
                                        deadline=deadline.isoformat(),
                                        days=rules.event_lead_days)
-    if not errors:
+    if not errors and edited.form.get("confirmed") == "1":
         try:
             await promotions.schedule_campaign(campaign, send_at=send_at, now=now,
                                                rules=rules, force_reason=force)
@@ -244,9 +244,33 @@ async def _schedule(request: web.Request, campaign: Campaign,
     if errors:
         return await _editor(request, campaign, edited.form, errors, status=422,
                              error_key="campaigns.err.not_scheduled")
+    if edited.form.get("confirmed") != "1":
+        return await _confirm(request, campaign, edited, send_at)
     await audit(request, "schedule", campaign.id, send_at=send_at.isoformat(),
                  force_reason=campaign.force_reason)
     raise web.HTTPSeeOther(f"/campaigns/{campaign.id}?done=scheduled")
+
+
+async def _confirm(request: web.Request, campaign: Campaign, edited: Edited,
+                   send_at: datetime) -> web.Response:
+    """Before anything is scheduled: the final audience at the send time, who is left out
+    and why, and how many would get a language the campaign has no text in (issue 18)."""
+    services = console_of(request).services
+    now = services.clock.now()
+    assert edited.audience is not None
+    rules = rules_of(request)
+    remaining, counted = await audiences.classify(
+        edited.audience, now=now, due=promotions.due_time(send_at, now, rules), rules=rules,
+        campaign_id=campaign.id)
+    no_text = await remaining.exclude(language__in=list(campaign.messages)).count()
+    hidden = [(key, value) for key, values in sorted(edited.form.items())
+              for value in (values if isinstance(values, list) else [values])
+              if key != "confirmed"]
+    return await render(
+        request, "campaign_confirm.html", campaign=campaign, counted=counted,
+        reasons=policy.EXCLUSION_REASONS, no_text=no_text, hidden=hidden,
+        send_at=send_at, languages=[code for code in LANGUAGES if code in campaign.messages],
+        action=f"/campaigns/{campaign.id}/edit")
 
 
 def _test_messages(services: Services, campaign: Campaign, name: str,
