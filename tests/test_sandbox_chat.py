@@ -303,3 +303,26 @@ async def test_every_demo_owner_has_a_clean_delivery(db: str, clock: FakeClock) 
     assert first.created + later.created > 0
     phones = set(await Customer.all().values_list("phone", flat=True))
     assert phones == {o.phone for o in DEMO_OWNERS}
+
+
+async def test_the_demo_has_consenting_owners_and_a_campaign_to_try(db: str,
+                                                                    clock: FakeClock) -> None:
+    from bot.campaigns import audiences, policy
+    from bot.config import Settings
+    from bot.sandbox.scene import create_demo_campaign
+    from db.models import Campaign
+
+    settings = Settings(_env_file=None, timezone="Asia/Shanghai")
+    await import_demo(None, clock, settings)
+    await import_demo(fresh_deliveries("2026-11-03 10:00"), clock, settings)
+    consenting = await Customer.filter(marketing_consent=True).values_list("name", flat=True)
+    assert sorted(consenting) == sorted(["王芳", "Tom Lee", "赵敏"])
+    titles = dict(await Customer.all().values_list("name", "title"))
+    assert titles["王芳"] == "ms" and titles["陈强"] == "mr"
+    await create_demo_campaign(clock, settings)
+    campaign = await Campaign.get(name="双十一保养特惠（演示）")
+    assert set(campaign.messages) == {"zh_CN", "en"}
+    counted = await audiences.count_audience(
+        audiences.parse_audience(campaign.audience), now=clock.now(),
+        rules=policy.campaign_rules(settings))
+    assert counted.targeted == 5 and counted.excluded["no_consent"] == 2

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import surveys, touchpoints
 from bot.app import CareBot, create_app
+from bot.campaigns import promotions
 from bot.clock import OffsetClock
 from bot.config import Settings
 from bot.handlers import marketing, staff
@@ -77,6 +78,8 @@ def demo_deliveries(now_local: str) -> list[dict[str, Any]]:
             "sales_advisor": "李娜",
             "birthday": "1988-03-12",
             "insurance_expiry": "2027-11-20",
+            "title": "女士",
+            "marketing_consent": "是",  # so a campaign can be tried in the demo
         },
         {
             "vin": "LSGPC52UXKF123456",
@@ -87,6 +90,8 @@ def demo_deliveries(now_local: str) -> list[dict[str, Any]]:
             "delivered_at": now_local,
             "sales_advisor": "李娜",
             "language": "en",
+            "title": "Mr",
+            "marketing_consent": "yes",
         },
         {
             "vin": "LFV2A21K6M3012345",
@@ -96,6 +101,7 @@ def demo_deliveries(now_local: str) -> list[dict[str, Any]]:
             "phone": "13700137000",
             "delivered_at": now_local,
             "sales_advisor": "赵磊",
+            "title": "先生",
         },
     ]
 
@@ -111,6 +117,7 @@ def fresh_deliveries(now_local: str) -> list[dict[str, Any]]:
             "phone": "13600136000",
             "delivered_at": now_local,
             "sales_advisor": "李娜",
+            "marketing_consent": "是",
         },
         {
             "vin": "LSJW74U30NZ135790",
@@ -135,6 +142,29 @@ async def import_demo(
         rules=journey_rules(settings),
         now=clock.now(),
     )
+
+
+DEMO_CAMPAIGN: dict[str, Any] = {
+    "name": "双十一保养特惠（演示）",
+    "messages": {
+        "zh_CN": "{{ customer.name }}您好！双十一期间到店保养享工时八折，{{ vehicle.model or '爱车' }}"
+                 "的常规保养还送免费检测。名额有限，点“我感兴趣”我们会联系您。",
+        "en": "Hello {{ customer.name }}! During Double 11, servicing your "
+              "{{ vehicle.model or 'car' }} costs 20 % less labour, with a free check. "
+              "Tap Interested and we will call you.",
+    },
+    "buttons": [{"kind": "interested"}, {"kind": "book"}],
+    "audience": {},
+    "marketer": "王芳",
+}
+
+
+async def create_demo_campaign(clock: MovableClock, settings: Settings) -> None:
+    """A draft campaign to the owners who said yes to offers, so a marketer can try the
+    editor, the confirmation and the press lists at once (issue 18)."""
+    await promotions.create_campaign(
+        now=clock.now(), dealer={"name": settings.dealer_name, "phone": settings.dealer_phone},
+        **DEMO_CAMPAIGN)
 
 
 @dataclass(frozen=True)
@@ -347,6 +377,7 @@ async def run_sandbox(settings: Settings) -> int:
         fresh = await import_demo(
             fresh_deliveries(f"{clock.now().astimezone(config.tz):%Y-%m-%d %H:%M}"),
             clock, config)
+        await create_demo_campaign(clock, config)
         print(f"\nImported two more deliveries, now: {fresh.summary()}\n"
               "赵敏 and Anna Smith have not linked yet: link as them in the sandbox chat "
               "and move time forward.")
