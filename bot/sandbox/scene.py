@@ -147,8 +147,9 @@ async def import_demo(
 DEMO_CAMPAIGN: dict[str, Any] = {
     "name": "双十一保养特惠（演示）",
     "messages": {
-        "zh_CN": "{{ customer.name }}您好！双十一期间到店保养享工时八折，{{ vehicle.model or '爱车' }}"
-                 "的常规保养还送免费检测。名额有限，点“我感兴趣”我们会联系您。",
+        "zh_CN": "{{ customer.name }}您好！双十一期间到店保养享工时八折，"
+                 "{{ vehicle.model or '爱车' }}的常规保养还送免费检测。"
+                 "名额有限，点“我感兴趣”我们会联系您。",
         "en": "Hello {{ customer.name }}! During Double 11, servicing your "
               "{{ vehicle.model or 'car' }} costs 20 % less labour, with a free check. "
               "Tap Interested and we will call you.",
