@@ -358,9 +358,41 @@ async def escalate(ticket_id: int, *, now: datetime, services: Services,
     target = TicketLevel.MANAGER if major else next_level(ticket.level)
     if target is None or (major and ticket.level == TicketLevel.MANAGER and ticket.major):
         return Outcome.TOP, ticket
+    target, skipped = await staffed_level(target)
     await _move_up(ticket, target, now=now, services=services,
-                   actor_id=actor.id if actor else None, reason=reason, major=major)
+                   actor_id=actor.id if actor else None, reason=_with_skipped(reason, skipped),
+                   major=major)
     return Outcome.DONE, ticket
+
+
+# The staff roles that act at each level (admins count as managers, ticket_rules.ROLE_RANK).
+_LEVEL_ROLES: dict[TicketLevel, tuple[str, ...]] = {
+    TicketLevel.AGENT: ("agent",), TicketLevel.ADVISOR: ("advisor",),
+    TicketLevel.SUPERVISOR: ("supervisor",), TicketLevel.MANAGER: ("manager", "admin"),
+}
+
+
+async def staffed_level(target: TicketLevel) -> tuple[TicketLevel, list[TicketLevel]]:
+    """The first level from ``target`` up that has someone to act (003 §2.3.3: the next
+    level takes charge, so a level nobody holds is passed over), and the levels skipped.
+    When no level up to the manager has anyone, the manager level still gets it (its
+    escalation is posted to the staff group, where the dealership sees nobody holds it)."""
+    skipped: list[TicketLevel] = []
+    level: TicketLevel | None = target
+    while level is not None:
+        if await Staff.filter(active=True, role__in=_LEVEL_ROLES[level]).exists():
+            return level, skipped
+        skipped.append(level)
+        level = next_level(level)
+    return TicketLevel.MANAGER, skipped[:-1]
+
+
+def _with_skipped(reason: str, skipped: list[TicketLevel]) -> str:
+    """The escalation's reason, saying which levels had nobody and were passed over."""
+    if not skipped:
+        return reason
+    note = "no staff at " + ", ".join(str(level) for level in skipped) + ", passed over"
+    return f"{reason}; {note}" if reason else note
 
 
 async def _move_up(ticket: Ticket, target: TicketLevel, *, now: datetime, services: Services,
@@ -496,8 +528,9 @@ async def check_deadlines(now: datetime, services: Services) -> list[TicketEvent
                                          text=str(ticket.level))
                 await _emit(services, ticket, event)
             else:
+                target, skipped = await staffed_level(target)
                 event = await _move_up(ticket, target, now=now, services=services,
-                                       actor_id=None, reason=reason)
+                                       actor_id=None, reason=_with_skipped(reason, skipped))
             events.append(event)
         except Exception:
             log.exception("ticket %s: deadline escalation failed", ticket.number)
