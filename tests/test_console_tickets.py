@@ -348,6 +348,7 @@ async def test_escalate_needs_a_reason_and_moves_one_level_up(site: Site) -> Non
     customer, driver = await owner(site, 1)
     ticket = await complaint(site, customer)
     await add_staff("wang", "agent", name="王客服")
+    await add_staff("lina", "advisor", name="李娜")  # the next level has someone
     http = await signed_in(site.base, "wang")
     async with http:
         token = await csrf(http, f"{site.base}/tickets/{ticket.id}")

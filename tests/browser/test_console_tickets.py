@@ -88,6 +88,7 @@ async def test_escalate_and_resolve_forms_follow_the_rules(console: ConsoleEnv, 
     owner = await owner_with_car(env, tmp_path)
     ticket = await complain(env, owner, "收费", "收费比报价高")
     await add_staff("zhao", "supervisor", name="赵主管")
+    await add_staff("lina", "advisor", name="李娜")  # the next level has someone
     await sign_in(page, console.base, "zhao")
     await page.wait_for_selector("#outbox")
     await page.goto(f"{console.base}/tickets/{ticket.id}")
