@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from bot.consent import withdraw
 from bot.phones import DEFAULT_REGION, PhoneError, normalize_phone
-from db.models import Conversation, Customer, Direction, MessageLog
+from db.models import Conversation, Customer, Direction, MessageLog, Vehicle
 
 log = logging.getLogger(__name__)
 
@@ -184,3 +184,25 @@ async def log_message(
         direction=direction, chat_id=chat_id, text=text, kind=kind, created_at=now,
         customer_id=customer_id, telegram_message_id=telegram_message_id,
     )
+
+
+async def find_customer(query: str) -> tuple[Customer | None, Vehicle | None]:
+    """An owner by phone, plate or VIN, as staff type them (``/ticket <phone|plate|VIN>``)."""
+    text = query.strip()
+    compact = re.sub(r"[\s·.-]", "", text).upper()
+    if len(compact) == 17 and compact.isalnum():
+        vehicle = await Vehicle.get_or_none(vin=compact)
+        if vehicle is not None:
+            return await Customer.get(id=vehicle.customer_id), vehicle
+    vehicle = await Vehicle.filter(plate__iexact=compact).order_by("-id").first()
+    if vehicle is None and text:
+        vehicle = await Vehicle.filter(plate__iexact=text).order_by("-id").first()
+    if vehicle is not None:
+        return await Customer.get(id=vehicle.customer_id), vehicle
+    if re.fullmatch(r"\+?[\d\s()-]{6,20}", text):
+        e164 = phone_to_e164(text)
+        if e164:
+            customer = await Customer.get_or_none(phone=e164)
+            if customer is not None:
+                return customer, None
+    return None, None

@@ -15,7 +15,6 @@ business-hours clock :mod:`bot.business_time`, the report's figures :mod:`bot.ti
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -30,7 +29,7 @@ from bot.business_time import (
     business_days,
 )
 from bot.journeys.plans import SERVICE_PRIORITY, TouchpointPlan, write_touchpoints
-from bot.owners import phone_to_e164
+from bot.owners import find_customer
 from bot.schedule import shift_out_of_quiet_hours
 from bot.texts import Scripts
 from bot.ticket_rules import (
@@ -63,7 +62,6 @@ from bot.ticket_stats import (
     facts_between,
 )
 from db.models import (
-    Customer,
     Staff,
     Ticket,
     TicketEvent,
@@ -81,51 +79,15 @@ if TYPE_CHECKING:
 # (bot.ticket_rules, bot.ticket_stats, bot.business_time) but that callers reach here, as
 # they always have (``tickets.can_act``, ``tickets.ACTIVE_STATES``...).
 __all__ = [
-    "ACTIVE_STATES",
-    "CATEGORIES",
-    "CHANNELS",
-    "CONTACT_CALLBACK",
-    "EFFECTS_KEY",
-    "FOLLOWUP_KIND",
-    "LEVELS",
-    "MESSAGE_LIMIT",
-    "SHORTER_LIMITS",
-    "WITHOUT_EFFECTS",
-    "BusinessCalendar",
-    "ComplaintStats",
-    "DueKind",
-    "EventKind",
-    "Outcome",
-    "SlaRules",
-    "TicketEffects",
-    "TicketFacts",
-    "active_ticket_of",
-    "add_business_time",
-    "add_note",
-    "business_days",
-    "can_act",
-    "check_deadlines",
-    "claim",
-    "complaint_stats",
-    "contact_button",
-    "escalate",
-    "facts_between",
-    "find_customer",
-    "format_number",
-    "handling_rated",
-    "is_ticket_staff",
-    "next_level",
-    "open_ticket",
-    "overdue_reason",
-    "parse_number",
-    "rating_outcome",
-    "record_owner_message",
-    "record_staff_answer",
-    "resolve",
-    "running_deadline",
-    "shorten",
-    "sla_rules",
-    "staff_for",
+    "ACTIVE_STATES", "CATEGORIES", "CHANNELS", "CONTACT_CALLBACK", "EFFECTS_KEY",
+    "FOLLOWUP_KIND", "LEVELS", "MESSAGE_LIMIT", "SHORTER_LIMITS", "WITHOUT_EFFECTS",
+    "BusinessCalendar", "ComplaintStats", "DueKind", "EventKind", "Outcome", "SlaRules",
+    "TicketEffects", "TicketFacts", "active_ticket_of", "add_business_time", "add_note",
+    "business_days", "can_act", "check_deadlines", "claim", "complaint_stats", "contact_button",
+    "escalate", "facts_between", "find_customer", "format_number", "handling_rated",
+    "is_ticket_staff", "next_level", "open_ticket", "overdue_reason", "parse_number",
+    "rating_outcome", "record_owner_message", "record_staff_answer", "resolve",
+    "running_deadline", "shorten", "sla_rules", "staff_for",
 ]
 
 log = logging.getLogger(__name__)
@@ -535,31 +497,6 @@ async def check_deadlines(now: datetime, services: Services) -> list[TicketEvent
         except Exception:
             log.exception("ticket %s: deadline escalation failed", ticket.number)
     return events
-
-
-# --------------------------------------------------------------------------- finding owners
-
-
-async def find_customer(query: str) -> tuple[Customer | None, Vehicle | None]:
-    """An owner by phone, plate or VIN, as staff type them (``/ticket <phone|plate|VIN>``)."""
-    text = query.strip()
-    compact = re.sub(r"[\s·.-]", "", text).upper()
-    if len(compact) == 17 and compact.isalnum():
-        vehicle = await Vehicle.get_or_none(vin=compact)
-        if vehicle is not None:
-            return await Customer.get(id=vehicle.customer_id), vehicle
-    vehicle = await Vehicle.filter(plate__iexact=compact).order_by("-id").first()
-    if vehicle is None and text:
-        vehicle = await Vehicle.filter(plate__iexact=text).order_by("-id").first()
-    if vehicle is not None:
-        return await Customer.get(id=vehicle.customer_id), vehicle
-    if re.fullmatch(r"\+?[\d\s()-]{6,20}", text):
-        e164 = phone_to_e164(text)
-        if e164:
-            customer = await Customer.get_or_none(phone=e164)
-            if customer is not None:
-                return customer, None
-    return None, None
 
 
 # --------------------------------------------------------------------------- owner entry

@@ -51,9 +51,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Page modules, in menu order; each has ``add_routes(router)``.
 PAGE_MODULES = ("today", "conversations", "conversation_actions", "chat", "canned", "inbox",
                 "calls", "bookings",
-                "tickets", "customers", "campaigns", "campaign_detail", "campaign_presses",
-                "reports", "imports",
-                "scripts", "sandbox_chat", "staff")
+                "tickets", "ticket_actions", "customers", "campaigns", "campaign_detail",
+                "campaign_presses", "reports", "imports", "scripts", "sandbox_chat", "staff")
 
 # The menu: (label key, path, permission). A page not yet served is simply not linked.
 NAV: tuple[tuple[str, str, str], ...] = (
