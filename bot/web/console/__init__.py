@@ -52,7 +52,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PAGE_MODULES = ("today", "conversations", "conversation_actions", "chat", "canned", "inbox",
                 "calls", "bookings",
                 "tickets", "ticket_actions", "customers", "campaigns", "campaign_detail",
-                "campaign_presses", "reports", "imports", "scripts", "sandbox_chat", "staff")
+                "campaign_presses", "reports", "reports_export", "imports", "scripts",
+                "sandbox_chat", "staff")
 
 # The menu: (label key, path, permission). A page not yet served is simply not linked.
 NAV: tuple[tuple[str, str, str], ...] = (
