@@ -54,69 +54,9 @@ def parse_local(value: str, settings: Settings) -> datetime:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    rules = policy.campaign_rules(settings)
-    dealer = {"name": settings.dealer_name, "phone": settings.dealer_phone}
     try:
         async with database(settings):
-            action = args.action
-            now = _now()
-            if action == "tag":
-                phone = phone_to_e164(args.phone)
-                if phone is None:
-                    raise policy.CampaignError(f"{args.phone!r} is not a phone number")
-                if args.tag_action == "add":
-                    done = await promotions.add_tag(phone, args.tag, now=now)
-                else:
-                    done = await promotions.remove_tag(phone, args.tag)
-                print(f"{phone} {args.tag}: {'done' if done else 'nothing to change'}")
-                return 0
-            if action == "create":
-                spec = load_spec(args.file)
-                campaign = await promotions.create_campaign(
-                    name=spec.get("name", ""), messages=spec.get("messages", {}),
-                    buttons=spec.get("buttons"), audience=spec.get("audience"),
-                    marketer=str(spec.get("marketer", "")), event_date=spec.get("event_date"),
-                    now=now, dealer=dealer,
-                )
-                print(f"campaign {campaign.id} created (draft): {campaign.name}")
-                return 0
-            if action == "list":
-                for c in await Campaign.all().order_by("-id"):
-                    send = f"{c.send_at.astimezone(settings.tz):%Y-%m-%d %H:%M}" \
-                        if c.send_at else "-"
-                    print(f"{c.id:>5}  {c.status:<10} {send:<16}  {c.name}")
-                return 0
-            if action == "audience":
-                audience = audiences.parse_audience(json.loads(args.filters))
-                _print((await audiences.count_audience(audience, now=now,
-                                                        rules=rules)).to_dict())
-                return 0
-            campaign = await promotions.get_campaign(args.id)
-            if action == "preview":
-                _print(await promotions.preview(campaign, now=now, rules=rules,
-                                                scripts=Scripts(settings.scripts_dir),
-                                                settings=settings))
-            elif action == "test":
-                return await _test_send(settings, campaign, args.staff)
-            elif action == "schedule":
-                at = parse_local(args.at, settings) if args.at else now
-                await promotions.schedule_campaign(campaign, send_at=at, now=now, rules=rules,
-                                                   force_reason=args.force or "")
-                print(f"campaign {campaign.id} scheduled for "
-                      f"{campaign.send_at.astimezone(settings.tz):%Y-%m-%d %H:%M}"  # type: ignore[union-attr]
-                      + (f" (forced: {campaign.force_reason})" if campaign.force_reason else ""))
-            elif action == "pause":
-                print(f"campaign {campaign.id} paused; "
-                      f"{await promotions.pause(campaign, now=now)} messages held")
-            elif action == "resume":
-                print(f"campaign {campaign.id} resumed; "
-                      f"{await promotions.resume(campaign, now=now)} messages back in the queue")
-            elif action == "cancel":
-                print(f"campaign {campaign.id} cancelled; "
-                      f"{await promotions.cancel(campaign, now=now)} messages will not be sent")
-            elif action == "stats":
-                await promotions.finish_done(now=now)
-                _print(await promotions.stats(await promotions.get_campaign(args.id)))
+            return await _run(settings, args)
     except (policy.CampaignError, ValueError, OSError, tomllib.TOMLDecodeError) as exc:
         print(f"carebot campaign: {exc}", file=sys.stderr)
         return 1
@@ -124,6 +64,73 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         # a campaign saved before today's checks that no longer renders (preview, test)
         print(f"carebot campaign: the message does not render: {exc}", file=sys.stderr)
         return 1
+
+
+async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    """One ``carebot campaign`` action, the database open."""
+    rules = policy.campaign_rules(settings)
+    action = args.action
+    now = _now()
+    if action == "tag":
+        phone = phone_to_e164(args.phone)
+        if phone is None:
+            raise policy.CampaignError(f"{args.phone!r} is not a phone number")
+        if args.tag_action == "add":
+            done = await promotions.add_tag(phone, args.tag, now=now)
+        else:
+            done = await promotions.remove_tag(phone, args.tag)
+        print(f"{phone} {args.tag}: {'done' if done else 'nothing to change'}")
+    elif action == "create":
+        spec = load_spec(args.file)
+        campaign = await promotions.create_campaign(
+            name=spec.get("name", ""), messages=spec.get("messages", {}),
+            buttons=spec.get("buttons"), audience=spec.get("audience"),
+            marketer=str(spec.get("marketer", "")), event_date=spec.get("event_date"),
+            now=now, dealer={"name": settings.dealer_name, "phone": settings.dealer_phone},
+        )
+        print(f"campaign {campaign.id} created (draft): {campaign.name}")
+    elif action == "list":
+        for c in await Campaign.all().order_by("-id"):
+            send = f"{c.send_at.astimezone(settings.tz):%Y-%m-%d %H:%M}" if c.send_at else "-"
+            print(f"{c.id:>5}  {c.status:<10} {send:<16}  {c.name}")
+    elif action == "audience":
+        audience = audiences.parse_audience(json.loads(args.filters))
+        _print((await audiences.count_audience(audience, now=now, rules=rules)).to_dict())
+    else:
+        campaign = await promotions.get_campaign(args.id)
+        return await _on_campaign(settings, args, campaign, now=now, rules=rules)
+    return 0
+
+
+async def _on_campaign(settings: Settings, args: argparse.Namespace, campaign: Campaign, *,
+                       now: datetime, rules: policy.CampaignRules) -> int:
+    """An action on one campaign: preview, test, schedule, pause, resume, cancel, stats."""
+    action = args.action
+    if action == "preview":
+        _print(await promotions.preview(campaign, now=now, rules=rules,
+                                        scripts=Scripts(settings.scripts_dir),
+                                        settings=settings))
+    elif action == "test":
+        return await _test_send(settings, campaign, args.staff)
+    elif action == "schedule":
+        at = parse_local(args.at, settings) if args.at else now
+        await promotions.schedule_campaign(campaign, send_at=at, now=now, rules=rules,
+                                           force_reason=args.force or "")
+        print(f"campaign {campaign.id} scheduled for "
+              f"{campaign.send_at.astimezone(settings.tz):%Y-%m-%d %H:%M}"  # type: ignore[union-attr]
+              + (f" (forced: {campaign.force_reason})" if campaign.force_reason else ""))
+    elif action == "pause":
+        print(f"campaign {campaign.id} paused; "
+              f"{await promotions.pause(campaign, now=now)} messages held")
+    elif action == "resume":
+        print(f"campaign {campaign.id} resumed; "
+              f"{await promotions.resume(campaign, now=now)} messages back in the queue")
+    elif action == "cancel":
+        print(f"campaign {campaign.id} cancelled; "
+              f"{await promotions.cancel(campaign, now=now)} messages will not be sent")
+    elif action == "stats":
+        await promotions.finish_done(now=now)
+        _print(await promotions.stats(await promotions.get_campaign(args.id)))
     return 0
 
 

@@ -207,10 +207,10 @@ class Dispatcher:
         await asyncio.gather(*(one(tp) for tp in batch))
         return report
 
-    async def _send_one(self, tp: Touchpoint, now: datetime, report: DispatchReport) -> None:
-        customer: Customer = tp.customer
-        chat_id = customer.telegram_chat_id
-        assert chat_id is not None  # claim_due only takes linked owners
+    async def _compose(self, tp: Touchpoint, customer: Customer, now: datetime,
+                       report: DispatchReport) -> Outgoing | None:
+        """The message for ``tp`` with every feature's footer rows; None (the row failed,
+        and says why) when its script does not render."""
         try:
             # greets only when this starts a new exchange (the composers' renders see it)
             with greeting(await owners.greeting_due(customer.id, now,
@@ -226,10 +226,19 @@ class Dispatcher:
             await _finish(tp, TouchpointStatus.FAILED, error=f"script error: {exc}")
             report.failed += 1
             report.errors.append(f"{tp.id}: {exc}")
-            return
+            return None
         extra_rows = [row for footer in self.footers for row in footer(tp, customer)]
         if extra_rows:
             out = Outgoing(text=out.text, buttons=[*out.buttons, *extra_rows])
+        return out
+
+    async def _send_one(self, tp: Touchpoint, now: datetime, report: DispatchReport) -> None:
+        customer: Customer = tp.customer
+        chat_id = customer.telegram_chat_id
+        assert chat_id is not None  # claim_due only takes linked owners
+        out = await self._compose(tp, customer, now, report)
+        if out is None:
+            return
         markup = keyboard_or_none(out.buttons)
         lane = Lane.MARKETING if tp.priority >= MARKETING_PRIORITY_FROM else Lane.SERVICE
         try:

@@ -81,10 +81,7 @@ class Sender:
         ``counts``: a message, counted in the chat's and the global windows (edits, callback
         answers and topic changes are paced by retries only). ``retry=False``: one try, and
         the error is raised for the caller (the outbox) to handle."""
-        if deadline is None:
-            deadline = self.deadline if lane is not Lane.STAFF else \
-                max(self.deadline, STAFF_DEADLINE)
-        give_up_at = self.pace.monotonic() + deadline
+        give_up_at = self.pace.monotonic() + self._deadline(lane, deadline)
         attempt = 0
         while True:
             attempt += 1
@@ -96,11 +93,7 @@ class Sender:
                                    "its deadline")
                 return None
             except RetryAfter as exc:
-                wait = retry_seconds(exc)
-                self.stats["429"] += 1
-                if chat_id is not None:
-                    self.limits.retry_after(chat_id, wait)
-                log.warning("%s to %s: 429, retry after %gs", method, chat_id, wait)
+                wait = self._noted_429(exc, chat_id, method)
                 if not retry:
                     raise
                 if self.pace.monotonic() + wait > give_up_at:
@@ -110,15 +103,10 @@ class Sender:
                 if chat_id is None or not counts:
                     await self.pace.sleep(wait)
             except Forbidden as exc:
-                self.stats["forbidden"] += 1
-                if chat_id is not None and chat_id > 0 and self.mark_unreachable is not None:
-                    await self.mark_unreachable(chat_id)  # the owner blocked the bot
+                await self._noted_forbidden(chat_id)
                 if not retry:
                     raise
-                if chat_id is not None and chat_id > 0:
-                    log.info("%s to %s: forbidden (%s)", method, chat_id, exc)
-                else:  # the staff group removed the bot, or a right is missing: a person
-                    await self._failed(lane, chat_id, method, f"403: {exc}")
+                await self._said_forbidden(lane, chat_id, method, exc)
                 return None
             except BadRequest as exc:
                 if NOT_MODIFIED in str(exc):
@@ -143,6 +131,33 @@ class Sender:
                     raise
                 await self._failed(lane, chat_id, method, f"{type(exc).__name__}: {exc}")
                 return None
+
+    def _deadline(self, lane: Lane, deadline: float | None) -> float:
+        """How long a call may take: the staff lane waits longer (it is never urgent)."""
+        if deadline is not None:
+            return deadline
+        return self.deadline if lane is not Lane.STAFF else max(self.deadline, STAFF_DEADLINE)
+
+    def _noted_429(self, exc: RetryAfter, chat_id: int | None, method: str) -> float:
+        """A 429 counted and kept by the limits; the seconds Telegram asks to wait."""
+        wait = retry_seconds(exc)
+        self.stats["429"] += 1
+        if chat_id is not None:
+            self.limits.retry_after(chat_id, wait)
+        log.warning("%s to %s: 429, retry after %gs", method, chat_id, wait)
+        return wait
+
+    async def _noted_forbidden(self, chat_id: int | None) -> None:
+        self.stats["forbidden"] += 1
+        if chat_id is not None and chat_id > 0 and self.mark_unreachable is not None:
+            await self.mark_unreachable(chat_id)  # the owner blocked the bot
+
+    async def _said_forbidden(self, lane: Lane, chat_id: int | None, method: str,
+                              exc: Forbidden) -> None:
+        if chat_id is not None and chat_id > 0:
+            log.info("%s to %s: forbidden (%s)", method, chat_id, exc)
+        else:  # the staff group removed the bot, or a right is missing: a person
+            await self._failed(lane, chat_id, method, f"403: {exc}")
 
     async def _once(self, lane: Lane, chat_id: int | None, fn: Callable[[], Awaitable[T]],
                     counts: bool, deadline: float | None) -> T:

@@ -218,22 +218,7 @@ async def run_scan(now: datetime, rules: OccasionRules) -> ScanReport:
                 expires=end_of_local_day(expiry, rules.tz),
                 payload=_expiry_payload(expiry, lead, today),
             )
-        for holiday in rules.holidays:
-            if not holiday.falls_on(today):
-                continue
-            # Greetings go to owners who can and may receive them: no dead rows per owner.
-            # The key names the holiday's own date spec ("L" = lunar): two holidays on one
-            # day are two greetings.
-            spec = f"{'L' if holiday.lunar else ''}{holiday.month:02d}-{holiday.day:02d}"
-            report.holidays += await ins.insert(
-                kind=HOLIDAY, priority=GREETING_PRIORITY, source='"customer" c',
-                customer="c.id", vehicle="NULL", key_prefix=f"holiday:{stamp}:{spec}",
-                key_suffix="",
-                where='c."telegram_chat_id" IS NOT NULL AND c."unreachable_at" IS NULL '
-                      'AND c."followups_refused" = {}',
-                where_args=[False], due=due, expires=end_today,
-                payload={"name": holiday.name, "day": today.isoformat()},
-            )
+        report.holidays = await _holidays(ins, today, due, rules)
         report.service_due = await _service_due(ins, days, today, due, rules)
         report.repairs = await _repairs(ins, days, today, due, rules)
         if state is None:
@@ -246,6 +231,28 @@ async def run_scan(now: datetime, rules: OccasionRules) -> ScanReport:
         report.insurance, report.licence, report.holidays, report.service_due, report.repairs,
     )
     return report
+
+
+async def _holidays(ins: _Inserter, today: date, due: datetime, rules: OccasionRules) -> int:
+    """Today's holiday greetings, one ``INSERT … SELECT`` per holiday falling on it."""
+    count = 0
+    for holiday in rules.holidays:
+        if not holiday.falls_on(today):
+            continue
+        # Greetings go to owners who can and may receive them: no dead rows per owner.
+        # The key names the holiday's own date spec ("L" = lunar): two holidays on one
+        # day are two greetings.
+        spec = f"{'L' if holiday.lunar else ''}{holiday.month:02d}-{holiday.day:02d}"
+        count += await ins.insert(
+            kind=HOLIDAY, priority=GREETING_PRIORITY, source='"customer" c',
+            customer="c.id", vehicle="NULL", key_prefix=f"holiday:{today:%Y%m%d}:{spec}",
+            key_suffix="",
+            where='c."telegram_chat_id" IS NOT NULL AND c."unreachable_at" IS NULL '
+                  'AND c."followups_refused" = {}',
+            where_args=[False], due=due, expires=end_of_local_day(today, rules.tz),
+            payload={"name": holiday.name, "day": today.isoformat()},
+        )
+    return count
 
 
 def _expiry_payload(expiry: date, lead: int, today: date) -> dict[str, Any]:

@@ -205,10 +205,10 @@ ROUTES: list[tuple[str, str, Handler, str]] = [
 ]
 
 
-def openapi_document() -> dict[str, Any]:
-    """OpenAPI 3.1 for the campaign API (and the deliveries intake next to it)."""
+def _schemas() -> dict[str, Any]:
+    """The request bodies' schemas: an audience, a button, a campaign, an error."""
     audience_props: dict[str, Any] = {name: {} for name in audiences.AUDIENCE_FIELDS}
-    schemas: dict[str, Any] = {
+    return {
         "Audience": {"type": "object", "additionalProperties": False, "properties": {
             **audience_props,
             "models": {"type": "array", "items": {"type": "string"}},
@@ -248,46 +248,55 @@ def openapi_document() -> dict[str, Any]:
         }},
         "Error": {"type": "object", "properties": {"error": {"type": "string"}}},
     }
-    paths: dict[str, Any] = {}
-    bodies = {
-        "/api/v1/campaigns": "CampaignInput",
+
+
+_BODIES = {"/api/v1/campaigns": "CampaignInput"}
+
+
+def _operation(method: str, path: str, summary: str) -> dict[str, Any]:
+    """One route's operation: its security, responses, path parameter and request body."""
+    op: dict[str, Any] = {
+        "summary": summary,
+        "security": [{"bearer": []}],
+        "responses": {
+            "200": {"description": "OK"},
+            "401": {"description": "missing or wrong API key",
+                    "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/Error"}}}},
+            "422": {"description": "refused, with the reason",
+                    "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/Error"}}}},
+        },
     }
+    if "{id}" in path:
+        op["parameters"] = [{"name": "id", "in": "path", "required": True,
+                             "schema": {"type": "integer"}}]
+        op["responses"]["404"] = {"description": "no such campaign"}
+    if method == "POST" and path in _BODIES:
+        op["requestBody"] = {"required": True, "content": {"application/json": {
+            "schema": {"$ref": f"#/components/schemas/{_BODIES[path]}"}}}}
+    elif path.endswith("/schedule"):
+        op["requestBody"] = {"content": {"application/json": {"schema": {
+            "type": "object", "properties": {
+                "send_at": {"type": "string", "description": "local time if no offset"},
+                "force_reason": {"type": "string"}}}}}}
+    elif path.endswith("/test"):
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"staff": {"type": ["string", "integer"]}}}}}}
+    elif path.endswith("/audience"):
+        op["requestBody"] = {"required": True, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/Audience"}}}}
+    if method == "POST" and path == "/api/v1/campaigns":  # create answers 201
+        op["responses"] = {"201": {"description": "Created"},
+                           **{k: v for k, v in op["responses"].items() if k != "200"}}
+    return op
+
+
+def openapi_document() -> dict[str, Any]:
+    """OpenAPI 3.1 for the campaign API (and the deliveries intake next to it)."""
+    paths: dict[str, Any] = {}
     for method, path, _, summary in ROUTES:
-        op: dict[str, Any] = {
-            "summary": summary,
-            "security": [{"bearer": []}],
-            "responses": {
-                "200": {"description": "OK"},
-                "401": {"description": "missing or wrong API key",
-                        "content": {"application/json": {
-                            "schema": {"$ref": "#/components/schemas/Error"}}}},
-                "422": {"description": "refused, with the reason",
-                        "content": {"application/json": {
-                            "schema": {"$ref": "#/components/schemas/Error"}}}},
-            },
-        }
-        if "{id}" in path:
-            op["parameters"] = [{"name": "id", "in": "path", "required": True,
-                                 "schema": {"type": "integer"}}]
-            op["responses"]["404"] = {"description": "no such campaign"}
-        if method == "POST" and path in bodies:
-            op["requestBody"] = {"required": True, "content": {"application/json": {
-                "schema": {"$ref": f"#/components/schemas/{bodies[path]}"}}}}
-        elif path.endswith("/schedule"):
-            op["requestBody"] = {"content": {"application/json": {"schema": {
-                "type": "object", "properties": {
-                    "send_at": {"type": "string", "description": "local time if no offset"},
-                    "force_reason": {"type": "string"}}}}}}
-        elif path.endswith("/test"):
-            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "properties": {"staff": {"type": ["string", "integer"]}}}}}}
-        elif path.endswith("/audience"):
-            op["requestBody"] = {"required": True, "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/Audience"}}}}
-        if method == "POST" and path == "/api/v1/campaigns":  # create answers 201
-            op["responses"] = {"201": {"description": "Created"},
-                               **{k: v for k, v in op["responses"].items() if k != "200"}}
-        paths.setdefault(path, {})[method.lower()] = op
+        paths.setdefault(path, {})[method.lower()] = _operation(method, path, summary)
     paths["/api/v1/deliveries"] = {"post": {
         "summary": "Import deliveries (see docs/import-format.md)",
         "security": [{"bearer": []}],
@@ -297,7 +306,7 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "carebot API", "version": "1"},
         "paths": paths,
-        "components": {"schemas": schemas,
+        "components": {"schemas": _schemas(),
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
 

@@ -197,6 +197,31 @@ def _parse_contact(form: dict[str, str], customer: Customer
     return changes, errors
 
 
+async def _edit_contact(request: web.Request, customer: Customer,
+                        form: dict[str, str]) -> web.Response:
+    """The owner's contact details changed as typed (checked first, audited)."""
+    changes, errors = _parse_contact(form, customer)
+    if "phone" in changes and await Customer.filter(phone=changes["phone"]) \
+            .exclude(id=customer.id).exists():
+        errors["phone"] = "customers.phone_taken"
+    if errors:
+        return await _show(request, customer, status=422, errors=errors, form=form)
+    if not changes:
+        return await _show(request, customer, notice_key="customers.unchanged")
+    detail = {k: [_plain(getattr(customer, k)), _plain(v)] for k, v in changes.items()}
+    async with in_transaction():
+        for key, value in changes.items():
+            setattr(customer, key, value)
+        if "birthday" in changes:
+            customer.birthday_md = birthday_key(customer.birthday,
+                                                bool(customer.birthday_lunar))
+        if "phone" in changes:  # a corrected number is no longer "wrong" (the call list)
+            customer.phone_wrong_at = None
+        await customer.save()
+        await _audit(request, customer, "customer.edit", detail)
+    return await _show(request, customer, notice_key="customers.saved")
+
+
 @requires(access.CUSTOMERS)
 async def customer_edit(request: web.Request) -> web.Response:
     staff = staff_of(request)
@@ -210,26 +235,7 @@ async def customer_edit(request: web.Request) -> web.Response:
     action = form.get("action", "")
     now = console_of(request).services.clock.now()
     if action == "contact":
-        changes, errors = _parse_contact(form, customer)
-        if "phone" in changes and await Customer.filter(phone=changes["phone"]) \
-                .exclude(id=customer.id).exists():
-            errors["phone"] = "customers.phone_taken"
-        if errors:
-            return await _show(request, customer, status=422, errors=errors, form=form)
-        if not changes:
-            return await _show(request, customer, notice_key="customers.unchanged")
-        detail = {k: [_plain(getattr(customer, k)), _plain(v)] for k, v in changes.items()}
-        async with in_transaction():
-            for key, value in changes.items():
-                setattr(customer, key, value)
-            if "birthday" in changes:
-                customer.birthday_md = birthday_key(customer.birthday,
-                                                    bool(customer.birthday_lunar))
-            if "phone" in changes:  # a corrected number is no longer "wrong" (the call list)
-                customer.phone_wrong_at = None
-            await customer.save()
-            await _audit(request, customer, "customer.edit", detail)
-        return await _show(request, customer, notice_key="customers.saved")
+        return await _edit_contact(request, customer, form)
     if action in ("consent_grant", "consent_withdraw"):
         basis = form.get("basis", "").strip()
         if not basis:
