@@ -12,14 +12,21 @@ A period is a range of *local* dates (the dealership's time zone), turned into U
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tortoise import Tortoise
-
+from bot.kpi_sql import (
+    Sql,
+    advisor_of,
+    first_advisor,
+    group_clause,
+    in_list,
+    int_list,
+    num,
+    scope_select,
+)
 from bot.periods import Period, PeriodError, month_period, range_period, week_period
 from bot.surveys import CSI_CATEGORIES, DELIGHTED_FROM, SURVEY_KINDS
 from db.models import ScoreRates, TouchpointStatus
@@ -174,63 +181,6 @@ class KpiReport:
 # --------------------------------------------------------------------------- SQL
 
 
-class _Sql:
-    """Write queries once with ``?`` placeholders; PostgreSQL gets ``$1, $2 ...``."""
-
-    def __init__(self) -> None:
-        self.conn = Tortoise.get_connection("default")
-        self.postgres = self.conn.capabilities.dialect == "postgres"
-
-    def visit_id_of(self, payload: str) -> str:
-        """The integer ``visit_id`` of a touchpoint's JSON payload, NULL when absent or odd."""
-        if self.postgres:
-            return (f"CASE WHEN ({payload}->>'visit_id') ~ '^[0-9]{{1,9}}$' "
-                    f"THEN ({payload}->>'visit_id')::int END")
-        return f"CAST(json_extract({payload}, '$.visit_id') AS INTEGER)"
-
-    async def rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-        if self.postgres:
-            n = 0
-
-            def number(_: re.Match[str]) -> str:
-                nonlocal n
-                n += 1
-                return f"${n}"
-
-            sql = re.sub(r"\?", number, sql)
-        return list(await self.conn.execute_query_dict(sql, params))
-
-
-def _advisor(*columns: str) -> str:
-    """The first non-empty advisor name among ``columns`` ('' when none)."""
-    return _first_advisor(*(f"NULLIF({c}, '')" for c in columns))
-
-
-def _first_advisor(*names: str) -> str:
-    """The first of ``names`` that is not NULL ('' when none). COALESCE stops at the first
-    name it finds, so a scalar subquery among them runs only when the ones before are
-    NULL (empty names are turned into NULL by the caller)."""
-    return "COALESCE(" + ", ".join(names) + ", '')"
-
-
-def _in(values: tuple[str, ...]) -> str:
-    return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
-
-
-def _num(value: Any) -> int:
-    return int(value or 0)
-
-
-def _scope_select(group: bool, expr: str) -> tuple[str, str]:
-    """(select expression, GROUP BY clause) for a per-advisor or a dealership query."""
-    return (expr, "GROUP BY 1") if group else ("'*'", "")
-
-
-def _group_by(group: bool, *columns: str) -> str:
-    """``GROUP BY`` the scope (per advisor) and then ``columns``."""
-    return "GROUP BY " + ", ".join((("1",) if group else ()) + columns)
-
-
 # Every status a touchpoint can have. The follow-up figures search the touchpoint_kpi index
 # (kind, status, due_at, ...) once per kind and status, so a period costs a range of the
 # index for each, never a scan of every follow-up ever written.
@@ -242,10 +192,6 @@ LOST: tuple[str, ...] = (TouchpointStatus.UNREACHABLE, TouchpointStatus.FAILED,
 # a call that ended without reaching the owner (bot.calls)
 CALL_LOST: tuple[str, ...] = ("unreachable", "wrong_number")
 SCORE_VALUES: tuple[int, ...] = tuple(range(1, 11))  # record_score refuses anything else
-
-
-def _ints(values: tuple[int, ...]) -> str:
-    return "(" + ", ".join(str(int(v)) for v in values) + ")"
 
 
 class _Parts:
@@ -262,12 +208,12 @@ class _Parts:
         return self.scopes.setdefault(key, Kpis(key))
 
 
-async def _followups(sql: _Sql, start: datetime, end: datetime, parts: _Parts) -> None:
+async def _followups(sql: Sql, start: datetime, end: datetime, parts: _Parts) -> None:
     """Due, sent, reached and answered follow-ups, and the owners who could not be reached."""
     group = parts.group
     # The advisor: the visit named in the payload, else the car's, else the owner's; each
     # looked up only when the one before it has no name.
-    adv, group_by = _scope_select(group, _first_advisor(
+    adv, group_by = scope_select(group, first_advisor(
         f"(SELECT NULLIF(vi.advisor, '') FROM visit vi WHERE vi.id = "
         f"{sql.visit_id_of('t.payload')})",
         "(SELECT NULLIF(v.sales_advisor, '') FROM vehicle v WHERE v.id = t.vehicle_id)",
@@ -286,15 +232,15 @@ async def _followups(sql: _Sql, start: datetime, end: datetime, parts: _Parts) -
                {answered} AS answered,
                MIN(t.id) AS first_id, MAX(t.id) AS last_id
         FROM touchpoint t
-        WHERE t.kind IN {_in(FOLLOWUP_KINDS)} AND t.status IN {_in(ALL_STATUSES)}
+        WHERE t.kind IN {in_list(FOLLOWUP_KINDS)} AND t.status IN {in_list(ALL_STATUSES)}
           AND t.due_at >= ? AND t.due_at < ?
-        {_group_by(group, "t.kind", "t.status")}"""
+        {group_clause(group, "t.kind", "t.status")}"""
     sent_ids: dict[str, tuple[int, int]] = {}  # kind -> the id range of its sent follow-ups
     for row in await sql.rows(query, [start, end]):
-        k, status, n = parts.of(row), str(row["status"]), _num(row["n"])
-        k.followups_due += n - _num(row["declined"])
+        k, status, n = parts.of(row), str(row["status"]), num(row["n"])
+        k.followups_due += n - num(row["declined"])
         k.followups_sent += n if status in ATTEMPTED else 0
-        k.responses += _num(row["answered"])
+        k.responses += num(row["answered"])
         if status == TouchpointStatus.SENT:
             k.followups_reached += n
             low, high = sent_ids.get(str(row["kind"]), (row["first_id"], row["last_id"]))
@@ -307,19 +253,19 @@ async def _followups(sql: _Sql, start: datetime, end: datetime, parts: _Parts) -
     query = f"""
         SELECT {adv} AS scope, COUNT(DISTINCT t.customer_id) AS unreachable
         FROM touchpoint t
-        WHERE t.kind IN {_in(FOLLOWUP_KINDS)}
-          AND t.status IN {_in((*LOST, "skipped", TouchpointStatus.CALL_LIST.value))}
+        WHERE t.kind IN {in_list(FOLLOWUP_KINDS)}
+          AND t.status IN {in_list((*LOST, "skipped", TouchpointStatus.CALL_LIST.value))}
           AND t.due_at >= ? AND t.due_at < ?
           AND (t.status <> 'skipped' OR t.status_reason LIKE 'owner unreachable%')
           AND (t.status <> 'call_list' OR EXISTS (
               SELECT 1 FROM phone_call k WHERE k.touchpoint_id = t.id
-                AND k.status IN {_in(CALL_LOST)}))
+                AND k.status IN {in_list(CALL_LOST)}))
         {group_by}"""
     for row in await sql.rows(query, [start, end]):
-        parts.of(row).unreachable_owners = _num(row["unreachable"])
+        parts.of(row).unreachable_owners = num(row["unreachable"])
 
 
-async def _by_phone(sql: _Sql, start: datetime, end: datetime, parts: _Parts, adv: str,
+async def _by_phone(sql: Sql, start: datetime, end: datetime, parts: _Parts, adv: str,
                     group_by: str) -> None:
     """Follow-ups reached on the phone (the call list, issue 16): those Telegram never
     delivered count as reached, by phone; every answer given on the phone is a phone
@@ -336,28 +282,28 @@ async def _by_phone(sql: _Sql, start: datetime, end: datetime, parts: _Parts, ad
                          AND s.source = 'phone')
                    THEN 1 ELSE 0 END) AS phone_answered
         FROM phone_call k JOIN touchpoint t ON t.id = k.touchpoint_id
-        WHERE k.status = 'reached' AND t.kind IN {_in(FOLLOWUP_KINDS)}
+        WHERE k.status = 'reached' AND t.kind IN {in_list(FOLLOWUP_KINDS)}
           AND t.due_at >= ? AND t.due_at < ?
         {group_by}"""
     for row in await sql.rows(query, [start, end]):
         k = parts.of(row)
-        k.followups_reached += _num(row["phone_only"])
-        k.followups_reached_phone += _num(row["phone_only"])
-        k.responses += _num(row["phone_only_answered"])
-        k.responses_phone += _num(row["phone_answered"])
+        k.followups_reached += num(row["phone_only"])
+        k.followups_reached_phone += num(row["phone_only"])
+        k.responses += num(row["phone_only_answered"])
+        k.responses_phone += num(row["phone_answered"])
 
 
-async def _responses(sql: _Sql, start: datetime, end: datetime,
+async def _responses(sql: Sql, start: datetime, end: datetime,
                      sent_ids: dict[str, tuple[int, int]]) -> int:
     """The period's sent follow-ups that have a score (``sent_ids``: the id range of the
     sent follow-ups of each kind)."""
     if sql.postgres:  # PostgreSQL turns the EXISTS into a semi-join (hash or merge) itself
         query = f"""
             SELECT COUNT(*) AS answered FROM touchpoint t
-            WHERE t.kind IN {_in(FOLLOWUP_KINDS)} AND t.status = 'sent'
+            WHERE t.kind IN {in_list(FOLLOWUP_KINDS)} AND t.status = 'sent'
               AND t.due_at >= ? AND t.due_at < ?
               AND EXISTS (SELECT 1 FROM score s WHERE s.touchpoint_id = t.id)"""
-        return sum(_num(r["answered"]) for r in await sql.rows(query, [start, end]))
+        return sum(num(r["answered"]) for r in await sql.rows(query, [start, end]))
     # SQLite only nests loops: a look-up among the scores for each follow-up would be most
     # of the report's time. Instead the sent follow-ups of a kind (touchpoint_answered
     # index: kind, status, id, due_at) are intersected with the touchpoints that have a
@@ -375,28 +321,28 @@ async def _responses(sql: _Sql, start: datetime, end: datetime,
     answered = 0
     for kind, (low, high) in sent_ids.items():
         rows = await sql.rows(query, [kind, low, high, start, end, low, high])
-        answered += sum(_num(r["answered"]) for r in rows)
+        answered += sum(num(r["answered"]) for r in rows)
     return answered
 
 
-async def _scores(sql: _Sql, start: datetime, end: datetime, parts: _Parts,
+async def _scores(sql: Sql, start: datetime, end: datetime, parts: _Parts,
                   low_threshold: int) -> None:
     """Current scores of the period counted per (rates, value); the averages, shares and
     low scores follow from those counts. The score_csi index (rates, superseded_at, score,
     first_answered_at, ...) is searched once per rates and value."""
     group = parts.group
-    adv, _ = _scope_select(group, "s.advisor")
+    adv, _ = scope_select(group, "s.advisor")
     rates = (*CSI_RATES, ScoreRates.COMPLAINT.value)
     query = f"""
         SELECT {adv} AS scope, s.rates AS rates, s.score AS score, COUNT(*) AS n
         FROM score s
-        WHERE s.rates IN {_in(rates)} AND s.superseded_at IS NULL
-          AND s.score IN {_ints(SCORE_VALUES)}
+        WHERE s.rates IN {in_list(rates)} AND s.superseded_at IS NULL
+          AND s.score IN {int_list(SCORE_VALUES)}
           AND s.first_answered_at >= ? AND s.first_answered_at < ?
-        {_group_by(group, "s.rates", "s.score")}"""
+        {group_clause(group, "s.rates", "s.score")}"""
     sums: dict[str, list[int]] = {}  # scope -> [sum of CSI scores, of handling scores]
     for row in await sql.rows(query, [start, end]):
-        k, value, n = parts.of(row), int(row["score"]), _num(row["n"])
+        k, value, n = parts.of(row), int(row["score"]), num(row["n"])
         total = sums.setdefault(k.scope, [0, 0])
         if str(row["rates"]) == ScoreRates.COMPLAINT:
             k.handling_scores += n
@@ -417,28 +363,28 @@ async def _scores(sql: _Sql, start: datetime, end: datetime, parts: _Parts,
     query = f"""
         SELECT {adv} AS scope, s.category AS category, COUNT(*) AS n
         FROM score s
-        WHERE s.rates IN {_in(CSI_RATES)} AND s.superseded_at IS NULL
-          AND s.score IN {_ints(low_values)}
+        WHERE s.rates IN {in_list(CSI_RATES)} AND s.superseded_at IS NULL
+          AND s.score IN {int_list(low_values)}
           AND s.first_answered_at >= ? AND s.first_answered_at < ?
-        {_group_by(group, "s.category")}"""
+        {group_clause(group, "s.category")}"""
     for row in await sql.rows(query, [start, end]):
-        k, category, n = parts.of(row), row["category"], _num(row["n"])
+        k, category, n = parts.of(row), row["category"], num(row["n"])
         if category is None:
             k.uncategorised_low += n
         elif category in k.categories:
             k.categories[category] += n
 
 
-async def _served(sql: _Sql, start: datetime, end: datetime, parts: _Parts) -> None:
+async def _served(sql: Sql, start: datetime, end: datetime, parts: _Parts) -> None:
     """Owners with a delivery or a workshop visit in the period (each owner once per scope),
     and of those, how many had one before and how many gave a 9-10: one indexed look-up
     per owner served, not a list of every earlier customer or every 9-10."""
     group = parts.group
-    adv, group_by = _scope_select(group, "served.advisor")
+    adv, group_by = scope_select(group, "served.advisor")
     owners = "(SELECT NULLIF(c.advisor, '') FROM customer c WHERE c.id = v.customer_id)"
-    delivery_adv = _first_advisor("NULLIF(v.sales_advisor, '')", owners) if group else "''"
+    delivery_adv = first_advisor("NULLIF(v.sales_advisor, '')", owners) if group else "''"
     if group:  # the visit's advisor, else the car's, else the owner's
-        visits = f"""SELECT v.customer_id AS customer_id, {_first_advisor(
+        visits = f"""SELECT v.customer_id AS customer_id, {first_advisor(
                 "NULLIF(x.advisor, '')", "NULLIF(v.sales_advisor, '')", owners)} AS advisor
             FROM visit x JOIN vehicle v ON v.id = x.vehicle_id
             WHERE x.left_at >= ? AND x.left_at < ?"""
@@ -461,7 +407,7 @@ async def _served(sql: _Sql, start: datetime, end: datetime, parts: _Parts) -> N
                        SELECT 1 FROM score ds
                        WHERE ds.customer_id = served.customer_id
                          AND ds.score >= {DELIGHTED_FROM} AND ds.superseded_at IS NULL
-                         AND ds.rates IN {_in(CSI_RATES)}
+                         AND ds.rates IN {in_list(CSI_RATES)}
                          AND ds.first_answered_at >= ? AND ds.first_answered_at < ?)
                    THEN 1 ELSE 0 END) AS delighted
         FROM (
@@ -477,16 +423,16 @@ async def _served(sql: _Sql, start: datetime, end: datetime, parts: _Parts) -> N
     settle = end + DELIGHT_SETTLE
     for row in await sql.rows(query, [start, start, start, settle, start, end, start, end]):
         k = parts.of(row)
-        k.owners_served = _num(row["served"])
-        k.delighted_owners = _num(row["delighted"])
-        k.returning_owners = _num(row["returners"])
+        k.owners_served = num(row["served"])
+        k.delighted_owners = num(row["delighted"])
+        k.returning_owners = num(row["returners"])
 
 
-async def _tickets(sql: _Sql, start: datetime, end: datetime, parts: _Parts) -> None:
+async def _tickets(sql: Sql, start: datetime, end: datetime, parts: _Parts) -> None:
     """Complaints opened in the period; per advisor through the score that opened them, else
     the car's sales advisor, else the owner's advisor."""
     group = parts.group
-    adv, group_by = _scope_select(group, _advisor("s.advisor", "v.sales_advisor", "c.advisor"))
+    adv, group_by = scope_select(group, advisor_of("s.advisor", "v.sales_advisor", "c.advisor"))
     joins = """JOIN customer c ON c.id = t.customer_id
         LEFT JOIN vehicle v ON v.id = t.vehicle_id
         LEFT JOIN score s ON s.id = t.score_id""" if group else ""
@@ -497,14 +443,14 @@ async def _tickets(sql: _Sql, start: datetime, end: datetime, parts: _Parts) -> 
         WHERE t.created_at >= ? AND t.created_at < ?
         {group_by}"""
     for row in await sql.rows(query, [start, end]):
-        parts.of(row).tickets_opened = _num(row["opened"])
+        parts.of(row).tickets_opened = num(row["opened"])
 
 
 async def compute(period: Period, tz: ZoneInfo, *, by_advisor: bool = False,
                   low_threshold: int = 6) -> KpiReport:
     """Every KPI of ``period`` for the dealership, and per advisor when asked."""
     start, end = period.utc_bounds(tz)
-    sql = _Sql()
+    sql = Sql()
     dealership: dict[str, Kpis] = {DEALERSHIP: Kpis(DEALERSHIP)}
     advisors: dict[str, Kpis] = {}
     for parts in [_Parts(False, dealership)] + ([_Parts(True, advisors)] if by_advisor else []):
