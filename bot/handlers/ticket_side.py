@@ -295,18 +295,7 @@ class StaffSide:
             await self.mirror(ticket_id=ticket.id)
         esc = html.escape
         if kind == EventKind.CLAIMED:
-            handler = await Staff.get_or_none(id=ticket.handler_id) if ticket.handler_id else None
-            name = handler.name if handler else ""
-            await self.notice(
-                ticket,
-                self.label(
-                    "tk_claimed_notice",
-                    number=ticket.number,
-                    name=name,
-                    due=ticket_card.local(ticket.due_at, self.svc),
-                ),
-            )
-            await self.notify_owner(ticket, "ticket_claimed", staff=name, event_id=event.id)
+            await self._claimed(ticket, event)
         elif kind == EventKind.ESCALATED:
             before, _, _ = event.text.partition(" -> ")
             text = self.label(
@@ -343,6 +332,21 @@ class StaffSide:
                                                score=ticket.handling_score))
             await self.notify_owner(ticket, "ticket_closed", event_id=event.id)
             await self._topic_closed(ticket, closed=True)
+
+    async def _claimed(self, ticket: Ticket, event: TicketEvent) -> None:
+        """Claimed: the staff topic says who handles it by when; the owner hears the name."""
+        handler = await Staff.get_or_none(id=ticket.handler_id) if ticket.handler_id else None
+        name = handler.name if handler else ""
+        await self.notice(
+            ticket,
+            self.label(
+                "tk_claimed_notice",
+                number=ticket.number,
+                name=name,
+                due=ticket_card.local(ticket.due_at, self.svc),
+            ),
+        )
+        await self.notify_owner(ticket, "ticket_claimed", staff=name, event_id=event.id)
 
     async def _topic_closed(self, ticket: Ticket, *, closed: bool) -> None:
         if self.chat_id is None or not ticket.topic_thread_id:
