@@ -18,7 +18,7 @@ import logging
 import secrets
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -32,6 +32,9 @@ from bot.journeys.plans import SERVICE_PRIORITY, TouchpointPlan, write_touchpoin
 from bot.owners import find_customer
 from bot.schedule import shift_out_of_quiet_hours
 from bot.texts import Scripts
+from bot.ticket_events import WITHOUT_EFFECTS, TicketEffects
+from bot.ticket_events import emit as _emit
+from bot.ticket_events import record_event as _event
 from bot.ticket_rules import (
     ACTIVE_STATES,
     CATEGORIES,
@@ -91,41 +94,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# --------------------------------------------------------------------------- effects
-
-
-class TicketEffects(Protocol):
-    """What happens outside the database after a change (the staff side registers it).
-
-    The event row says the effects are owed (``effects_done_at`` empty) from the moment the
-    change is recorded; ``on_event`` carries them out now when it may, and the staff side's
-    job carries out whatever is still owed (another instance's, or after a crash)."""
-
-    async def on_event(self, ticket: Ticket, event: TicketEvent) -> None: ...
-
-
-async def _emit(services: Services, ticket: Ticket, event: TicketEvent) -> None:
-    effects = services.ticket_effects
-    if effects is None:
-        return  # owed: a running carebot's staff side carries them out
-    try:
-        await effects.on_event(ticket, event)
-    except Exception:
-        log.exception("ticket %s: effects of %s failed", ticket.number, event.kind)
-
-
-# Events that change nothing outside the database: no effects are owed for them.
-WITHOUT_EFFECTS = frozenset({EventKind.NOTE, EventKind.RATED, EventKind.UNDELIVERED})
-
-
-async def _event(ticket: Ticket, kind: EventKind, now: datetime, *, actor_id: int | None = None,
-                 text: str = "", reason: str = "") -> TicketEvent:
-    """Record what happened; its effects are owed (a row) until the staff side did them."""
-    return await TicketEvent.create(
-        ticket_id=ticket.id, kind=kind, actor_id=actor_id, text=text, reason=reason[:200],
-        created_at=now, effects_done_at=now if kind in WITHOUT_EFFECTS else None)
-
 
 # --------------------------------------------------------------------------- workflow
 
