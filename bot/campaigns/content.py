@@ -24,9 +24,8 @@ from bot.templating import (
     LimitedEnvironment,
     TemplateOverBudget,
     render,
-    render_off_loop,
 )
-from bot.texts import DEFAULT_LANGUAGE, Scripts, car_fields, owner_fields
+from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Scripts, car_fields, owner_fields
 from db.models import (
     Campaign,
     Customer,
@@ -200,15 +199,24 @@ def compose_campaign(campaign: Campaign, customer: Customer, vehicle: Vehicle | 
     return Outgoing(text=f"{body}\n\n{footer}", buttons=rows)
 
 
-async def trial_message(campaign: Campaign, name: str, settings: Settings,
-                        scripts: Scripts) -> Outgoing:
-    """The test message a staff member sends themselves (``carebot campaign test``, the
-    API's test send): the campaign as an owner called ``name`` gets it in Chinese, without a
-    car, marked as a test. Rendered off the loop, as a slow template may be."""
-    sample = Customer(name=name, language=DEFAULT_LANGUAGE)
-    out = await render_off_loop(compose_campaign, campaign, sample, None, scripts, settings)
-    return Outgoing(text=scripts.label("campaign_test_prefix", DEFAULT_LANGUAGE) + out.text,
-                    buttons=out.buttons)
+def trial_messages(campaign: Campaign, name: str, settings: Settings, scripts: Scripts, *,
+                   every_language: bool = False) -> list[Outgoing]:
+    """The test messages a staff member sends themselves: the campaign as an owner called
+    ``name`` gets it, marked as a test. In Chinese without a car (``carebot campaign test``,
+    the API's test send); with ``every_language``, in each of the campaign's languages with a
+    sample car (the console's). Raises what a broken template raises; slow for a slow
+    template, so callers run it off the loop (``render_off_loop``)."""
+    languages = [code for code in LANGUAGES if code in campaign.messages] if every_language \
+        else [DEFAULT_LANGUAGE]
+    car = _SampleCar()
+    vehicle = Vehicle(model=car.model, plate=car.plate) if every_language else None
+    out: list[Outgoing] = []
+    for lang in languages:
+        owner = Customer(name=name, language=lang)
+        composed = compose_campaign(campaign, owner, vehicle, scripts, settings)
+        out.append(Outgoing(text=scripts.label("campaign_test_prefix", lang) + composed.text,
+                            buttons=composed.buttons))
+    return out
 
 
 def booking_flow() -> bool:

@@ -23,6 +23,7 @@ from bot.delivery.limits import Lane, Limits
 from bot.delivery.sender import Sender
 from bot.keyboards import keyboard
 from bot.owners import phone_to_e164
+from bot.templating import render_off_loop
 from bot.texts import Scripts
 from db.models import Campaign, Staff
 
@@ -145,8 +146,8 @@ async def _test_send(settings: Settings, campaign: Any, staff_ref: str) -> int:
     if not settings.has_token:
         print("carebot campaign: CAREBOT_BOT_TOKEN is not set", file=sys.stderr)
         return 1
-    message = await content.trial_message(campaign, staff.name, settings,
-                                             Scripts(settings.scripts_dir))
+    [message] = await render_off_loop(content.trial_messages, campaign, staff.name, settings,
+                                      Scripts(settings.scripts_dir))
     async with telegram(settings) as bot:  # one line and exit 2 when Telegram is unreachable
         sender = Sender(bot, Limits(settings.send_rate), deadline=settings.reply_deadline,
                         record_failure=Failures(SystemClock()).record)

@@ -18,6 +18,7 @@ from bot.campaigns import audiences, content, policy, promotions
 from bot.campaigns.policy import CampaignError
 from bot.delivery.limits import Lane
 from bot.keyboards import keyboard
+from bot.templating import render_off_loop
 from bot.web.auth import api_key_ok
 from bot.web.bodies import BodyError, read_json
 from bot.web.keys import SERVICES
@@ -142,8 +143,8 @@ async def test_send(request: web.Request) -> web.Response:
         raise CampaignError(f"no staff member {ref!r} with a Telegram id; "
                             'send {"staff": "<name or Telegram id>"}')
     try:
-        message = await content.trial_message(campaign, staff.name, svc.settings,
-                                                 svc.scripts)
+        [message] = await render_off_loop(content.trial_messages, campaign, staff.name,
+                                          svc.settings, svc.scripts)
     except RENDER_ERRORS as exc:
         return _error(422, f"the message does not render: {exc}")
     sent = await svc.sender.text(staff.telegram_id, message.text, lane=Lane.STAFF,

@@ -321,7 +321,10 @@ def setup_console(app: web.Application, services: Services,
     app[CONSOLE] = console
     app.middlewares.append(staff_middleware)
     app.middlewares.append(csrf_middleware)
-    from bot.web.console import signin  # sign-in needs this module's helpers
+    # Imported here, as the pages below are: sign-in is built on this package's helpers
+    # (render, the session's staff key, the password mark), so it can load only once this
+    # module has; at the top it would be an import cycle.
+    from bot.web.console import signin
 
     app.router.add_get("/login", signin.login_form)
     app.router.add_post("/login", signin.login_submit)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from jinja2 import TemplateError
@@ -25,7 +25,6 @@ from bot.campaigns import audiences, content, policy, promotions
 from bot.campaigns.policy import CampaignError
 from bot.delivery.limits import Lane
 from bot.keyboards import keyboard
-from bot.services import Services
 from bot.templating import render_off_loop
 from bot.texts import LANGUAGES
 from bot.web.console import access, console_of, render, requires, staff_of
@@ -52,14 +51,9 @@ from bot.web.console.pages.campaign_form import (
 from db.models import (
     Campaign,
     CampaignStatus,
-    Customer,
     Touchpoint,
     TouchpointStatus,
-    Vehicle,
 )
-
-if TYPE_CHECKING:
-    from telegram import InlineKeyboardMarkup
 
 log = logging.getLogger(__name__)
 
@@ -273,22 +267,6 @@ async def _confirm(request: web.Request, campaign: Campaign, edited: Edited,
         action=f"/campaigns/{campaign.id}/edit")
 
 
-def _test_messages(services: Services, campaign: Campaign, name: str,
-                   dealer: dict[str, str]) -> list[tuple[str, InlineKeyboardMarkup]]:
-    """(text, keyboard) of the campaign in each of its languages, as an owner called ``name``
-    would get it, marked as a test; raises what a broken template raises."""
-    sample = content.sample_context(dealer)["vehicle"]
-    vehicle = Vehicle(model=sample["model"], plate=sample["plate"])
-    messages: list[tuple[str, InlineKeyboardMarkup]] = []
-    for lang in [code for code in LANGUAGES if code in campaign.messages]:
-        owner = Customer(name=name, language=lang)
-        out = content.compose_campaign(campaign, owner, vehicle, services.scripts,
-                                          services.settings)
-        markup = keyboard(out.buttons)
-        messages.append((services.scripts.label("campaign_test_prefix", lang) + out.text, markup))
-    return messages
-
-
 async def _test_send(request: web.Request, campaign: Campaign,
                      form: dict[str, Any]) -> web.StreamResponse:
     """The message, as an owner named like the staff member would get it, in each of the
@@ -300,14 +278,16 @@ async def _test_send(request: web.Request, campaign: Campaign,
         return await _editor(request, campaign, form, {"test": t("campaigns.err.no_telegram")},
                              status=422)
     try:
-        messages = await render_off_loop(_test_messages, services, campaign, staff.name,
-                                         dealer_of(request))
+        messages = await render_off_loop(content.trial_messages, campaign, staff.name,
+                                         services.settings, services.scripts,
+                                         every_language=True)
     except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as exc:
         return await _editor(request, campaign, form, {
             "test": t("campaigns.err.template", detail=str(exc))}, status=422)
-    for text, markup in messages:
-        if await services.sender.text(staff.telegram_id, text, lane=Lane.STAFF,
-                                              parse_mode="HTML", reply_markup=markup) is None:
+    for message in messages:
+        if await services.sender.text(staff.telegram_id, message.text, lane=Lane.STAFF,
+                                      parse_mode="HTML",
+                                      reply_markup=keyboard(message.buttons)) is None:
             # the sender logged why (and recorded it, unless the chat blocked the bot)
             log.warning("test message of campaign %s to %s not delivered", campaign.id,
                         staff.login)
