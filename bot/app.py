@@ -23,6 +23,7 @@ from bot.delivery.failures import Failures
 from bot.delivery.limits import Limits
 from bot.delivery.sender import Sender
 from bot.handlers import complaint, errors, marketing, mileage, owner, staff, survey, thread_chat
+from bot.rules import parse_rules
 from bot.services import SERVICES_KEY, Services
 from bot.startup import StartupError
 from bot.telegram_http import AiohttpRequest
@@ -101,7 +102,9 @@ class CareBot:
                              record_failure=failures.record,
                              mark_unreachable=failures.mark_unreachable)
         self.dispatcher = Dispatcher(self.sender, settings, clock, self.scripts)
-        self.services = Services(settings, clock, self.scripts, self.dispatcher, self.sender)
+        # Every feature's rules, parsed once here (a wrong value stops start-up, naming it).
+        self.services = Services(settings, clock, self.scripts, self.dispatcher, self.sender,
+                                 parse_rules(settings))
         # Several instances on one PostgreSQL: the singleton jobs and the dispatcher take
         # advisory locks on this process's own connection (no-op on SQLite).
         self.locks = locks.Locks(settings.database_url)

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from apscheduler.schedulers.base import BaseScheduler
 
 from bot import booking_desk, bookings
-from bot.bookings import BookingRules, booking_rules
+from bot.bookings import BookingRules
 from bot.delivery import notices
 from bot.journeys.timing import at_local, local_date, parse_hhmm
 from bot.services import Services
@@ -65,7 +65,7 @@ async def post_digest(services: Services) -> bool:
     if day is None or chat is None:
         return False
     try:
-        rules = booking_rules(services.settings)
+        rules = services.rules.bookings
         rows = await booking_desk.day_list(day)
         text = digest_text(services.scripts, day, rows, rules)
         return await notices.tell(services, f"booking_digest:{day.isoformat()}", [chat], text)

@@ -37,7 +37,7 @@ async def scan_calls(services: Services, now: datetime | None = None) -> int:
             return 0
         try:
             return await calls.scan(now or services.clock.now(),
-                                    calls.call_rules(services.settings))
+                                    services.rules.calls)
         except Exception:  # the scheduler must keep running; the scan is idempotent
             log.exception("call list scan failed; the next scan retries")
             return 0
@@ -50,7 +50,7 @@ async def scan_recalls(services: Services, now: datetime | None = None) -> int:
             return 0
         try:
             return await recall.scan(now or services.clock.now(),
-                                     recall.recall_rules(services.settings))
+                                     services.rules.recall)
         except Exception:  # the scheduler must keep running; the scan is idempotent
             log.exception("recall scan failed; the next scan catches up")
             return 0

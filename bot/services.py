@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from bot.handlers.threads import ThreadSide
     from bot.handlers.ticket_side import StaffSide
     from bot.locks import Locks
+    from bot.rules import Rules
     from bot.sandbox.live import Sandbox
     from bot.tickets import TicketEffects
     from db.models import Customer
@@ -37,6 +38,7 @@ class Services:
     scripts: Scripts
     dispatcher: Dispatcher
     sender: Sender  # every Bot API call that sends, edits, answers or manages a topic
+    rules: Rules  # every feature's rules, parsed from settings once (bot.rules)
     text_routes: list[tuple[int, TextRoute]] = field(default_factory=list)
     # What features hang here for one another, set when they register (None: not running
     # in this process: a CLI, a test without that feature, production without the sandbox).

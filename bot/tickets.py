@@ -119,7 +119,7 @@ async def open_ticket(*, customer_id: int, vehicle_id: int | None, channel: str,
         log.warning("ticket for customer %s: unknown category %r kept as 'other'",
                     customer_id, category)
         category = "other"
-    rules = sla_rules(services.settings)
+    rules = services.rules.tickets
     if vehicle_id is None:
         vehicle_id = await _default_vehicle(customer_id)
     due = add_business_time(now, rules.first_answer, rules.calendar)
@@ -188,7 +188,7 @@ async def claim(ticket_id: int, staff: Staff, *, now: datetime,
 
 
 async def _claim(ticket: Ticket, staff: Staff, now: datetime, services: Services) -> None:
-    rules = sla_rules(services.settings)
+    rules = services.rules.tickets
     ticket.handler_id = staff.id
     ticket.claimed_at = now
     if ticket.handler_answer_due is None:
@@ -328,7 +328,7 @@ def _with_skipped(reason: str, skipped: list[TicketLevel]) -> str:
 async def _move_up(ticket: Ticket, target: TicketLevel, *, now: datetime, services: Services,
                    actor_id: int | None, reason: str, major: bool = False,
                    kind: EventKind = EventKind.ESCALATED) -> TicketEvent:
-    rules = sla_rules(services.settings)
+    rules = services.rules.tickets
     before = ticket.level
     ticket.level = target
     ticket.major = ticket.major or major
@@ -365,7 +365,7 @@ async def resolve(ticket_id: int, staff: Staff, *, resolution: str, improvement:
         return Outcome.NOT_ACTIVE, ticket
     if not can_act(staff.role, ticket.level):
         return Outcome.NOT_ALLOWED, ticket
-    rules = sla_rules(services.settings)
+    rules = services.rules.tickets
     if ticket.handler_id is None:
         ticket.handler_id = staff.id
         ticket.claimed_at = ticket.claimed_at or now
@@ -408,7 +408,7 @@ async def handling_rated(ticket_id: int, score: int, *, now: datetime,
         await _event(ticket, EventKind.RATED, now, text=str(score),
                      reason=f"ignored: ticket is {ticket.state}")
         return
-    rules = sla_rules(services.settings)
+    rules = services.rules.tickets
     ticket.handling_score = score
     await ticket.save(update_fields=["handling_score", "updated_at"])
     await _event(ticket, EventKind.RATED, now, text=str(score))
@@ -435,7 +435,7 @@ async def check_deadlines(now: datetime, services: Services) -> list[TicketEvent
     reminded, with a fresh ``level_answer`` to act. Safe with several instances: a ticket is
     moved only if its deadline is still the one read.
     """
-    rules = sla_rules(services.settings)
+    rules = services.rules.tickets
     events: list[TicketEvent] = []
     overdue = await Ticket.filter(state__in=ACTIVE_STATES, due_at__lte=now) \
         .order_by("due_at", "id").limit(500)

@@ -25,7 +25,7 @@ from telegram.ext import Application
 from bot import bookings, locks
 from bot.delivery.dispatcher import Composer, Outgoing, compose
 from bot.handlers import booking as booking_handlers
-from bot.journeys.occasions import occasion_rules, run_scan
+from bot.journeys.occasions import run_scan
 from bot.journeys.plans import BOOKING_NO_SHOW, BOOKING_REMINDER, FIRST_SERVICE, SERVICE_DUE
 from bot.journeys.repairs import REPAIR_REMINDER
 from bot.journeys.timing import at_local, local_date, parse_hhmm
@@ -94,7 +94,7 @@ async def scan_now(services: Services) -> None:
             if last is not None and last.updated_at >= latest_scan_time(now, services):
                 log.info("occasions scan skipped: already run at %s", last.updated_at)
                 return
-            await run_scan(now, occasion_rules(services.settings))
+            await run_scan(now, services.rules.occasions)
             await ScanState.update_or_create(
                 name=SCAN_RUN, defaults={"last_day": local_date(now, services.settings.tz),
                                          "updated_at": now})

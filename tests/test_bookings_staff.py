@@ -13,6 +13,7 @@ from bot import booking_desk, bookings
 from bot.booking_digest import post_digest
 from bot.bookings import Job, booking_rate, booking_rules
 from bot.cli import main
+from bot.rules import parse_rules
 from db.models import (
     AuditLog,
     Booking,
@@ -51,6 +52,7 @@ async def test_a_staff_booking_for_a_caller_takes_a_slot(env: ConsoleEnv,  # noq
     await owner(env, tmp_path, user_id=5002, phone="13900000002", name="刘洋", plate="粤B67890")
     env.carebot.services.settings = env.settings.model_copy(
         update={"booking_capacity": "repair:1,maintenance:2"})
+    env.carebot.services.rules = parse_rules(env.carebot.services.settings)
     await add_staff("wang", "agent", name="王客服")
     http = await signed_in(env.base, "wang")
     async with http:

@@ -14,7 +14,7 @@ from telegram import CallbackQuery
 
 from bot import booking_news as news
 from bot import bookings, owners
-from bot.bookings import BookingRules, booking_rules
+from bot.bookings import BookingRules
 from bot.delivery import notices
 from bot.handlers import buttons
 from bot.journeys.timing import local_date
@@ -116,7 +116,7 @@ class Flow:
 
 def flow_of(svc: Services, customer: Customer, chat_id: int,
           query: CallbackQuery | None) -> Flow:
-    return Flow(svc, customer, chat_id, query, svc.clock.now(), booking_rules(svc.settings))
+    return Flow(svc, customer, chat_id, query, svc.clock.now(), svc.rules.bookings)
 
 
 
@@ -154,7 +154,7 @@ def day_label(svc: Services, lang: str, day: date) -> str:
 
 
 def slot_label(svc: Services, lang: str, code: str, rules: BookingRules | None = None) -> str:
-    return news.slot_text(svc.scripts, lang, code, rules or booking_rules(svc.settings))
+    return news.slot_text(svc.scripts, lang, code, rules or svc.rules.bookings)
 
 
 def kind_label(svc: Services, lang: str, kind: BookingKind) -> str:

@@ -217,7 +217,7 @@ async def campaign_tick(services: Services) -> None:
         if not mine:
             return
         now = services.clock.now()
-        rules = policy.campaign_rules(services.settings)
+        rules = services.rules.campaigns
         try:
             await resume_interrupted_launches(now=now, rules=rules)
             await promotions.launch_due(now=now, rules=rules)

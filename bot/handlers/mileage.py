@@ -22,7 +22,7 @@ from bot.handlers import buttons
 from bot.handlers.owner import lang_of, say
 from bot.journeys.forecasts import newest_reading, record_owner_mileage
 from bot.journeys.mileage import BY_KM, check_reported
-from bot.journeys.plans import SERVICE_DUE, journey_rules
+from bot.journeys.plans import SERVICE_DUE
 from bot.journeys.timing import local_date
 from bot.services import Services, services_of
 from db.models import Conversation, Customer, Touchpoint, Vehicle, VehicleStatus
@@ -86,7 +86,7 @@ async def mileage_route(update: Update, context: ContextTypes.DEFAULT_TYPE,
         return False
     svc = services_of(context)
     lang, now = lang_of(update, customer), svc.clock.now()
-    rules = journey_rules(svc.settings)
+    rules = svc.rules.journeys
     vehicle_id = int(conv.data.get("vehicle_id", 0))
     newest = await newest_reading(vehicle_id, rules.tz)
     checked = check_reported(msg.text, newest, local_date(now, rules.tz))

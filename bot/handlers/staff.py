@@ -262,7 +262,6 @@ async def relay_tick(services: Services) -> None:
 
 
 def register(application: Application, services: Services) -> None:  # type: ignore[type-arg]
-    tickets.sla_rules(services.settings)  # a wrong calendar stops start-up, naming the variable
     services.staff_side = side = StaffSide(services)
     services.ticket_effects = side  # a ticket's change owes what the staff side does
     application.add_handler(CallbackQueryHandler(on_button, pattern=rf"^{CALLBACK_PREFIX}:"))

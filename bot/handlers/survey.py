@@ -157,7 +157,7 @@ async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     await log_in(update, svc, customer, "button", query.data)
     now = svc.clock.now()
-    rules = surveys.survey_rules(svc.settings)
+    rules = svc.rules.surveys
     if cb.action == "score":
         await _score_pressed(update, context, svc, customer, cb, now, rules)
     elif cb.action == "category":
@@ -242,7 +242,7 @@ async def survey_text(update: Update, context: ContextTypes.DEFAULT_TYPE,
     if not text:
         return False
     now = svc.clock.now()
-    rules = surveys.survey_rules(svc.settings)
+    rules = svc.rules.surveys
     conv = await owners.get_conversation(user.id)
     if conv is not None and conv.state in (surveys.STATE_CATEGORY, surveys.STATE_COMMENT):
         await conv.delete()
@@ -276,7 +276,7 @@ async def survey_text(update: Update, context: ContextTypes.DEFAULT_TYPE,
 async def _sticker(svc: Services, customer: Customer) -> bool:
     """A sticker is not a score: while a survey waits for one, explain the scale (within
     the limit) and take it; otherwise it is for a person (a conversation)."""
-    rules = surveys.survey_rules(svc.settings)
+    rules = svc.rules.surveys
     tp = await surveys.open_survey_for(customer.id, svc.clock.now(), rules)
     if tp is None or await surveys.is_answered(tp.id):
         return False

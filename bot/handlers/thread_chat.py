@@ -278,7 +278,7 @@ async def book_from_thread(svc: Services, thread: Thread, staff: Staff, day: dat
     outcome = await bookings.book(
         customer_id=thread.customer_id, vehicle_id=thread.vehicle_id, day=day, slot=slot,
         kind=kind, source_touchpoint_id=thread.touchpoint_id, now=now,
-        rules=bookings.booking_rules(svc.settings))
+        rules=svc.rules.bookings)
     booking = outcome.booking
     if booking is None:  # the slot has no place left for that job
         raise ThreadError("threads.refused.slot_full")

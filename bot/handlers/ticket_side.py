@@ -367,7 +367,7 @@ class StaffSide:
             return False
         vehicle = await Vehicle.get_or_none(id=ticket.vehicle_id) if ticket.vehicle_id else None
         lang = customer.language
-        business = tickets.sla_rules(self.svc.settings).calendar is not None
+        business = self.svc.rules.tickets.calendar is not None
         # greets only when this starts a new exchange (not after an answer an hour ago)
         greet = await owners.greeting_due(customer.id, self.svc.clock.now(),
                                           self.svc.settings.exchange_gap_hours)

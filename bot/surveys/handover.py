@@ -14,7 +14,7 @@ from bot.delivery.dispatcher import Outgoing, compose
 from bot.owners import get_conversation
 from bot.surveys.records import log_survey_message
 from bot.surveys.replies import score_buttons
-from bot.surveys.rules import LOG_COMMENT, STATE_CATEGORY, STATE_COMMENT, SURVEY_KINDS, survey_rules
+from bot.surveys.rules import LOG_COMMENT, STATE_CATEGORY, STATE_COMMENT, SURVEY_KINDS
 from bot.templating import render_off_loop
 from db.models import Customer, Direction, Score, Ticket, Touchpoint, Vehicle
 
@@ -128,7 +128,7 @@ async def has_active_ticket(customer_id: int) -> bool:
 async def hand_over_stale(*, now: datetime, services: Services) -> int:
     """Low scores whose owner never finished (category, comment) go over anyway: a complaint
     must not wait on a button nobody presses."""
-    rules = survey_rules(services.settings)
+    rules = services.rules.surveys
     # A hand-over interrupted by a crash ("handing" long after) is taken up again.
     await Score.filter(handover="handing", superseded_at__isnull=True,
                        created_at__lte=now - rules.handover_after - HANDING_LEASE

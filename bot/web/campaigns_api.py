@@ -112,7 +112,7 @@ async def count_audience(request: web.Request) -> web.Response:
     body = await _body(request)
     audience = audiences.parse_audience(body.get("audience", body))
     count = await audiences.count_audience(audience, now=svc.clock.now(),
-                                            rules=policy.campaign_rules(svc.settings))
+                                            rules=svc.rules.campaigns)
     return web.json_response(count.to_dict())
 
 
@@ -122,7 +122,7 @@ async def preview(request: web.Request) -> web.Response:
     try:
         result = await promotions.preview(
             await _campaign(request), now=svc.clock.now(),
-            rules=policy.campaign_rules(svc.settings), scripts=svc.scripts,
+            rules=svc.rules.campaigns, scripts=svc.scripts,
             settings=svc.settings)
     except RENDER_ERRORS as exc:  # e.g. a campaign saved before the checks it now fails
         return _error(422, f"the message does not render for a real owner: {exc}")
@@ -161,7 +161,7 @@ async def schedule(request: web.Request) -> web.Response:
     body = await _body(request)
     await promotions.schedule_campaign(
         campaign, send_at=_send_at(body.get("send_at"), request), now=svc.clock.now(),
-        rules=policy.campaign_rules(svc.settings),
+        rules=svc.rules.campaigns,
         force_reason=str(body.get("force_reason") or ""))
     return web.json_response(promotions.describe(campaign))
 

@@ -17,7 +17,6 @@ from telegram.ext import Application
 from bot import inbox
 from bot.config import DEFAULT_WEBHOOK_PATH, Settings
 from bot.intake import ImportResult, import_deliveries_records, import_visits_records
-from bot.journeys.plans import journey_rules
 from bot.services import Services
 from bot.web import campaigns_api, ops
 from bot.web.auth import api_key_ok
@@ -119,7 +118,7 @@ async def _intake(request: web.Request, key: str, import_records: ImportRecords)
     if len(records) > API_MAX_RECORDS:
         return _problem(413, f"{len(records):,} {key} in one request; send at most "
                              f"{API_MAX_RECORDS:,} per request (split the batch)")
-    result = await import_records(records, rules=journey_rules(svc.settings), now=svc.clock.now())
+    result = await import_records(records, rules=svc.rules.journeys, now=svc.clock.now())
     return web.json_response(result.to_dict(), status=422 if result.errors else 200)
 
 

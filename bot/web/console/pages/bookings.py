@@ -17,7 +17,7 @@ from aiohttp import web
 
 from bot import booking_desk, booking_news, bookings
 from bot.booking_calendar import Slot
-from bot.bookings import BookingRate, BookingRules, Job, booking_rate, booking_rules
+from bot.bookings import BookingRate, BookingRules, Job, booking_rate
 from bot.delivery import notices
 from bot.web.console import access, console_of, render, requires, staff_of
 from bot.web.console.forms import Refused
@@ -86,7 +86,7 @@ async def _page(request: web.Request, *, status: int = 200, form: dict[str, str]
                 ) -> web.Response:
     svc = console_of(request).services
     staff = staff_of(request)
-    rules = booking_rules(svc.settings)
+    rules = svc.rules.bookings
     today = svc.clock.now().astimezone(svc.settings.tz).date()
     day = _day_of(request, today)
     if form and form.get("day"):
@@ -151,7 +151,7 @@ def _job(form: dict[str, str], customer_id: int, vehicle_id: int | None,
 async def _add(request: web.Request, form: dict[str, str]) -> Booking:
     """The booking a member of staff entered, or Refused saying what to correct."""
     svc = console_of(request).services
-    rules = booking_rules(svc.settings)
+    rules = svc.rules.bookings
     now = svc.clock.now()
     today = now.astimezone(svc.settings.tz).date()
     try:
@@ -193,7 +193,7 @@ async def _confirm(request: web.Request, booking: Booking) -> None:
     await booking.fetch_related("customer", "vehicle")
     now = svc.clock.now()
     notice = await booking_news.owe_confirmation(
-        svc.scripts, booking_rules(svc.settings), booking=booking, customer=booking.customer,
+        svc.scripts, svc.rules.bookings, booking=booking, customer=booking.customer,
         vehicle=booking.vehicle, phone=svc.settings.dealer_phone, now=now)
     if notice is not None and not await notices.send_now(notice, svc.sender, now):
         log.warning("booking %s: the owner's confirmation not sent now; tried again",
@@ -213,7 +213,7 @@ async def mark(request: web.Request) -> web.StreamResponse:
         raise web.HTTPBadRequest(text="status is arrived or no_show")
     svc = console_of(request).services
     marked = await booking_desk.mark(booking_id, status, staff_id=staff_of(request).id,
-                                     now=svc.clock.now(), rules=booking_rules(svc.settings))
+                                     now=svc.clock.now(), rules=svc.rules.bookings)
     if marked is None:
         return await _page(request, status=409, error_key="bookings.refused.mark")
     await _audit(request, status.value, marked)

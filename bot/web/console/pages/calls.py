@@ -146,7 +146,7 @@ async def record_outcome(request: web.Request) -> web.StreamResponse:
             if outcome is CallOutcome.REACHED else None
         now = console.services.clock.now()
         await calls.record(call.id, outcome, staff=staff_of(request), now=now,
-                           rules=calls.call_rules(console.services.settings), answers=answers,
+                           rules=console.services.rules.calls, answers=answers,
                            note=form.get("note", "")[:COMMENT_LIMIT],
                            services=console.services)
     except Refused as refused:

@@ -276,7 +276,7 @@ def dealer_of(request: web.Request) -> dict[str, str]:
 
 
 def rules_of(request: web.Request) -> policy.CampaignRules:
-    return policy.campaign_rules(console_of(request).services.settings)
+    return console_of(request).services.rules.campaigns
 
 
 async def audit(request: web.Request, action: str, campaign_id: int, **detail: Any) -> None:

@@ -132,7 +132,7 @@ def _booking(request: web.Request, form: dict[str, str]) -> tuple[date, str]:
         day = date.fromisoformat(form.get("day", ""))
     except ValueError:
         raise Refused("conversations.refused.booking", 422) from None
-    rules = bookings.booking_rules(settings)
+    rules = console_of(request).services.rules.bookings
     slot = bookings.resolve_slot(rules, form.get("slot", ""))
     if day not in bookings.bookable_days(today, rules) or slot is None:
         raise Refused("conversations.refused.booking", 422)

@@ -263,7 +263,7 @@ async def show(request: web.Request, staff: Staff, thread: Thread, *, status: in
     scope = access.customer_scope(staff)
     own = scope is None or await Customer.filter(scope, id=customer.id).exists()
     today = now.astimezone(svc.settings.tz).date()
-    rules = bookings.booking_rules(svc.settings)
+    rules = svc.rules.bookings
     done = request.query.get("done", "") if request.method == "GET" else ""
     return await render(
         request, "conversation.html", status=status, thread=thread, customer=customer,

@@ -21,7 +21,6 @@ from aiohttp import web
 
 from bot import intake_messages
 from bot.intake import ImportResult, IntakeError, import_deliveries_file, import_visits_file
-from bot.journeys.plans import journey_rules
 from bot.web.console import access, console_of, render, requires, staff_of
 from bot.web.console.render import Translator, csv_cell
 from db.models import AuditLog
@@ -106,7 +105,7 @@ async def upload(request: web.Request) -> web.Response:
         path = Path(folder) / f"upload{suffix}"
         path.write_bytes(data)
         try:
-            result = await IMPORTERS[what](path, rules=journey_rules(services.settings), now=now)
+            result = await IMPORTERS[what](path, rules=services.rules.journeys, now=now)
         except IntakeError as exc:
             detail = str(exc).replace(f"upload{suffix}", name)
             return await _page(request, 422, error_key="imports.unusable", error_detail=detail,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from bot.kpi import Kpis
-from bot.kpi_review import figures_of, workshop_rules
+from bot.kpi_review import figures_of
 from bot.kpi_targets import AT_LEAST, is_rate, judge, parse_targets
 from bot.periods import Period
 from bot.web.console import console_of
@@ -41,7 +41,7 @@ async def workshop_rows(request: web.Request, period: Period, advisor: str | Non
                         kpis_now: Kpis, kpis_before: Kpis, t: Translator) -> list[FigureRow]:
     """One row a figure for the dealership (``advisor`` None) or one advisor."""
     settings = console_of(request).services.settings
-    rules = workshop_rules(settings)
+    rules = console_of(request).services.rules.workshop
     by_advisor = advisor is not None
     now = await compute_workshop(period, settings.tz, rules, by_advisor=by_advisor)
     before = await compute_workshop(previous_period(period), settings.tz, rules,
