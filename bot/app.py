@@ -7,22 +7,21 @@ import contextlib
 import logging
 import math
 from pathlib import Path
-from typing import Protocol
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.schedulers.base import BaseScheduler
 from telegram import BotCommand, Update
 from telegram.ext import Application, ApplicationBuilder
 
-from bot import booking_digest, digests, followup, inbox, locks, touchpoints
+from bot import inbox, locks
 from bot.clock import Clock, Pace, RealPace, SystemClock
 from bot.config import Settings
 from bot.delivery.dispatcher import Dispatcher, DispatchReport
 from bot.delivery.failures import Failures
 from bot.delivery.limits import Limits
 from bot.delivery.sender import Sender
-from bot.handlers import complaint, errors, marketing, mileage, owner, staff, survey, thread_chat
+from bot.features import FEATURES, TICKING
+from bot.handlers import errors
 from bot.rules import parse_rules
 from bot.services import SERVICES_KEY, Services
 from bot.startup import StartupError
@@ -32,27 +31,6 @@ from bot.web.server import make_web_app
 from db.models import InboxUpdate
 
 log = logging.getLogger(__name__)
-
-class Feature(Protocol):
-    """A feature module: ``register`` adds its handlers, composers and text routes (and
-    hangs what others need on ``services``); it may also have ``schedule`` (:class:`Ticking`)."""
-
-    def register(self, application: Application,  # type: ignore[type-arg]
-                 services: Services) -> None: ...
-
-
-class Ticking(Protocol):
-    """A feature with jobs: ``schedule`` adds its APScheduler ticks."""
-
-    def schedule(self, scheduler: BaseScheduler, services: Services) -> None: ...
-
-
-# In order: the staff feature before the conversations (they share its staff side); the
-# mileage button after the touchpoints (it wraps their service-due reminder).
-FEATURES: tuple[Feature, ...] = (owner, survey, staff, complaint, marketing, touchpoints,
-                                 mileage, thread_chat, followup, digests)
-TICKING: tuple[Ticking, ...] = (survey, staff, marketing, touchpoints, followup,
-                                booking_digest, digests)
 
 COMMANDS = [
     ("start", "绑定车主档案 / link your owner file"),

@@ -21,6 +21,7 @@ from typing import Any
 from jinja2 import FileSystemLoader, TemplateError, TemplateSyntaxError, meta
 
 from bot.config import Settings
+from bot.features import FEATURES
 from bot.sandbox.telegram_html import HtmlParseError, parse_html
 from bot.templating import RUNAWAY_CAP, LimitedEnvironment, render
 from bot.texts import LANGUAGES, PACKAGED, script_context
@@ -96,10 +97,6 @@ def feature_samples() -> dict[str, dict[str, Any]]:
     """Extra sample context by template key, from each feature module's ``SCRIPT_SAMPLES``
     (``{"ticket_opened": {"ticket": {...}}}``): context its composer passes besides
     customer, vehicle, dealer and payload."""
-    # Imported when called: bot.app wires every feature and the web console, whose script
-    # editor imports this module (at the top, bot.app -> web -> console -> here -> bot.app).
-    from bot.app import FEATURES
-
     merged: dict[str, dict[str, Any]] = {}
     for feature in FEATURES:
         for key, extra in (getattr(feature, "SCRIPT_SAMPLES", None) or {}).items():

@@ -33,15 +33,14 @@ DOMAIN_MAY_NOT = ("telegram", "bot.handlers", "bot.web", "bot.cli", "bot.app")
 # bot.locks' lock so that two instances starting together migrate once).
 DB_MAY_IMPORT_FROM_BOT = {("db.setup", "bot.locks")}
 # The wiring: bot.app builds everything, bot.web.server the web app. Only the entry points
-# (the CLI, the sandbox) import them, and bot.script_check at call time, for the feature
-# list (see its comment).
+# (the CLI, the sandbox) import them (the feature list is bot.features, which anyone may read).
 WIRING_IMPORTERS = {
-    "bot.app": {"bot.cli.core", "bot.sandbox.scene", "bot.script_check"},
+    "bot.app": {"bot.cli.core", "bot.sandbox.scene"},
     "bot.web.server": {"bot.app"},
 }
 # Import statements inside functions today, each with its reason: openpyxl in bot.intake
-# (three), bot.app in bot.script_check, the sign-in module in bot.web.console.
-MAX_IN_FUNCTIONS = 5
+# (three), the sign-in module in bot.web.console.
+MAX_IN_FUNCTIONS = 4
 
 
 @dataclass(frozen=True)
