@@ -88,7 +88,7 @@ __all__ = [
     "TicketEffects", "TicketFacts", "active_ticket_of", "add_business_time", "add_note",
     "business_days", "can_act", "check_deadlines", "claim", "complaint_stats", "contact_button",
     "escalate", "facts_between", "find_customer", "format_number", "handling_rated",
-    "is_ticket_staff", "next_level", "open_ticket", "overdue_reason", "parse_number",
+    "is_ticket_staff", "may_resolve", "next_level", "open_ticket", "overdue_reason", "parse_number",
     "rating_outcome", "record_owner_message", "record_staff_answer", "resolve",
     "running_deadline", "shorten", "sla_rules", "staff_for",
 ]
@@ -332,6 +332,8 @@ async def _move_up(ticket: Ticket, target: TicketLevel, *, now: datetime, servic
     before = ticket.level
     ticket.level = target
     ticket.major = ticket.major or major
+    if kind is EventKind.ESCALATED and ticket.handler_id is not None:
+        ticket.previous_handler_id = ticket.handler_id  # stays on it, may still resolve
     ticket.handler_id = None
     ticket.handler_answer_due = None  # a new level: its handler gets a fresh business day
     if kind is EventKind.REOPENED:
@@ -342,15 +344,22 @@ async def _move_up(ticket: Ticket, target: TicketLevel, *, now: datetime, servic
     ticket.due_at = add_business_time(now, rules.level_answer, rules.calendar)
     ticket.due_kind = DueKind.LEVEL
     async with in_transaction():
-        await ticket.save(update_fields=["level", "major", "handler_id", "handler_answer_due",
-                                         "state", "reopen_count", "due_at", "due_kind",
-                                         "updated_at"])
+        await ticket.save(update_fields=["level", "major", "handler_id", "previous_handler_id",
+                                         "handler_answer_due", "state", "reopen_count",
+                                         "due_at", "due_kind", "updated_at"])
         event = await _event(ticket, kind, now, actor_id=actor_id,
                              text=f"{before} -> {target}" + (" (major)" if major else ""),
                              reason=reason)
     log.info("ticket %s %s %s -> %s: %s", ticket.number, kind, before, target, reason)
     await _emit(services, ticket, event)
     return event
+
+
+def may_resolve(staff: Staff, ticket: Ticket) -> bool:
+    """A role at or above the ticket's level, or the one who handled it before it was
+    escalated: they stay on the ticket (003 §2.3.3)."""
+    return can_act(staff.role, ticket.level) or (
+        ticket.previous_handler_id is not None and ticket.previous_handler_id == staff.id)
 
 
 async def resolve(ticket_id: int, staff: Staff, *, resolution: str, improvement: str,
@@ -363,7 +372,7 @@ async def resolve(ticket_id: int, staff: Staff, *, resolution: str, improvement:
         return Outcome.NOT_STAFF, ticket
     if ticket.state not in ACTIVE_STATES:
         return Outcome.NOT_ACTIVE, ticket
-    if not can_act(staff.role, ticket.level):
+    if not may_resolve(staff, ticket):
         return Outcome.NOT_ALLOWED, ticket
     rules = services.rules.tickets
     if ticket.handler_id is None:

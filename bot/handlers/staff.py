@@ -96,7 +96,7 @@ async def _start_resolve(side: StaffSide, ticket_id: int, staff: Staff,
     ticket = await Ticket.get_or_none(id=ticket_id)
     if ticket is None or ticket.state not in tickets.ACTIVE_STATES:
         return Outcome.NOT_ACTIVE, ticket
-    if not tickets.can_act(staff.role, ticket.level):
+    if not tickets.may_resolve(staff, ticket):
         return Outcome.NOT_ALLOWED, ticket
     await owners.set_conversation(user_id, RESOLUTION_STATE, {"ticket_id": ticket.id})
     await side.send(ticket, side.label("tk_resolve_ask_resolution", name=staff.name))

@@ -58,6 +58,13 @@ class Ticket(Model):
         "models.Staff", related_name="tickets", null=True, on_delete=fields.SET_NULL
     )
     handler_id: int | None
+    # who handled it before it was escalated: they stay on it and may still answer and
+    # resolve (003 §2.3.3), while the new level takes charge
+    previous_handler: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="tickets_handled_before", null=True,
+        on_delete=fields.SET_NULL
+    )
+    previous_handler_id: int | None
     score_id = fields.BigIntField(null=True)  # the satisfaction score that opened it, if any
     created_at = fields.DatetimeField()
     first_answer_due = fields.DatetimeField()

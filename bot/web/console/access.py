@@ -79,13 +79,14 @@ def customer_scope(staff: Staff) -> Q | None:
 def ticket_scope(staff: Staff) -> Q | None:
     """The tickets this person may see, as a filter on ``Ticket``; None means all.
 
-    A scoped agent sees the tickets they handle, unclaimed ones waiting at the first level
-    (so they can claim them), and those of their own customers."""
+    A scoped agent sees the tickets they handle or handled before an escalation (they stay
+    on it), unclaimed ones waiting at the first level (so they can claim them), and those of
+    their own customers."""
     if can(staff, TICKETS_ALL):
         return None
     own = Customer.filter(advisor=staff.name).values("id")  # a subquery, not a join
-    return (Q(handler_id=staff.id) | Q(handler_id=None, level="agent")
-            | Q(customer_id__in=Subquery(own)))
+    return (Q(handler_id=staff.id) | Q(previous_handler_id=staff.id)
+            | Q(handler_id=None, level="agent") | Q(customer_id__in=Subquery(own)))
 
 
 def thread_scope(staff: Staff) -> Q | None:

@@ -88,6 +88,8 @@ def refusal(action: str, staff: Staff, ticket: Ticket) -> str | None:
         return "tickets.refused.closed" if ticket.state == TicketState.CLOSED else None
     if ticket.state not in tickets.ACTIVE_STATES:
         return "tickets.refused.not_active"
+    if action == "resolve" and tickets.may_resolve(staff, ticket):
+        return None  # their level, or theirs before it was escalated
     if action in ("claim", "resolve"):
         if not tickets.can_act(staff.role, ticket.level):
             return FORBIDDEN
