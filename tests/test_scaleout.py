@@ -303,9 +303,10 @@ async def seed_owners(count: int, *, first_chat: int = FIRST_CHAT, linked: bool 
         'INSERT INTO "customer" ("name", "phone", "link_token", "telegram_user_id", '
         '"telegram_chat_id", "linked_at", "language", "advisor", "birthday_lunar", '
         '"birthday_md", "followups_refused", "marketing_consent", "marketing_consent_at", '
-        '"marketing_consent_source", "created_at", "updated_at") '
+        '"marketing_consent_source", "title", "created_at", "updated_at") '
         f"SELECT 'owner ' || i, '+86139' || lpad(i::text, 8, '0'), 'tok' || i, {chat}, "
-        f"{chat}, now(), 'zh_CN', '', false, $2, false, $3, now(), 'import', now(), now() "
+        f"{chat}, now(), 'zh_CN', '', false, $2, false, $3, now(), 'import', '', now(), "
+        "now() "
         "FROM generate_series(1, $1) AS i",
         count, birthday_md, consent,
     )
@@ -381,9 +382,9 @@ async def test_two_instances_send_each_due_touchpoint_once(cluster: Cluster) -> 
     await sql(
         'INSERT INTO "customer" ("name", "phone", "link_token", "telegram_user_id", '
         '"telegram_chat_id", "linked_at", "language", "advisor", "birthday_lunar", '
-        '"followups_refused", "marketing_consent", "marketing_consent_source", "created_at", '
-        "\"updated_at\") VALUES ('张伟', '+8613800138000', 'tok-dialogue', $1, $1, now(), "
-        "'zh_CN', '', false, false, false, '', now(), now())", user_id)
+        '"followups_refused", "marketing_consent", "marketing_consent_source", "title", '
+        "\"created_at\", \"updated_at\") VALUES ('张伟', '+8613800138000', 'tok-dialogue', $1, $1, "
+        "now(), 'zh_CN', '', false, false, false, '', '', now(), now())", user_id)
     owner = cluster.emu.user(user_id, "张伟")
     routed_before = len(cluster.balancer.routed)
 
@@ -436,9 +437,9 @@ async def test_two_instances_one_staff_side_one_topic_one_relay(cluster: Cluster
     await sql(
         'INSERT INTO "customer" ("name", "phone", "link_token", "telegram_user_id", '
         '"telegram_chat_id", "linked_at", "language", "advisor", "birthday_lunar", '
-        '"followups_refused", "marketing_consent", "marketing_consent_source", "created_at", '
-        "\"updated_at\") VALUES ('张伟', '+8613800138000', 'tok-staff', $1, $1, now(), "
-        "'zh_CN', '', false, false, false, '', now(), now())", user_id)
+        '"followups_refused", "marketing_consent", "marketing_consent_source", "title", '
+        "\"created_at\", \"updated_at\") VALUES ('张伟', '+8613800138000', 'tok-staff', $1, $1, "
+        "now(), 'zh_CN', '', false, false, false, '', '', now(), now())", user_id)
     owner = cluster.emu.user(user_id, "张伟")
 
     async def step(action: Callable[[], Any], replies: int) -> None:
