@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 async def reports_tick(services: Services) -> None:
     try:
-        await owe_reports(services.clock.now(), services.settings, services.scripts)
+        await owe_reports(services.clock.now(), services.settings, services.scripts,
+                          services.rules.workshop)
     except Exception:  # a failed tick must not kill the scheduler; the next one retries
         log.exception("reports tick failed; the next tick retries")
 

@@ -66,12 +66,11 @@ def workshop_rules(settings: Settings) -> WorkshopRules:
                          booking_visit_days=settings.booking_visit_days)
 
 
-async def review(period: Period, settings: Settings, *, by_advisor: bool = False,
-                 tz: ZoneInfo | None = None) -> Review:
+async def review(period: Period, settings: Settings, rules: WorkshopRules, *,
+                 by_advisor: bool = False, tz: ZoneInfo | None = None) -> Review:
     """The period's figures (per advisor when asked), the dealership's judged against its
     targets with the previous period's beside them."""
     tz = tz or settings.tz
-    rules = workshop_rules(settings)
     low = settings.survey_low_threshold
     kpis = await compute(period, tz, by_advisor=by_advisor, low_threshold=low)
     workshop = await compute_workshop(period, tz, rules, by_advisor=by_advisor)

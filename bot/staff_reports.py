@@ -29,7 +29,7 @@ from bot.kpi_targets import AT_LEAST, Verdict, is_rate, judge
 from bot.periods import Period, month_period, week_period
 from bot.review_text import review_csv
 from bot.texts import DEFAULT_LANGUAGE, Scripts
-from bot.workshop_kpi import WorkshopKpis
+from bot.workshop_kpi import WorkshopKpis, WorkshopRules
 from db.models import (
     Booking,
     BookingStatus,
@@ -99,7 +99,8 @@ def report_key(kind: str, period: Period, to: str) -> str:
     return f"report:{kind}:{period.label}:{to}"
 
 
-async def owe_reports(now: datetime, settings: Settings, scripts: Scripts) -> list[str]:
+async def owe_reports(now: datetime, settings: Settings, scripts: Scripts,
+                      rules: WorkshopRules) -> list[str]:
     """Write the rows of every report due and not yet owed; the keys of those written."""
     group = settings.report_chat_id or settings.staff_chat_id
     written: list[str] = []
@@ -110,7 +111,7 @@ async def owe_reports(now: datetime, settings: Settings, scripts: Scripts) -> li
         if kind == DAILY:
             rows = await _daily_rows(period, now, settings, scripts)
         else:
-            rows = await _period_rows(kind, period, settings, scripts)
+            rows = await _period_rows(kind, period, settings, scripts, rules)
         async with in_transaction():
             for to, text, document in rows:
                 chats = [group] if to.startswith("group") and group is not None else []
@@ -163,9 +164,9 @@ def verdict_line(v: Verdict, got: Review, scripts: Scripts, lang: str) -> str:
 
 
 async def _period_rows(kind: str, period: Period, settings: Settings,
-                       scripts: Scripts) -> list[Row]:
+                       scripts: Scripts, rules: WorkshopRules) -> list[Row]:
     """The staff group's summary, its CSV, and each advisor's own figures in private."""
-    got = await review(period, settings, by_advisor=True)
+    got = await review(period, settings, rules, by_advisor=True)
     lang = DEFAULT_LANGUAGE
     title = _title(kind, period, scripts, lang)
     lines = [title, *(verdict_line(v, got, scripts, lang) for v in got.verdicts)]

@@ -23,7 +23,7 @@ from tortoise.transactions import in_transaction
 from bot import tickets
 from bot.business_time import add_business_time
 from bot.config import Settings
-from bot.ticket_rules import sla_rules
+from bot.ticket_rules import SlaRules
 from db.models import (
     Customer,
     Direction,
@@ -140,7 +140,7 @@ async def open_thread_of(customer_id: int) -> Thread | None:
 
 
 async def receive(customer: Customer, incoming: Incoming, *, now: datetime,
-                  settings: Settings) -> tuple[Thread, bool]:
+                  settings: Settings, sla: SlaRules) -> tuple[Thread, bool]:
     """Keep an owner's message in their open conversation, or open one; (it, opened now).
 
     A message already kept (its update handled twice) is not kept again."""
@@ -155,7 +155,7 @@ async def receive(customer: Customer, incoming: Incoming, *, now: datetime,
     try:
         async with in_transaction():
             if thread is None:
-                thread = await _open(customer, answered, now, settings)
+                thread = await _open(customer, answered, now, settings, sla)
             elif answered is not None and thread.kind == ThreadKind.INQUIRY \
                     and kind_of_reply(answered.kind) != ThreadKind.INQUIRY:
                 thread.kind, thread.touchpoint_id = kind_of_reply(answered.kind), answered.id
@@ -174,10 +174,9 @@ async def receive(customer: Customer, incoming: Incoming, *, now: datetime,
 
 
 async def _open(customer: Customer, answered: Touchpoint | None, now: datetime,
-                settings: Settings) -> Thread:
+                settings: Settings, rules: SlaRules) -> Thread:
     kind = kind_of_reply(answered.kind if answered else None)
     assignee, queue = await route(kind, customer, settings)
-    rules = sla_rules(settings)
     due = add_business_time(now, timedelta(hours=first_answer_hours(kind, settings)),
                             rules.calendar)
     vehicle_id = answered.vehicle_id if answered is not None else None

@@ -438,7 +438,8 @@ async def scoped_threads(env: ConsoleEnv) -> dict[str, Thread]:
         await Vehicle.create(vin=f"LSVAU2180T00000{len(made)}1", customer=customer,
                              plate=plate, model="星辰 S7")
         made[key], _ = await threads.receive(customer, Incoming(text=f"{name}的问题"),
-                                             now=env.clock.now(), settings=env.settings)
+                                             now=env.clock.now(), settings=env.settings,
+                                             sla=env.carebot.services.rules.tickets)
         env.clock.advance(minutes=1)
     assert made["hers"].assignee_id == lina.id and made["queue"].assignee_id is None
     await threads.assign(made["boss"], zhao, now=env.clock.now())
@@ -525,7 +526,8 @@ async def test_what_an_owner_wrote_is_shown_as_text_never_as_html(env: ConsoleEn
     thread = made["queue"]
     customer = await Customer.get(id=thread.customer_id)
     await threads.receive(customer, Incoming(text="<script>alert(1)</script><b>hi</b>"),
-                          now=env.clock.now(), settings=env.settings)
+                          now=env.clock.now(), settings=env.settings,
+                          sla=env.carebot.services.rules.tickets)
     boss = await signed_in(env.base, "zhao")
     async with boss:
         _, body = await get(boss, f"{env.base}/inbox/{thread.id}")

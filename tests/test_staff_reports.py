@@ -72,7 +72,8 @@ def _bot(group: Any) -> list[dict[str, Any]]:
 
 
 async def _tick(env: Any) -> int:
-    await owe_reports(env.clock.now(), env.settings, env.carebot.services.scripts)
+    await owe_reports(env.clock.now(), env.settings, env.carebot.services.scripts,
+                      env.carebot.services.rules.workshop)
     return await notices.send_owed(env.carebot.services.sender, env.clock.now())
 
 

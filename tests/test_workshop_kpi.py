@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.config import Settings
-from bot.kpi_review import review
+from bot.kpi_review import review, workshop_rules
 from bot.kpi_targets import AT_LEAST, AT_MOST, Target, judge, parse_targets
 from bot.periods import month_period, week_period
 from bot.workshop_kpi import WorkshopRules, compute_workshop, previous_period
@@ -179,7 +179,8 @@ async def test_the_review_judges_the_dealership_against_its_targets(db: str) -> 
     await hand_made()
     values: dict[str, Any] = {"_env_file": None, "timezone": "Asia/Shanghai",
                               "kpi_targets": "first_service_rate:>=30, repeat_repair_rate:<=10"}
-    got = await review(month_period("2026-11"), Settings(**values), by_advisor=True)
+    settings = Settings(**values)
+    got = await review(month_period("2026-11"), settings, workshop_rules(settings), by_advisor=True)
     verdicts = {v.name: v for v in got.verdicts}
     # 首保率 1/3 ≥ 30 %: met; October had no window closing: no trend
     assert verdicts["first_service_rate"].met is True

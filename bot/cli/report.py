@@ -33,7 +33,7 @@ from bot.kpi import (
     range_period,
     week_period,
 )
-from bot.kpi_review import Review, review
+from bot.kpi_review import Review, review, workshop_rules
 from bot.review_text import review_csv, review_text
 
 
@@ -87,7 +87,8 @@ async def run_report(settings: Settings, args: argparse.Namespace) -> int:
         return await complaints_report(settings, period.start, period.end, period.label,
                                        args.format)
     async with database(settings):
-        got = await review(period, settings, by_advisor=args.by == "advisor")
+        got = await review(period, settings, workshop_rules(settings),
+                           by_advisor=args.by == "advisor")
     print(render_review(got, args.format, settings.timezone), end="")
     return 0
 

@@ -79,7 +79,7 @@ async def conversation_route(update: Update, context: ContextTypes.DEFAULT_TYPE,
     if not incoming.text and not incoming.media_kind:
         return False
     thread, _ = await threads.receive(customer, incoming, now=svc.clock.now(),
-                                      settings=svc.settings)
+                                      settings=svc.settings, sla=svc.rules.tickets)
     if thread.acknowledged_at is None:  # owed since it opened (also when handled again)
         await _acknowledge(svc, customer, thread)
     await thread_side_of(svc).after_change(thread.id)
