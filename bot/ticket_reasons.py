@@ -27,6 +27,19 @@ _FORMS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
+_SKIPPED = re.compile(r"(?:(?P<reason>.*); )?no staff at (?P<levels>[\w, ]+), passed over",
+                      re.DOTALL)
+
+
+def split_skipped(reason: str) -> tuple[str, list[str]]:
+    """The reason without its note of levels passed over for having nobody, and those
+    levels (bot.tickets writes "…; no staff at advisor, supervisor, passed over")."""
+    match = _SKIPPED.fullmatch(reason)
+    if match is None:
+        return reason, []
+    return match.group("reason") or "", match.group("levels").split(", ")
+
+
 def reason_key(reason: str) -> tuple[str, dict[str, str]] | None:
     """The catalogue key (without ``reason.``) and its values, or None for free text."""
     for key, pattern in _FORMS:

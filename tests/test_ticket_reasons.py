@@ -35,6 +35,14 @@ def test_each_recorded_form_has_its_key(reason: str, key: str, values: dict[str,
     assert ticket_reasons.reason_key(reason) == (key, values)
 
 
+def test_levels_passed_over_are_split_from_the_reason() -> None:
+    assert ticket_reasons.split_skipped(
+        "handler did not resolve by 11-05 09:30; no staff at advisor, supervisor, passed over"
+    ) == ("handler did not resolve by 11-05 09:30", ["advisor", "supervisor"])
+    assert ticket_reasons.split_skipped("no staff at advisor, passed over") == ("", ["advisor"])
+    assert ticket_reasons.split_skipped("first answer") == ("first answer", [])
+
+
 def test_free_text_is_left_as_written() -> None:
     assert ticket_reasons.reason_key("车主要求换人处理") is None
     assert ticket_reasons.reason_key("channel telegram") is None
@@ -51,7 +59,8 @@ def test_the_deadline_reasons_written_today_are_recognised() -> None:
 
 @pytest.mark.parametrize("lang", ["zh_CN", "en"])
 def test_every_key_is_in_both_catalogues(lang: str) -> None:
-    keys = {key for key, _ in ticket_reasons._FORMS} | {"escalated_by_why", "major_by_why"}
+    keys = {key for key, _ in ticket_reasons._FORMS} | {"escalated_by_why", "major_by_why",
+                                                       "skipped"}
     console = tomllib.loads((ROOT / f"bot/web/console/i18n/{lang}/tickets.toml").read_text())
     scripts = tomllib.loads((ROOT / f"bot/scripts/{lang}/tickets.toml").read_text())
     assert keys <= set(console["tickets"]["reason"])

@@ -156,6 +156,12 @@ class StaffSide:
 
     def reason(self, reason: str) -> str:
         """An event's recorded reason in the group's language (bot/ticket_reasons.py)."""
+        reason, skipped = ticket_reasons.split_skipped(reason)
+        if skipped:
+            comma, semicolon = (", ", "; ") if self.lang == "en" else ("、", "；")
+            note = self.label("tk_reason_skipped", levels=comma.join(
+                self._level(lv) if lv in tickets.LEVELS else lv for lv in skipped))
+            return f"{self.reason(reason)}{semicolon}{note}" if reason else note
         known = ticket_reasons.reason_key(reason)
         if known is None:
             return reason

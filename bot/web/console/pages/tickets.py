@@ -293,6 +293,16 @@ def _event_row(event: TicketEvent, texts: bool, t: Translator) -> dict[str, Any]
 
 def _reason(t: Translator, reason: str) -> str:
     """The record's reason in the reader's language (as written when not a known form)."""
+    reason, skipped = ticket_reasons.split_skipped(reason)
+    shown = _known_reason(t, reason)
+    if skipped:
+        comma, semicolon = (", ", "; ") if t.lang == "en" else ("、", "；")
+        note = t("tickets.reason.skipped", levels=comma.join(_level(t, lv) for lv in skipped))
+        shown = f"{shown}{semicolon}{note}" if shown else note
+    return shown
+
+
+def _known_reason(t: Translator, reason: str) -> str:
     known = ticket_reasons.reason_key(reason)
     if known is None:
         return reason
