@@ -238,6 +238,7 @@ class Answers:
     category: str | None = None
     comment: str = ""
     reason: str | None = None
+    improvement: str = ""  # what could be better, asked after a good score
 
 
 @dataclass
@@ -276,7 +277,8 @@ async def record(call_id: int, outcome: CallOutcome, *, staff: Staff | None, now
     if outcome is CallOutcome.REACHED:
         values["answers"] = {k: v for k, v in (
             ("score", answers.score), ("category", answers.category),
-            ("comment", answers.comment.strip()), ("reason", answers.reason)) if v}
+            ("comment", answers.comment.strip()), ("reason", answers.reason),
+            ("improvement", answers.improvement.strip())) if v}
     async with in_transaction():
         # conditional on what was read: two agents recording at once record one attempt
         took = await PhoneCall.filter(id=call.id, status=CallStatus.OPEN,
@@ -345,4 +347,5 @@ async def phone_score(call: PhoneCall, customer: Customer, answers: Answers, *,
         advisor=surveys.advisor_name(visit, vehicle, customer), score=answers.score,
         category=(answers.category or "other") if low else None,
         comment=answers.comment.strip(), source="phone", first_answered_at=now,
-        created_at=now, handover="pending" if low else "")
+        created_at=now, handover="pending" if low else "",
+        improvement="" if low else answers.improvement.strip())

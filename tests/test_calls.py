@@ -134,7 +134,8 @@ async def test_unlinked_owner_followup_is_called_and_counts_by_phone(
             "comment": "收费比报价高"})
         assert status == 200 and url.endswith("/calls?done=reached")
         status, url, _ = await post(http, f"{site.base}/calls/{liu.id}", {
-            "outcome": "reached", "score": "9", "comment": ""})
+            "outcome": "reached", "score": "9", "comment": "",
+            "improvement": "希望交车时讲解更详细"})
         assert status == 200
         # recorded once: the same form again is refused, nothing changes
         status, _, page = await post(http, f"{site.base}/calls/{liu.id}", {
@@ -148,6 +149,7 @@ async def test_unlinked_owner_followup_is_called_and_counts_by_phone(
     assert ticket.category == "charges" and low.advisor == "李娜"
     high = await Score.get(touchpoint_id=liu.touchpoint_id)
     assert high.score == 9 and not await Ticket.filter(score_id=high.id).exists()
+    assert high.improvement == "希望交车时讲解更详细"  # asked after a good score
     assert (await PhoneCall.get(id=zhang.id)).status == CallStatus.REACHED
 
     report = await compute(month_period("2026-11"), site.settings.tz, by_advisor=True)
@@ -163,6 +165,9 @@ async def test_unlinked_owner_followup_is_called_and_counts_by_phone(
             http.get(f"{site.base}/reports?kind=month&month=2026-11") as r:
         page = await r.text()
     assert r.status == 200 and "… by phone" in page and 'id="lost-reasons"' in page
+    async with await signed_in(site.base, "boss") as http, \
+            http.get(f"{site.base}/customers/{high.customer_id}") as r:
+        assert "希望交车时讲解更详细" in await r.text()  # shown with the survey
 
 
 async def test_no_answer_three_times_then_unreachable_and_wrong_number_flags(

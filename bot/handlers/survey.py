@@ -15,7 +15,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
-from bot import owners, surveys
+from bot import improvement, owners, surveys
 from bot.handlers import buttons
 from bot.handlers.owner import log_in
 from bot.keyboards import keyboard_or_none
@@ -99,11 +99,50 @@ async def _after_score(svc: Services, customer: Customer, result: RecordResult,
                       dealer=svc.settings.dealer_name)
         if rules.review_url:
             text += "\n" + _label(svc, "survey_review_link", customer, url=rules.review_url)
-        await _send(svc, customer, text, touchpoint_id=tp.id)
     else:
-        await _send(svc, customer, _label(svc, "survey_thanks", customer, name=name,
-                                          score=score.score, phone=phone),
-                    touchpoint_id=tp.id)
+        text = _label(svc, "survey_thanks", customer, name=name, score=score.score,
+                      phone=phone)
+    # Once, after a good first answer: what could be better? (optional: Skip)
+    await owners.set_conversation(customer.telegram_user_id or 0, improvement.STATE,
+                                  {"touchpoint_id": tp.id, "asked_at": now.isoformat()})
+    text += "\n\n" + _label(svc, "survey_improve_ask", customer)
+    await _send(svc, customer, text, touchpoint_id=tp.id, rows=improvement.skip_button(
+        tp.id, _label(svc, "survey_improve_skip", customer)))
+
+
+async def _improvement_text(svc: Services, customer: Customer, conv: Any, text: str,
+                            now: datetime) -> bool:
+    """The owner's next message after the question is their suggestion (kept with the
+    score); a score typed instead goes on to the survey as usual."""
+    await conv.delete()
+    tp_id = conv.data.get("touchpoint_id")
+    if not isinstance(tp_id, int) or not improvement.still_waiting(conv.data.get("asked_at"),
+                                                                   now):
+        return False
+    if surveys.parse_reply(text).score is not None and len(text) <= LONG_TEXT:
+        return False  # "9" again, or a new score: the survey's, not a suggestion
+    await surveys.log_survey_message(customer=customer, touchpoint_id=tp_id,
+                                     kind="survey_improvement", text=text,
+                                     direction=Direction.IN, now=now)
+    if await improvement.keep(tp_id, customer.id, text) is None:
+        return False
+    await _send(svc, customer, _label(svc, "survey_improve_thanks", customer),
+                touchpoint_id=tp_id)
+    return True
+
+
+async def improvement_skipped(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """"Skip" under the question: nothing more is asked."""
+    svc = services_of(context)
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    await buttons.answer(svc, query)
+    if improvement.parse_skip(query.data) is None:
+        return
+    await buttons.edit_markup(svc, query)
+    conv = await owners.get_conversation(query.from_user.id)
+    if conv is not None and conv.state == improvement.STATE:
+        await conv.delete()
 
 
 async def _finish_low(svc: Services, customer: Customer, touchpoint_id: int,
@@ -244,6 +283,9 @@ async def survey_text(update: Update, context: ContextTypes.DEFAULT_TYPE,
     now = svc.clock.now()
     rules = svc.rules.surveys
     conv = await owners.get_conversation(user.id)
+    if conv is not None and conv.state == improvement.STATE and \
+            await _improvement_text(svc, customer, conv, text, now):
+        return True
     if conv is not None and conv.state in (surveys.STATE_CATEGORY, surveys.STATE_COMMENT):
         await conv.delete()
         tp_id = conv.data.get("touchpoint_id")
@@ -292,6 +334,7 @@ def register(application: Application, services: Services) -> None:  # type: ign
     for kind in surveys.SURVEY_KINDS:
         services.dispatcher.composers[kind] = composer
     application.add_handler(CallbackQueryHandler(button_pressed, pattern=r"^sv:"))
+    application.add_handler(CallbackQueryHandler(improvement_skipped, pattern=r"^si:"))
     services.add_text_route(TEXT_ROUTE_PRIORITY, survey_text)
 
 

@@ -59,6 +59,8 @@ class Score(Model):
     created_at = fields.DatetimeField()
     superseded_at = fields.DatetimeField(null=True)
     handover = fields.CharField(max_length=24, default="")
+    # asked once after a good score: what could be better (003 §2.2 g iv), optional
+    improvement = fields.TextField(default="")
 
     class Meta:
         table = "score"

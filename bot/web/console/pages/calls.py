@@ -113,7 +113,8 @@ async def call_page(request: web.Request) -> web.Response:
 def _answers(form: dict[str, str], is_recall: bool) -> Answers:
     """The answers of a "reached" outcome, read and checked."""
     comment = form.get("comment", "").replace("\r\n", "\n").strip()
-    if len(comment) > COMMENT_LIMIT:
+    better = form.get("improvement", "").replace("\r\n", "\n").strip()
+    if len(comment) > COMMENT_LIMIT or len(better) > COMMENT_LIMIT:
         raise Refused("calls.err.too_long", 422, limit=COMMENT_LIMIT)
     if is_recall:
         reason = form.get("reason", "")
@@ -128,7 +129,7 @@ def _answers(form: dict[str, str], is_recall: bool) -> Answers:
     category = form.get("category") or None
     if category is not None and category not in surveys.CSI_CATEGORIES:
         raise Refused("calls.err.category", 422)
-    return Answers(score=int(raw), category=category, comment=comment)
+    return Answers(score=int(raw), category=category, comment=comment, improvement=better)
 
 
 @requires(access.CALLS)
