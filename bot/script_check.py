@@ -23,6 +23,7 @@ from jinja2 import FileSystemLoader, TemplateError, TemplateSyntaxError, meta
 from bot.config import Settings
 from bot.features import FEATURES
 from bot.sandbox.telegram_html import HtmlParseError, parse_html
+from bot.surveys import questionnaire
 from bot.templating import RUNAWAY_CAP, LimitedEnvironment, render
 from bot.texts import LANGUAGES, PACKAGED, script_context
 from db.models import Customer, Vehicle
@@ -161,7 +162,8 @@ def script_dirs(settings: Settings) -> list[Path]:
 def check_scripts(
     dirs: list[Path], extra: dict[str, dict[str, Any]] | None = None
 ) -> tuple[int, list[Problem]]:
-    """Render every template of every language with sample data; parse every label file.
+    """Render every template of every language with sample data; parse every label file
+    and every questionnaire (bot/surveys/questionnaire.py).
 
     Returns (files checked, problems). Each problem names the file and, where known, the line.
     """
@@ -182,6 +184,9 @@ def check_scripts(
                 problems += _check_template(env, path, lang, extra.get(path.stem, {}))
             problems += _check_labels(lang_dir)
             checked += len(list(lang_dir.glob("*.toml")))
+            files, found = questionnaire.check_folder(lang_dir)
+            checked += files
+            problems += [Problem(path, line, reason) for path, line, reason in found]
     return checked, problems
 
 
