@@ -16,8 +16,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 GLOSSARY = ROOT / "docs" / "glossary.md"
-CHINESE_TEXTS = sorted([*(ROOT / "bot" / "scripts" / "zh_CN").iterdir(),
-                        *(ROOT / "bot" / "web" / "console" / "i18n" / "zh_CN").iterdir()])
+_ZH = ROOT / "bot" / "scripts" / "zh_CN"
+CHINESE_TEXTS = sorted(p for folder in (_ZH, _ZH / "questionnaires",
+                                        ROOT / "bot" / "web" / "console" / "i18n" / "zh_CN")
+                       for p in folder.iterdir() if p.is_file())
 
 WORD = re.compile(r"(?<![A-Za-z0-9_])[A-Za-z][A-Za-z'’-]*[A-Za-z](?![A-Za-z0-9_])")
 NOT_WORDS = (  # code and names a person types or reads as they are
@@ -70,6 +72,9 @@ def allowed_names() -> frozenset[str]:
 
 def texts_of(path: Path) -> list[tuple[str, str]]:
     """(where, text) for each string a person reads in the file."""
+    if path.parent.name == "questionnaires":  # the questions; the rest are identifiers
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return [(f"{path.name}:{q['key']}", q["text"]) for q in data["question"]]
     if path.suffix == ".toml":
         return [(f"{path.name}:{key}", value)
                 for key, value in _flatten(tomllib.loads(path.read_text(encoding="utf-8")))]
