@@ -177,6 +177,11 @@ def test_staff_passwd_cli_sets_a_password(tmp_path: Any, monkeypatch: pytest.Mon
     assert cli.main(["staff", "passwd", "nobody", "--stdin"]) == 1
     assert cli.main(["staff", "unlock", "liu"]) == 0
     assert cli.main(["staff", "add", "--name", "x", "--role", "agent"]) == 2
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # no terminal: one clear line, no traceback
+    assert cli.main(["staff", "passwd", "liu"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--stdin" in err and "Traceback" not in err
 
 
 # --- hardening ---------------------------------------------------------------------------

@@ -138,6 +138,11 @@ MIN_PASSWORD = 10
 def _read_password(from_stdin: bool) -> str | None:
     if from_stdin:
         return sys.stdin.readline().rstrip("\n")
+    if not sys.stdin.isatty():  # getpass would fall back to a warning and an EOF traceback
+        print("carebot staff passwd: no terminal to ask the password on; pipe it in with "
+              "--stdin (printf '%s\\n' \"$PASSWORD\" | carebot staff passwd LOGIN --stdin)",
+              file=sys.stderr)
+        return None
     first = getpass.getpass("new password: ")
     if getpass.getpass("again: ") != first:
         print("carebot staff passwd: the two passwords differ; nothing changed",
