@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(300, ge=10)
     checkin_expiry_hours: float = Field(12.0, gt=0)
     # Satisfaction surveys (issue 4): answer window, low-score threshold, re-asks, review link.
+    survey_questionnaires: bool = Field(
+        True, description="ask each follow-up's questionnaire question by question")
     survey_open_days: float = Field(7.0, gt=0, description="a survey accepts answers this long")
     survey_low_threshold: int = Field(6, ge=1, le=10, description="at or below: complaint")
     survey_change_hours: float = Field(24.0, ge=0, description="an answer may change this long")

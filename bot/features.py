@@ -11,7 +11,16 @@ from apscheduler.schedulers.base import BaseScheduler
 from telegram.ext import Application
 
 from bot import booking_digest, digests, followup, touchpoints
-from bot.handlers import complaint, marketing, mileage, owner, staff, survey, thread_chat
+from bot.handlers import (
+    complaint,
+    marketing,
+    mileage,
+    owner,
+    questionnaire,
+    staff,
+    survey,
+    thread_chat,
+)
 from bot.services import Services
 
 
@@ -31,7 +40,7 @@ class Ticking(Protocol):
 
 # In order: the staff feature before the conversations (they share its staff side); the
 # mileage button after the touchpoints (it wraps their service-due reminder).
-FEATURES: tuple[Feature, ...] = (owner, survey, staff, complaint, marketing, touchpoints,
-                                 mileage, thread_chat, followup, digests)
+FEATURES: tuple[Feature, ...] = (owner, survey, questionnaire, staff, complaint, marketing,
+                                 touchpoints, mileage, thread_chat, followup, digests)
 TICKING: tuple[Ticking, ...] = (survey, staff, marketing, touchpoints, followup,
                                 booking_digest, digests)

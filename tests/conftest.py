@@ -205,6 +205,9 @@ def make_settings(emu, **overrides):  # type: ignore[no-untyped-def]
         webhook_secret="s3cret-hook",
         api_key="test-api-key",
         metrics_open=True,  # /metrics is closed by default (tests/test_hardening_web.py)
+        # one 1-10 score, the path most tests drive; tests/test_questionnaire_flow.py turns
+        # the questionnaires (the default) on
+        survey_questionnaires=False,
     )
     values.update(overrides)
     return Settings(_env_file=None, **values)

@@ -34,7 +34,7 @@ def _markup(rows: list[list[tuple[str, str]]] | None) -> InlineKeyboardMarkup | 
     return keyboard_or_none(rows)
 
 
-async def _send(svc: Services, customer: Customer, text: str, *,
+async def send(svc: Services, customer: Customer, text: str, *,
                 rows: list[list[tuple[str, str]]] | None = None,
                 touchpoint_id: int | None = None, kind: str = "survey") -> None:
     """Say something to the owner (plain text) and keep it in the log, tied to the survey
@@ -68,28 +68,28 @@ def _label(svc: Services, key: str, customer: Customer, **fmt: Any) -> str:
     return svc.scripts.label(key, customer.language, **fmt)
 
 
-async def _after_score(svc: Services, customer: Customer, result: RecordResult,
+async def after_score(svc: Services, customer: Customer, result: RecordResult,
                        now: datetime, rules: SurveyRules) -> None:
     """What the owner hears after a new or changed answer, and who else is told."""
     score, tp = result.score, result.touchpoint
     assert score is not None and tp is not None
     phone, name = svc.settings.dealer_phone, customer.name
     if result.outcome is Outcome.CHANGED:
-        await _send(svc, customer, _label(svc, "survey_changed", customer, score=score.score),
+        await send(svc, customer, _label(svc, "survey_changed", customer, score=score.score),
                     touchpoint_id=tp.id)
     if score.rates == ScoreRates.COMPLAINT:
         if await surveys.rated_handling(score, customer, now=now, services=svc):
             return  # the ticket reopened or closed and told the owner itself
         threshold = getattr(svc.settings, "handling_score_threshold", rules.low_threshold)
         key = "survey_thanks_handling_low" if score.score <= threshold else "survey_thanks_handling"
-        await _send(svc, customer, _label(svc, key, customer, score=score.score, phone=phone),
+        await send(svc, customer, _label(svc, key, customer, score=score.score, phone=phone),
                     touchpoint_id=tp.id)
         return
     if result.start_low_flow:
         await owners.set_conversation(customer.telegram_user_id or 0, surveys.STATE_CATEGORY,
                                       {"touchpoint_id": tp.id})
         labels = {c: _label(svc, f"survey_cat_{c}", customer) for c in surveys.CSI_CATEGORIES}
-        await _send(svc, customer, _label(svc, "survey_low_ask_category", customer, name=name),
+        await send(svc, customer, _label(svc, "survey_low_ask_category", customer, name=name),
                     rows=surveys.category_buttons(tp.id, labels), touchpoint_id=tp.id)
         return
     if result.outcome is Outcome.CHANGED:
@@ -106,7 +106,7 @@ async def _after_score(svc: Services, customer: Customer, result: RecordResult,
     await owners.set_conversation(customer.telegram_user_id or 0, improvement.STATE,
                                   {"touchpoint_id": tp.id, "asked_at": now.isoformat()})
     text += "\n\n" + _label(svc, "survey_improve_ask", customer)
-    await _send(svc, customer, text, touchpoint_id=tp.id, rows=improvement.skip_button(
+    await send(svc, customer, text, touchpoint_id=tp.id, rows=improvement.skip_button(
         tp.id, _label(svc, "survey_improve_skip", customer)))
 
 
@@ -126,7 +126,7 @@ async def _improvement_text(svc: Services, customer: Customer, conv: Any, text: 
                                      direction=Direction.IN, now=now)
     if await improvement.keep(tp_id, customer.id, text) is None:
         return False
-    await _send(svc, customer, _label(svc, "survey_improve_thanks", customer),
+    await send(svc, customer, _label(svc, "survey_improve_thanks", customer),
                 touchpoint_id=tp_id)
     return True
 
@@ -155,7 +155,7 @@ async def _finish_low(svc: Services, customer: Customer, touchpoint_id: int,
         await surveys.add_comment(score, comment)
     handover = await surveys.hand_over(score, customer, now=now, services=svc)
     if handover == "staff":  # a ticket acknowledges itself, with its number
-        await _send(svc, customer, _label(svc, "survey_low_done", customer,
+        await send(svc, customer, _label(svc, "survey_low_done", customer,
                                           phone=svc.settings.dealer_phone),
                     touchpoint_id=touchpoint_id)
     return True
@@ -173,11 +173,11 @@ async def _reask(svc: Services, customer: Customer, tp: Touchpoint,
     A long text that was passed to staff is still acknowledged."""
     if await surveys.reasks_so_far(tp.id) >= rules.max_reasks:
         if kept:
-            await _send(svc, customer, _label(svc, "survey_comment_kept", customer),
+            await send(svc, customer, _label(svc, "survey_comment_kept", customer),
                         touchpoint_id=tp.id)
         return
     key = "survey_reask_kept" if kept else "survey_reask"
-    await _send(svc, customer, _label(svc, key, customer), touchpoint_id=tp.id,
+    await send(svc, customer, _label(svc, key, customer), touchpoint_id=tp.id,
                 kind=surveys.LOG_REASK)
 
 
@@ -229,7 +229,7 @@ async def _score_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE, svc
     assert result.touchpoint is not None
     message_id = query.message.message_id if query.message else None
     await _show_chosen(svc, customer, result.touchpoint, cb.score, message_id)
-    await _after_score(svc, customer, result, now, rules)
+    await after_score(svc, customer, result, now, rules)
 
 
 async def _category_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE, svc: Services,
@@ -250,7 +250,7 @@ async def _category_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE, 
                                                name=customer.name, category=category))
     await owners.set_conversation(customer.telegram_user_id or 0, surveys.STATE_COMMENT,
                                   {"touchpoint_id": tp.id})
-    await _send(svc, customer, _label(svc, "survey_ask_comment", customer),
+    await send(svc, customer, _label(svc, "survey_ask_comment", customer),
                 rows=surveys.skip_button(tp.id, _label(svc, "survey_skip_button", customer)),
                 touchpoint_id=tp.id)
 
@@ -303,7 +303,7 @@ async def survey_text(update: Update, context: ContextTypes.DEFAULT_TYPE,
         if result.outcome not in (Outcome.NEW, Outcome.CHANGED):
             return False
         await _show_chosen(svc, customer, tp, parsed.score)
-        await _after_score(svc, customer, result, now, rules)
+        await after_score(svc, customer, result, now, rules)
         return True
     if await surveys.is_answered(tp.id):
         return False  # answered already: this text is not a survey reply

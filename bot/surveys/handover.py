@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from bot.delivery import notices
 from bot.delivery.dispatcher import Outgoing, compose
 from bot.owners import get_conversation
+from bot.surveys import answers
+from bot.surveys.questionnaire import Questionnaire
 from bot.surveys.records import log_survey_message
 from bot.surveys.replies import score_buttons
 from bot.surveys.rules import LOG_COMMENT, STATE_CATEGORY, STATE_COMMENT, SURVEY_KINDS
@@ -161,10 +163,29 @@ async def keep_comment(tp: Touchpoint, customer: Customer, text: str, *, now: da
 
 
 def make_composer(services: Services) -> Any:
-    """The composer of every survey kind: the kind's script plus the 1-10 keyboard."""
+    """The composer of every survey kind: the kind's script plus the 1-10 keyboard, or the
+    first question of its questionnaire (bot.surveys.answers)."""
     async def composer(tp: Touchpoint, customer: Customer, vehicle: Vehicle | None) -> Outgoing:
         out = await render_off_loop(compose, tp, customer, vehicle, services.scripts,
                                     services.settings)
-        return Outgoing(text=out.text, buttons=score_buttons(tp.id))
+        form = answers.questionnaire_of(tp, customer.language, services.settings)
+        if form is None:
+            return Outgoing(text=out.text, buttons=score_buttons(tp.id))
+        # a questionnaire: the first question under the script, the others one at a time
+        labels = answer_labels(services, customer.language)
+        text = out.text + "\n\n" + question_text(services, customer.language, form, 0)
+        return Outgoing(text=text, buttons=answers.question_buttons(tp.id, 0, form, labels))
 
     return composer
+
+
+def answer_labels(services: Services, lang: str) -> dict[str, str]:
+    """The words on a question's buttons (满意/一般/不满意, Skip), from the survey labels."""
+    return {c: services.scripts.label(f"survey_sat_{c}", lang)
+            for c in ("satisfied", "neutral", "dissatisfied", "skip")}
+
+
+def question_text(services: Services, lang: str, form: Questionnaire, index: int) -> str:
+    """"(2/7) question" in the owner's language."""
+    return services.scripts.label("survey_question", lang, n=index + 1,
+                                  total=len(form.questions), text=form.questions[index].text)

@@ -26,7 +26,7 @@ from db.models.people import (
     Visit,
     VisitKind,
 )
-from db.models.scores import Score, ScoreRates
+from db.models.scores import Score, ScoreAnswer, ScoreRates
 from db.models.scripts import ScriptEdit
 from db.models.threads import CannedReply, Thread, ThreadKind, ThreadMessage, ThreadState
 from db.models.tickets import Ticket, TicketEvent, TicketLevel, TicketMessage, TicketState
@@ -64,6 +64,7 @@ __all__ = [
     "RecommendedRepair",
     "ScanState",
     "Score",
+    "ScoreAnswer",
     "ScoreRates",
     "ScriptEdit",
     "ServiceForecast",

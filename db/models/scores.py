@@ -75,3 +75,38 @@ class Score(Model):
             Index(fields=("touchpoint_id", "superseded_at"), name="score_touchpoint"),
             Index(fields=("handover",), name="score_handover"),
         )
+
+
+class ScoreAnswer(Model):
+    """One question of a survey's questionnaire answered (or skipped) by the owner, in
+    Telegram or on the phone (issue 16 point 2). The overall score of the questionnaire is
+    the weighted mean of these, stored as the survey's Score. One row per survey and
+    question: a changed answer before the survey is finished replaces the value."""
+
+    id = fields.BigIntField(primary_key=True)
+    touchpoint: fields.ForeignKeyRelation[Touchpoint] = fields.ForeignKeyField(
+        "models.Touchpoint", related_name="answers", on_delete=fields.CASCADE
+    )
+    touchpoint_id: int
+    customer: fields.ForeignKeyRelation[Customer] = fields.ForeignKeyField(
+        "models.Customer", related_name="answers", on_delete=fields.CASCADE
+    )
+    customer_id: int
+    rates = fields.CharEnumField(ScoreRates, max_length=10)  # sales (delivery) or service
+    kind = fields.CharField(max_length=16)  # the questionnaire: delivery, visit...
+    question = fields.CharField(max_length=24)  # the question's key in its file
+    position = fields.SmallIntField()  # its place in the questionnaire, from 0
+    dimension = fields.CharField(max_length=24, default="")  # its CSI dimension
+    choice = fields.CharField(max_length=16, default="")  # 1..10 or satisfied/neutral/...
+    value = fields.SmallIntField(null=True)  # the number it counts as, null when skipped
+    skipped = fields.BooleanField(default=False)
+    source = fields.CharField(max_length=8, default="button")  # button, text or phone
+    answered_at = fields.DatetimeField()
+
+    class Meta:
+        table = "score_answer"
+        unique_together = (("touchpoint_id", "question"),)
+        indexes = (
+            # the report: a period's answers counted per questionnaire, question and choice
+            Index(fields=("answered_at", "kind", "question", "choice"), name="answer_report"),
+        )
