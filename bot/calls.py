@@ -25,6 +25,7 @@ from tortoise.transactions import in_transaction
 
 from bot import recall, surveys
 from bot.journeys.timing import at_local, local_date, parse_hhmm
+from bot.surveys import answers as survey_answers
 from db.models import (
     CallOutcome,
     CallReason,
@@ -45,6 +46,7 @@ from db.models import (
 if TYPE_CHECKING:
     from bot.config import Settings
     from bot.services import Services
+    from bot.surveys.questionnaire import Questionnaire
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +241,10 @@ class Answers:
     comment: str = ""
     reason: str | None = None
     improvement: str = ""  # what could be better, asked after a good score
+    # the questionnaire's answers (question key -> choice, None: skipped), when it has one;
+    # ``score`` is then their weighted overall (bot.surveys.answers)
+    questions: tuple[tuple[str, str | None], ...] = ()
+    form: Questionnaire | None = None  # the questionnaire they answer
 
 
 @dataclass
@@ -320,6 +326,11 @@ async def _apply_answers(result: Recorded, answers: Answers, *, now: datetime,
     if answers.score is None:
         return
     result.score = await phone_score(call, customer, answers, now=now, rules=rules)
+    if result.score is not None and answers.form is not None:
+        tp = await Touchpoint.get(id=call.touchpoint_id)
+        for key, choice in answers.questions:  # stored as in Telegram, source "phone"
+            await survey_answers.record(tp, answers.form, key, choice, now=now,
+                                        source="phone")
     if result.score is None or result.score.handover != "pending":
         return
     if services is None:  # no services (a CLI without them): the stale hand-over takes it
@@ -349,3 +360,4 @@ async def phone_score(call: PhoneCall, customer: Customer, answers: Answers, *,
         comment=answers.comment.strip(), source="phone", first_answered_at=now,
         created_at=now, handover="pending" if low else "",
         improvement="" if low else answers.improvement.strip())
+

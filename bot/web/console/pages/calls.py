@@ -20,6 +20,8 @@ from tortoise.expressions import Q
 from bot import calls, recall, surveys
 from bot.calls import Answers, CallError
 from bot.delivery.dispatcher import dealer_context
+from bot.surveys import answers as survey_answers
+from bot.surveys.questionnaire import Questionnaire, overall
 from bot.web.console import access, console_of, render, requires, staff_of
 from bot.web.console.forms import Refused
 from db.models import (
@@ -98,6 +100,7 @@ async def _page(request: web.Request, call: PhoneCall, *, status: int = 200,
         script=phone_script(request, call, staff.name), problem=problem, form=form or {},
         done="assigned" if request.query.get("done") == "assigned" else "",
         outcomes=[o.value for o in CallOutcome], categories=surveys.CSI_CATEGORIES,
+        questions=_questions(request, call),
         reasons=recall.REASONS, is_recall=call.kind == calls.RECALL, callers=callers,
         can_assign=access.can(staff, access.CALLS_ALL), is_open=call.status == "open",
         max_attempts=console_of(request).services.settings.call_max_attempts,
@@ -110,7 +113,37 @@ async def call_page(request: web.Request) -> web.Response:
     return await _page(request, await _call_of(request))
 
 
-def _answers(form: dict[str, str], is_recall: bool) -> Answers:
+def _questionnaire(request: web.Request, call: PhoneCall) -> Questionnaire | None:
+    """The questionnaire the call asks (None: one 1-10 score, or a recall)."""
+    if call.kind == calls.RECALL:
+        return None
+    settings = console_of(request).services.settings
+    return survey_answers.questionnaire_of(call.touchpoint, call.customer.language, settings)
+
+
+def _questions(request: web.Request, call: PhoneCall) -> list[tuple[str, str, list[str]]]:
+    """The form's questions: (key, text, choices); the page words 满意/一般/不满意."""
+    form = _questionnaire(request, call)
+    if form is None:
+        return []
+    return [(q.key, q.text, [c for c, _ in q.choices(form.sat3)]) for q in form.questions]
+
+
+def _question_answers(form: dict[str, str], questionnaire: Questionnaire
+                      ) -> tuple[tuple[tuple[str, str | None], ...], int | None]:
+    """Each question's choice ("" or absent: skipped) and the weighted overall."""
+    chosen: list[tuple[str, str | None]] = []
+    for q in questionnaire.questions:
+        choice = form.get(f"q_{q.key}", "").strip() or None
+        if choice is not None and questionnaire.value_of(q.key, choice) is None:
+            raise Refused("calls.err.score", 422)
+        chosen.append((q.key, choice))
+    values = {k: (questionnaire.value_of(k, c) if c else None) for k, c in chosen}
+    return tuple(chosen), overall(questionnaire, values)
+
+
+def _answers(form: dict[str, str], is_recall: bool,
+             questionnaire: Questionnaire | None = None) -> Answers:
     """The answers of a "reached" outcome, read and checked."""
     comment = form.get("comment", "").replace("\r\n", "\n").strip()
     better = form.get("improvement", "").replace("\r\n", "\n").strip()
@@ -121,14 +154,20 @@ def _answers(form: dict[str, str], is_recall: bool) -> Answers:
         if reason not in recall.REASONS:
             raise Refused("calls.err.reason", 422)
         return Answers(reason=reason, comment=comment)
+    category = form.get("category") or None
+    if category is not None and category not in surveys.CSI_CATEGORIES:
+        raise Refused("calls.err.category", 422)
+    if questionnaire is not None:
+        chosen, score = _question_answers(form, questionnaire)
+        if score is None:
+            return Answers(comment=comment)
+        return Answers(score=score, category=category, comment=comment, improvement=better,
+                       questions=chosen, form=questionnaire)
     raw = form.get("score", "").strip()
     if not raw:
         return Answers(comment=comment)
     if not raw.isdigit() or not 1 <= int(raw) <= 10:
         raise Refused("calls.err.score", 422)
-    category = form.get("category") or None
-    if category is not None and category not in surveys.CSI_CATEGORIES:
-        raise Refused("calls.err.category", 422)
     return Answers(score=int(raw), category=category, comment=comment, improvement=better)
 
 
@@ -143,7 +182,7 @@ async def record_outcome(request: web.Request) -> web.StreamResponse:
             outcome = CallOutcome(form.get("outcome", ""))
         except ValueError:
             raise Refused("calls.err.outcome", 422) from None
-        answers = _answers(form, call.kind == calls.RECALL) \
+        answers = _answers(form, call.kind == calls.RECALL, _questionnaire(request, call)) \
             if outcome is CallOutcome.REACHED else None
         now = console.services.clock.now()
         await calls.record(call.id, outcome, staff=staff_of(request), now=now,
