@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.cli.database import database
+from bot.cli.report_items import questions_report
 from bot.cli.tickets import complaints_report
 from bot.clock import SystemClock
 from bot.config import Settings
@@ -44,9 +45,11 @@ def add_commands(sub: Any) -> None:
         description="KPIs of a period in the dealership's time zone (formulas: docs/kpi.md). "
                     "Without a period: the current month.",
     )
-    report.add_argument("what", nargs="?", choices=["kpi", "complaints"], default="kpi",
-                        help="kpi (default), or complaints: the complaint ticket statistics "
-                             "(as `carebot complaints report`)")
+    report.add_argument("what", nargs="?", choices=["kpi", "complaints", "questions"],
+                        default="kpi",
+                        help="kpi (default); complaints: the complaint ticket statistics "
+                             "(as `carebot complaints report`); questions: each "
+                             "questionnaire question's answers, sales and service apart")
     when = report.add_mutually_exclusive_group()
     when.add_argument("--month", metavar="YYYY-MM", help="a calendar month, e.g. 2026-11")
     when.add_argument("--week", metavar="YYYY-Www", help="an ISO week, e.g. 2026-W45")
@@ -57,6 +60,8 @@ def add_commands(sub: Any) -> None:
     report.add_argument("--by", choices=["dealership", "advisor"], default="dealership",
                         help="also one column per advisor")
     report.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    report.add_argument("--lang", choices=["zh_CN", "en"], default="zh_CN",
+                        help="the language of the question texts (questions report)")
     report.set_defaults(run=run_report)
 
 
@@ -86,6 +91,9 @@ async def run_report(settings: Settings, args: argparse.Namespace) -> int:
     if getattr(args, "what", "kpi") == "complaints":
         return await complaints_report(settings, period.start, period.end, period.label,
                                        args.format)
+    if getattr(args, "what", "kpi") == "questions":
+        return await questions_report(settings, period, args.format,
+                                      getattr(args, "lang", "zh_CN"))
     async with database(settings):
         got = await review(period, settings, workshop_rules(settings),
                            by_advisor=args.by == "advisor")

@@ -40,6 +40,7 @@ from bot.kpi import (
     Period,
 )
 from bot.surveys import CSI_CATEGORIES
+from bot.surveys.items import item_report
 from bot.ticket_rules import CATEGORIES, LEVELS
 from bot.ticket_stats import ComplaintStats
 from bot.web.console import access, console_of, forbidden, now_local, render, requires, staff_of
@@ -271,6 +272,9 @@ async def reports_page(request: web.Request) -> web.Response:
                                        viewer.advisor is not None), viewer.advisor)
     workshop = await workshop_rows(request, query.period, viewer.advisor, shown, before, t)
     lost = await recall.reasons(report.start_utc, report.end_utc, ids)
+    items = await item_report(report.start_utc, report.end_utc, lang=staff.language,
+                              low_threshold=threshold, scripts_dir=settings.scripts_dir,
+                              customer_ids=ids)
     recalled = await recall.recalled(report.start_utc, report.end_utc, ids)
     return await render(
         request, "reports.html", error="", form=query.form, query=query, viewer=viewer,
@@ -281,7 +285,7 @@ async def reports_page(request: web.Request) -> web.Response:
         first_answer=duration(t, stats.median_first_answer),
         resolution=duration(t, stats.median_resolution),
         talks=talks, talk_first_answer=duration(t, talks.median_first_answer),
-        lost=lost, recalled=recalled, workshop=workshop,
+        lost=lost, recalled=recalled, workshop=workshop, items=items,
         categories=[(c, (stats.by_category or {}).get(c, 0)) for c in CATEGORIES],
         levels=[(str(lv), (stats.by_level or {}).get(str(lv), 0)) for lv in LEVELS],
         charts=charts(t, shown, trend, stats, threshold),
