@@ -87,6 +87,12 @@ async def test_a_low_overall_takes_the_low_score_path(qenv: BotEnv) -> None:
     owner.send_text("没事")  # typed text mid-way: kept, the question asked again
     await qenv.poll()
     assert "（7/7）" in owner.last_bot_message()["text"]
+    long = "交车的时候等了很久，销售顾问也没有解释清楚各项费用，希望有人联系我"
+    owner.send_text(long)  # a real comment: also offered to staff straight away
+    await qenv.poll()
+    assert "（7/7）" in owner.last_bot_message()["text"]
+    assert any(long in t for t in qenv.emu.group(STAFF_CHAT, "客服中心").bot_texts())
+    assert "（7/7）" in owner.last_bot_message()["text"]
     last = await _press(qenv, owner, "一般")
     score = await current(tp)
     # (6 * 2 + 2 * 6) / 8 = 3

@@ -24,7 +24,7 @@ from bot.services import Services, services_of
 from bot.surveys import answers
 from bot.surveys.handover import answer_labels, question_text
 from bot.surveys.questionnaire import SCALE_10, Questionnaire
-from db.models import Customer, Direction, Touchpoint
+from db.models import Customer, Touchpoint
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +153,9 @@ async def typed(update: Update, context: ContextTypes.DEFAULT_TYPE,
     score = surveys.parse_reply(text).score
     if score is not None and question.scale == SCALE_10:
         await answers.record(tp, form, question.key, str(score), now=now, source="text")
-    else:  # nothing said is lost: kept with the survey, as comments are
-        await surveys.log_survey_message(customer=customer, touchpoint_id=tp.id,
-                                         kind=surveys.LOG_COMMENT, text=text,
-                                         direction=Direction.IN, now=now)
+    else:  # nothing said is lost: kept with the survey, a real comment offered to staff
+        await surveys.keep_comment(tp, customer, text, now=now, services=svc,
+                                   offer_to_staff=len(text) > survey_handlers.LONG_TEXT)
     await go_on(svc, customer, tp, form, now)
     return True
 
