@@ -61,13 +61,16 @@ class CareBot:
         self.settings = settings
         self.clock = clock
         self.pace = pace or RealPace()
+        # Kept to close them when getMe failed: PTB then never shuts them down itself.
+        self._requests = (AiohttpRequest(connection_pool_size=256),
+                          AiohttpRequest(connection_pool_size=1))
         builder: ApplicationBuilder = (  # type: ignore[type-arg]
             Application.builder()
             .token(settings.bot_token)
             .base_url(f"{settings.telegram_api_url}/bot")
             .base_file_url(f"{settings.telegram_api_url}/file/bot")
-            .request(AiohttpRequest(connection_pool_size=256))  # cheaper than httpx per call
-            .get_updates_request(AiohttpRequest(connection_pool_size=1))
+            .request(self._requests[0])  # cheaper than httpx per call
+            .get_updates_request(self._requests[1])
         )
         builder = builder.updater(None)  # updates come through the inbox (bot/inbox.py)
         self.application = builder.build()
@@ -237,6 +240,8 @@ class CareBot:
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
+        for request in self._requests:  # a no-op after a clean shutdown
+            await request.shutdown()
         await self.locks.close()
 
 

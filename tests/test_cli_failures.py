@@ -202,3 +202,18 @@ async def test_the_web_port_taken_is_one_line(db: str, emulator, clock) -> None:
             await app.stop()
     assert str(err.value).startswith(f"cannot listen on 127.0.0.1:{port} (")
     assert "CAREBOT_WEB_PORT" in str(err.value)
+
+
+async def test_run_with_telegram_unreachable_stops_in_one_line(sqlite_template: Path,
+                                                               tmp_path: Path) -> None:
+    """The service's start: getMe fails; one line, exit 2, nothing left open behind it."""
+    db = tmp_path / "carebot.sqlite3"
+    db.write_bytes(sqlite_template.read_bytes())
+    code, _, err = await carebot(
+        tmp_path, "run", database_url=f"sqlite://{db}", bot_token="123456:TEST-TOKEN",
+        telegram_api_url=f"http://127.0.0.1:{closed_port()}", staff_chat_id="-100123",
+        session_secret="s" * 43)
+    assert code == 2
+    assert "Traceback" not in err and "Unclosed" not in err
+    line = one_line(err)
+    assert line.startswith("carebot run: cannot reach Telegram at http://127.0.0.1:")

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from telegram.error import BadRequest
+
 from bot.app import create_app
 from bot.cli import bookings, campaigns, doctor, inbox, report, tickets, touchpoints
 from bot.cli.database import database
@@ -58,7 +60,12 @@ async def cmd_run(settings: Settings) -> int:
     await open_db(settings)  # one line and exit 2 when the database cannot be reached
     carebot = create_app(settings)
     try:  # Telegram unreachable, the web port taken: one line, exit 2 (main)
-        await carebot.start()
+        try:
+            await carebot.start()
+        except BadRequest as exc:  # setWebhook refused: the one start-up call that can be
+            raise StartupError(
+                f"Telegram refused a start-up call ({exc.message}): check CAREBOT_WEBHOOK_URL "
+                "(https, port 443, 80, 88 or 8443, a certificate Telegram trusts)") from exc
         me = carebot.application.bot
         print(f"carebot is running as @{me.username} "
               f"({'webhook ' + settings.webhook_url if settings.webhook_url else 'polling'}); "
