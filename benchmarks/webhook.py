@@ -159,6 +159,8 @@ async def _seed_owners(emu: Any, url: str, clock: FakeClock, owners: list[int]) 
         "database_url": url, "send_rate": 10_000.0, "per_chat_interval": 0.0,
         "group_per_minute": 600, "quiet_hours": "off", "dispatch_batch": 500,
         "dispatch_concurrency": 64, "staff_chat_id": STAFF_CHAT,
+        # the owners answer the single-score survey with one press or a typed score
+        "survey_questionnaires": False,
     }
     seeder = create_app(Settings(**values), clock)
     await seeder.initialize()

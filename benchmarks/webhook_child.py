@@ -28,6 +28,7 @@ def _app_settings(params: dict[str, Any]) -> Settings:
         # carebot's own cost per update: Telegram's limits off on both sides (the emulator's
         # too), or the replies would wait for 30 a second
         "send_rate": 10_000.0, "per_chat_interval": 0.0, "group_per_minute": 600,
+        "survey_questionnaires": False,  # the single-score survey, as the seeder's
     }  # the secret comes from the environment (CAREBOT_WEBHOOK_SECRET)
     return Settings(**values)
 
