@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test test-fast sandbox lint clean chromium
+.PHONY: run test test-fast sandbox lint clean chromium wheel
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,5 +51,11 @@ lint: $(STAMP)
 	$(BIN)/python -m mypy --strict
 	$(BIN)/python -m mypy --explicit-package-bases tests
 
+# A wheel in dist/ for installing elsewhere (docs/deploy.md). build/ is removed first: setuptools
+# copies whatever a stale build/lib holds into the wheel, deleted modules included.
+wheel: $(STAMP)
+	rm -rf build *.egg-info
+	$(BIN)/python -m pip wheel --no-deps --wheel-dir dist .
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache
