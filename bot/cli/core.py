@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import io
 import logging
 import signal
 import sys
@@ -220,6 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. What stops it before it can work (a wrong setting, the database or
     Telegram unreachable, a port taken) is one line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
+    # Under systemd stdout is a pipe, block-buffered: "carebot is running as @bot" reached the
+    # journal only at exit. Line-buffered, each line is there when it is printed.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     _setup_logging(args.verbose)
     settings: Settings | None = None
     try:
