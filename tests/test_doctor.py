@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.cli import checks, doctor
@@ -71,7 +72,7 @@ async def test_doctor_on_a_ready_installation_exits_0(
 
 async def test_doctor_names_a_webhook_telegram_does_not_use(emulator) -> None:  # type: ignore[no-untyped-def]
     settings: Settings = make_settings(emulator, webhook_url="https://care.example.com")
-    found = await checks.check_telegram(settings)
+    found = await checks.check_telegram(settings, datetime(2026, 12, 4, tzinfo=UTC))
     wrong = [f for f in found if f.problem]
     assert len(wrong) == 1
     assert wrong[0].text == ("Telegram sends updates to nobody (polling), the settings say "

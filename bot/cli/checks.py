@@ -8,7 +8,7 @@ import difflib
 import os
 import stat
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from telegram import Bot, WebhookInfo
@@ -130,8 +130,9 @@ async def _admins(settings: Settings) -> list[Finding]:
 
 # ----------------------------------------------------------------------------- telegram
 
-async def check_telegram(settings: Settings) -> list[Finding]:
-    """getMe and getWebhookInfo, through PTB over HTTP as the service calls them."""
+async def check_telegram(settings: Settings, now: datetime) -> list[Finding]:
+    """getMe and getWebhookInfo, through PTB over HTTP as the service calls them; ``now``
+    dates Telegram's last webhook error."""
     if not settings.has_token:
         return []  # said under configuration
     bot = make_bot(settings)
@@ -144,10 +145,11 @@ async def check_telegram(settings: Settings) -> list[Finding]:
     finally:
         await bot.shutdown()
     return [Finding("telegram", f"@{bot.username} answers at {settings.telegram_api_url}"),
-            *_webhook_findings(settings, bot, info)]
+            *_webhook_findings(settings, bot, info, now)]
 
 
-def _webhook_findings(settings: Settings, bot: Bot, info: WebhookInfo) -> list[Finding]:
+def _webhook_findings(settings: Settings, bot: Bot, info: WebhookInfo,
+                      now: datetime) -> list[Finding]:
     area = "telegram"
     out: list[Finding] = []
     want = settings.webhook_endpoint
@@ -167,7 +169,7 @@ def _webhook_findings(settings: Settings, bot: Bot, info: WebhookInfo) -> list[F
                            note=True))
     when = info.last_error_date
     if info.last_error_message and when is not None:
-        age = datetime.now(UTC) - when
+        age = now - when
         line = (f"Telegram's last webhook error, {when:%Y-%m-%d %H:%M} UTC: "
                 f"{info.last_error_message}")
         if age < RECENT_ERROR:

@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.cli import checks
 from bot.cli.checks import Finding
+from bot.clock import SystemClock
 from bot.config import Settings
 from bot.version import VERSION
 
@@ -23,7 +24,7 @@ async def diagnose(settings: Settings, env_file: Path | None) -> list[Finding]:
     """Every check, in the order the report shows them."""
     found = checks.check_configuration(settings, env_file)
     found += await checks.check_database(settings)
-    found += await checks.check_telegram(settings)
+    found += await checks.check_telegram(settings, SystemClock().now())
     found += checks.check_data_folder(settings)
     found += checks.check_scripts_folder(settings)
     found += checks.check_secrets(settings)

@@ -98,7 +98,7 @@ class _Waiter:
 class Limits:
     """Paces sends: ``rate`` a second overall, per-chat and per-group windows, in lanes.
 
-    ``async with limits.sending(chat_id, lane): await bot.send_message(...)``; or
+    ``async with limits.sending(chat_id, lane):`` around the one sender's Bot API call; or
     :meth:`acquire` before the call and :meth:`release` once it has answered or failed.
     """
 
