@@ -173,6 +173,48 @@ async def forbidden(request: web.Request) -> web.Response:
     return await render(request, "error.html", status=403, code=403, message_key="error.403")
 
 
+# --------------------------------------------------------------------------- errors
+
+
+def _wants_json(request: web.Request) -> bool:
+    accept = request.headers.get("Accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A console page that does not exist (an unknown URL, or a view's "no such …") and an
+    unexpected failure are the console's own page in the reader's language, not aiohttp's
+    bare "404: Not Found" or "500 Internal Server Error". A failure is logged with its
+    traceback under a short id the page shows, so staff can quote it; the page never shows
+    the traceback. Machine paths (the JSON API, the webhook) and a fetch asking for JSON
+    keep their own answers."""
+    if not _is_console_path(request):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        if _wants_json(request):
+            raise
+        return await _error_page(request, 404, "error.404")
+    except web.HTTPException:
+        raise
+    except Exception:
+        error_id = secrets.token_hex(4)
+        log.exception("console error %s: %s %s", error_id, request.method, request.path)
+        return await _error_page(request, 500, "error.500", error_id=error_id)
+
+
+async def _error_page(request: web.Request, code: int, key: str, **context: str
+                      ) -> web.StreamResponse:
+    try:
+        return await render(request, "error.html", status=code, code=code, message_key=key,
+                            **context)
+    except Exception:  # the page itself failed (the session store, a template): plain text
+        log.exception("console error page %s failed", context.get("error_id", code))
+        return web.Response(status=code, text=f"{code} {context.get('error_id', '')}".strip())
+
+
 # --------------------------------------------------------------------------- access
 
 
@@ -319,6 +361,9 @@ def setup_console(app: web.Application, services: Services,
     console = Console(services, make_environment(), load_strings(),
                       machine_prefixes=machine_prefixes)
     app[CONSOLE] = console
+    # Outermost of the console's: a failure loading the staff member is styled too (in the
+    # browser's language then); the staff member is known to it once the inner ones ran.
+    app.middlewares.append(error_middleware)
     app.middlewares.append(staff_middleware)
     app.middlewares.append(csrf_middleware)
     # Imported here, as the pages below are: sign-in is built on this package's helpers
