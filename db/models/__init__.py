@@ -28,6 +28,7 @@ from db.models.people import (
 )
 from db.models.scores import Score, ScoreAnswer, ScoreRates
 from db.models.scripts import ScriptEdit
+from db.models.settings import SettingOverride
 from db.models.threads import CannedReply, Thread, ThreadKind, ThreadMessage, ThreadState
 from db.models.tickets import Ticket, TicketEvent, TicketLevel, TicketMessage, TicketState
 from db.models.touchpoints import Conversation, Direction, MessageLog, Touchpoint, TouchpointStatus
@@ -68,6 +69,7 @@ __all__ = [
     "ScoreRates",
     "ScriptEdit",
     "ServiceForecast",
+    "SettingOverride",
     "Staff",
     "StaffRole",
     "Thread",
