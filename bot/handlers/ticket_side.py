@@ -29,7 +29,7 @@ from bot.delivery import notices
 from bot.delivery.dispatcher import dealer_context
 from bot.delivery.limits import Lane
 from bot.delivery.sender import Sender
-from bot.handlers import answers, ticket_card, ticket_relay
+from bot.handlers import answers, ticket_card, ticket_progress, ticket_relay
 from bot.services import Services
 from bot.templating import render_off_loop
 from bot.texts import DEFAULT_LANGUAGE
@@ -311,13 +311,15 @@ class StaffSide:
                 mentions=await self.mentions(ticket.level),
                 due=esc(ticket_card.local(ticket.due_at, self.svc)))
             await self.notice(ticket, text, as_html=True)
-            await self.notify_owner(ticket, "ticket_escalated", event_id=event.id)
+            await ticket_progress.tell_empty_levels(self, ticket, event)
+            await ticket_progress.on_stage(self, ticket, event)
         elif kind == EventKind.BREACH:
             text = self.label("tk_breach", number=esc(ticket.number),
                               reason=esc(self.reason(event.reason)),
                               mentions=await self.mentions(ticket.level),
                               due=esc(ticket_card.local(ticket.due_at, self.svc)))
             await self.notice(ticket, text, as_html=True)
+            await ticket_progress.on_breach(self, ticket, event)
         elif kind == EventKind.RESOLVED:
             handler = await Staff.get_or_none(id=event.actor_id) if event.actor_id else None
             await self.notice(ticket, self.label(
@@ -332,7 +334,7 @@ class StaffSide:
                               mentions=await self.mentions(ticket.level),
                               due=esc(ticket_card.local(ticket.due_at, self.svc)))
             await self.notice(ticket, text, as_html=True)
-            await self.notify_owner(ticket, "ticket_reopened", event_id=event.id)
+            await ticket_progress.on_stage(self, ticket, event)
         elif kind == EventKind.CLOSED:
             await self.notice(ticket, self.label("tk_closed_notice", number=ticket.number,
                                                score=ticket.handling_score))
@@ -340,7 +342,8 @@ class StaffSide:
             await self._topic_closed(ticket, closed=True)
 
     async def _claimed(self, ticket: Ticket, event: TicketEvent) -> None:
-        """Claimed: the staff topic says who handles it by when; the owner hears the name."""
+        """Claimed: the staff topic says who handles it by when; the owner hears the name
+        unless already told who follows this stage (:mod:`bot.handlers.ticket_progress`)."""
         handler = await Staff.get_or_none(id=ticket.handler_id) if ticket.handler_id else None
         name = handler.name if handler else ""
         await self.notice(
@@ -352,7 +355,7 @@ class StaffSide:
                 due=ticket_card.local(ticket.due_at, self.svc),
             ),
         )
-        await self.notify_owner(ticket, "ticket_claimed", staff=name, event_id=event.id)
+        await ticket_progress.on_claim(self, ticket, event)
 
     async def _topic_closed(self, ticket: Ticket, *, closed: bool) -> None:
         if self.chat_id is None or not ticket.topic_thread_id:
@@ -364,15 +367,17 @@ class StaffSide:
 
     # ------------------------------------------------------------ the owner
 
-    async def notify_owner(self, ticket: Ticket, key: str, *, staff: str = "",
-                           event_id: int | None = None) -> bool:
-        """Tell the owner where their complaint stands (an HTML script by key); False when
-        it could not go now (it is retried: a notice row)."""
+    async def notify_owner(self, ticket: Ticket, key: str, *, staff_person: Staff | None = None,
+                           event_id: int | None = None, notice_key: str | None = None) -> bool:
+        """Tell the owner where their complaint stands (an HTML script by key, naming
+        ``staff_person`` in owner terms); False when it could not go now (it is retried: a
+        notice row, keyed ``notice_key`` or by the event and script)."""
         customer = await Customer.get(id=ticket.customer_id)
         if customer.telegram_chat_id is None or customer.unreachable_at is not None:
             return False
         vehicle = await Vehicle.get_or_none(id=ticket.vehicle_id) if ticket.vehicle_id else None
         lang = customer.language
+        staff = ticket_progress.owner_name(self, staff_person, lang) if staff_person else ""
         business = self.svc.rules.tickets.calendar is not None
         # greets only when this starts a new exchange (not after an answer an hour ago)
         greet = await owners.greeting_due(customer.id, self.svc.clock.now(),
@@ -395,7 +400,7 @@ class StaffSide:
         # more), sent now, retried after 1, 5, 30 and 120 minutes by the staff side's job
         now = self.svc.clock.now()
         notice = await notices.owe(
-            f"owner:{ticket.id}:{event_id or now.timestamp()}:{key}",
+            notice_key or f"owner:{ticket.id}:{event_id or now.timestamp()}:{key}",
             [customer.telegram_chat_id], text, now=now, lane=Lane.REPLY,
             parse_mode=ParseMode.HTML, customer_id=customer.id, log_kind=key)
         if notice is None:
