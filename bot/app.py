@@ -11,13 +11,16 @@ from pathlib import Path
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telegram import BotCommand, Update
+from telegram.error import NetworkError, TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
 from bot import inbox, locks
 from bot.clock import Clock, Pace, RealPace, SystemClock
 from bot.config import Settings
+from bot.delivery.alerts import ErrorDigest
 from bot.delivery.dispatcher import Dispatcher, DispatchReport
 from bot.delivery.failures import Failures
+from bot.delivery.health import TelegramHealth
 from bot.delivery.limits import Limits
 from bot.delivery.sender import Sender
 from bot.features import FEATURES, TICKING
@@ -51,6 +54,8 @@ SCRIPTS_EVERY = 5.0
 LOCK_CHECK_SECONDS = 10.0
 POLL_TIMEOUT = 30  # seconds a long poll waits at Telegram for updates
 SHARE_EVERY = 10.0  # seconds between counts of the instances sharing the global rate
+ALERTS_EVERY = 30.0  # seconds between looks for error alert windows that closed
+PROBE_EVERY = 30.0  # seconds between webhook probes (getWebhookInfo: reachable? pending?)
 
 
 class CareBot:
@@ -61,9 +66,11 @@ class CareBot:
         self.settings = settings
         self.clock = clock
         self.pace = pace or RealPace()
+        # Every Bot API call's outcome lands here: is Telegram reachable? (/healthz, /metrics)
+        self.telegram = TelegramHealth(clock, degraded_after=settings.telegram_degraded_after)
         # Kept to close them when getMe failed: PTB then never shuts them down itself.
-        self._requests = (AiohttpRequest(connection_pool_size=256),
-                          AiohttpRequest(connection_pool_size=1))
+        self._requests = (AiohttpRequest(connection_pool_size=256, observer=self.telegram),
+                          AiohttpRequest(connection_pool_size=1, observer=self.telegram))
         builder: ApplicationBuilder = (  # type: ignore[type-arg]
             Application.builder()
             .token(settings.bot_token)
@@ -90,6 +97,8 @@ class CareBot:
         # advisory locks on this process's own connection (no-op on SQLite).
         self.locks = locks.Locks(settings.database_url)
         self.services.locks = self.locks
+        self.services.telegram = self.telegram
+        self.services.alerts = ErrorDigest(settings.error_alert_minutes)
         self.application.bot_data[SERVICES_KEY] = self.services
         # Every update is stored before Telegram hears "got it", then handled from the inbox.
         self.inbox = inbox.Inbox(self.application, clock,
@@ -147,9 +156,15 @@ class CareBot:
             )
             self.scheduler.add_job(self._refresh_scripts, "interval", seconds=SCRIPTS_EVERY,
                                    id="scripts", max_instances=1, coalesce=True)
+            self.scheduler.add_job(self.tell_error_digests, "interval", seconds=ALERTS_EVERY,
+                                   id="error_digests", max_instances=1, coalesce=True)
+            if receive_updates and self.settings.webhook_url:
+                self.scheduler.add_job(self.probe_webhook, "interval", seconds=PROBE_EVERY,
+                                       id="webhook_probe", max_instances=1, coalesce=True)
             for ticking in TICKING:
                 ticking.schedule(self.scheduler, self.services)
             self.scheduler.start()
+        self.services.ready = True  # /readyz: this instance can serve
 
     async def _share_rate(self) -> None:
         """Telegram's global rate is the deployment's: each running instance takes its part."""
@@ -165,6 +180,24 @@ class CareBot:
                 log.info("scripts: the console's edits reloaded")
         except Exception:  # the database away: keep the scripts loaded, try again later
             log.exception("could not check the console's script edits")
+
+    async def tell_error_digests(self) -> None:
+        """Error alert windows that closed: their counts told to the staff group, once."""
+        try:
+            await errors.tell_digests(self.services)
+        except Exception:  # the database away: the windows stay, the next tick tells them
+            log.exception("could not tell the error alerts' digests")
+
+    async def probe_webhook(self) -> None:
+        """Webhook mode: ask Telegram what it holds for us. The answer (or its absence) tells
+        ``self.telegram`` whether Telegram is reachable while nothing else calls it, and how
+        many updates wait (``/metrics``: ``carebot_updates_lag_seconds``)."""
+        try:
+            info = await self.application.bot.get_webhook_info()
+        except TelegramError as exc:  # already counted by the HTTP layer, said once there
+            log.debug("webhook probe: %s", type(exc).__name__)
+            return
+        self.telegram.webhook_pending(info.pending_update_count)
 
     async def _set_commands(self) -> None:
         await self.application.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
@@ -208,7 +241,11 @@ class CareBot:
                 pause = 1.0
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # TimedOut, NetworkError, the database...
+            except NetworkError as exc:  # TimedOut too: said once by self.telegram
+                log.debug("polling: %s; trying again in %gs", type(exc).__name__, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30.0)
+            except Exception as exc:  # the database, a refusal by Telegram...
                 log.warning("polling: %s; trying again in %gs", type(exc).__name__, pause)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 30.0)
@@ -225,6 +262,7 @@ class CareBot:
         await errors.report_parked(self.services, row)
 
     async def stop(self) -> None:
+        self.services.ready = False  # /readyz 503: the load balancer stops sending here
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None

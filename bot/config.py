@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -239,6 +239,14 @@ class Settings(BaseSettings):
         15.0, gt=0, description="the window those failures are counted in")
     trusted_proxies: str = "127.0.0.1,::1"  # addresses or networks, comma-separated; "" = none
     metrics_open: bool = False  # true: /metrics answers anyone when no token is set
+    # Operations (docs/deploy.md, "Health and alerts", "Logs")
+    telegram_degraded_after: float = Field(
+        60.0, gt=0, description="seconds of failing Bot API calls before /healthz says degraded")
+    log_format: Literal["text", "json"] = "text"  # json: one object per line
+    access_log: bool = False  # on: one line per web request (no query strings, no secrets)
+    error_alert_minutes: float = Field(
+        10.0, gt=0, le=1440, description="errors of one kind after the first are counted this "
+        "long, then told once with their number")
 
     @classmethod
     def settings_customise_sources(

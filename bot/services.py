@@ -14,7 +14,9 @@ if TYPE_CHECKING:
     from telegram import Update
     from telegram.ext import ContextTypes
 
+    from bot.delivery.alerts import ErrorDigest
     from bot.delivery.dispatcher import Dispatcher
+    from bot.delivery.health import TelegramHealth
     from bot.delivery.sender import Sender
     from bot.handlers.threads import ThreadSide
     from bot.handlers.ticket_side import StaffSide
@@ -47,6 +49,9 @@ class Services:
     staff_side: StaffSide | None = None  # the staff group: tickets' topics, cards, relays
     threads: ThreadSide | None = None  # conversations in the staff group
     sandbox: Sandbox | None = None  # `carebot sandbox` only: the emulator and its clock
+    telegram: TelegramHealth | None = None  # is the Bot API answering? (create_app)
+    alerts: ErrorDigest | None = None  # error alerts' windows, per process (create_app)
+    ready: bool = False  # start-up done and not stopping: /readyz
 
     def add_text_route(self, priority: int, route: TextRoute) -> None:
         self.text_routes.append((priority, route))

@@ -10,12 +10,17 @@ Same behaviour as ``HTTPXRequest`` where carebot relies on it: form-encoded para
 multipart when files are uploaded; per-call timeouts (``getUpdates`` long polls pass a longer
 read timeout); a timeout raises ``TimedOut``, any other transport failure ``NetworkError``;
 status codes and bodies are judged by PTB's ``BaseRequest.post`` as before.
+
+Every call's outcome (the HTTP status, or ``timeout`` / ``network`` when no answer came) is
+told to an optional observer, :class:`bot.delivery.health.TelegramHealth`: the one place that
+knows whether Telegram is reachable. The observer gets the method's name, never the URL
+(it carries the bot token).
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from telegram.error import NetworkError, TimedOut
@@ -31,6 +36,19 @@ if "sniffio" not in sys.modules:
         sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 
+class CallObserver(Protocol):
+    """Told how each Bot API call ended (``bot.delivery.health.TelegramHealth``)."""
+
+    def answered(self, method: str, status: int) -> None: ...
+
+    def failed(self, method: str, kind: str) -> None: ...
+
+
+def _method(url: str) -> str:
+    """``getUpdates`` of ``https://api.telegram.org/bot<token>/getUpdates``."""
+    return url.rsplit("/", 1)[-1].split("?", 1)[0]
+
+
 def _default(value: object) -> bool:
     """PTB passes a ``DefaultValue`` (``BaseRequest.DEFAULT_NONE``) for "not given"."""
     return isinstance(value, type(BaseRequest.DEFAULT_NONE))
@@ -39,13 +57,13 @@ def _default(value: object) -> bool:
 class AiohttpRequest(BaseRequest):
     """A ``BaseRequest`` with one ``aiohttp.ClientSession`` (keep-alive connection pool)."""
 
-    __slots__ = ("_connect_timeout", "_media_write_timeout", "_pool_size", "_pool_timeout",
-                 "_read_timeout", "_session", "_write_timeout")
+    __slots__ = ("_connect_timeout", "_media_write_timeout", "_observer", "_pool_size",
+                 "_pool_timeout", "_read_timeout", "_session", "_write_timeout")
 
     def __init__(self, *, connection_pool_size: int = 256, read_timeout: float | None = 5.0,
                  write_timeout: float | None = 5.0, connect_timeout: float | None = 5.0,
-                 pool_timeout: float | None = 1.0, media_write_timeout: float | None = 20.0
-                 ) -> None:
+                 pool_timeout: float | None = 1.0, media_write_timeout: float | None = 20.0,
+                 observer: CallObserver | None = None) -> None:
         self._pool_size = connection_pool_size
         self._read_timeout = read_timeout
         self._write_timeout = write_timeout
@@ -53,6 +71,7 @@ class AiohttpRequest(BaseRequest):
         self._pool_timeout = pool_timeout
         self._media_write_timeout = media_write_timeout
         self._session: aiohttp.ClientSession | None = None
+        self._observer = observer
 
     @property
     def read_timeout(self) -> float | None:
@@ -106,8 +125,20 @@ class AiohttpRequest(BaseRequest):
             data = form
         try:
             async with self._session.request(method, url, data=data, timeout=timeout) as resp:
-                return resp.status, await resp.read()
+                answer = resp.status, await resp.read()
         except TimeoutError as err:
+            self._tell(url, None, "timeout")
             raise TimedOut from err
         except aiohttp.ClientError as err:
+            self._tell(url, None, "network")
             raise NetworkError(f"aiohttp.{type(err).__name__}: {err}") from err
+        self._tell(url, answer[0], "")
+        return answer
+
+    def _tell(self, url: str, status: int | None, kind: str) -> None:
+        if self._observer is None:
+            return
+        if status is None:
+            self._observer.failed(_method(url), kind)
+        else:
+            self._observer.answered(_method(url), status)

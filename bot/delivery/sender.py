@@ -123,8 +123,9 @@ class Sender:
                     await self._failed(lane, chat_id, method, f"{type(exc).__name__}: {exc}")
                     return None
                 self.stats["retries"] += 1
-                log.warning("%s to %s: %s; trying again in %gs", method, chat_id,
-                            type(exc).__name__, backoff)
+                # Telegram failing is said once, by the HTTP layer's record (delivery/health)
+                log.debug("%s to %s: %s; trying again in %gs", method, chat_id,
+                          type(exc).__name__, backoff)
                 await self.pace.sleep(backoff)
             except TelegramError as exc:  # a migrated chat, a conflict, a bad token: a person
                 if not retry:

@@ -114,6 +114,9 @@ class TelegramEmulator:
         self.flood = FloodLimits(self)
         self._ids = itertools.count(1)
         self.faults = Faults()
+        #: While set, every Bot API call fails this way (an outage): 0 drops the connection,
+        #: an HTTP status (502...) answers with it. ``go_down`` / ``come_back``.
+        self.outage: int | None = None
         #: Set and replaced on every state change; take it before checking, then wait on it.
         self.changed = asyncio.Event()
         self.updates = Updates(self)
@@ -200,6 +203,16 @@ class TelegramEmulator:
         timeout, as the bot sees it).
         """
         self.faults.add(method, error_code, description, retry_after, count)
+
+    def go_down(self, error_code: int = 0) -> None:
+        """Telegram unreachable: every call's connection dropped (``error_code=0``, as a
+        network failure or timeout looks to the bot) or answered with ``error_code`` (502,
+        500...), until :meth:`come_back`."""
+        self.outage = error_code
+
+    def come_back(self) -> None:
+        """The outage is over: calls are answered again."""
+        self.outage = None
 
     @property
     def _injected(self) -> dict[str, deque[Injected]]:

@@ -93,6 +93,15 @@ class Faults:
         raise ApiError(injected.error_code, injected.description, injected.retry_after)
 
 
+def _outage(method: str, error_code: int) -> None:
+    """An outage's answer to any call: no answer at all (0), or a server error."""
+    if error_code == 0:
+        raise Dropped(method)
+    raise ApiError(error_code, {500: "Internal Server Error", 502: "Bad Gateway",
+                                503: "Service Unavailable"}.get(error_code,
+                                                                 f"Error {error_code}: outage"))
+
+
 class HttpApi:
     """The aiohttp handlers of the emulator's routes; state stays in the emulator."""
 
@@ -116,6 +125,8 @@ class HttpApi:
             return self.error(ApiError(404, "Not Found"))
         emu.stats["calls"][method] += 1
         try:
+            if emu.outage is not None:  # go_down(): nothing gets through
+                _outage(method, emu.outage)
             result = await self._call(method, request)
         except ValidationError as exc:
             return self.error(ApiError(400, exc.description))

@@ -1,7 +1,13 @@
-"""Operations endpoints: ``/healthz`` (is this instance able to work?) and ``/metrics``.
+"""Operations endpoints: ``/healthz`` (is this instance able to work?), ``/readyz`` (may it
+get traffic now?) and ``/metrics``.
 
 ``/healthz`` runs one ``SELECT 1`` (bounded by a timeout) and answers 200 or 503, so a load
-balancer or systemd watchdog takes an instance whose database is gone out of service.
+balancer or systemd watchdog takes an instance whose database is gone out of service. With
+the database answering it says ``degraded``, with the reason, while the Bot API has failed
+for longer than ``CAREBOT_TELEGRAM_DEGRADED_AFTER`` (still 200: every instance shares the
+same Telegram, and taking them all out of service would not bring it back).
+``/readyz`` answers 200 only once start-up is done, until the instance starts stopping, and
+while its database answers; 503 otherwise.
 
 ``/metrics`` speaks the Prometheus text format (version 0.0.4), written by hand: a few
 gauges and counters need no client library. Figures that describe the whole deployment
@@ -32,8 +38,10 @@ from tortoise.functions import Count, Sum
 
 from bot import inbox
 from bot.delivery.failures import open_failures
+from bot.delivery.health import KINDS
 from bot.schedule import in_quiet_hours
 from bot.tickets import ACTIVE_STATES
+from bot.version import VERSION
 from bot.web.auth import bearer_matches
 from bot.web.keys import INBOX, SERVICES, WEBHOOK_PATH
 from db.models import Ticket, Touchpoint, TouchpointStatus
@@ -187,16 +195,40 @@ async def database_figures(now: datetime, status_counts: StatusCounts | None = N
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """200 when the database answers ``SELECT 1`` within the timeout, else 503."""
+    """200 when the database answers ``SELECT 1`` within the timeout, else 503; ``status``
+    is ``degraded`` with a ``reason`` while the Bot API has failed for too long."""
     started = time.perf_counter()
     try:
         await _with_timeout(ping_database)
     except Exception as exc:
-        log.warning("health check: the database did not answer: %r", exc)
-        return web.json_response({"status": "unavailable", "database": type(exc).__name__},
+        log.warning("health check: the database did not answer: %s", type(exc).__name__)
+        return web.json_response({"status": "unavailable", "database": type(exc).__name__,
+                                  "version": VERSION}, status=503)
+    body: dict[str, Any] = {"status": "ok", "database": "ok",
+                            "db_ms": round((time.perf_counter() - started) * 1000, 1),
+                            "telegram": "ok", "version": VERSION}
+    svc = request.app[SERVICES]
+    telegram = svc.telegram
+    if telegram is not None and not telegram.up:
+        body["telegram"] = "failing"
+        reason = telegram.degraded_reason(svc.clock.now())
+        if reason is not None:
+            body.update(status="degraded", reason=reason, telegram="unreachable")
+    return web.json_response(body)
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """200 when this instance can serve: start-up done, not stopping, the database
+    answering; else 503 with why (a load balancer's readiness check)."""
+    if not request.app[SERVICES].ready:
+        return web.json_response({"status": "not ready", "reason": "starting or stopping"},
                                  status=503)
-    return web.json_response({"status": "ok", "database": "ok",
-                              "db_ms": round((time.perf_counter() - started) * 1000, 1)})
+    try:
+        await _with_timeout(ping_database)
+    except Exception as exc:
+        return web.json_response({"status": "not ready", "reason": "the database did not "
+                                  "answer", "database": type(exc).__name__}, status=503)
+    return web.json_response({"status": "ready"})
 
 
 def _metrics_refusal(request: web.Request) -> str:
@@ -240,6 +272,7 @@ async def metrics(request: web.Request) -> web.Response:
                "1 while the quiet hours hold scheduled messages back, else 0.",
                in_quiet_hours(now, svc.settings.tz, svc.settings.quiet))
     _process_families(out, request.app)
+    _telegram_families(out, request.app, now)
     return web.Response(body=out.text().encode(), headers={"Content-Type": CONTENT_TYPE})
 
 
@@ -327,6 +360,27 @@ def _process_families(out: Exposition, app: web.Application) -> None:
                "staff).", sender.stats.get("failed", 0))
 
 
+def _telegram_families(out: Exposition, app: web.Application, now: datetime) -> None:
+    svc = app[SERVICES]
+    health = svc.telegram
+    if health is None:
+        return
+    out.family("carebot_telegram_up", "gauge",
+               "1 while this process's Bot API calls get answers, 0 while they all fail "
+               "(timeouts, network errors, 5xx).", health.up)
+    out.family("carebot_telegram_last_success_age_seconds", "gauge",
+               "Seconds since the Bot API last answered this process (since start-up when "
+               "it never has).", round(health.last_success_age(now), 3))
+    out.family("carebot_telegram_errors_total", "counter",
+               "Bot API calls of this process that failed or were refused, by kind.",
+               [({"kind": k}, health.errors.get(k, 0)) for k in KINDS])
+    webhook = bool(svc.settings.webhook_url)
+    out.family("carebot_updates_lag_seconds", "gauge",
+               "Polling: seconds since getUpdates last answered (30 at most when all is "
+               "well). Webhook: seconds Telegram has held updates it has not delivered.",
+               round(health.updates_lag(now, webhook=webhook), 3))
+
+
 @web.middleware
 async def _time_webhook(request: web.Request,
                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -354,4 +408,5 @@ def add_routes(app: web.Application) -> None:
     app[COUNTS] = StatusCounts()
     app.middlewares.append(_time_webhook)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

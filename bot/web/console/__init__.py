@@ -81,7 +81,7 @@ def _feature_on(services: Services, name: str) -> bool:
 
 # Paths that are not the console: machines call them with their own secrets (bearer key,
 # Telegram's secret header), so they carry no session and no CSRF token.
-MACHINE_PREFIXES = ("/api/", "/healthz", "/metrics", "/static/", "/telegram")
+MACHINE_PREFIXES = ("/api/", "/healthz", "/readyz", "/metrics", "/static/", "/telegram")
 CSRF_FIELD = "_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
