@@ -45,9 +45,23 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
 
 
 def _ensure_sqlite_dir(database_url: str) -> None:
+    """The SQLite file's folder (0750) and the file (0640) made private to carebot's user
+    and group whatever the umask, when carebot creates them: they hold owners' data. SQLite
+    gives its -wal and -shm files the database file's mode."""
     path = sqlite_path(database_url)
-    if path is not None:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        os.makedirs(folder, mode=0o750, exist_ok=True)
+        os.chmod(folder, 0o750)
+    if not os.path.exists(path):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        except FileExistsError:  # made meanwhile by another process: theirs stands
+            return
+        os.fchmod(fd, 0o640)
+        os.close(fd)
 
 
 def sqlite_path(database_url: str) -> str | None:

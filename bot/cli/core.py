@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from telegram.error import BadRequest
 
 from bot.app import create_app
-from bot.cli import bookings, campaigns, doctor, inbox, report, tickets, touchpoints
+from bot.cli import backup, bookings, campaigns, doctor, inbox, report, tickets, touchpoints
 from bot.cli.database import database
 from bot.cli.reach import DATABASE_ERRORS, database_problem, explain, open_db, telegram
 from bot.clock import SystemClock
@@ -148,7 +148,7 @@ class Commands(Protocol):
 
 
 FEATURE_COMMANDS: tuple[Commands, ...] = (tickets, report, touchpoints, campaigns, inbox,
-                                          bookings, doctor)
+                                          bookings, doctor, backup)
 # ``carebot bench`` comes from the benchmark suite beside ``bot`` in a source checkout; an
 # installed wheel does not ship it. The one place ``bot`` imports ``benchmarks``.
 CHECKOUT = Path(__file__).resolve().parents[2]  # bot/cli/core.py -> the checkout
