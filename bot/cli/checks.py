@@ -205,10 +205,12 @@ def check_data_folder(settings: Settings) -> list[Finding]:
     if not os.access(folder, os.W_OK):
         out.append(_fail(area, f"{folder} is not writable by this user (SQLite writes its "
                          "journal there)", f"chown carebot:carebot {folder}"))
+    if not out:
+        out.append(Finding(area, f"{folder} is private ({mode:04o})"))
     if os.geteuid() == 0:
-        out.append(Finding(area, "run as root: run sudo -u carebot carebot doctor for the "
+        out.append(Finding(area, "run as root: runuser -u carebot -- carebot doctor gives the "
                            "service's view of the permissions", note=True))
-    return out or [Finding(area, f"{folder} is private ({mode:04o})")]
+    return out
 
 
 def check_scripts_folder(settings: Settings) -> list[Finding]:
