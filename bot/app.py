@@ -27,6 +27,7 @@ from bot.features import FEATURES, TICKING
 from bot.handlers import errors
 from bot.rules import parse_rules
 from bot.services import SERVICES_KEY, Services
+from bot.setting_overrides import SettingOverrides
 from bot.startup import StartupError
 from bot.telegram_http import AiohttpRequest
 from bot.texts import Scripts
@@ -46,7 +47,8 @@ COMMANDS = [
     ("subscribe", "接收优惠活动 / receive offers"),
 ]
 
-# How often an instance looks for script edits saved on another (one indexed read).
+# How often an instance looks for script edits and setting changes saved on another (one
+# indexed read each).
 SCRIPTS_EVERY = 5.0
 
 # While this instance dispatches, it confirms it still holds the dispatcher lock about this
@@ -99,6 +101,10 @@ class CareBot:
         self.services.locks = self.locks
         self.services.telegram = self.telegram
         self.services.alerts = ErrorDigest(settings.error_alert_minutes)
+        # The console's setting changes, over the environment, on every instance: checked
+        # before each dispatcher tick, by a job and after the console's own saves.
+        self.services.setting_overrides = SettingOverrides(settings, self._rules_changed)
+        self.dispatcher.before_tick.append(self.services.setting_overrides.refresh)
         self.application.bot_data[SERVICES_KEY] = self.services
         # Every update is stored before Telegram hears "got it", then handled from the inbox.
         self.inbox = inbox.Inbox(self.application, clock,
@@ -121,6 +127,7 @@ class CareBot:
                     schedule: bool = True) -> None:
         await self.application.initialize()
         await self.services.scripts.refresh()  # the console's script edits, from the start
+        await self._overrides().refresh()  # and its setting changes
         await self._share_rate()  # takes this instance's slot before it claims anything
         if receive_updates:
             await self._set_commands()
@@ -161,6 +168,8 @@ class CareBot:
             if receive_updates and self.settings.webhook_url:
                 self.scheduler.add_job(self.probe_webhook, "interval", seconds=PROBE_EVERY,
                                        id="webhook_probe", max_instances=1, coalesce=True)
+            self.scheduler.add_job(self._refresh_settings, "interval", seconds=SCRIPTS_EVERY,
+                                   id="settings", max_instances=1, coalesce=True)
             for ticking in TICKING:
                 ticking.schedule(self.scheduler, self.services)
             self.scheduler.start()
@@ -198,6 +207,22 @@ class CareBot:
             log.debug("webhook probe: %s", type(exc).__name__)
             return
         self.telegram.webhook_pending(info.pending_update_count)
+
+    def _rules_changed(self, settings: Settings) -> None:
+        """The console changed settings: every feature's rules parsed again, once."""
+        self.services.rules = parse_rules(settings)
+
+    def _overrides(self) -> SettingOverrides:
+        assert self.services.setting_overrides is not None  # set in __init__
+        return self.services.setting_overrides
+
+    async def _refresh_settings(self) -> None:
+        """A setting changed in the console on any instance is used here within seconds."""
+        try:
+            if await self._overrides().refresh():
+                log.info("settings: the console's changes reloaded")
+        except Exception:  # the database away: keep the settings in use, try again later
+            log.exception("could not check the console's setting changes")
 
     async def _set_commands(self) -> None:
         await self.application.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from bot.locks import Locks
     from bot.rules import Rules
     from bot.sandbox.live import Sandbox
+    from bot.setting_overrides import SettingOverrides
     from bot.tickets import TicketEffects
     from db.models import Customer
 
@@ -52,6 +53,8 @@ class Services:
     telegram: TelegramHealth | None = None  # is the Bot API answering? (create_app)
     alerts: ErrorDigest | None = None  # error alerts' windows, per process (create_app)
     ready: bool = False  # start-up done and not stopping: /readyz
+    # the console's setting changes over the environment (create_app; bot.setting_overrides)
+    setting_overrides: SettingOverrides | None = None
 
     def add_text_route(self, priority: int, route: TextRoute) -> None:
         self.text_routes.append((priority, route))

@@ -48,6 +48,11 @@ def _day(value: str) -> date:
 
 
 async def cmd_booking_add(settings: Settings, args: argparse.Namespace) -> int:
+    async with database(settings):  # the database first: the console's slot changes count
+        return await _booking_add(settings, args)
+
+
+async def _booking_add(settings: Settings, args: argparse.Namespace) -> int:
     rules = booking_rules(settings)
     now = SystemClock().now()
     today = now.astimezone(settings.tz).date()
@@ -61,20 +66,19 @@ async def cmd_booking_add(settings: Settings, args: argparse.Namespace) -> int:
         print(f"carebot booking add: {args.day} does not take bookings (closed, a holiday, "
               f"past, or beyond {rules.horizon_days} days)", file=sys.stderr)
         return 2
-    async with database(settings):
-        try:
-            customer, vehicle = await booking_desk.find_owner(args.who)
-        except booking_desk.OwnerNotFound as missing:
-            print(f"carebot booking add: {_MISSING[missing.key]}", file=sys.stderr)
-            return 1
-        job = Job(customer.id, vehicle.id if vehicle else None, BookingKind(args.kind),
-                  note=args.note.strip()[:500], channel=BookingChannel(args.channel))
-        outcome = await bookings.book_job(job, day=args.day, slot=slot.code, now=now,
-                                          rules=rules)
-        if outcome.created and outcome.booking is not None:  # the running carebot sends it
-            await booking_news.owe_confirmation(
-                Scripts(settings.scripts_dir), rules, booking=outcome.booking,
-                customer=customer, vehicle=vehicle, phone=settings.dealer_phone, now=now)
+    try:
+        customer, vehicle = await booking_desk.find_owner(args.who)
+    except booking_desk.OwnerNotFound as missing:
+        print(f"carebot booking add: {_MISSING[missing.key]}", file=sys.stderr)
+        return 1
+    job = Job(customer.id, vehicle.id if vehicle else None, BookingKind(args.kind),
+              note=args.note.strip()[:500], channel=BookingChannel(args.channel))
+    outcome = await bookings.book_job(job, day=args.day, slot=slot.code, now=now,
+                                      rules=rules)
+    if outcome.created and outcome.booking is not None:  # the running carebot sends it
+        await booking_news.owe_confirmation(
+            Scripts(settings.scripts_dir), rules, booking=outcome.booking,
+            customer=customer, vehicle=vehicle, phone=settings.dealer_phone, now=now)
     found = outcome.booking
     if found is None:
         print(f"carebot booking add: {args.day} {slot.code} has no place left for "
@@ -98,8 +102,8 @@ _MISSING = {
 
 async def cmd_booking_list(settings: Settings, args: argparse.Namespace) -> int:
     day = args.day or SystemClock().now().astimezone(settings.tz).date()
-    rules = booking_rules(settings)
-    async with database(settings):
+    async with database(settings):  # the console's slot changes count
+        rules = booking_rules(settings)
         rows = await booking_desk.day_list(day)
     print(f"bookings {day}: {sum(b.status is not BookingStatus.CANCELLED for b in rows)}")
     for slot in rules.slots:

@@ -58,7 +58,9 @@ async def cmd_run(settings: Settings) -> int:
         print("No CAREBOT_BOT_TOKEN set: starting the local sandbox instead "
               "(an emulated Telegram on this machine).")
         return await cmd_sandbox(settings)
-    await open_db(settings)  # one line and exit 2 when the database cannot be reached
+    # one line and exit 2 when the database cannot be reached; the console's setting
+    # changes are create_app's to keep (a copy taken here would hide the environment's)
+    await open_db(settings, console_changes=False)
     carebot = create_app(settings)
     try:  # Telegram unreachable, the web port taken: one line, exit 2 (main)
         try:

@@ -20,6 +20,7 @@ from telegram.error import Conflict, Forbidden, InvalidToken, NetworkError, Time
 from tortoise.exceptions import ConfigurationError, DBConnectionError, OperationalError
 
 from bot.config import Settings, mask_url
+from bot.setting_overrides import apply_console_changes
 from bot.startup import StartupError
 from bot.telegram_http import AiohttpRequest
 from db.setup import close_database, open_database, sqlite_path
@@ -111,10 +112,15 @@ def explain(exc: BaseException, settings: Settings) -> str | None:
     return None
 
 
-async def open_db(settings: Settings, *, apply_migrations: bool = True) -> None:
-    """open_database, or a :class:`StartupError` saying what could not be reached."""
+async def open_db(settings: Settings, *, apply_migrations: bool = True,
+                  console_changes: bool = True) -> None:
+    """open_database, or a :class:`StartupError` saying what could not be reached; then
+    the settings changed in the console put into ``settings`` (unless ``console_changes``
+    is false: ``carebot run`` keeps them up to date itself)."""
     try:
         await open_database(settings.database_url, apply_migrations=apply_migrations)
+        if console_changes and apply_migrations:
+            await apply_console_changes(settings)
     except DATABASE_ERRORS as exc:
         await _close_quietly()
         raise StartupError(database_problem(exc, settings.database_url)) from exc

@@ -131,12 +131,17 @@ class Dispatcher:
         # Rows appended under every message of some kinds, e.g. "Contact us" after follow-ups:
         # ``dispatcher.footers.append(fn(tp, customer) -> list of button rows)``.
         self.footers: list[Footer] = []
+        # Checks run before each tick renders anything, e.g. the console's setting changes
+        # saved on another instance: ``dispatcher.before_tick.append(async fn())``.
+        self.before_tick: list[Callable[[], Awaitable[object]]] = []
 
     async def dispatch_due(self, *, customer_id: int | None = None,
                            max_batches: int = 1000) -> DispatchReport:
         """Run one tick; ``customer_id`` limits it to one owner (e.g. right after linking)."""
         async with self._lock:
             await self.scripts.refresh()  # edits saved on any instance, before rendering
+            for check in self.before_tick:
+                await check()
             now = self.clock.now()
             report = DispatchReport()
             # Reclaim first: a row left "sending" by a crash is then subject to expiry too.

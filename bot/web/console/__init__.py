@@ -53,7 +53,7 @@ PAGE_MODULES = ("today", "conversations", "conversation_actions", "chat", "canne
                 "calls", "bookings",
                 "tickets", "ticket_actions", "customers", "campaigns", "campaign_detail",
                 "campaign_presses", "reports", "reports_export", "imports", "scripts",
-                "sandbox_chat", "staff")
+                "sandbox_chat", "staff", "settings")
 
 # The menu: (label key, path, permission). A page not yet served is simply not linked.
 NAV: tuple[tuple[str, str, str], ...] = (
@@ -69,6 +69,7 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("nav.scripts", "/scripts", access.SCRIPTS),
     ("nav.sandbox", "/sandbox/chat", access.SANDBOX),
     ("nav.staff", "/staff", access.STAFF),
+    ("nav.settings", "/settings", access.STAFF),
 )
 # Menu entries shown only while a feature hangs its object on ``services`` (the attribute
 # named): the sandbox chat exists only under ``carebot sandbox`` (its routes answer 404

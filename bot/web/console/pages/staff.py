@@ -1,8 +1,5 @@
-"""Staff accounts and settings (admins): who may sign in, with which role; unlock, deactivate.
-
-Settings come from the environment (``CAREBOT_*``), so the settings page shows the effective
-values with secrets masked rather than editing them: a change goes through the deployment.
-"""
+"""Staff accounts (admins): who may sign in, with which role; unlock, deactivate. The
+settings page is its own module (``settings.py``)."""
 
 from __future__ import annotations
 
@@ -11,7 +8,6 @@ from typing import Any
 
 from aiohttp import web
 from tortoise.expressions import F
-from yarl import URL
 
 from bot.web.console import access, console_of, hash_password, render, requires, staff_of
 from bot.web.console.render import LANGUAGES
@@ -20,24 +16,6 @@ from db.models import AuditLog, Staff, StaffRole
 
 LOGIN = re.compile(r"^[A-Za-z0-9_.@-]{2,50}$")
 MIN_PASSWORD = 10
-SECRET_NAME = re.compile(r"token|secret|key|password", re.IGNORECASE)
-MASK = "••••••"
-
-
-def shown_setting(name: str, value: Any) -> Any:
-    """A setting as the page shows it: secrets masked, passwords cut out of URLs."""
-    if SECRET_NAME.search(name):
-        return MASK if value else "–"
-    if isinstance(value, str) and "://" in value:
-        try:
-            url = URL(value)
-        except ValueError:
-            return MASK
-        if url.password is not None or url.user is not None:
-            return str(url.with_user(None).with_password(None)) + f"  ({MASK}@)"
-        if url.query:
-            return str(url.with_query(None)) + "?" + MASK
-    return value
 
 
 async def _audit(actor: Staff, action: str, target: Staff, request: web.Request,
@@ -132,17 +110,7 @@ async def staff_update(request: web.Request) -> web.Response:
     return await _page(request, notice_key="staff.saved")
 
 
-@requires(access.STAFF)
-async def settings_view(request: web.Request) -> web.Response:
-    settings = console_of(request).services.settings
-    values = []
-    for name, value in settings.model_dump().items():
-        values.append((f"CAREBOT_{name.upper()}", shown_setting(name, value)))
-    return await render(request, "settings.html", values=values)
-
-
 def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/staff", staff_list)
     router.add_post("/staff", staff_create)
     router.add_post("/staff/{id:\\d{1,9}}", staff_update)
-    router.add_get("/settings", settings_view)
