@@ -76,7 +76,7 @@ _GROUPS: dict[str, tuple[str, ...]] = {
     "telegram": (
         "bot_token", "staff_chat_id", "telegram_api_url", "webhook_url", "webhook_secret",
         "send_rate", "per_chat_interval", "per_chat_burst", "group_per_minute",
-        "reply_deadline", "sandbox_telegram_port",
+        "reply_deadline", "telegram_degraded_after", "sandbox_telegram_port",
     ),
     "console": (
         "web_host", "web_port", "session_secret", "session_hours", "console_lock_failures",
@@ -87,7 +87,7 @@ _GROUPS: dict[str, tuple[str, ...]] = {
     "operations": (
         "database_url", "scripts_dir", "holidays_file", "update_concurrency",
         "dispatch_batch", "dispatch_concurrency", "dispatch_interval", "max_attempts",
-        "lease_seconds",
+        "lease_seconds", "log_format", "access_log", "error_alert_minutes",
     ),
 }
 
