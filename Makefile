@@ -17,12 +17,16 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/carebot run
 
+# One pytest worker per core (pytest-xdist): each has its own SQLite template and PostgreSQL
+# database (tests/conftest.py), so the suite splits cleanly. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= auto
+
 test: $(STAMP) chromium
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # The inner loop: SQLite only, without the process-level and browser tests (all in `test`).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" -k "not postgres" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow" -k "not postgres" $(PYTEST_ARGS)
 
 # The console's browser tests drive Debian's chromium (never a downloaded browser): install it
 # with apt-get when it is missing and we may; otherwise those tests skip and say why.
