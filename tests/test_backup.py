@@ -128,6 +128,8 @@ def test_restore_refuses_what_is_no_backup_of_this_database(
     torn.write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
     code, out = carebot(monkeypatch, capsys, url, "restore", str(torn))
     assert code == 1 and f"carebot restore: {torn}" in out, out
+    [saved] = sorted(tmp_path.glob("before-restore-*.sqlite3"))  # the way back, named
+    assert f"what it held is in {saved} (carebot restore {saved})" in out, out
     assert "Traceback" not in out
     assert sqlite_rows(path, "vehicle") == 8  # untouched
 

@@ -119,6 +119,7 @@ async def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     if not file.is_file():  # noqa: ASYNC240 - one stat at start
         print(f"carebot restore: {file}: no such file", file=sys.stderr)
         return 1
+    saved: Path | None = None
     try:
         if await _has_data(settings):
             saved, _ = await write_backup(settings, file.parent,
@@ -128,7 +129,8 @@ async def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     except DATABASE_ERRORS as exc:
         raise StartupError(database_problem(exc, url)) from exc
     except (BackupError, OSError) as exc:
-        print(f"carebot restore: {exc}", file=sys.stderr)
+        undo = f"; what it held is in {saved} (carebot restore {saved})" if saved else ""
+        print(f"carebot restore: {exc}{undo}", file=sys.stderr)
         return 1
     print(f"restored {file} into {mask_url(url)}: {summary(counts)}")
     print("next: carebot migrate (a backup from an older version), then start carebot")

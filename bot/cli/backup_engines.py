@@ -183,18 +183,20 @@ async def pg_backup(url: str, dest: Path) -> Counts:
     pg_dump = _tool("pg_dump")
     args, env = pg_arguments(url)
     conn = await asyncpg.connect(_dsn(url), timeout=10)
-    fd = create_private(dest)
     try:
-        async with conn.transaction(isolation="repeatable_read", readonly=True):
-            snapshot = await conn.fetchval("SELECT pg_export_snapshot()")
-            counts = await _pg_counts(conn)
-            await _run([pg_dump, "--format=custom", f"--snapshot={snapshot}", *args],
-                       env, urlsplit(url).password, stdout=fd)
-    except BaseException:
-        dest.unlink(missing_ok=True)  # noqa: ASYNC240 - cleaning up a failure
-        raise
+        fd = create_private(dest)
+        try:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                snapshot = await conn.fetchval("SELECT pg_export_snapshot()")
+                counts = await _pg_counts(conn)
+                await _run([pg_dump, "--format=custom", f"--snapshot={snapshot}", *args],
+                           env, urlsplit(url).password, stdout=fd)
+        except BaseException:
+            dest.unlink(missing_ok=True)  # noqa: ASYNC240 - cleaning up a failure
+            raise
+        finally:
+            os.close(fd)
     finally:
-        os.close(fd)
         await conn.close()
     return counts
 
