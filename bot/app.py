@@ -31,6 +31,8 @@ from bot.setting_overrides import SettingOverrides
 from bot.startup import StartupError
 from bot.telegram_http import AiohttpRequest
 from bot.texts import Scripts
+from bot.web import access_log
+from bot.web.access_log import AccessLog
 from bot.web.server import make_web_app
 from db.models import InboxUpdate
 
@@ -142,7 +144,10 @@ class CareBot:
                 await self.application.bot.delete_webhook()
                 self._polling = asyncio.create_task(self._poll_forever())
         if serve_web:
-            self._runner = web.AppRunner(self.web_app)
+            # CAREBOT_ACCESS_LOG: one safe line per request (bot/web/access_log.py), or none
+            self._runner = web.AppRunner(
+                self.web_app, access_log_class=AccessLog,
+                access_log=access_log.LOGGER if self.settings.access_log else None)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.settings.web_host, self.settings.web_port)
             try:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from telegram.error import BadRequest
 
+from bot import logs
 from bot.app import create_app
 from bot.cli import backup, bookings, campaigns, doctor, inbox, report, tickets, touchpoints
 from bot.cli.database import database
@@ -34,15 +35,6 @@ from db.models import Customer
 from db.setup import close_database, migrate_database
 
 log = logging.getLogger(__name__)
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    for noisy in ("httpx", "apscheduler", "tortoise", "aiosqlite", "asyncio", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 async def _wait_for_signal() -> None:
@@ -227,10 +219,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # journal only at exit. Line-buffered, each line is there when it is printed.
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)
-    _setup_logging(args.verbose)
+    logs.setup("text", verbose=args.verbose)  # until the settings say which format
     settings: Settings | None = None
     try:
         settings = _settings(args.env_file)
+        logs.setup(settings.log_format, verbose=args.verbose)  # CAREBOT_LOG_FORMAT
         return int(asyncio.run(args.run(settings, args)))
     except StartupError as exc:
         return _stopped(args, str(exc), exc)

@@ -15,7 +15,8 @@ timeout, a refused or dropped connection). So there is one place that knows
 Telegram *fails* when a call gets no answer (timeout, network) or an answer that says it
 cannot work (5xx, 401/404); a 400, 403, 409 or 429 is Telegram answering, so it is reachable.
 The log gets one WARNING line when Telegram starts failing (the kind of error, no traceback)
-and one when it answers again (how long it was out), whatever the number of calls between:
+and one when it answers again (how long it was out), whatever the number of calls between
+(before Telegram ever answered, start-up's ``getMe`` stops carebot with its own one line):
 the callers (the poller, the sender's retries) log theirs at DEBUG. ``/healthz`` says
 ``degraded`` once the failing has lasted ``CAREBOT_TELEGRAM_DEGRADED_AFTER`` seconds.
 Times come from the Clock; everything here is in memory, per process.
@@ -73,6 +74,7 @@ class TelegramHealth:
         self.last_updates_at: datetime | None = None  # getUpdates answered (polling)
         self.pending_updates: int | None = None  # Telegram's count for the webhook (probe)
         self.pending_since: datetime | None = None  # ... above 0 since
+        self._said = False  # the current outage was logged (so its end is too)
 
     # ----------------------------------------------------------- what the HTTP layer says
 
@@ -99,11 +101,14 @@ class TelegramHealth:
         self.last_kind, self.last_method = kind, method
         if self.failing_since is None:
             self.failing_since = self.clock.now()
-            log.warning("Telegram unreachable: %s on %s (carebot keeps trying; one line "
-                        "when it answers again)", kind, method)
+            # Before Telegram ever answered, start-up stops with its own one line instead.
+            self._said = self.last_success is not None
+            (log.warning if self._said else log.debug)(
+                "Telegram unreachable: %s on %s (carebot keeps trying; one line when it "
+                "answers again)", kind, method)
 
     def _reachable(self, now: datetime) -> None:
-        if self.failing_since is not None:
+        if self.failing_since is not None and self._said:
             out = (now - self.failing_since).total_seconds()
             log.warning("Telegram reachable again after %s (%d failed calls, last: %s)",
                         _duration(out), self.consecutive_failures, self.last_kind)
