@@ -30,6 +30,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from bot import passwords
 
     passwords.use_parameters(time_cost=1, memory_cost=8, parallelism=1)
+    # The CLI speaks the locale's language, Chinese by default (bot/cli/say.py); the tests
+    # read its English unless they choose (tests/test_cli_language.py reads Chinese).
+    os.environ["CAREBOT_LANGUAGE"] = "en"
 
 
 # Process-level and browser tests: kept in every `make test` and CI run, left out of

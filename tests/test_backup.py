@@ -38,6 +38,7 @@ def carebot(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         if name.startswith("CAREBOT_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("CAREBOT_DATABASE_URL", database_url)
+    monkeypatch.setenv("CAREBOT_LANGUAGE", "en")  # the words these tests read
     code = main(list(argv))
     out = capsys.readouterr()
     return code, out.out + out.err

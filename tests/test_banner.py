@@ -15,6 +15,7 @@ async def test_first_line_arrives_while_running(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("CAREBOT_") and k != "PYTHONUNBUFFERED"}
     env["CAREBOT_DATABASE_URL"] = f"sqlite://{tmp_path / 'c.sqlite3'}"
+    env["CAREBOT_LANGUAGE"] = "en"  # the line the test reads
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         env["CAREBOT_WEB_PORT"] = str(s.getsockname()[1])

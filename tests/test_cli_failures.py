@@ -35,6 +35,7 @@ def child_env(**settings: str) -> dict[str, str]:
     """This environment without any CAREBOT_ setting of the developer's, plus ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBOT_")}
     env["PYTHONPATH"] = str(ROOT)
+    env["CAREBOT_LANGUAGE"] = "en"  # the words these tests read (tests/test_cli_language.py: zh_CN)
     env.update({f"CAREBOT_{k.upper()}": v for k, v in settings.items()})
     return env
 

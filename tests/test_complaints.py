@@ -427,10 +427,10 @@ async def test_cli_staff_ticket_show_and_report(db: str, clock: Any,
         assert await run("ticket", "show", "T-0099") == 1
         assert await run("complaints", "report", "--month", "2026-11") == 0
         out = capsys.readouterr().out
-        assert "added: 王客服 (agent)" in out and "7001" in out
-        assert "T-0001  closed  level agent" in out and "收费比报价高" in out
-        assert "opened" in out and "[channel bot]" in out
-        assert "complaints opened in 2026-11: 1" in out and "charges 1" in out
+        assert "added: 王客服 (CS agent)" in out and "7001" in out
+        assert "T-0001  Closed  Agent" in out and "收费比报价高" in out
+        assert "Opened" in out and "[channel bot]" in out
+        assert "complaints opened in 2026-11: 1" in out and "Charges 1" in out
         assert "median time to first answer: 0h30m" in out
         assert "median time to resolution:   4h00m" in out
         assert "deadline breaches: 1" in out and "reopened: 1 (100%)" in out
@@ -440,7 +440,7 @@ async def test_cli_staff_ticket_show_and_report(db: str, clock: Any,
         # the spelling, `carebot report complaints`, prints the same report
         assert await run("report", "complaints", "--month", "2026-11") == 0
         same = capsys.readouterr().out
-        assert "complaints opened in 2026-11: 1" in same and "charges 1" in same
+        assert "complaints opened in 2026-11: 1" in same and "Charges 1" in same
         assert "median time to resolution:   4h00m" in same
         assert await run("report", "complaints", "--from", "2026-11-01", "--to",
                          "2026-11-30", "--format", "json") == 0

@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 GLOSSARY = ROOT / "docs" / "glossary.md"
 _ZH = ROOT / "bot" / "scripts" / "zh_CN"
 CHINESE_TEXTS = sorted(p for folder in (_ZH, _ZH / "questionnaires",
-                                        ROOT / "bot" / "web" / "console" / "i18n" / "zh_CN")
+                                        ROOT / "bot" / "web" / "console" / "i18n" / "zh_CN",
+                                        ROOT / "bot" / "cli" / "i18n" / "zh_CN")
                        for p in folder.iterdir() if p.is_file())
 
 WORD = re.compile(r"(?<![A-Za-z0-9_])[A-Za-z][A-Za-z'’-]*[A-Za-z](?![A-Za-z0-9_])")
@@ -28,6 +29,7 @@ NOT_WORDS = (  # code and names a person types or reads as they are
     re.compile(r"\{[a-z_]+(?:![rs])?(?::[^}]*)?\}"),  # a label's {placeholder}
     re.compile(r"CAREBOT_[A-Z0-9_]+"),  # where a setting is changed
     re.compile(r"carebot(?: --?[\w-]+| [a-z][\w-]*)+"),  # a command to type
+    re.compile(r"`[^`]+`|(?<![\w-])--[a-z][\w-]*"),  # code to type, an option (--env-file)
     re.compile(r"(?<![\w/])/[a-z_]+\b"),  # a Telegram command (/help)
     re.compile(r"\S+@\S+|https?://\S+|[\w/.-]+\.(?:md|csv|xlsx|toml|txt|html)\b"),
     re.compile(r"&[a-z]+;"),  # an HTML entity

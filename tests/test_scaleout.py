@@ -184,6 +184,7 @@ class Cluster:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBOT_")}
         env.update({
             "PYTHONUNBUFFERED": "1",
+            "CAREBOT_LANGUAGE": "en",  # what the test reads of their output
             "PYTHONPATH": str(ROOT),
             "CAREBOT_BOT_TOKEN": self.emu.token,
             "CAREBOT_TELEGRAM_API_URL": self.emu.api_url,

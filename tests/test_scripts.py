@@ -77,7 +77,8 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 
 def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBOT_")}
-    env.update({"CAREBOT_DATABASE_URL": f"sqlite://{tmp_path}/cli.sqlite3", **extra})
+    env.update({"CAREBOT_DATABASE_URL": f"sqlite://{tmp_path}/cli.sqlite3",
+                "CAREBOT_LANGUAGE": "en", **extra})
     return env
 
 

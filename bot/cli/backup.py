@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 from bot.cli import backup_engines as engines
 from bot.cli.backup_engines import BackupError, Counts
 from bot.cli.reach import DATABASE_ERRORS, database_problem
+from bot.cli.say import fail, say
 from bot.clock import SystemClock
 from bot.config import Settings, mask_url
 from bot.startup import StartupError
@@ -83,13 +83,13 @@ async def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
         file, counts = await write_backup(settings, folder,
                                           f"carebot-{_stamp()}{_suffix(settings)}")
     except (BackupError, OSError) as exc:
-        print(f"carebot backup: {exc}", file=sys.stderr)
+        fail("backup", "backup.failed", why=exc)
         return 1
-    print(f"backed up {mask_url(settings.database_url)} to {file}: {summary(counts)}")
+    say("backup.done", database=mask_url(settings.database_url), file=file,
+        summary=summary(counts))
     if args.keep_days is not None:
         removed = prune(folder, args.keep_days, file)
-        print(f"removed {len(removed)} backup(s) older than {args.keep_days} days from "
-              f"{folder}")
+        say("backup.pruned", n=len(removed), days=args.keep_days, folder=folder)
     return 0
 
 
@@ -117,23 +117,25 @@ async def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     file: Path = args.file
     url = settings.database_url
     if not file.is_file():  # noqa: ASYNC240 - one stat at start
-        print(f"carebot restore: {file}: no such file", file=sys.stderr)
+        fail("restore", "backup.no_file", file=file)
         return 1
     saved: Path | None = None
     try:
         if await _has_data(settings):
             saved, _ = await write_backup(settings, file.parent,
                                           f"before-restore-{_stamp()}{_suffix(settings)}")
-            print(f"saved what {mask_url(url)} held before the restore to {saved}")
+            say("backup.saved_before", database=mask_url(url), file=saved)
         counts = await _put_back(settings, file)
     except DATABASE_ERRORS as exc:
         raise StartupError(database_problem(exc, url)) from exc
     except (BackupError, OSError) as exc:
-        undo = f"; what it held is in {saved} (carebot restore {saved})" if saved else ""
-        print(f"carebot restore: {exc}{undo}", file=sys.stderr)
+        if saved:
+            fail("restore", "backup.failed_saved", why=exc, saved=saved)
+        else:
+            fail("restore", "backup.failed", why=exc)
         return 1
-    print(f"restored {file} into {mask_url(url)}: {summary(counts)}")
-    print("next: carebot migrate (a backup from an older version), then start carebot")
+    say("backup.restored", file=file, database=mask_url(url), summary=summary(counts))
+    say("backup.next")
     return 0
 
 

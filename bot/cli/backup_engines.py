@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg
 
+from bot.cli.say import t
 from bot.startup import StartupError
 
 Counts = dict[str, int]
@@ -151,7 +152,7 @@ def _dsn(url: str) -> str:
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        raise StartupError(f"{name} not found: {PG_DUMP_HINT}")
+        raise StartupError(t("backup.no_tool", name=name, hint=PG_DUMP_HINT))
     return path
 
 

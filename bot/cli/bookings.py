@@ -5,7 +5,6 @@ slots with a place left for the job, one open booking of a job per car)."""
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import date
 from typing import Any
 
@@ -13,6 +12,7 @@ from bot import booking_desk, booking_news, bookings
 from bot.booking_calendar import JOB_KINDS
 from bot.bookings import Job, booking_rules
 from bot.cli.database import database
+from bot.cli.say import fail, say, t
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.texts import Scripts
@@ -44,7 +44,7 @@ def _day(value: str) -> date:
     try:
         return date.fromisoformat(value.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a day; use YYYY-MM-DD") from None
+        raise argparse.ArgumentTypeError(t("booking.not_a_day", value=repr(value))) from None
 
 
 async def cmd_booking_add(settings: Settings, args: argparse.Namespace) -> int:
@@ -59,17 +59,15 @@ async def _booking_add(settings: Settings, args: argparse.Namespace) -> int:
     slot = bookings.resolve_slot(rules, args.slot)
     if slot is None:
         codes = ", ".join(s.code for s in rules.slots)
-        print(f"carebot booking add: no slot {args.slot!r}; the slots are {codes}",
-              file=sys.stderr)
+        fail("booking add", "booking.no_slot", slot=repr(args.slot), slots=codes)
         return 2
     if args.day not in booking_desk.staff_days(today, rules):
-        print(f"carebot booking add: {args.day} does not take bookings (closed, a holiday, "
-              f"past, or beyond {rules.horizon_days} days)", file=sys.stderr)
+        fail("booking add", "booking.closed_day", day=args.day, days=rules.horizon_days)
         return 2
     try:
         customer, vehicle = await booking_desk.find_owner(args.who)
     except booking_desk.OwnerNotFound as missing:
-        print(f"carebot booking add: {_MISSING[missing.key]}", file=sys.stderr)
+        fail("booking add", f"booking.{missing.key}")
         return 1
     job = Job(customer.id, vehicle.id if vehicle else None, BookingKind(args.kind),
               note=args.note.strip()[:500], channel=BookingChannel(args.channel))
@@ -81,23 +79,15 @@ async def _booking_add(settings: Settings, args: argparse.Namespace) -> int:
             customer=customer, vehicle=vehicle, phone=settings.dealer_phone, now=now)
     found = outcome.booking
     if found is None:
-        print(f"carebot booking add: {args.day} {slot.code} has no place left for "
-              f"{args.kind}; see carebot booking list --day {args.day}", file=sys.stderr)
+        fail("booking add", "booking.full", day=args.day, slot=slot.code, kind=args.kind)
         return 1
     if not outcome.created:
-        print(f"carebot booking add: customer {customer.id} already has booking #{found.id} "
-              f"({found.day} {found.slot}, {found.kind.value}); nothing added", file=sys.stderr)
+        fail("booking add", "booking.already", customer=customer.id, id=found.id,
+             day=found.day, slot=found.slot, kind=found.kind.value)
         return 1
-    print(f"booked #{found.id}: customer {customer.id}, {found.day} {found.slot}, "
-          f"{found.kind.value} ({found.channel.value})")
+    say("booking.booked", id=found.id, customer=customer.id, day=found.day, slot=found.slot,
+        kind=found.kind.value, channel=found.channel.value)
     return 0
-
-
-_MISSING = {
-    "not_found": "no owner file with that phone, plate or VIN; import their delivery or "
-                 "visit first",
-    "several_cars": "this owner has several cars; give the plate or VIN instead",
-}
 
 
 async def cmd_booking_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -105,15 +95,15 @@ async def cmd_booking_list(settings: Settings, args: argparse.Namespace) -> int:
     async with database(settings):  # the console's slot changes count
         rules = booking_rules(settings)
         rows = await booking_desk.day_list(day)
-    print(f"bookings {day}: {sum(b.status is not BookingStatus.CANCELLED for b in rows)}")
+    say("booking.day", day=day, n=sum(b.status is not BookingStatus.CANCELLED for b in rows))
     for slot in rules.slots:
         mine = [b for b in rows if (bookings.resolve_slot(rules, b.slot) or slot).code
                 == slot.code]
         print(f"{bookings.slot_range(rules, slot.code)}")
         for b in mine:
             car = f" {b.vehicle.plate or b.vehicle.vin}" if b.vehicle else ""
-            print(f"  #{b.id:<6} {b.status.value:<9} {b.kind.value:<13} customer "
-                  f"{b.customer_id}{car} ({b.channel.value})")
+            say("booking.row", id=b.id, status=b.status.value, kind=b.kind.value,
+                customer=b.customer_id, car=car, channel=b.channel.value)
     return 0
 
 
@@ -123,8 +113,7 @@ async def cmd_booking_mark(settings: Settings, args: argparse.Namespace) -> int:
         marked = await booking_desk.mark(args.id, BookingStatus(args.status), staff_id=None,
                                          now=now, rules=booking_rules(settings))
     if marked is None:
-        print(f"carebot booking mark: booking #{args.id} does not exist, is cancelled, or "
-              "its day is still ahead", file=sys.stderr)
+        fail("booking mark", "booking.cannot_mark", id=args.id)
         return 1
-    print(f"booking #{marked.id} marked {marked.status.value}")
+    say("booking.marked", id=marked.id, status=marked.status.value)
     return 0

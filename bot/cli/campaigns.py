@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tomllib
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from jinja2 import TemplateError
 from bot.campaigns import audiences, content, policy, promotions
 from bot.cli.database import database
 from bot.cli.reach import telegram
+from bot.cli.say import fail, say, t, words
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.delivery.failures import Failures
@@ -41,7 +41,7 @@ def load_spec(path: Path) -> dict[str, Any]:
     text = path.read_text(encoding="utf-8")
     data: Any = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
     if not isinstance(data, dict):
-        raise ValueError("the file must hold one object (a table)")
+        raise ValueError(t("campaign.not_a_table"))
     return data
 
 
@@ -50,7 +50,7 @@ def parse_local(value: str, settings: Settings) -> datetime:
     try:
         when = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise ValueError(f"{value!r} is not a time; use 'YYYY-MM-DD HH:MM'") from None
+        raise ValueError(t("campaign.not_a_time", value=repr(value))) from None
     return when if when.tzinfo else when.replace(tzinfo=settings.tz)
 
 
@@ -59,11 +59,11 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         async with database(settings):
             return await _run(settings, args)
     except (policy.CampaignError, ValueError, OSError, tomllib.TOMLDecodeError) as exc:
-        print(f"carebot campaign: {exc}", file=sys.stderr)
+        fail("campaign", "campaign.refused", why=exc)
         return 1
     except (TemplateError, ArithmeticError, LookupError, TypeError) as exc:
         # a campaign saved before today's checks that no longer renders (preview, test)
-        print(f"carebot campaign: the message does not render: {exc}", file=sys.stderr)
+        fail("campaign", "campaign.does_not_render", why=exc)
         return 1
 
 
@@ -75,12 +75,12 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     if action == "tag":
         phone = phone_to_e164(args.phone)
         if phone is None:
-            raise policy.CampaignError(f"{args.phone!r} is not a phone number")
+            raise policy.CampaignError(t("campaign.not_a_phone", phone=repr(args.phone)))
         if args.tag_action == "add":
             done = await promotions.add_tag(phone, args.tag, now=now)
         else:
             done = await promotions.remove_tag(phone, args.tag)
-        print(f"{phone} {args.tag}: {'done' if done else 'nothing to change'}")
+        say("campaign.tag_done" if done else "campaign.tag_unchanged", phone=phone, tag=args.tag)
     elif action == "create":
         spec = load_spec(args.file)
         campaign = await promotions.create_campaign(
@@ -89,11 +89,12 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             marketer=str(spec.get("marketer", "")), event_date=spec.get("event_date"),
             now=now, dealer={"name": settings.dealer_name, "phone": settings.dealer_phone},
         )
-        print(f"campaign {campaign.id} created (draft): {campaign.name}")
+        say("campaign.created", id=campaign.id, name=campaign.name)
     elif action == "list":
         for c in await Campaign.all().order_by("-id"):
             send = f"{c.send_at.astimezone(settings.tz):%Y-%m-%d %H:%M}" if c.send_at else "-"
-            print(f"{c.id:>5}  {c.status:<10} {send:<16}  {c.name}")
+            status = words().get(f"campaigns.status.{c.status}", str(c.status))
+            print(f"{c.id:>5}  {status:<10} {send:<16}  {c.name}")
     elif action == "audience":
         audience = audiences.parse_audience(json.loads(args.filters))
         _print((await audiences.count_audience(audience, now=now, rules=rules)).to_dict())
@@ -117,18 +118,15 @@ async def _on_campaign(settings: Settings, args: argparse.Namespace, campaign: C
         at = parse_local(args.at, settings) if args.at else now
         await promotions.schedule_campaign(campaign, send_at=at, now=now, rules=rules,
                                            force_reason=args.force or "")
-        print(f"campaign {campaign.id} scheduled for "
-              f"{campaign.send_at.astimezone(settings.tz):%Y-%m-%d %H:%M}"  # type: ignore[union-attr]
-              + (f" (forced: {campaign.force_reason})" if campaign.force_reason else ""))
+        when = f"{campaign.send_at.astimezone(settings.tz):%Y-%m-%d %H:%M}"  # type: ignore[union-attr]
+        say("campaign.scheduled_forced" if campaign.force_reason else "campaign.scheduled",
+            id=campaign.id, when=when, reason=campaign.force_reason)
     elif action == "pause":
-        print(f"campaign {campaign.id} paused; "
-              f"{await promotions.pause(campaign, now=now)} messages held")
+        say("campaign.paused", id=campaign.id, n=await promotions.pause(campaign, now=now))
     elif action == "resume":
-        print(f"campaign {campaign.id} resumed; "
-              f"{await promotions.resume(campaign, now=now)} messages back in the queue")
+        say("campaign.resumed", id=campaign.id, n=await promotions.resume(campaign, now=now))
     elif action == "cancel":
-        print(f"campaign {campaign.id} cancelled; "
-              f"{await promotions.cancel(campaign, now=now)} messages will not be sent")
+        say("campaign.cancelled", id=campaign.id, n=await promotions.cancel(campaign, now=now))
     elif action == "stats":
         await promotions.finish_done(now=now)
         _print(await promotions.stats(await promotions.get_campaign(args.id)))
@@ -140,11 +138,10 @@ async def _test_send(settings: Settings, campaign: Any, staff_ref: str) -> int:
     staff = await (Staff.get_or_none(telegram_id=int(staff_ref)) if staff_ref.lstrip("-").isdigit()
                    else Staff.filter(name=staff_ref).first())
     if staff is None or staff.telegram_id is None:
-        print(f"carebot campaign: no staff member {staff_ref!r} with a Telegram id",
-              file=sys.stderr)
+        fail("campaign", "campaign.no_staff", staff=repr(staff_ref))
         return 1
     if not settings.has_token:
-        print("carebot campaign: CAREBOT_BOT_TOKEN is not set", file=sys.stderr)
+        fail("campaign", "campaign.no_token")
         return 1
     [message] = await render_off_loop(content.trial_messages, campaign, staff.name, settings,
                                       Scripts(settings.scripts_dir))
@@ -155,10 +152,9 @@ async def _test_send(settings: Settings, campaign: Any, staff_ref: str) -> int:
                                          parse_mode="HTML",
                                          reply_markup=keyboard(message.buttons))
     if sent is None:  # the sender logged why
-        print(f"carebot campaign: the test message to {staff.name} was not delivered",
-              file=sys.stderr)
+        fail("campaign", "campaign.test_not_delivered", name=staff.name)
         return 1
-    print(f"test message sent to {staff.name}")
+    say("campaign.test_sent", name=staff.name)
     return 0
 
 

@@ -23,14 +23,17 @@ from bot.app import create_app
 from bot.cli import backup, bookings, campaigns, doctor, inbox, report, tickets, touchpoints
 from bot.cli.database import database
 from bot.cli.reach import DATABASE_ERRORS, database_problem, explain, open_db, telegram
+from bot.cli.say import cli_language, fail, say, t
 from bot.clock import SystemClock
 from bot.config import ConfigError, Settings, load_settings, mask_url
-from bot.intake import IntakeError, import_deliveries_file, import_visits_file
+from bot.intake import ImportResult, IntakeError, import_deliveries_file, import_visits_file
 from bot.journeys.plans import journey_rules
 from bot.owners import phone_to_e164
 from bot.sandbox.scene import run_sandbox
 from bot.startup import EXIT_CODE, StartupError
 from bot.version import VERSION
+from bot.web.console.pages.imports import shown_problems
+from bot.web.console.render import Translator, load_strings
 from db.models import Customer
 from db.setup import close_database, migrate_database
 
@@ -47,8 +50,7 @@ async def _wait_for_signal() -> None:
 
 async def cmd_run(settings: Settings) -> int:
     if not settings.has_token:
-        print("No CAREBOT_BOT_TOKEN set: starting the local sandbox instead "
-              "(an emulated Telegram on this machine).")
+        say("run.no_token")
         return await cmd_sandbox(settings)
     # one line and exit 2 when the database cannot be reached; the console's setting
     # changes are create_app's to keep (a copy taken here would hide the environment's)
@@ -58,13 +60,12 @@ async def cmd_run(settings: Settings) -> int:
         try:
             await carebot.start()
         except BadRequest as exc:  # setWebhook refused: the one start-up call that can be
-            raise StartupError(
-                f"Telegram refused a start-up call ({exc.message}): check CAREBOT_WEBHOOK_URL "
-                "(https, port 443, 80, 88 or 8443, a certificate Telegram trusts)") from exc
+            raise StartupError(t("run.webhook_refused", why=exc.message)) from exc
         me = carebot.application.bot
-        print(f"carebot is running as @{me.username} "
-              f"({'webhook ' + settings.webhook_url if settings.webhook_url else 'polling'}); "
-              f"web on http://{settings.web_host}:{settings.web_port}. Ctrl-C stops it.")
+        how = t("run.webhook", url=settings.webhook_url) if settings.webhook_url \
+            else t("run.polling")
+        say("run.running", username=me.username, how=how,
+            web=f"http://{settings.web_host}:{settings.web_port}")
         await _wait_for_signal()
     finally:
         await carebot.stop()
@@ -85,20 +86,18 @@ async def cmd_migrate(settings: Settings) -> int:
     except DATABASE_ERRORS as exc:
         raise StartupError(database_problem(exc, settings.database_url)) from exc
     if not applied:
-        print(f"nothing to apply: the database is up to date ({where}, carebot {VERSION})")
+        say("migrate.nothing", where=where, version=VERSION)
         return 0
     for name in applied:
-        print(f"applied {name}")
-    print(f"{len(applied)} migration(s) applied: the database is up to date ({where}, "
-          f"carebot {VERSION})")
+        say("migrate.applied", name=name)
+    say("migrate.done", n=len(applied), where=where, version=VERSION)
     return 0
 
 
 async def cmd_import(settings: Settings, what: str, path: Path) -> int:
     importers = {"deliveries": import_deliveries_file, "visits": import_visits_file}
     if what not in importers:
-        print(f"carebot import: unknown kind {what!r}; use: carebot import deliveries|visits FILE",
-              file=sys.stderr)
+        fail("import", "import.unknown_kind", kind=repr(what))
         return 2
     await open_db(settings)
     try:
@@ -106,25 +105,46 @@ async def cmd_import(settings: Settings, what: str, path: Path) -> int:
             path, rules=journey_rules(settings), now=SystemClock().now()
         )
     except IntakeError as exc:
-        print(f"carebot import: {exc}", file=sys.stderr)
+        fail("import", "import.refused", why=exc)
         return 1
     finally:
         await close_database()
-    print(result.summary())
+    print(import_summary(result))
     return 1 if result.errors else 0
+
+
+IMPORT_LIMIT = 50  # problems listed of each kind; the rest counted
+
+
+def import_summary(result: ImportResult) -> str:
+    """What an import did, in the CLI's language; each problem with the console's words
+    for it (its catalogue of import problems and column names)."""
+    console_t = Translator(load_strings(), cli_language())
+    lines = [t("import.summary", total=result.total, created=result.created,
+               updated=result.updated, unchanged=result.unchanged, failed=result.failed)
+             + (t("import.superseded", n=result.superseded) if result.superseded else "")]
+    for key, items in (("import.errors", result.errors), ("import.warnings", result.warnings)):
+        if not items:
+            continue
+        lines.append(t(key, n=len(items)))
+        for p in shown_problems([i.to_dict() for i in items[:IMPORT_LIMIT]], console_t):
+            lines.append(t("import.problem", row=p["row"], field=p["field"],
+                           message=p["message"]))
+        if len(items) > IMPORT_LIMIT:
+            lines.append(t("import.more", n=len(items) - IMPORT_LIMIT))
+    return "\n".join(lines)
 
 
 async def cmd_link(settings: Settings, phone: str) -> int:
     """An owner's deep link; the number read as the import reads it (default region first)."""
     e164 = phone_to_e164(phone)
     if e164 is None:
-        print(f"carebot link: {phone!r} is not a valid phone number", file=sys.stderr)
+        fail("link", "link.not_a_phone", phone=repr(phone))
         return 1
     async with database(settings):
         customer = await Customer.get_or_none(phone=e164)
     if customer is None:
-        print(f"carebot link: no owner with phone {e164}; import their delivery first",
-              file=sys.stderr)
+        fail("link", "link.no_owner", phone=e164)
         return 1
     username = "<your_bot>"
     if settings.has_token:
@@ -164,9 +184,7 @@ def _add_bench(sub: Any, checkout: Path = CHECKOUT) -> None:
 
 
 async def _no_benchmarks(settings: Settings, args: argparse.Namespace) -> int:
-    print("carebot bench: the benchmarks run from a source checkout of carebot (its "
-          "benchmarks/ folder is not part of the installed package): clone the repository, "
-          "run `pip install -e .` in it, then `carebot bench` there.", file=sys.stderr)
+    fail("bench", "bench.no_checkout")
     return 2
 
 
@@ -207,7 +225,7 @@ def _settings(env_file: Path | None) -> Settings:
     if env_file is None:
         return load_settings()
     if not env_file.is_file():
-        raise ConfigError(f"--env-file {env_file}: no such file")
+        raise ConfigError(t("core.no_env_file", path=env_file))
     return load_settings(_env_file=env_file)
 
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 from bot import inbox
 from bot.cli.database import database
+from bot.cli.say import fail, say
 from bot.clock import SystemClock
 from bot.config import Settings
 from db.models import FailedSend, InboxStatus, InboxUpdate
@@ -51,53 +51,52 @@ async def run_inbox(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _list(limit: int) -> int:
     figures = await inbox.stats(SystemClock().now())
-    print(f"waiting: {figures.depth} (oldest {figures.oldest_seconds:.0f} s)  "
-          f"parked: {figures.parked}")
+    say("inbox.figures", waiting=figures.depth, oldest=f"{figures.oldest_seconds:.0f}",
+        parked=figures.parked)
     rows = await InboxUpdate.filter(status=InboxStatus.PARKED).order_by("-id").limit(limit)
     for row in rows:
-        print(f"{row.id:>8}  update {row.update_id}  {row.kind:<16} chat {row.chat_key}  "
-              f"{row.attempts} attempts  {row.last_error[:80]}")
+        say("inbox.row", id=row.id, update=row.update_id, kind=row.kind, chat=row.chat_key,
+            attempts=row.attempts, error=row.last_error[:80])
     if rows:
-        print("carebot inbox show ID: the whole update;  carebot inbox retry ID: try again")
+        say("inbox.hint")
     return 0
 
 
 async def _show(ids: list[int]) -> int:
     if not ids:
-        print("carebot inbox show: give the row id (from `carebot inbox`)", file=sys.stderr)
+        fail("inbox show", "inbox.show_which")
         return 2
     for row_id in ids:
         row = await InboxUpdate.get_or_none(id=row_id)
         if row is None:
-            print(f"carebot inbox show: no inbox row {row_id}", file=sys.stderr)
+            fail("inbox show", "inbox.no_row", id=row_id)
             return 1
-        print(f"row {row.id}: update {row.update_id} ({row.kind}), chat {row.chat_key}, "
-              f"{row.status}, {row.attempts} attempts, "
-              f"received {row.received_at:%Y-%m-%d %H:%M:%S} UTC")
+        say("inbox.show", id=row.id, update=row.update_id, kind=row.kind, chat=row.chat_key,
+            status=row.status, attempts=row.attempts,
+            received=f"{row.received_at:%Y-%m-%d %H:%M:%S}")
         if row.last_error:
-            print(f"error: {row.last_error}")
+            say("inbox.error", error=row.last_error)
         print(json.dumps(row.payload, ensure_ascii=False, indent=2))
     return 0
 
 
 async def _retry(ids: list[int], *, every: bool) -> int:
     if not ids and not every:
-        print("carebot inbox retry: give row ids, or --all for every parked update",
-              file=sys.stderr)
+        fail("inbox retry", "inbox.retry_which")
         return 2
     n = await inbox.retry_parked(None if every else ids)
-    print(f"{n} parked update(s) queued again; a running carebot handles them within seconds")
+    say("inbox.retried", n=n)
     return 0 if n or every else 1
 
 
 async def _failed(limit: int, *, seen: bool) -> int:
     open_rows = FailedSend.filter(seen_at__isnull=True)
     rows = await open_rows.order_by("-id").limit(limit)
-    print(f"failed sends not looked at yet: {await open_rows.count()}")
+    say("inbox.failed", n=await open_rows.count())
     for row in rows:
-        print(f"{row.id:>8}  {row.created_at:%Y-%m-%d %H:%M} UTC  {row.lane:<9} {row.method:<22} "
-              f"chat {row.chat_id}  {row.error[:80]}")
+        say("inbox.failed_row", id=row.id, when=f"{row.created_at:%Y-%m-%d %H:%M}",
+            lane=row.lane, method=row.method, chat=row.chat_id, error=row.error[:80])
     if seen and rows:
         await FailedSend.filter(id__in=[r.id for r in rows]).update(seen_at=SystemClock().now())
-        print(f"{len(rows)} marked as looked at")
+        say("inbox.seen", n=len(rows))
     return 0

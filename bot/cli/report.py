@@ -14,12 +14,12 @@ import argparse
 import csv
 import io
 import json
-import sys
 from datetime import timedelta
 from typing import Any
 
 from bot.cli.database import database
 from bot.cli.report_items import questions_report
+from bot.cli.say import fail
 from bot.cli.tickets import complaints_report
 from bot.clock import SystemClock
 from bot.config import Settings
@@ -86,7 +86,7 @@ async def run_report(settings: Settings, args: argparse.Namespace) -> int:
     try:
         period = period_from_args(args, settings)
     except PeriodError as exc:
-        print(f"carebot report: {exc}", file=sys.stderr)
+        fail("report", "report.period", why=exc)
         return 2
     if getattr(args, "what", "kpi") == "complaints":
         return await complaints_report(settings, period.start, period.end, period.label,

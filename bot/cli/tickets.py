@@ -20,10 +20,12 @@ from typing import Any
 from tortoise.expressions import F
 
 from bot.cli.database import database
+from bot.cli.say import fail, say, t, words
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.tickets import complaint_stats, facts_between, parse_number
 from bot.web.console import hash_password
+from bot.web.console.pages.tickets import reason_text
 from bot.web.console.signin import unlock
 from db.models import Customer, Staff, StaffRole, Ticket, TicketEvent, TicketMessage, Vehicle
 
@@ -74,14 +76,13 @@ def add_commands(sub: Any) -> None:
 def _month(value: str) -> date:
     m = re.fullmatch(r"(\d{4})-(\d{1,2})", value.strip())
     if not m or not 1 <= int(m.group(2)) <= 12:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a month; use YYYY-MM, e.g. 2026-11")
+        raise argparse.ArgumentTypeError(t("complaints.not_a_month", value=repr(value)))
     return date(int(m.group(1)), int(m.group(2)), 1)
 
 
 async def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
     if args.telegram_id is None and not args.login:
-        print("carebot staff add: give --telegram-id (to act on tickets in Telegram), "
-              "--login (to sign in to the console), or both", file=sys.stderr)
+        fail("staff add", "staff.add_who")
         return 2
     defaults: dict[str, Any] = {"name": args.name, "role": StaffRole(args.role), "active": True}
     if args.language:
@@ -95,10 +96,11 @@ async def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
         staff, created = await Staff.update_or_create(**key, defaults=defaults)
         if inactive:  # activated again: its sessions from before stay ended
             await Staff.filter(id=staff.id).update(session_epoch=F("session_epoch") + 1)
-    print(f"{'added' if created else 'updated'}: {staff.name} ({staff.role}), "
-          f"Telegram id {staff.telegram_id or '-'}, login {staff.login or '-'}")
+    say("staff.added" if created else "staff.updated", name=staff.name,
+        role=words()(f"role.{staff.role}"), telegram_id=staff.telegram_id or "-",
+        login=staff.login or "-")
     if staff.login and not staff.password_hash:
-        print(f"set a console password: carebot staff passwd {staff.login}")
+        say("staff.set_password", login=staff.login)
     return 0
 
 
@@ -106,29 +108,28 @@ async def cmd_staff_list(settings: Settings, args: argparse.Namespace) -> int:
     async with database(settings):
         rows = await Staff.all().order_by("role", "name")
     if not rows:
-        print("no staff registered; add one: carebot staff add --telegram-id N --name X "
-              "--role agent")
+        say("staff.none")
         return 0
     for s in rows:
         print(f"{s.telegram_id or '-':>14}  {s.login or '-':<14}  {s.role:<10}  "
-              f"{'active ' if s.active else 'removed'}  {s.name}")
+              f"{t('staff.active') if s.active else t('staff.removed')}  {s.name}")
     return 0
 
 
 async def cmd_staff_remove(settings: Settings, args: argparse.Namespace) -> int:
     if args.telegram_id is None and not args.login:
-        print("carebot staff remove: give --telegram-id or --login", file=sys.stderr)
+        fail("staff remove", "staff.remove_who")
         return 2
-    who = f"Telegram id {args.telegram_id}" if args.telegram_id is not None \
-        else f"login {args.login}"
+    who = t("staff.by_telegram_id", id=args.telegram_id) if args.telegram_id is not None \
+        else t("staff.by_login", login=args.login)
     async with database(settings):
         rows = Staff.filter(telegram_id=args.telegram_id) if args.telegram_id is not None \
             else Staff.filter(login=args.login)
         n = await rows.update(active=False, session_epoch=F("session_epoch") + 1)
     if not n:
-        print(f"carebot staff remove: no staff with {who}", file=sys.stderr)
+        fail("staff remove", "staff.no_such", who=who)
         return 1
-    print(f"removed: {who} can no longer act on tickets or sign in")
+    say("staff.removed_done", who=who)
     return 0
 
 
@@ -139,14 +140,11 @@ def _read_password(from_stdin: bool) -> str | None:
     if from_stdin:
         return sys.stdin.readline().rstrip("\n")
     if not sys.stdin.isatty():  # getpass would fall back to a warning and an EOF traceback
-        print("carebot staff passwd: no terminal to ask the password on; pipe it in with "
-              "--stdin (printf '%s\\n' \"$PASSWORD\" | carebot staff passwd LOGIN --stdin)",
-              file=sys.stderr)
+        fail("staff passwd", "staff.no_terminal")
         return None
-    first = getpass.getpass("new password: ")
-    if getpass.getpass("again: ") != first:
-        print("carebot staff passwd: the two passwords differ; nothing changed",
-              file=sys.stderr)
+    first = getpass.getpass(t("staff.new_password"))
+    if getpass.getpass(t("staff.again")) != first:
+        fail("staff passwd", "staff.passwords_differ")
         return None
     return first
 
@@ -156,19 +154,16 @@ async def cmd_staff_passwd(settings: Settings, args: argparse.Namespace) -> int:
     if password is None:
         return 1
     if len(password) < MIN_PASSWORD:
-        print(f"carebot staff passwd: use at least {MIN_PASSWORD} characters; nothing changed",
-              file=sys.stderr)
+        fail("staff passwd", "staff.too_short", n=MIN_PASSWORD)
         return 2
     async with database(settings):
         n = await Staff.filter(login=args.login).update(password_hash=hash_password(password))
         if n:  # a new password works at once, lock or not
             await unlock(settings, args.login, SystemClock().now())
     if not n:
-        print(f"carebot staff passwd: no staff with login {args.login!r}; add one with "
-              f"carebot staff add --login {args.login} --name NAME --role ROLE",
-              file=sys.stderr)
+        fail("staff passwd", "staff.no_login", login=args.login)
         return 1
-    print(f"password set for {args.login}; other console sessions of {args.login} ended")
+    say("staff.password_set", login=args.login)
     return 0
 
 
@@ -178,9 +173,9 @@ async def cmd_staff_unlock(settings: Settings, args: argparse.Namespace) -> int:
     async with database(settings):
         n = await unlock(settings, args.login, SystemClock().now())
     if not n:
-        print(f"carebot staff unlock: no staff with login {args.login!r}", file=sys.stderr)
+        fail("staff unlock", "staff.no_login_unlock", login=args.login)
         return 1
-    print(f"unlocked: {args.login} may sign in again")
+    say("staff.unlocked", login=args.login)
     return 0
 
 
@@ -192,12 +187,12 @@ async def cmd_ticket_show(settings: Settings, args: argparse.Namespace) -> int:
     raw = args.number.strip()
     ticket_id = int(raw) if raw.isdigit() else parse_number(raw)
     if ticket_id is None:
-        print(f"carebot ticket show: {raw!r} is not a ticket number (T-0042)", file=sys.stderr)
+        fail("ticket show", "ticket.not_a_number", value=repr(raw))
         return 2
     async with database(settings):
         ticket = await Ticket.get_or_none(id=ticket_id)
         if ticket is None:
-            print(f"carebot ticket show: no ticket {raw}", file=sys.stderr)
+            fail("ticket show", "ticket.no_such", number=raw)
             return 1
         customer = await Customer.get(id=ticket.customer_id)
         vehicle = await Vehicle.get_or_none(id=ticket.vehicle_id) if ticket.vehicle_id else None
@@ -210,34 +205,42 @@ async def cmd_ticket_show(settings: Settings, args: argparse.Namespace) -> int:
     def f(when: datetime | None) -> str:
         return _fmt(when, settings)
 
-    print(f"{ticket.number}  {ticket.state}  level {ticket.level}"
-          f"{'  MAJOR' if ticket.major else ''}  ({ticket.channel}, {ticket.category})")
-    print(f"owner:      {customer.name} {customer.phone}")
+    w = words()
+    state = w.get(f"tickets.state.{ticket.state}", str(ticket.state))
+    say("ticket.head", number=ticket.number, state=state, level=w(f"level.{ticket.level}"),
+        major=t("ticket.major") if ticket.major else "",
+        channel=w.get(f"tickets.channel.{ticket.channel}", str(ticket.channel)),
+        category=w.get(f"tickets.category.{ticket.category}", str(ticket.category)))
+    say("ticket.owner", name=customer.name, phone=customer.phone)
     if vehicle:
-        print(f"vehicle:    {vehicle.model} {vehicle.plate} {vehicle.vin}")
-    print(f"handler:    {handler.name + ' (' + handler.role + ')' if handler else '-'}")
-    print(f"opened:     {f(ticket.created_at)}")
-    print(f"1st answer: due {f(ticket.first_answer_due)}, given {f(ticket.first_answered_at)}")
-    print(f"handler:    due {f(ticket.handler_answer_due)}; resolved {f(ticket.resolved_at)}")
-    print(f"running:    {ticket.due_kind or '-'} {f(ticket.due_at)}; breaches {ticket.breaches},"
-          f" reopened {ticket.reopen_count}x")
-    print(f"problem:    {ticket.description}")
+        say("ticket.vehicle", model=vehicle.model, plate=vehicle.plate, vin=vehicle.vin)
+    say("ticket.handler", who=t("ticket.staff_role", name=handler.name,
+                                role=w(f"role.{handler.role}")) if handler else "-")
+    say("ticket.opened", when=f(ticket.created_at))
+    say("ticket.first_answer", due=f(ticket.first_answer_due), given=f(ticket.first_answered_at))
+    say("ticket.handler_due", due=f(ticket.handler_answer_due), resolved=f(ticket.resolved_at))
+    running = w.get(f"tickets.due_kind.{ticket.due_kind}", ticket.due_kind or "-")
+    say("ticket.running", kind=running, due=f(ticket.due_at), breaches=ticket.breaches,
+        reopened=ticket.reopen_count)
+    say("ticket.problem", text=ticket.description)
     if ticket.resolution:
-        print(f"resolution: {ticket.resolution}")
-        print(f"improvement:{' ' + ticket.improvement if ticket.improvement else ' -'}")
+        say("ticket.resolution", text=ticket.resolution)
+        say("ticket.improvement", text=ticket.improvement or "-")
     if ticket.handling_score is not None:
-        print(f"rated:      {ticket.handling_score}/10; closed {f(ticket.closed_at)}")
-    print("\nevents:")
+        say("ticket.rated", score=ticket.handling_score, closed=f(ticket.closed_at))
+    say("ticket.events")
     for e in events:
-        actor = e.actor.name if e.actor else "system"
-        extra = f"  [{e.reason}]" if e.reason else ""
-        print(f"  {f(e.created_at)}  {e.kind:<9} {actor:<12} {e.text[:100]}{extra}")
-    print("\nmessages:")
+        actor = e.actor.name if e.actor else t("ticket.system")
+        extra = f"  [{reason_text(w, e.reason)}]" if e.reason else ""
+        kind = w.get(f"tickets.event.{e.kind}", e.kind)
+        print(f"  {f(e.created_at)}  {kind:<9} {actor:<12} {e.text[:100]}{extra}")
+    say("ticket.messages")
     for m in messages:
-        who = {"in": customer.name, "out": m.staff.name if m.staff else "staff",
-               "note": f"note by {m.staff.name if m.staff else 'staff'}"}.get(m.direction, "")
-        body = m.text or ("[photo]" if m.photo_file_id else "")
-        pending = "" if m.relayed_at else "  (not relayed yet)"
+        staff_name = m.staff.name if m.staff else t("ticket.staff")
+        who = {"in": customer.name, "out": staff_name,
+               "note": t("ticket.note_by", name=staff_name)}.get(m.direction, "")
+        body = m.text or (t("ticket.photo") if m.photo_file_id else "")
+        pending = "" if m.relayed_at else t("ticket.not_relayed")
         print(f"  {f(m.created_at)}  {who}: {body}{pending}")
     return 0
 
@@ -246,7 +249,7 @@ def _duration(value: timedelta | None) -> str:
     if value is None:
         return "-"
     minutes = int(value.total_seconds() // 60)
-    return f"{minutes // 60}h{minutes % 60:02d}m"
+    return t("complaints.duration", hours=minutes // 60, minutes=f"{minutes % 60:02d}")
 
 
 async def cmd_complaints_report(settings: Settings, args: argparse.Namespace) -> int:
@@ -285,14 +288,18 @@ async def complaints_report(settings: Settings, start_day: date, end_day: date, 
             writer.writerow({k: "" if v is None else v for k, v in row.items()})
             print(out.getvalue(), end="")
         return 0
-    print(f"complaints opened in {label}: {stats.total}")
-    print("by category: " + ", ".join(f"{k} {v}" for k, v in (stats.by_category or {}).items()))
-    print("by level:    " + ", ".join(f"{k} {v}" for k, v in (stats.by_level or {}).items()))
-    print(f"median time to first answer: {_duration(stats.median_first_answer)}")
-    print(f"median time to resolution:   {_duration(stats.median_resolution)}")
-    print(f"deadline breaches: {stats.breaches} (on {stats.tickets_breached} tickets)")
-    print(f"reopened: {stats.reopened} ({rate:.0%})" if rate is not None else "reopened: 0")
-    print(f"closed: {stats.closed}")
+    w = words()
+    comma = ", " if w.lang == "en" else "，"
+    say("complaints.opened", period=label, n=stats.total)
+    say("complaints.by_category", counts=comma.join(
+        f"{w.get(f'tickets.category.{k}', k)} {v}" for k, v in (stats.by_category or {}).items()))
+    say("complaints.by_level", counts=comma.join(
+        f"{w.get(f'level.{k}', k)} {v}" for k, v in (stats.by_level or {}).items()))
+    say("complaints.median_first_answer", duration=_duration(stats.median_first_answer))
+    say("complaints.median_resolution", duration=_duration(stats.median_resolution))
+    say("complaints.breaches", n=stats.breaches, tickets=stats.tickets_breached)
+    say("complaints.reopened", n=stats.reopened, rate=f"{rate or 0:.0%}")
+    say("complaints.closed", n=stats.closed)
     return 0
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from tortoise.functions import Count
 
 from bot.cli.database import database
+from bot.cli.say import fail, say, t
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.journeys.timing import end_of_local_day, local_date
@@ -31,9 +32,9 @@ async def run_scripts_check(settings: Settings, args: argparse.Namespace) -> int
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
-        print(f"scripts check: {len(problems)} problem(s) in {checked} files", file=sys.stderr)
+        print(t("scripts.problems", n=len(problems), files=checked), file=sys.stderr)
         return 1
-    print(f"scripts check: {checked} files OK ({', '.join(LANGUAGES)})")
+    say("scripts.ok", files=checked, languages=", ".join(LANGUAGES))
     return 0
 
 
@@ -44,9 +45,8 @@ def _parse_day(value: str, flag: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise SystemExit(
-            f"carebot outbox: {flag} {value!r} is not a date; use YYYY-MM-DD"
-        ) from None
+        raise SystemExit("carebot outbox: " + t("outbox.not_a_date", flag=flag,
+                                                   value=repr(value))) from None
 
 
 async def outbox_counts(start: datetime, end: datetime) -> list[tuple[str, str, int]]:
@@ -114,13 +114,13 @@ async def run_outbox(settings: Settings, args: argparse.Namespace) -> int:
         if args.customer:
             customer = await find_customer(args.customer)
             if customer is None:
-                print(f"carebot outbox: no owner with phone or VIN {args.customer!r}",
-                      file=sys.stderr)
+                fail("outbox", "outbox.no_owner", query=repr(args.customer))
                 return 1
-            state = ("declined follow-ups" if customer.followups_refused else
-                     "unreachable (blocked the bot)" if customer.unreachable_at else
-                     "linked" if customer.telegram_chat_id else "not linked to Telegram")
-            print(f"{customer.name} {customer.phone} ({customer.language}, {state})")
+            state = ("declined" if customer.followups_refused else
+                     "unreachable" if customer.unreachable_at else
+                     "linked" if customer.telegram_chat_id else "not_linked")
+            say("outbox.owner", name=customer.name, phone=customer.phone,
+                language=customer.language, state=t(f"outbox.state_{state}"))
             for line in await timeline(customer.id, tz):
                 print(line)
             return 0
@@ -128,12 +128,12 @@ async def run_outbox(settings: Settings, args: argparse.Namespace) -> int:
         first = _parse_day(args.date_from, "--from") if args.date_from else today
         last = _parse_day(args.date_to, "--to") if args.date_to else first
         if last < first:
-            print("carebot outbox: --to is before --from", file=sys.stderr)
+            fail("outbox", "outbox.to_before_from")
             return 2
         start = end_of_local_day(first - timedelta(days=1), tz)
         rows = await outbox_counts(start, end_of_local_day(last, tz))
-    print(f"touchpoints due {first}..{last} ({settings.timezone})")
-    print(format_counts(rows) if rows else "(none)")
+    say("outbox.due", first=first, last=last, timezone=settings.timezone)
+    print(format_counts(rows) if rows else t("outbox.none"))
     return 0
 
 

@@ -272,7 +272,7 @@ async def ticket_for(request: web.Request, staff: Staff) -> Ticket | web.Respons
 
 def _event_row(event: TicketEvent, texts: bool, t: Translator) -> dict[str, Any]:
     """One line of the history, in the reader's language where the record allows."""
-    detail, reason, major = event.text, _reason(t, event.reason), False
+    detail, reason, major = event.text, reason_text(t, event.reason), False
     if event.kind in ("escalated", "reopened") and " -> " in detail:
         before, _, after = detail.partition(" -> ")
         major = after.endswith(" (major)")
@@ -291,7 +291,7 @@ def _event_row(event: TicketEvent, texts: bool, t: Translator) -> dict[str, Any]
             "hidden": hidden}
 
 
-def _reason(t: Translator, reason: str) -> str:
+def reason_text(t: Translator, reason: str) -> str:
     """The record's reason in the reader's language (as written when not a known form)."""
     reason, skipped = ticket_reasons.split_skipped(reason)
     shown = _known_reason(t, reason)

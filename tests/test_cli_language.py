@@ -1,0 +1,157 @@
+"""The ``carebot`` command speaks to staff from its catalogues, in their language (issue 18,
+point 1): no English literal printed from ``bot/cli`` that is not the catalogue's, every key
+the code asks for exists in both languages, and commands print Chinese under zh_CN."""
+
+from __future__ import annotations
+
+import ast
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.cli import main
+from bot.cli.say import CATALOGUES, cli_language
+from db.models import Customer
+from db.setup import close_database, open_database
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = ROOT / "bot" / "cli"
+LETTERS = re.compile(r"[A-Za-z]{2,}")
+
+# What prints words and why it may: each (module, the literal text of the call).
+ALLOWED: dict[tuple[str, str], str] = {
+    ("say.py", "carebot {}: {}"): "the catalogue's own printer: the command's name, then the words",
+    ("core.py", "carebot {}: {}"): "a StartupError's line after the command's name",
+    ("core.py", "{} {}: https://t.me/{}?start={}"): "the deep link itself (machine output)",
+    ("touchpoints.py", "carebot outbox: "): "the command's name before the catalogue's words",
+}
+# Calls whose string arguments a person reads.
+SPEAKING = {"print", "exit", "SystemExit", "error", "ArgumentTypeError", "getpass",
+            "input", "StartupError", "ConfigError", "CampaignError", "ValueError"}
+
+
+def _literal(node: ast.expr) -> str | None:
+    """The text of a str literal or f-string (values as {}), else None."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(str(v.value) if isinstance(v, ast.Constant) else "{}"
+                       for v in node.values)
+    if isinstance(node, ast.BinOp):  # "a" + f"b"
+        left, right = _literal(node.left), _literal(node.right)
+        return None if left is None and right is None else (left or "") + (right or "")
+    return None
+
+
+def _name(call: ast.Call) -> str:
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+
+
+def english_literals(path: Path) -> list[tuple[int, str]]:
+    """(line, text) of each literal with words passed to a call that speaks."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not (isinstance(node, ast.Call) and _name(node) in SPEAKING):
+            continue
+        for arg in [*node.args, *(k.value for k in node.keywords if k.arg != "file")]:
+            text = _literal(arg)
+            if text is not None and LETTERS.search(text) \
+                    and (path.name, text) not in ALLOWED:
+                found.append((node.lineno, text))
+    return found
+
+
+def test_the_scan_finds_an_english_literal(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text('print(f"no owner with phone {p}")\nprint(t("x"))\n'
+                      'raise SystemExit("carebot: bad")\nprint(f"{a:>8}  {b}")\n')
+    assert english_literals(sample) == [(1, "no owner with phone {}"), (3, "carebot: bad")]
+
+
+@pytest.mark.parametrize("path", sorted(CLI.glob("*.py")), ids=lambda p: p.name)
+def test_the_cli_prints_no_english_literal(path: Path) -> None:
+    assert english_literals(path) == []
+
+
+def _keys(lang: str) -> dict[str, str]:
+    keys: dict[str, str] = {}
+
+    def walk(data: dict[str, Any], prefix: str) -> None:
+        for key, value in data.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                keys[prefix + key] = value
+
+    for path in sorted((CATALOGUES / lang).glob("*.toml")):
+        walk(tomllib.loads(path.read_text(encoding="utf-8")), "")
+    return keys
+
+
+def _asked_for() -> set[str]:
+    """The keys bot/cli asks for by a literal: t("k"), say("k"), fail("cmd", "k")."""
+    asked = set()
+    for path in CLI.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and _name(node) in ("t", "say", "fail"):
+                where = 1 if _name(node) == "fail" else 0
+                arg = node.args[where] if len(node.args) > where else None
+                if isinstance(arg, ast.Constant):
+                    asked.add(str(arg.value))
+    return asked
+
+
+def test_both_languages_have_every_key_the_cli_asks_for() -> None:
+    en, zh = _keys("en"), _keys("zh_CN")
+    assert en.keys() == zh.keys(), en.keys() ^ zh.keys()
+    asked = _asked_for()
+    assert len(asked) > 60 and not asked - en.keys(), asked - en.keys()
+    for key, text in en.items():  # the same values to fill in, in both
+        assert set(re.findall(r"\{(\w+)", text)) == set(re.findall(r"\{(\w+)", zh[key])), key
+
+
+@pytest.mark.parametrize(("environ", "lang"), [
+    ({}, "zh_CN"), ({"LANG": "C.UTF-8"}, "zh_CN"), ({"LANG": "en_US.UTF-8"}, "en"),
+    ({"LANG": "en_US.UTF-8", "LC_ALL": "zh_CN.UTF-8"}, "zh_CN"),
+    ({"LANG": "zh_CN.UTF-8", "LC_MESSAGES": "en_GB"}, "en"),
+    ({"LC_ALL": "en_US.UTF-8", "CAREBOT_LANGUAGE": "zh_CN"}, "zh_CN"),
+    ({"LANG": "zh_TW.UTF-8", "CAREBOT_LANGUAGE": "en"}, "en"),
+])
+def test_the_language_comes_from_the_setting_then_the_locale(environ: dict[str, str],
+                                                             lang: str) -> None:
+    assert cli_language(environ) == lang
+
+
+async def test_commands_speak_chinese_under_zh_cn(db: str, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    await Customer.create(name="王芳", phone="+8613800138000", link_token="tok-wang")
+    await close_database()  # main() opens its own, as the command does
+    monkeypatch.setenv("CAREBOT_LANGUAGE", "zh_CN")
+    monkeypatch.setenv("CAREBOT_DATABASE_URL", db)
+    monkeypatch.delenv("CAREBOT_BOT_TOKEN", raising=False)
+    try:
+        assert await _main("staff", "add", "--login", "li", "--name", "李主管",
+                           "--role", "supervisor") == 0
+        out = capsys.readouterr().out
+        assert "已添加：李主管（接待主管），Telegram ID -，登录名 li" in out
+        assert "请设置控制台密码：carebot staff passwd li" in out
+        assert await _main("link", "13900139000") == 1
+        assert capsys.readouterr().err.strip() == \
+            "carebot link: 没有电话为 +8613900139000 的车主；请先导入其交车记录"
+        assert await _main("ticket", "show", "T-9") == 1
+        assert capsys.readouterr().err.strip() == "carebot ticket show: 没有工单 T-9"
+        assert await _main("migrate") == 0
+        assert capsys.readouterr().out.startswith("无需迁移：数据库已是最新")
+    finally:
+        await open_database(db, apply_migrations=False)
+
+
+async def _main(*argv: str) -> int:
+    """``carebot ARGV`` in a worker thread (main runs its own event loop)."""
+    import asyncio
+
+    return await asyncio.to_thread(main, list(argv))
