@@ -13,6 +13,7 @@ scenario and looks).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -22,6 +23,23 @@ from typing import TextIO
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 # Libraries that say too much at INFO (aiohttp.access: carebot's own access log replaces it).
 NOISY = ("httpx", "apscheduler", "tortoise", "aiosqlite", "asyncio", "aiohttp.access")
+# "Execution of job ... skipped: maximum number of running instances reached": a job still
+# busy (a staff post waiting out a Telegram outage) when its next turn comes, every 3 s.
+QUIET = ("apscheduler.scheduler",)
+JOBS = "apscheduler.executors.default"  # "Job ... raised an exception", with the traceback
+
+
+class NotCancelled(logging.Filter):
+    """Drops a job's "raised an exception" when the exception is its cancellation: a job
+    cut short by the stop (SIGTERM while it waited for Telegram) is no error, and its
+    chained traceback ran to 80 lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, asyncio.CancelledError)
+
+
+_NOT_CANCELLED = NotCancelled()
 
 
 def utc_time(record: logging.LogRecord) -> str:
@@ -77,3 +95,6 @@ def setup(fmt: str = "text", *, verbose: bool = False, stream: TextIO | None = N
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in NOISY:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for quiet in QUIET:
+        logging.getLogger(quiet).setLevel(logging.ERROR)
+    logging.getLogger(JOBS).addFilter(_NOT_CANCELLED)  # the same object: added once

@@ -7,6 +7,7 @@ their words, the bot token, the API key or the session secret."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -39,7 +40,8 @@ def json_log() -> Iterator[io.StringIO]:
     """carebot's log set up as ``carebot run`` does with CAREBOT_LOG_FORMAT=json (INFO),
     written to a buffer; the root logger put back afterwards."""
     root = logging.getLogger()
-    level, noisy = root.level, {n: logging.getLogger(n).level for n in logs.NOISY}
+    level = root.level
+    noisy = {n: logging.getLogger(n).level for n in (*logs.NOISY, *logs.QUIET)}
     buffer = io.StringIO()
     logs.setup("json", stream=buffer)
     try:
@@ -50,6 +52,7 @@ def json_log() -> Iterator[io.StringIO]:
         root.setLevel(level)
         for name, was in noisy.items():
             logging.getLogger(name).setLevel(was)
+        logging.getLogger(logs.JOBS).removeFilter(logs._NOT_CANCELLED)
 
 
 def parsed(buffer: io.StringIO) -> list[dict[str, Any]]:
@@ -78,6 +81,22 @@ def test_json_lines_parse_and_fold_the_traceback(json_log: io.StringIO) -> None:
     assert entries[1]["message"] == "handler failed for update 42"
     assert entries[1]["exception"].startswith("Traceback (most recent call last):")
     assert "KeyError: 'vehicle'" in entries[1]["exception"]
+
+
+def test_a_job_cut_short_by_the_stop_is_no_traceback(json_log: io.StringIO) -> None:
+    """A scheduler job cancelled while it waited for Telegram (SIGTERM during an outage)
+    wrote an 80-line chained traceback; a job's real error is still written, and the
+    scheduler's "skipped: still running" every 3 s is not."""
+    jobs = logging.getLogger(logs.JOBS)
+    for error in (asyncio.CancelledError(), KeyError("vehicle")):
+        try:
+            raise error
+        except BaseException:
+            jobs.exception('Job "relay_tick" raised an exception')
+    logging.getLogger("apscheduler.scheduler").warning(
+        'Execution of job "relay_tick" skipped: maximum number of running instances reached')
+    entries = parsed(json_log)
+    assert len(entries) == 1 and "KeyError: 'vehicle'" in entries[0]["exception"]
 
 
 def test_text_lines_carry_utc_with_its_zone() -> None:
