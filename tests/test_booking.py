@@ -179,8 +179,9 @@ async def test_forged_booking_data_cannot_book_for_someone_else(env: BotEnv,
     # another linked owner sends callback data naming the first owner's reminder
     chat = env.emu.chats[other.chat_id]
     stored = next(m for m in reversed(chat.messages) if m.from_bot)
-    env.emu._queue_callback(chat, other.user_id, stored, f"bk:c:{tp.id}:0:f:20261124:0900",
-                            "x")
+    forged = f"bk:c:{tp.id}:0:f:20261124:0900"
+    _show_button(stored, forged)  # (a button no keyboard shows is refused before this)
+    env.emu._queue_callback(chat, other.user_id, stored, forged, "x")
     await env.poll()
     assert "预约按钮已失效" in other.bot_texts()[-1]
     assert await Booking.all().count() == 0
@@ -197,11 +198,19 @@ async def test_a_booking_cannot_start_from_a_birthday_greeting(env: BotEnv,
                                        status=TouchpointStatus.SENT, sent_at=env.clock.now())
     chat = env.emu.chats[owner.chat_id]
     stored = next(m for m in reversed(chat.messages) if m.from_bot)
+    _show_button(stored, f"bk:s:{greeting.id}")
     env.emu._queue_callback(chat, owner.user_id, stored, f"bk:s:{greeting.id}", "x")
     await env.poll()
     assert "预约按钮已失效" in owner.bot_texts()[-1]
     assert "请选择到店日期" not in owner.bot_texts()[-1]
     assert await Booking.all().count() == 0
+
+
+def _show_button(stored: Any, data: str) -> None:
+    """Put a button with ``data`` on a stored message's keyboard (forged data must meet
+    the domain's checks; a button its message does not show is answered as stale)."""
+    stored.message["reply_markup"] = {"inline_keyboard": [[{"text": "x",
+                                                            "callback_data": data}]]}
 
 
 async def another_owner(env: BotEnv, tmp_path: Path) -> Any:

@@ -364,10 +364,15 @@ async def test_interested_press_tells_the_staff_chat(env: BotEnv) -> None:
     await start_campaign(env, campaign)
     await env.tick()
     user = env.emu.user(UID)
-    user.press("我感兴趣")
+    first = user.press("我感兴趣")
     await env.poll()
-    user.press("我感兴趣")  # twice: recorded once, staff told once
+    # said once: the button leaves the message, the others stay
+    shown = [b["text"] for m in user.bot_messages()
+             for row in (m.get("reply_markup") or {}).get("inline_keyboard", []) for b in row]
+    assert "我感兴趣" not in shown and shown
+    user.press_again(first)  # twice (a second device): recorded once, staff told once
     await env.poll()
+    assert user.callback_answers[-1]["text"].startswith("这一步已经完成了")
     assert any("顾问会尽快与您联系" in t for t in user.bot_texts())
     told = [t for t in group.bot_texts() if "我感兴趣" in t]
     assert len(told) == 1 and owner.phone in told[0]

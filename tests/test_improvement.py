@@ -21,11 +21,14 @@ async def test_a_good_score_asks_once_and_keeps_the_answer(senv: BotEnv) -> None
     assert [b["text"] for row in last["reply_markup"]["inline_keyboard"] for b in row] == ["跳过"]
     owner.send_text("交车的时候等的时间有点长，希望能提前准备好")
     await senv.poll()
+    # answered in words: the question's Skip is gone from it
+    assert not next(m for m in owner.bot_messages()
+                    if m["message_id"] == last["message_id"]).get("reply_markup")
     score = await current(tp)
     assert score.improvement == "交车的时候等的时间有点长，希望能提前准备好"
     assert "宝贵建议" in owner.bot_texts()[-1]
     asked = sum(ASK in t for t in owner.bot_texts())
-    owner.press("8")  # a changed answer does not ask again
+    owner.send_text("8")  # a changed answer does not ask again
     await senv.poll()
     owner.send_text("另外洗车也可以更仔细")
     await senv.poll()

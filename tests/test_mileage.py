@@ -169,7 +169,7 @@ async def test_an_owners_reported_mileage_moves_the_reminder(env: BotEnv, tmp_pa
                                        due_at=env.clock.now(),
                                        payload={"next_service_on": "2026-09-01", "by": "date"})
     assert (await env.tick()).sent == 1
-    owner.press("🚗 告诉我们当前里程")
+    pressed = owner.press("🚗 告诉我们当前里程")
     await env.poll()
     assert "当前总里程" in owner.bot_texts()[-1]
     owner.send_text("一万二")  # not a number: why, and the question stays open
@@ -183,6 +183,17 @@ async def test_an_owners_reported_mileage_moves_the_reminder(env: BotEnv, tmp_pa
     reply = owner.bot_texts()[-1]
     # 3,850 km to go at 6,000 / 31 = 193.5 km a day: 20 days, 21 May, long before 1 Sep
     assert "26150" in reply and "2026-05-21" in reply and "30000" in reply, reply
+    # the reading is in: the reminder keeps "Book a visit", its mileage button is gone, and
+    # pressing it again (an old screen) is answered kindly and asks nothing
+    reminder_msg = next(m for m in owner.bot_messages()
+                        if m["message_id"] == pressed["message"]["message_id"])
+    shown = [b["text"] for row in reminder_msg["reply_markup"]["inline_keyboard"] for b in row]
+    assert "🚗 告诉我们当前里程" not in shown and any("预约" in b for b in shown)
+    said = len(owner.bot_texts())
+    owner.press_again(pressed)
+    await env.poll()
+    assert owner.callback_answers[-1]["text"].startswith("这一步已经完成了")
+    assert len(owner.bot_texts()) == said
     assert await MileageReading.filter(vehicle_id=car.id, km=26150).exists()
     assert (await Vehicle.get(id=car.id)).mileage == 26150
     fc = await ServiceForecast.get(vehicle_id=car.id)

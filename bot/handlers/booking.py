@@ -145,9 +145,10 @@ async def show_slots(flow: Flow, pick: Pick, *, key: str = "bk_pick_slot",
 
 async def ask_note(flow: Flow, pick: Pick) -> None:
     """A repair: a line or a photo about it (the dialogue's row says where it goes)."""
+    asked = flow.query.message.message_id if flow.query and flow.query.message else None
     await owners.set_conversation(flow.customer.telegram_user_id or 0, NOTE_STATE,
                                   {"src": pick.src, "car": pick.car, "note": "", "photo": "",
-                                   "at": flow.now.isoformat()})
+                                   "at": flow.now.isoformat(), "keyboard": asked})
     await flow.say(flow.label("bk_note_ask"),
                    [[(flow.label("bk_note_skip_button"), pick.data("N"))], [bt.not_now(flow)]])
 
@@ -403,6 +404,8 @@ async def note_route(update: Update, context: ContextTypes.DEFAULT_TYPE,
     photo = msg.photo[-1].file_id if msg.photo else ""
     data.update(note=text[:NOTE_LIMIT], photo=photo)
     await owners.set_conversation(user.id, NOTED_STATE, data)
+    if isinstance(data.get("keyboard"), int):  # the ask's Skip goes: the note is in
+        await svc.sender.edit_markup(msg.chat_id, int(data["keyboard"]), None)
     flow = flow_of(svc, customer, msg.chat_id, None)
     pick = Pick(src=int(data.get("src") or 0), car=int(data.get("car") or 0),
                 job=BookingKind.REPAIR)

@@ -91,6 +91,7 @@ async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     question = _QUESTION.match(query.data)
     if question:
         await buttons.answer(svc, query)
+        await buttons.edit_markup(svc, query)  # answered: the question's buttons go
         await _consent_answer(update, svc, customer, question.group(1) == "y", now)
         return
     press = _PRESS.match(query.data)
@@ -102,6 +103,7 @@ async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if button == "unsubscribe":
         await buttons.answer(svc, query)
         await promotions.record_press(campaign.id, customer.id, button, now)
+        await buttons.edit_markup(svc, query)  # unsubscribed: the offer's buttons go
         await _unsubscribe(update, svc, customer, source="bot:unsubscribe",
                            campaign_id=campaign.id)
         return
@@ -110,6 +112,7 @@ async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await buttons.answer(svc, query, svc.scripts.label("campaign_already_pressed", lang))
         return
     await buttons.answer(svc, query)
+    await buttons.edit_markup(svc, query, buttons.without(query, query.data))  # said once
     phone = svc.settings.dealer_phone
     await say(update, svc, svc.scripts.label(f"campaign_thanks_{button}", lang,
                                              name=customer.name, phone=phone), customer=customer)

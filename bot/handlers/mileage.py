@@ -12,8 +12,9 @@ most.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from telegram import Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
 from bot import owners
@@ -71,7 +72,12 @@ async def mileage_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
                                                  phone=svc.settings.dealer_phone),
                   customer=customer)
         return
-    await owners.set_conversation(query.from_user.id, STATE, {"vehicle_id": car.id, "tries": 0})
+    # once the reading is in, the reminder keeps its other buttons (Book a visit) only
+    rest = buttons.without(query, query.data)
+    await owners.set_conversation(query.from_user.id, STATE, {
+        "vehicle_id": car.id, "tries": 0,
+        "keyboard": query.message.message_id if query.message else None,
+        "rest": rest.to_dict() if rest is not None else None})
     await say(update, svc, svc.scripts.label("km_ask", lang), customer=customer)
 
 
@@ -98,12 +104,13 @@ async def mileage_route(update: Update, context: ContextTypes.DEFAULT_TYPE,
                                                      phone=svc.settings.dealer_phone),
                       customer=customer)
             return True
-        await owners.set_conversation(user.id, STATE, {"vehicle_id": vehicle_id, "tries": tries})
+        await owners.set_conversation(user.id, STATE, {**conv.data, "tries": tries})
         last = newest.km if newest else 0
         await say(update, svc, svc.scripts.label(checked, lang, last=last), customer=customer)
         return True
     fc = await record_owner_mileage(vehicle_id, checked, now=now, rules=rules)
     await Conversation.filter(telegram_user_id=user.id).delete()
+    await _drop_button(svc, msg.chat_id, conv.data)
     log.info("owner %s reported the mileage of car %s", customer.id, vehicle_id)
     if fc is None:
         text = svc.scripts.label("km_thanks_unknown", lang, km=checked)
@@ -114,6 +121,16 @@ async def mileage_route(update: Update, context: ContextTypes.DEFAULT_TYPE,
                                  day=fc.forecast.due_on.isoformat())
     await say(update, svc, text, customer=customer)
     return True
+
+
+async def _drop_button(svc: Services, chat_id: int, data: dict[str, Any]) -> None:
+    """The reading is in: the reminder's "Tell us your mileage" goes (the step is over)."""
+    message_id, rest = data.get("keyboard"), data.get("rest")
+    if not isinstance(message_id, int):
+        return
+    markup = InlineKeyboardMarkup.de_json(rest, svc.sender.bot) if isinstance(rest, dict) \
+        else None
+    await svc.sender.edit_markup(chat_id, message_id, markup)
 
 
 def register(application: Application, services: Services) -> None:  # type: ignore[type-arg]

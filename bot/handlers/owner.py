@@ -309,6 +309,9 @@ async def membership_changed(update: Update, context: ContextTypes.DEFAULT_TYPE)
 
 def register(application: Application, services: Services) -> None:  # type: ignore[type-arg]
     private = filters.ChatType.PRIVATE
+    # first of all, in a group of its own: a button whose step is over is answered and goes
+    # no further (any other press goes on to its handler)
+    application.add_handler(CallbackQueryHandler(buttons.stale_guard), group=buttons.GUARD_GROUP)
     application.add_handler(CommandHandler("start", start, filters=private))
     application.add_handler(CommandHandler("help", help_command, filters=private))
     application.add_handler(CommandHandler("stop", stop_command, filters=private))

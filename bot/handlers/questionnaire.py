@@ -99,11 +99,15 @@ async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     await answers.record(tp, form, key, cb.choice, now=now)
     await buttons.answer(svc, query, svc.scripts.label("survey_question_recorded",
                                                        customer.language))
-    rows = answers.question_buttons(tp.id, cb.index, form, answer_labels(svc, customer.language),
-                                    chosen=cb.choice or "skip")
+    # the question's step is over: its keyboard becomes the answer alone, ticked
+    ticked = answers.question_buttons(tp.id, cb.index, form,
+                                      answer_labels(svc, customer.language),
+                                      chosen=cb.choice or "skip")
+    rows = [[b for row in ticked for b in row if b[1] == query.data]]
     if query.message is not None and query.message.message_id == tp.telegram_message_id:
         rows += [row for footer in svc.dispatcher.footers for row in footer(tp, customer)]
-    await buttons.edit_markup(svc, query, keyboard_or_none(rows))  # the answer ticked
+    if buttons.current_data(query) != [data for row in rows for _, data in row]:
+        await buttons.edit_markup(svc, query, keyboard_or_none(rows))
     if was_next or await answers.next_index(tp.id, form) is None:
         await go_on(svc, customer, tp, form, now)
 

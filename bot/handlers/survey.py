@@ -36,30 +36,40 @@ def _markup(rows: list[list[tuple[str, str]]] | None) -> InlineKeyboardMarkup | 
 
 async def send(svc: Services, customer: Customer, text: str, *,
                 rows: list[list[tuple[str, str]]] | None = None,
-                touchpoint_id: int | None = None, kind: str = "survey") -> None:
+                touchpoint_id: int | None = None, kind: str = "survey") -> int | None:
     """Say something to the owner (plain text) and keep it in the log, tied to the survey
-    (what could not be sent is not: the sender recorded it)."""
+    (what could not be sent is not: the sender recorded it); Telegram's message id."""
     chat_id = customer.telegram_chat_id
     if chat_id is None:
-        return
+        return None
     sent = await svc.sender.text(chat_id, text, reply_markup=_markup(rows))
     if sent is None:
-        return
+        return None
     await surveys.log_survey_message(
         customer=customer, touchpoint_id=touchpoint_id, kind=kind, text=text,
         direction=Direction.OUT, now=svc.clock.now(), telegram_message_id=sent.message_id,
     )
+    return sent.message_id
+
+
+async def _drop_keyboard(svc: Services, customer: Customer, data: dict[str, Any]) -> None:
+    """The question's buttons go once it is answered in words (its step is over): the
+    message id the dialogue's row kept as ``keyboard``."""
+    message_id = data.get("keyboard")
+    if isinstance(message_id, int) and customer.telegram_chat_id is not None:
+        await svc.sender.edit_markup(customer.telegram_chat_id, message_id, None)
 
 
 async def _show_chosen(svc: Services, customer: Customer, tp: Touchpoint,
                        score: int, message_id: int | None = None) -> None:
-    """Edit the survey's keyboard to tick the chosen score (it stays pressable for a change);
-    the rows other features put under it (Contact us) stay. Deleted by the owner: the
-    sender records it; already showing it: nothing happens."""
+    """The survey's keyboard becomes the chosen score alone, ticked (the step is over: a
+    change of mind is typed, within the change window); the rows other features put under
+    it (Contact us) stay. Deleted by the owner: the sender records it; already showing it:
+    nothing happens."""
     target = message_id or tp.telegram_message_id
     if target is None or customer.telegram_chat_id is None:
         return
-    rows = surveys.score_buttons(tp.id, chosen=score)
+    rows = surveys.chosen_score_button(tp.id, score)
     rows += [row for footer in svc.dispatcher.footers for row in footer(tp, customer)]
     await svc.sender.edit_markup(customer.telegram_chat_id, target, _markup(rows))
 
@@ -86,11 +96,12 @@ async def after_score(svc: Services, customer: Customer, result: RecordResult,
                     touchpoint_id=tp.id)
         return
     if result.start_low_flow:
-        await owners.set_conversation(customer.telegram_user_id or 0, surveys.STATE_CATEGORY,
-                                      {"touchpoint_id": tp.id})
         labels = {c: _label(svc, f"survey_cat_{c}", customer) for c in surveys.CSI_CATEGORIES}
-        await send(svc, customer, _label(svc, "survey_low_ask_category", customer, name=name),
-                    rows=surveys.category_buttons(tp.id, labels), touchpoint_id=tp.id)
+        asked = await send(svc, customer,
+                           _label(svc, "survey_low_ask_category", customer, name=name),
+                           rows=surveys.category_buttons(tp.id, labels), touchpoint_id=tp.id)
+        await owners.set_conversation(customer.telegram_user_id or 0, surveys.STATE_CATEGORY,
+                                      {"touchpoint_id": tp.id, "keyboard": asked})
         return
     if result.outcome is Outcome.CHANGED:
         return  # the change was confirmed; a low case already handed over stays where it is
@@ -103,11 +114,12 @@ async def after_score(svc: Services, customer: Customer, result: RecordResult,
         text = _label(svc, "survey_thanks", customer, name=name, score=score.score,
                       phone=phone)
     # Once, after a good first answer: what could be better? (optional: Skip)
-    await owners.set_conversation(customer.telegram_user_id or 0, improvement.STATE,
-                                  {"touchpoint_id": tp.id, "asked_at": now.isoformat()})
     text += "\n\n" + _label(svc, "survey_improve_ask", customer)
-    await send(svc, customer, text, touchpoint_id=tp.id, rows=improvement.skip_button(
+    asked = await send(svc, customer, text, touchpoint_id=tp.id, rows=improvement.skip_button(
         tp.id, _label(svc, "survey_improve_skip", customer)))
+    await owners.set_conversation(customer.telegram_user_id or 0, improvement.STATE,
+                                  {"touchpoint_id": tp.id, "asked_at": now.isoformat(),
+                                   "keyboard": asked})
 
 
 async def _improvement_text(svc: Services, customer: Customer, conv: Any, text: str,
@@ -248,11 +260,12 @@ async def _category_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE, 
     category = _label(svc, f"survey_cat_{cb.category}", customer)
     await buttons.edit_text(svc, query, _label(svc, "survey_category_chosen", customer,
                                                name=customer.name, category=category))
+    asked = await send(svc, customer, _label(svc, "survey_ask_comment", customer),
+                       rows=surveys.skip_button(tp.id, _label(svc, "survey_skip_button",
+                                                              customer)),
+                       touchpoint_id=tp.id)
     await owners.set_conversation(customer.telegram_user_id or 0, surveys.STATE_COMMENT,
-                                  {"touchpoint_id": tp.id})
-    await send(svc, customer, _label(svc, "survey_ask_comment", customer),
-                rows=surveys.skip_button(tp.id, _label(svc, "survey_skip_button", customer)),
-                touchpoint_id=tp.id)
+                                  {"touchpoint_id": tp.id, "keyboard": asked})
 
 
 async def _skip_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE, svc: Services,
@@ -283,6 +296,9 @@ async def survey_text(update: Update, context: ContextTypes.DEFAULT_TYPE,
     now = svc.clock.now()
     rules = svc.rules.surveys
     conv = await owners.get_conversation(user.id)
+    if conv is not None and conv.state in (improvement.STATE, surveys.STATE_CATEGORY,
+                                           surveys.STATE_COMMENT):
+        await _drop_keyboard(svc, customer, conv.data)  # answered in words: the step is over
     if conv is not None and conv.state == improvement.STATE and \
             await _improvement_text(svc, customer, conv, text, now):
         return True

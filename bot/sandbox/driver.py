@@ -174,6 +174,11 @@ class UserDriver:
         """
         return self.emulator.press_button(self.chat_id, self.user_id, label)
 
+    def press_again(self, query: JSONDict) -> JSONDict:
+        """Press again a button pressed before (what :meth:`press` returned), as from a
+        second device still showing the old keyboard."""
+        return self.emulator.press_again(self.chat_id, self.user_id, query)
+
     def block(self) -> None:
         """Block the bot: sends to this chat now fail with 403."""
         self.emulator.set_blocked(self.user_id, True)

@@ -357,6 +357,19 @@ class TelegramEmulator:
             f"buttons shown: {list(dict.fromkeys(labels))}"
         )
 
+    def press_again(self, chat_id: int, user_id: int, query: JSONDict) -> JSONDict:
+        """Press once more a button pressed before (``query``, as :meth:`press_button`
+        returned it), as a second device still showing the old keyboard does: the callback
+        carries the message as it is now, whatever its keyboard became."""
+        chat = self.chats[chat_id]
+        stored = chat.find(int(query["message"]["message_id"]))
+        if stored is None or stored.deleted:
+            raise AssertionError(f"message {query['message']['message_id']} is gone")
+        old_rows = (query["message"].get("reply_markup") or {}).get("inline_keyboard") or []
+        label = next((str(b.get("text")) for b in itertools.chain.from_iterable(old_rows)
+                      if b.get("callback_data") == query["data"]), "")
+        return self._queue_callback(chat, user_id, stored, str(query["data"]), label)
+
     def press_button_at(
         self, chat_id: int, user_id: int, message_id: int, row: int, column: int
     ) -> JSONDict:

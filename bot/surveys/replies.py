@@ -33,6 +33,12 @@ def score_buttons(touchpoint_id: int, chosen: int | None = None) -> list[list[tu
     ]
 
 
+def chosen_score_button(touchpoint_id: int, score: int) -> list[list[tuple[str, str]]]:
+    """What the 1-10 keyboard becomes once answered: the chosen score alone, ticked (a
+    change is typed: "8")"""
+    return [[(f"✅ {score}", f"{SCORE_PREFIX}:{touchpoint_id}:{score}")]]
+
+
 def category_buttons(touchpoint_id: int, labels: dict[str, str]) -> list[list[tuple[str, str]]]:
     """The six CSI categories, two per row; ``labels`` maps category key -> button label."""
     pairs = [(labels[c], f"{SCORE_PREFIX}:c:{touchpoint_id}:{c}") for c in CSI_CATEGORIES]
