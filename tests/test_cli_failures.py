@@ -8,15 +8,19 @@ them: what is checked is exactly what lands in the terminal or the journal."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import io
 import os
 import socket
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from bot.cli import build_parser, main
 from bot.config import Settings
 from bot.startup import StartupError
 from db.models import Customer
@@ -218,3 +222,111 @@ async def test_run_with_telegram_unreachable_stops_in_one_line(sqlite_template: 
     assert "Traceback" not in err and "Unclosed" not in err
     line = one_line(err)
     assert line.startswith("carebot run: cannot reach Telegram at http://127.0.0.1:")
+
+
+# ------------------------------------------------------- every command, nothing reachable
+#
+# Each subcommand (listed from the parser, so a new one must be placed here) is run
+# in-process through main(argv) against a database nothing listens on: one line naming the
+# database and CAREBOT_DATABASE_URL, exit code 2. Those that also need Telegram are run
+# against a reachable database and a Bot API URL nothing listens on.
+
+def _leaves(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()
+            ) -> list[tuple[str, ...]]:
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return [prefix]
+    return [leaf for name, sub in subs[0].choices.items() for leaf in _leaves(sub, (*prefix, name))]
+
+
+COMMANDS = _leaves(build_parser())
+# What each command is given (arguments only it needs); {file}: an existing file.
+ARGS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("run",): (), ("migrate",): (), ("import",): ("deliveries", "{file}"),
+    ("link",): ("13800138000",), ("staff", "add"): ("--login", "li", "--name", "李", "--role",
+                                                    "agent"),
+    ("staff", "list"): (), ("staff", "remove"): ("--login", "li"),
+    ("staff", "passwd"): ("li", "--stdin"), ("staff", "unlock"): ("li",),
+    ("ticket", "show"): ("T-0001",), ("complaints", "report"): ("--month", "2026-11"),
+    ("report",): ("--month", "2026-11"), ("outbox",): (),
+    ("campaign", "create"): ("{file}",), ("campaign", "list"): (),
+    ("campaign", "audience"): ('{"models": ["星辰 S7"]}',),
+    **{("campaign", a): ("1",) for a in ("preview", "pause", "resume", "cancel", "stats",
+                                         "schedule")},
+    ("campaign", "test"): ("1", "王芳"), ("tag", "add"): ("13800138000", "vip"),
+    ("tag", "remove"): ("13800138000", "vip"), ("inbox",): (),
+    ("booking", "add"): ("13800138000", "--day", "2099-01-05", "--slot", "09:00"),
+    ("booking", "list"): (), ("booking", "mark"): ("1", "arrived"),
+    ("backup",): ("--to", "{dir}"), ("restore",): ("{file}",),
+}
+# Commands that reach neither through these settings, and why.
+NEITHER: dict[tuple[str, ...], str] = {
+    ("sandbox",): "its own database and its own emulated Telegram",
+    ("bench",): "its own temporary databases and emulator",
+    ("scripts", "check"): "reads the script files only",
+    ("doctor",): "reports every check, the database's among them (tests/test_doctor.py)",
+}
+NEEDS_TELEGRAM = [("link",), ("campaign", "test")]
+
+
+def test_every_command_is_placed() -> None:
+    assert set(COMMANDS) == ARGS.keys() | NEITHER.keys(), set(COMMANDS) ^ (ARGS.keys()
+                                                                          | NEITHER.keys())
+
+
+def _main(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...],
+          **settings: str) -> int:
+    for name in [n for n in os.environ if n.startswith("CAREBOT_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("CAREBOT_LANGUAGE", "en")
+    for key, value in settings.items():
+        monkeypatch.setenv(f"CAREBOT_{key.upper()}", value)
+    monkeypatch.chdir(tmp_path)  # no developer's .env
+    monkeypatch.setattr(sys, "stdin", io.StringIO("a-long-enough-password\n"))
+    (tmp_path / "in.csv").write_text("vin\n", encoding="utf-8")
+    args = [a.replace("{file}", str(tmp_path / "in.csv")).replace("{dir}", str(tmp_path))
+            for a in ARGS[command]]
+    return main([*command, *args])
+
+
+@pytest.mark.parametrize("command", sorted(ARGS), ids=" ".join)
+def test_every_command_says_the_database_is_unreachable_in_one_line(
+        command: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"postgres://carebot:Sup3rSecret@127.0.0.1:{closed_port()}/carebot"
+    code = _main(tmp_path, monkeypatch, command, database_url=url,
+                 bot_token="123456:TEST-TOKEN")
+    out, err = capsys.readouterr()
+    line = one_line(err)
+    assert code == 2, (code, out, err)
+    assert line.startswith(f"carebot {command[0]}: cannot use the database (PostgreSQL at "
+                           "127.0.0.1:"), line
+    assert "connection refused" in line and "CAREBOT_DATABASE_URL" in line  # what to check
+    assert "Sup3rSecret" not in out + err
+
+
+@pytest.mark.parametrize("command", NEEDS_TELEGRAM, ids=" ".join)
+async def test_commands_that_need_telegram_say_it_is_unreachable_in_one_line(
+        command: tuple[str, ...], db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.campaigns import promotions
+    from db.models import Staff
+    from db.setup import close_database, open_database
+
+    await Customer.create(name="王芳", phone="+8613800138000", link_token="tok-wang")
+    await Staff.create(name="王芳", role="marketing", telegram_id=7001)
+    await promotions.create_campaign(
+        name="冬季保养", messages={"zh_CN": "您好"}, buttons=[], audience={},
+        now=datetime.now(UTC), dealer={"name": "星辰汽车", "phone": "020-88886666"})
+    await close_database()
+    try:
+        code = await asyncio.to_thread(
+            _main, tmp_path, monkeypatch, command, database_url=db,
+            bot_token="123456:TEST-TOKEN", telegram_api_url=f"http://127.0.0.1:{closed_port()}")
+    finally:
+        await open_database(db, apply_migrations=False)
+    out, err = capsys.readouterr()
+    line = one_line(err)
+    assert code == 2, (code, out, err)
+    assert line.startswith(f"carebot {command[0]}: cannot reach Telegram at http://127.0.0.1:")
+    assert "CAREBOT_TELEGRAM_API_URL" in line and "TEST-TOKEN" not in out + err
