@@ -155,3 +155,20 @@ async def _main(*argv: str) -> int:
     import asyncio
 
     return await asyncio.to_thread(main, list(argv))
+
+
+def test_what_could_not_be_reached_is_said_in_chinese(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    from tests.test_cli_failures import closed_port
+
+    port = closed_port()
+    monkeypatch.setenv("CAREBOT_LANGUAGE", "zh_CN")
+    monkeypatch.setenv("CAREBOT_DATABASE_URL", f"postgres://carebot:pw@127.0.0.1:{port}/x")
+    monkeypatch.chdir(tmp_path)
+    assert main(["staff", "list"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"carebot staff: 无法使用数据库（位于 127.0.0.1:{port} 的 PostgreSQL，"
+        f"CAREBOT_DATABASE_URL=postgres://carebot:***@127.0.0.1:{port}/x）：连接被拒绝："
+        "那里的 PostgreSQL 是否在运行？CAREBOT_DATABASE_URL 中的主机和端口是否正确？")

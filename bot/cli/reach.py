@@ -19,6 +19,7 @@ from telegram import Bot
 from telegram.error import Conflict, Forbidden, InvalidToken, NetworkError, TimedOut
 from tortoise.exceptions import ConfigurationError, DBConnectionError, OperationalError
 
+from bot.cli.say import t
 from bot.config import Settings, mask_url
 from bot.setting_overrides import apply_console_changes
 from bot.startup import StartupError
@@ -37,21 +38,19 @@ TELEGRAM_TIMEOUT = 10.0  # seconds a one-shot command waits for each Bot API cal
 def _where(url: str) -> str:
     path = sqlite_path(url)
     if path is not None:
-        return f"the SQLite file {path}"
+        return t("reach.sqlite_file", path=path)
     parts = urlsplit(url)
-    return f"PostgreSQL at {parts.hostname or 'localhost'}:{parts.port or 5432}"
+    return t("reach.postgres_at", host=parts.hostname or "localhost", port=parts.port or 5432)
 
 
 def _postgres_why(exc: BaseException, url: str) -> str:
     parts = urlsplit(url)
     if isinstance(exc, asyncpg.InvalidCatalogNameError):
         name = parts.path.lstrip("/") or "?"
-        return (f"database {name!r} does not exist: create it (createdb --owner "
-                f"{parts.username or 'carebot'} {name}) or fix the name in "
-                "CAREBOT_DATABASE_URL")
+        return t("reach.no_such_database", name=repr(name), user=parts.username or "carebot",
+                 bare=name)
     if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
-        return (f"PostgreSQL refused user {parts.username or '?'!r} ({exc}): check the user "
-                "and password in CAREBOT_DATABASE_URL and pg_hba.conf")
+        return t("reach.user_refused", user=repr(parts.username or "?"), why=exc)
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -59,24 +58,20 @@ def database_problem(exc: BaseException, url: str) -> str:
     """One line: the database (URL masked), what failed, what to check."""
     where = _where(url)
     if isinstance(exc, socket.gaierror):
-        why = (f"host name {urlsplit(url).hostname!r} not found: check the host in "
-               "CAREBOT_DATABASE_URL")
+        why = t("reach.host_not_found", host=repr(urlsplit(url).hostname))
     elif isinstance(exc, ConnectionRefusedError):
-        why = ("connection refused: is PostgreSQL running there, and are the host and port "
-               "in CAREBOT_DATABASE_URL right?")
+        why = t("reach.refused")
     elif isinstance(exc, asyncio.TimeoutError | TimeoutError):
-        why = "no answer in time: check the host and port, and any firewall between"
+        why = t("reach.database_timeout")
     elif isinstance(exc, PermissionError):
-        why = (f"permission denied ({exc.filename or exc}): the folder must be writable by "
-               "the user carebot runs as")
+        why = t("reach.permission", what=exc.filename or exc)
     elif isinstance(exc, FileNotFoundError | sqlite3.Error) and sqlite_path(url):
-        why = (f"{exc}: check CAREBOT_DATABASE_URL (sqlite:///absolute/path) and that its "
-               "folder exists and is writable by the user carebot runs as")
+        why = t("reach.sqlite_file_problem", why=exc)
     elif isinstance(exc, asyncpg.PostgresError):
         why = _postgres_why(exc, url)
     else:
         why = f"{type(exc).__name__}: {exc}"
-    text = f"cannot use the database ({where}, CAREBOT_DATABASE_URL={mask_url(url)}): {why}"
+    text = t("reach.database", where=where, url=mask_url(url), why=why)
     password = urlsplit(url).password
     return text.replace(password, "***") if password else text
 
@@ -85,19 +80,15 @@ def telegram_problem(exc: BaseException, settings: Settings) -> str:
     """One line: Telegram's address, what failed, what to check (never the token)."""
     where = settings.telegram_api_url
     if isinstance(exc, InvalidToken | Forbidden):
-        return (f"Telegram at {where} refused the bot token: copy CAREBOT_BOT_TOKEN again "
-                "from @BotFather (a revoked token stops working)")
+        return t("reach.token_refused", where=where)
     if isinstance(exc, Conflict):
-        why = (f"{exc.message}: another process uses this bot's token (a second carebot "
-               "polling, or a webhook set elsewhere)")
+        why = t("reach.conflict", why=exc.message)
     elif isinstance(exc, TimedOut):
-        why = ("no answer in time: check this server's internet access, a proxy or firewall, "
-               "or CAREBOT_TELEGRAM_API_URL")
+        why = t("reach.telegram_timeout")
     else:
         message = exc.message if isinstance(exc, NetworkError) else str(exc)
-        why = (f"{message}: check this server's internet access (DNS, proxy, firewall) or "
-               "CAREBOT_TELEGRAM_API_URL")
-    text = f"cannot reach Telegram at {where}: {why}"
+        why = t("reach.network", why=message)
+    text = t("reach.telegram", where=where, why=why)
     return text.replace(settings.bot_token, "<token>") if settings.bot_token else text
 
 
