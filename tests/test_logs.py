@@ -152,7 +152,7 @@ async def web_requests(env: BotEnv) -> None:
     base = f"http://127.0.0.1:{env.settings.web_port}"
     async with aiohttp.ClientSession() as http:
         for url, kw in (
-            (f"/healthz?token={API_KEY}", {}),
+            (f"/healthz?token={API_KEY}", {"headers": {"X-Forwarded-For": "203.0.113.7"}}),
             ("/api/v1/deliveries", {"headers": {"Authorization": f"Bearer {API_KEY}"},
                                     "json": []}),
             (f"/{HOOK_SEGMENT}", {"headers": {"X-Telegram-Bot-Api-Secret-Token": HOOK_SECRET},
@@ -182,7 +182,8 @@ async def test_no_phone_text_or_secret_in_the_log_over_a_scenario(
 
     entries = parsed(json_log)
     access = [e["message"] for e in entries if e["logger"] == "bot.web.access_log"]
-    assert any(" GET /healthz 200 " in a for a in access)
+    # nginx (127.0.0.1, a trusted proxy) forwarded it: the client's address is written
+    assert any(a.startswith("203.0.113.7 GET /healthz 200 ") for a in access)
     assert any(" POST <webhook> 400 " in a for a in access)
     assert any(" GET <no route> 404 " in a for a in access)
     assert any(" POST /api/v1/deliveries " in a for a in access)
