@@ -81,8 +81,8 @@ async def test_doctor_names_a_webhook_telegram_does_not_use(emulator) -> None:  
 
 def test_doctor_lints_the_env_file(tmp_path: Path) -> None:
     env = tmp_path / "carebot.env"
-    env.write_text("export CAREBOT_DEALER_NAME=星辰\nCAREBOT_WEBHOOK_SECERT=abc\n",
-                   encoding="utf-8")
+    env.write_text("export CAREBOT_DEALER_NAME=星辰\nCAREBOT_WEBHOOK_SECERT=abc\n"
+                   "CAREBOT_LANGUAGE=zh_CN\n", encoding="utf-8")
     os.chmod(env, 0o644)
     settings = Settings(_env_file=None, bot_token="1:x")
     found = checks.check_configuration(settings, env)
@@ -91,6 +91,7 @@ def test_doctor_lints_the_env_file(tmp_path: Path) -> None:
            "ignores it" in texts
     assert ("CAREBOT_WEBHOOK_SECERT is not a carebot setting (did you mean "
             "CAREBOT_WEBHOOK_SECRET?); it is ignored") in texts
+    assert not [t for t in texts if "CAREBOT_LANGUAGE" in t]  # the command's, not ignored
     problems = [f for f in found if f.problem]
     assert [f.fix for f in problems] == [f"chmod 0640 {env} (owner root, group carebot)"]
 

@@ -21,6 +21,7 @@ from bot.cli.reach import (
     make_bot,
     telegram_problem,
 )
+from bot.cli.say import LANGUAGE_VARIABLES
 from bot.config import Settings, mask_url
 from bot.script_check import check_scripts, feature_samples, script_dirs
 from db.models import Staff, StaffRole
@@ -30,7 +31,8 @@ MIN_SECRET = 32  # characters of a random secret (token_urlsafe(32) gives 43)
 MIN_API_KEY = 24
 WEBHOOK_BACKLOG = 100  # pending updates at Telegram worth a word
 RECENT_ERROR = timedelta(hours=24)  # a webhook error older than this is history
-NOT_SETTINGS = {"CAREBOT_TEST_POSTGRES_URL", "CAREBOT_REQUIRE_BROWSER"}  # the test suite's
+# Not settings, yet carebot's: the test suite's, and the command's language (bot/cli/say.py).
+NOT_SETTINGS = {"CAREBOT_TEST_POSTGRES_URL", "CAREBOT_REQUIRE_BROWSER", *LANGUAGE_VARIABLES[:1]}
 
 
 @dataclass(frozen=True)
