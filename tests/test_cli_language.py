@@ -27,10 +27,16 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("core.py", "carebot {}: {}"): "a StartupError's line after the command's name",
     ("core.py", "{} {}: https://t.me/{}?start={}"): "the deep link itself (machine output)",
     ("touchpoints.py", "carebot outbox: "): "the command's name before the catalogue's words",
+    ("checks.py", "console"): "a doctor area's code (its words: doctor.area.*)",
+    ("checks.py", "telegram"): "a doctor area's code (its words: doctor.area.*)",
+    ("checks.py", "chmod 0750 {}"): "a command to type",
+    ("checks.py", "chmod 0640 {}"): "a command to type",
+    ("checks.py", "chown carebot:carebot {}"): "a command to type",
 }
 # Calls whose string arguments a person reads.
 SPEAKING = {"print", "exit", "SystemExit", "error", "ArgumentTypeError", "getpass",
-            "input", "StartupError", "ConfigError", "CampaignError", "ValueError"}
+            "input", "StartupError", "ConfigError", "CampaignError", "ValueError",
+            "Finding", "_fail"}  # the last two: carebot doctor's lines
 
 
 def _literal(node: ast.expr) -> str | None:
@@ -172,3 +178,15 @@ def test_what_could_not_be_reached_is_said_in_chinese(tmp_path: Path,
         f"carebot staff: 无法使用数据库（位于 127.0.0.1:{port} 的 PostgreSQL，"
         f"CAREBOT_DATABASE_URL=postgres://carebot:***@127.0.0.1:{port}/x）：连接被拒绝："
         "那里的 PostgreSQL 是否在运行？CAREBOT_DATABASE_URL 中的主机和端口是否正确？")
+
+
+def test_the_doctors_report_in_chinese(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.cli.checks import Finding
+    from bot.cli.doctor import report
+
+    monkeypatch.setenv("CAREBOT_LANGUAGE", "zh_CN")
+    text = report([Finding("database", "x"), Finding("data folder", "y", "z", problem=True)])
+    lines = text.splitlines()
+    assert lines[1].split() == ["正常", "数据库", "x"]
+    assert lines[2].split() == ["失败", "数据目录", "y"] and lines[3].split() == ["->", "z"]
+    assert lines[-1].startswith("1 个问题，0 条提示")

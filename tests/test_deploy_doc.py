@@ -78,6 +78,7 @@ def test_shipped_units_verify(tmp_path: Path) -> None:
 def _sandbox(root: Path, emulator, database_url: str) -> Sandbox:  # type: ignore[no-untyped-def]
     env = {"PATH": f"{BIN}:{os.environ['PATH']}", "HOME": str(root / "var/lib/carebot"),
            "LANG": "C.UTF-8",
+           "CAREBOT_LANGUAGE": "en",  # the words the checks below read (Chinese by default)
            # what the operator fills into /etc/carebot/carebot.env
            "CAREBOT_DATABASE_URL": database_url, "CAREBOT_BOT_TOKEN": emulator.token,
            "CAREBOT_TELEGRAM_API_URL": emulator.api_url,

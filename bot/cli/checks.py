@@ -21,7 +21,7 @@ from bot.cli.reach import (
     make_bot,
     telegram_problem,
 )
-from bot.cli.say import LANGUAGE_VARIABLES
+from bot.cli.say import LANGUAGE_VARIABLES, t
 from bot.config import Settings, mask_url
 from bot.script_check import check_scripts, feature_samples, script_dirs
 from db.models import Staff, StaffRole
@@ -69,24 +69,21 @@ def check_configuration(settings: Settings, env_file: Path | None) -> list[Findi
     if env_file is not None and env_file.is_file():
         parsed = envfile.read(env_file)
         given |= {k for k in parsed.values if k.startswith("CAREBOT_")}
-        out.append(Finding(area, f"{env_file} read as systemd's EnvironmentFile= reads it"))
+        out.append(Finding(area, t("doctor.env_read", file=env_file)))
         for line, why in parsed.ignored:
-            out.append(Finding(area, f"{env_file} line {line}: {why}; systemd ignores it",
+            out.append(Finding(area, t("doctor.env_ignored", file=env_file, line=line, why=why),
                                note=True))
         if _world_bits(env_file):
-            out.append(_fail(area, f"{env_file} is readable by every local user and holds "
-                             "secrets", f"chmod 0640 {env_file} (owner root, group carebot)"))
+            out.append(_fail(area, t("doctor.env_readable", file=env_file),
+                             t("doctor.env_readable_fix", file=env_file)))
     for name in sorted(given - names - NOT_SETTINGS):
         close = difflib.get_close_matches(name, sorted(names), n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        out.append(Finding(area, f"{name} is not a carebot setting{hint}; it is ignored",
-                           note=True))
+        hint = t("doctor.did_you_mean", name=close[0]) if close else ""
+        out.append(Finding(area, t("doctor.not_a_setting", name=name, hint=hint), note=True))
     if not settings.has_token:
-        out.append(_fail(area, "CAREBOT_BOT_TOKEN is empty: carebot run starts the sandbox, "
-                         "not the bot", "set CAREBOT_BOT_TOKEN to the token from @BotFather"))
+        out.append(_fail(area, t("doctor.no_token"), t("doctor.no_token_fix")))
     if not any(f.problem for f in out):
-        out.append(Finding(area, f"settings valid ({len(given & names)} CAREBOT_ variables "
-                           "set, the rest default)"))
+        out.append(Finding(area, t("doctor.settings_valid", n=len(given & names))))
     return out
 
 
@@ -98,18 +95,17 @@ async def check_database(settings: Settings) -> list[Finding]:
     url = settings.database_url
     path = sqlite_path(url)
     if path is not None and not Path(path).is_file():  # noqa: ASYNC240 - one stat, in a check
-        return [_fail(area, f"the SQLite file {path} does not exist yet",
-                      "run: carebot migrate (it creates it)")]
+        return [_fail(area, t("doctor.no_sqlite_file", path=path), t("doctor.run_migrate"))]
     try:
         pending = await pending_migrations(url)
     except DATABASE_ERRORS as exc:
-        return [_fail(area, database_problem(exc, url), "fix it, then run carebot doctor")]
-    out = [Finding(area, f"{mask_url(url)} answers")]
+        return [_fail(area, database_problem(exc, url), t("doctor.fix_then_doctor"))]
+    out = [Finding(area, t("doctor.database_answers", url=mask_url(url)))]
     if pending:
-        out.append(_fail(area, f"{len(pending)} migration(s) pending: {', '.join(pending)}",
-                         "run: carebot migrate (back up first, docs/deploy.md)"))
+        out.append(_fail(area, t("doctor.pending", n=len(pending), names=", ".join(pending)),
+                         t("doctor.pending_fix")))
         return out
-    out.append(Finding(area, "schema up to date"))
+    out.append(Finding(area, t("doctor.schema_ok")))
     out += await _admins(settings)
     return out
 
@@ -124,10 +120,8 @@ async def _admins(settings: Settings) -> list[Finding]:
     finally:
         await close_database()
     if admins:
-        return [Finding("console", f"{admins} admin account(s) can sign in")]
-    return [_fail("console", "no admin account can sign in to the console",
-                  "carebot staff add --login admin --name 管理员 --role admin, then "
-                  "carebot staff passwd admin")]
+        return [Finding("console", t("doctor.admins", n=admins))]
+    return [_fail("console", t("doctor.no_admin"), t("doctor.no_admin_fix"))]
 
 
 # ----------------------------------------------------------------------------- telegram
@@ -142,11 +136,11 @@ async def check_telegram(settings: Settings, now: datetime) -> list[Finding]:
         await bot.initialize()  # getMe
         info = await bot.get_webhook_info()
     except TELEGRAM_ERRORS as exc:
-        return [_fail("telegram", telegram_problem(exc, settings),
-                      "carebot cannot send or receive until this is fixed")]
+        return [_fail("telegram", telegram_problem(exc, settings), t("doctor.telegram_fix"))]
     finally:
         await bot.shutdown()
-    return [Finding("telegram", f"@{bot.username} answers at {settings.telegram_api_url}"),
+    return [Finding("telegram", t("doctor.telegram_answers", username=bot.username,
+                                  url=settings.telegram_api_url)),
             *_webhook_findings(settings, bot, info, now)]
 
 
@@ -156,27 +150,24 @@ def _webhook_findings(settings: Settings, bot: Bot, info: WebhookInfo,
     out: list[Finding] = []
     want = settings.webhook_endpoint
     if want and info.url != want:
-        out.append(_fail(area, f"Telegram sends updates to {info.url or 'nobody (polling)'}, "
-                         f"the settings say {want}",
-                         "restart carebot (it sets the webhook at start); check "
-                         "CAREBOT_WEBHOOK_URL"))
+        out.append(_fail(area, t("doctor.webhook_elsewhere",
+                                 url=info.url or t("doctor.nobody_polling"), want=want),
+                         t("doctor.webhook_elsewhere_fix")))
     elif not want and info.url:
-        out.append(Finding(area, f"a webhook is set ({info.url}) while these settings poll: "
-                           "carebot run removes it when it starts", note=True))
+        out.append(Finding(area, t("doctor.webhook_while_polling", url=info.url), note=True))
     else:
-        out.append(Finding(area, f"webhook {info.url}" if info.url else "polling (no webhook)"))
+        out.append(Finding(area, t("doctor.webhook", url=info.url) if info.url
+                           else t("doctor.polling")))
     pending = info.pending_update_count
     if pending > WEBHOOK_BACKLOG:
-        out.append(Finding(area, f"{pending} updates wait at Telegram (is carebot running?)",
-                           note=True))
+        out.append(Finding(area, t("doctor.backlog", n=pending), note=True))
     when = info.last_error_date
     if info.last_error_message and when is not None:
         age = now - when
-        line = (f"Telegram's last webhook error, {when:%Y-%m-%d %H:%M} UTC: "
-                f"{info.last_error_message}")
+        line = t("doctor.webhook_error", when=f"{when:%Y-%m-%d %H:%M}",
+                 error=info.last_error_message)
         if age < RECENT_ERROR:
-            out.append(_fail(area, line, "check nginx, the certificate and that carebot "
-                             "answers on CAREBOT_WEB_PORT (docs/deploy.md)"))
+            out.append(_fail(area, line, t("doctor.webhook_error_fix")))
         else:
             out.append(Finding(area, line, note=True))
     return out
@@ -189,29 +180,28 @@ def check_data_folder(settings: Settings) -> list[Finding]:
     area = "data folder"
     path = sqlite_path(settings.database_url)
     if path is None:
-        return [Finding(area, "PostgreSQL: no local data files to check")]
+        return [Finding(area, t("doctor.postgres_no_files"))]
     folder = Path(path).resolve().parent
     if not folder.is_dir():
-        return [_fail(area, f"{folder} does not exist", "run: carebot migrate (it creates "
-                      "it), or install -d -o carebot -g carebot -m 0750 " + str(folder))]
+        return [_fail(area, t("doctor.no_folder", folder=folder),
+                      t("doctor.no_folder_fix", folder=folder))]
     out: list[Finding] = []
     mode = stat.S_IMODE(folder.stat().st_mode)
     if mode & 0o007:
-        out.append(_fail(area, f"{folder} is open to every local user ({mode:04o}) and holds "
-                         "owners' data", f"chmod 0750 {folder}"))
+        out.append(_fail(area, t("doctor.folder_open", folder=folder, mode=f"{mode:04o}"),
+                         f"chmod 0750 {folder}"))
     for file in sorted(folder.glob(Path(path).name + "*")):
         fmode = stat.S_IMODE(file.stat().st_mode)
         if fmode & 0o007:
-            out.append(_fail(area, f"{file} is readable by every local user ({fmode:04o})",
+            out.append(_fail(area, t("doctor.file_open", file=file, mode=f"{fmode:04o}"),
                              f"chmod 0640 {file}"))
     if not os.access(folder, os.W_OK):
-        out.append(_fail(area, f"{folder} is not writable by this user (SQLite writes its "
-                         "journal there)", f"chown carebot:carebot {folder}"))
+        out.append(_fail(area, t("doctor.folder_not_writable", folder=folder),
+                         f"chown carebot:carebot {folder}"))
     if not out:
-        out.append(Finding(area, f"{folder} is private ({mode:04o})"))
+        out.append(Finding(area, t("doctor.folder_private", folder=folder, mode=f"{mode:04o}")))
     if os.geteuid() == 0:
-        out.append(Finding(area, "run as root: runuser -u carebot -- carebot doctor gives the "
-                           "service's view of the permissions", note=True))
+        out.append(Finding(area, t("doctor.as_root"), note=True))
     return out
 
 
@@ -219,16 +209,16 @@ def check_scripts_folder(settings: Settings) -> list[Finding]:
     """The dealership's own scripts: there, readable, and every one renders."""
     area = "scripts"
     if settings.scripts_dir is None:
-        return [Finding(area, "the built-in scripts (no CAREBOT_SCRIPTS_DIR)")]
+        return [Finding(area, t("doctor.builtin_scripts"))]
     folder = Path(settings.scripts_dir)
     if not folder.is_dir():
-        return [_fail(area, f"CAREBOT_SCRIPTS_DIR {folder} is not a folder",
-                      "create it (with zh_CN/ and en/) or fix CAREBOT_SCRIPTS_DIR")]
+        return [_fail(area, t("doctor.scripts_not_folder", folder=folder),
+                      t("doctor.scripts_not_folder_fix"))]
     checked, problems = check_scripts(script_dirs(settings), feature_samples())
     if problems:
-        return [_fail(area, f"{len(problems)} script problem(s), first: {problems[0]}",
-                      "run: carebot scripts check (every problem, with its line)")]
-    return [Finding(area, f"{folder}: {checked} files render")]
+        return [_fail(area, t("doctor.script_problems", n=len(problems), first=problems[0]),
+                      t("doctor.script_problems_fix"))]
+    return [Finding(area, t("doctor.scripts_ok", folder=folder, n=checked))]
 
 
 def check_secrets(settings: Settings) -> list[Finding]:
@@ -238,18 +228,16 @@ def check_secrets(settings: Settings) -> list[Finding]:
     make = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
     secret = settings.session_secret
     if len(secret) < MIN_SECRET:
-        what = "empty (sessions end at every restart, and span no instances)" if not secret \
-            else f"{len(secret)} characters (at least {MIN_SECRET})"
-        out.append(_fail(area, f"CAREBOT_SESSION_SECRET is {what}",
-                         f"set it to the output of {make}, the same on every instance"))
+        what = t("doctor.secret_empty") if not secret \
+            else t("doctor.secret_short", n=len(secret), min=MIN_SECRET)
+        out.append(_fail(area, t("doctor.session_secret", what=what),
+                         t("doctor.session_secret_fix", make=make)))
     if settings.api_key and len(settings.api_key) < MIN_API_KEY:
-        out.append(_fail(area, f"CAREBOT_API_KEY has {len(settings.api_key)} characters "
-                         f"(at least {MIN_API_KEY})", f"set it to the output of {make}"))
+        out.append(_fail(area, t("doctor.api_key_short", n=len(settings.api_key),
+                                 min=MIN_API_KEY), t("doctor.api_key_fix", make=make)))
     if settings.webhook_url.startswith("https://") and not settings.console_secure_cookie:
-        out.append(Finding(area, "the console is behind HTTPS but its cookie may travel over "
-                           "HTTP: set CAREBOT_CONSOLE_SECURE_COOKIE=true", note=True))
+        out.append(Finding(area, t("doctor.insecure_cookie"), note=True))
     if settings.metrics_open and not settings.metrics_token:
-        out.append(Finding(area, "/metrics answers anyone (CAREBOT_METRICS_OPEN=true): keep "
-                           "the port private", note=True))
-    return out or [Finding(area, "CAREBOT_SESSION_SECRET set"
-                           + (", CAREBOT_API_KEY set" if settings.api_key else ""))]
+        out.append(Finding(area, t("doctor.metrics_open"), note=True))
+    return out or [Finding(area, t("doctor.secrets_set_api") if settings.api_key
+                           else t("doctor.secrets_set"))]

@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.cli import checks
 from bot.cli.checks import Finding
+from bot.cli.say import t
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.version import VERSION
@@ -33,19 +34,20 @@ async def diagnose(settings: Settings, env_file: Path | None) -> list[Finding]:
 
 def report(found: list[Finding]) -> str:
     """The report: one line per finding, the fix under each problem, a verdict."""
-    width = max(len(f.area) for f in found)
-    lines = [f"carebot doctor (carebot {VERSION})"]
+    area = {f.area: t(f"doctor.area.{f.area.replace(' ', '_')}") for f in found}
+    mark = {f.mark: t(f"doctor.mark.{f.mark}") for f in found}
+    width = max(len(a) for a in area.values())
+    lines = [t("doctor.title", version=VERSION)]
     for f in found:
-        lines.append(f"  {f.mark:<4}  {f.area:<{width}}  {f.text}")
+        lines.append(f"  {mark[f.mark]:<4}  {area[f.area]:<{width}}  {f.text}")
         if f.problem and f.fix:
             lines.append(f"        {'':<{width}}  -> {f.fix}")
     problems = sum(f.problem for f in found)
     notes = sum(f.note for f in found)
     if problems:
-        lines.append(f"{problems} problem(s), {notes} note(s): fix the FAIL lines, then run "
-                     "carebot doctor again.")
+        lines.append(t("doctor.verdict_problems", problems=problems, notes=notes))
     else:
-        lines.append(f"ready: no problems ({notes} note(s)).")
+        lines.append(t("doctor.verdict_ready", notes=notes))
     return "\n".join(lines)
 
 
