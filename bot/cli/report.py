@@ -19,7 +19,7 @@ from typing import Any
 
 from bot.cli.database import database
 from bot.cli.report_items import questions_report
-from bot.cli.say import fail
+from bot.cli.say import fail, t, words
 from bot.cli.tickets import complaints_report
 from bot.clock import SystemClock
 from bot.config import Settings
@@ -122,44 +122,49 @@ def _avg(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+SCOPE_CODES = {DEALERSHIP: "dealership", UNASSIGNED: "(no advisor)"}  # CSV/JSON: as they are
+
+
 def _name(scope: str) -> str:
-    return {DEALERSHIP: "dealership", UNASSIGNED: "(no advisor)"}.get(scope, scope)
+    """A scope as people read it in the table."""
+    return {DEALERSHIP: t("kpi.dealership"), UNASSIGNED: t("kpi.no_advisor")}.get(scope, scope)
 
 
 def _rows(k: Kpis) -> list[tuple[str, str]]:
     rows = [
-        ("follow-ups due", str(k.followups_due)),
-        ("follow-ups sent", str(k.followups_sent)),
-        ("follow-ups reached", str(k.followups_reached)),
-        ("  in Telegram", str(k.followups_reached_telegram)),
-        ("  by phone", str(k.followups_reached_phone)),
-        ("follow-up rate", _pct(k.followup_rate)),
-        ("responses", str(k.responses)),
-        ("  by phone", str(k.responses_phone)),
-        ("response rate", _pct(k.response_rate)),
-        ("unreachable owners", str(k.unreachable_owners)),
-        ("scores", str(k.scores)),
-        ("average score", _avg(k.average)),
+        (t("kpi.followups_due"), str(k.followups_due)),
+        (t("kpi.followups_sent"), str(k.followups_sent)),
+        (t("kpi.followups_reached"), str(k.followups_reached)),
+        (t("kpi.in_telegram"), str(k.followups_reached_telegram)),
+        (t("kpi.by_phone"), str(k.followups_reached_phone)),
+        (t("kpi.followup_rate"), _pct(k.followup_rate)),
+        (t("kpi.responses"), str(k.responses)),
+        (t("kpi.by_phone"), str(k.responses_phone)),
+        (t("kpi.response_rate"), _pct(k.response_rate)),
+        (t("kpi.unreachable_owners"), str(k.unreachable_owners)),
+        (t("kpi.scores"), str(k.scores)),
+        (t("kpi.average_score"), _avg(k.average)),
     ]
-    rows += [(f"  score {n}", str(k.distribution[n])) for n in range(1, 11)]
+    rows += [(t("kpi.score_n", n=n), str(k.distribution[n])) for n in range(1, 11)]
     rows += [
-        ("share of 9-10", _pct(k.share_9_10)),
-        ("owners served", str(k.owners_served)),
-        ("delighted owners (9-10)", str(k.delighted_owners)),
-        ("delight rate", _pct(k.delight_rate)),
-        ("returning owners", str(k.returning_owners)),
-        ("return rate", _pct(k.return_rate)),
-        ("complaints opened", str(k.tickets_opened)),
-        ("complaint rate", _pct(k.complaint_rate)),
-        ("low scores", str(k.low_scores)),
+        (t("kpi.share_9_10"), _pct(k.share_9_10)),
+        (t("kpi.owners_served"), str(k.owners_served)),
+        (t("kpi.delighted_owners"), str(k.delighted_owners)),
+        (t("kpi.delight_rate"), _pct(k.delight_rate)),
+        (t("kpi.returning_owners"), str(k.returning_owners)),
+        (t("kpi.return_rate"), _pct(k.return_rate)),
+        (t("kpi.complaints_opened"), str(k.tickets_opened)),
+        (t("kpi.complaint_rate"), _pct(k.complaint_rate)),
+        (t("kpi.low_scores"), str(k.low_scores)),
     ]
-    rows += [(f"  {c}", str(n)) for c, n in k.categories.items()]
+    rows += [(f"  {words().get(f'tickets.category.{c}', c)}", str(n))
+             for c, n in k.categories.items()]
     rows += [
-        ("  (no category)", str(k.uncategorised_low)),
-        ("strongest categories", ", ".join(k.strongest) or "-"),
-        ("weakest categories", ", ".join(k.weakest) or "-"),
-        ("complaint handling scores", str(k.handling_scores)),
-        ("complaint handling average", _avg(k.handling_average)),
+        (t("kpi.no_category"), str(k.uncategorised_low)),
+        (t("kpi.strongest"), ", ".join(k.strongest) or "-"),
+        (t("kpi.weakest"), ", ".join(k.weakest) or "-"),
+        (t("kpi.handling_scores"), str(k.handling_scores)),
+        (t("kpi.handling_average"), _avg(k.handling_average)),
     ]
     return rows
 
@@ -182,9 +187,9 @@ def render(report: KpiReport, fmt: str, timezone_name: str = "") -> str:
     for k in scopes:
         columns.append([value for _, value in _rows(k)])
     widths = [max(len(h), *(len(v) for v in col)) for h, col in zip(headers, columns, strict=False)]
-    title = (f"carebot KPIs {report.period.label} ({report.period.start} to "
-             f"{report.period.end - timedelta(days=1)}"
-             f"{', ' + timezone_name if timezone_name else ''})")
+    title = t("kpi.title", period=report.period.label, start=report.period.start,
+              end=report.period.end - timedelta(days=1),
+              timezone=t("kpi.timezone", name=timezone_name) if timezone_name else "")
     lines = [title, "  ".join(h.ljust(w) if i == 0 else h.rjust(w)
                               for i, (h, w) in enumerate(zip(headers, widths, strict=False)))]
     for r in range(len(columns[0])):
@@ -195,7 +200,7 @@ def render(report: KpiReport, fmt: str, timezone_name: str = "") -> str:
 
 def _flat(k: Kpis) -> dict[str, Any]:
     data = k.as_dict()
-    flat: dict[str, Any] = {"scope": _name(k.scope)}
+    flat: dict[str, Any] = {"scope": SCOPE_CODES.get(k.scope, k.scope)}
     for key, value in data.items():
         if key == "scope":
             continue

@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from bot.cli.database import database
+from bot.cli.say import t
 from bot.config import Settings
 from bot.periods import Period
 from bot.surveys.items import Item, Side, item_report
@@ -53,18 +54,18 @@ def render_items(sides: list[Side], fmt: str, label: str) -> str:
                                  i.low_share if i.low_share is not None else "",
                                  _distribution(i)])
         return out.getvalue()
-    lines = [f"Questionnaire items, {label}"]
+    lines = [t("items.title", period=label)]
     for side in sides:
-        lines += ["", f"== {side.name} =="]
+        lines += ["", f"== {t(f'items.side.{side.name}')} =="]
         if not side.items:
-            lines.append("  no answers")
+            lines.append(t("items.no_answers"))
             continue
         for i in side.items:
             lines.append(f"  [{i.kind}] {i.key}: {i.text}")
-            lines.append(f"      answered {i.answered}, skipped {i.skipped}; very satisfied "
-                         f"{_pct(i.top_share)}, dissatisfied {_pct(i.low_share)}; "
-                         f"{_distribution(i)}")
+            lines.append(t("items.figures", answered=i.answered, skipped=i.skipped,
+                           top=_pct(i.top_share), low=_pct(i.low_share),
+                           distribution=_distribution(i)))
         for name, item in (("strongest", side.strongest), ("weakest", side.weakest)):
             if item is not None:
-                lines.append(f"  {name}: {item.key} ({item.text})")
+                lines.append(t(f"items.{name}", question=item.key, text=item.text))
     return "\n".join(lines) + "\n"
