@@ -63,14 +63,15 @@ def format_counts(rows: list[tuple[str, str, int]]) -> str:
     statuses = [s.value for s in TouchpointStatus]
     kinds = sorted({k for k, _, _ in rows})
     cell = {(k, s): n for k, s, n in rows}
-    width = max([len("kind"), len("total"), *(len(k) for k in kinds)])
-    head = "kind".ljust(width) + "".join(s.rjust(12) for s in statuses) + "total".rjust(9)
+    kind, total = t("outbox.kind"), t("outbox.total")
+    width = max([len(kind), len(total), *(len(k) for k in kinds)])
+    head = kind.ljust(width) + "".join(s.rjust(12) for s in statuses) + total.rjust(9)
     lines = [head, "-" * len(head)]
     for k in kinds:
         lines.append(k.ljust(width) + "".join(str(cell.get((k, s), 0)).rjust(12)
                                               for s in statuses)
                      + str(sum(cell.get((k, s), 0) for s in statuses)).rjust(9))
-    lines.append("total".ljust(width) + "".join(
+    lines.append(total.ljust(width) + "".join(
         str(sum(cell.get((k, s), 0) for k in kinds)).rjust(12) for s in statuses)
         + str(sum(n for _, _, n in rows)).rjust(9))
     return "\n".join(lines)
@@ -94,7 +95,7 @@ async def timeline(customer_id: int, tz: Any) -> list[str]:
     def local(when: datetime | None) -> str:
         return f"{when.astimezone(tz):%Y-%m-%d %H:%M}" if when else "-"
 
-    lines = [f"{'due':16}  {'kind':22} {'status':11} {'sent':16}  {'car':10} why"]
+    lines = [t("outbox.timeline_head")]
     for tp in await Touchpoint.filter(customer_id=customer_id).order_by("due_at", "id") \
             .select_related("vehicle"):
         car = (tp.vehicle.plate or tp.vehicle.vin[-6:]) if tp.vehicle else "-"
@@ -103,8 +104,8 @@ async def timeline(customer_id: int, tz: Any) -> list[str]:
                      f"{local(tp.sent_at):16}  {car:10} {why}")
     books = await Booking.filter(customer_id=customer_id).order_by("day", "id")
     for b in books:
-        lines.append(f"booking #{b.id}: {b.day} {b.slot}, {b.kind.value}, {b.status.value}"
-                     f" (made {local(b.created_at)})")
+        lines.append(t("outbox.booking", id=b.id, day=b.day, slot=b.slot, kind=b.kind.value,
+                       status=b.status.value, made=local(b.created_at)))
     return lines
 
 
