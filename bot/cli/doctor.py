@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.cli import checks
 from bot.cli.checks import Finding
-from bot.cli.say import t
+from bot.cli.say import ljust, t, width
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.version import VERSION
@@ -36,12 +36,14 @@ def report(found: list[Finding]) -> str:
     """The report: one line per finding, the fix under each problem, a verdict."""
     area = {f.area: t(f"doctor.area.{f.area.replace(' ', '_')}") for f in found}
     mark = {f.mark: t(f"doctor.mark.{f.mark}") for f in found}
-    width = max(len(a) for a in area.values())
+    columns = max(width(a) for a in area.values())
+    marks = max(width(m) for m in mark.values())
     lines = [t("doctor.title", version=VERSION)]
     for f in found:
-        lines.append(f"  {mark[f.mark]:<4}  {area[f.area]:<{width}}  {f.text}")
+        lines.append(f"  {ljust(mark[f.mark], max(marks, 4))}  {ljust(area[f.area], columns)}"
+                     f"  {f.text}")
         if f.problem and f.fix:
-            lines.append(f"        {'':<{width}}  -> {f.fix}")
+            lines.append(f"  {'':<{max(marks, 4)}}  {'':<{columns}}  -> {f.fix}")
     problems = sum(f.problem for f in found)
     notes = sum(f.note for f in found)
     if problems:

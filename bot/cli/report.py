@@ -19,7 +19,7 @@ from typing import Any
 
 from bot.cli.database import database
 from bot.cli.report_items import questions_report
-from bot.cli.say import fail, t, words
+from bot.cli.say import fail, ljust, rjust, t, width, words
 from bot.cli.tickets import complaints_report
 from bot.clock import SystemClock
 from bot.config import Settings
@@ -186,14 +186,15 @@ def render(report: KpiReport, fmt: str, timezone_name: str = "") -> str:
     headers = ["", *(_name(k.scope) for k in scopes)]
     for k in scopes:
         columns.append([value for _, value in _rows(k)])
-    widths = [max(len(h), *(len(v) for v in col)) for h, col in zip(headers, columns, strict=False)]
+    widths = [max(width(h), *(width(v) for v in col))
+              for h, col in zip(headers, columns, strict=False)]
     title = t("kpi.title", period=report.period.label, start=report.period.start,
               end=report.period.end - timedelta(days=1),
               timezone=t("kpi.timezone", name=timezone_name) if timezone_name else "")
-    lines = [title, "  ".join(h.ljust(w) if i == 0 else h.rjust(w)
+    lines = [title, "  ".join(ljust(h, w) if i == 0 else rjust(h, w)
                               for i, (h, w) in enumerate(zip(headers, widths, strict=False)))]
     for r in range(len(columns[0])):
-        lines.append("  ".join(col[r].ljust(w) if i == 0 else col[r].rjust(w)
+        lines.append("  ".join(ljust(col[r], w) if i == 0 else rjust(col[r], w)
                                for i, (col, w) in enumerate(zip(columns, widths, strict=False))))
     return "\n".join(lines) + "\n"
 

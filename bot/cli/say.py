@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import unicodedata
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -44,6 +45,20 @@ def _strings() -> dict[str, dict[str, str]]:
 def t(key: str, **values: Any) -> str:
     """The text for ``key`` in the CLI's language, ``{name}`` filled from ``values``."""
     return Translator(_strings(), cli_language())(key, **values)
+
+
+def width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: a Chinese character takes two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def ljust(text: str, columns: int) -> str:
+    """``str.ljust`` by terminal columns, so Chinese labels line up."""
+    return text + " " * max(0, columns - width(text))
+
+
+def rjust(text: str, columns: int) -> str:
+    return " " * max(0, columns - width(text)) + text
 
 
 @lru_cache(maxsize=1)
