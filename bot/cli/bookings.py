@@ -11,11 +11,10 @@ from typing import Any
 from bot import booking_desk, booking_news, bookings
 from bot.booking_calendar import JOB_KINDS
 from bot.bookings import Job, booking_rules
-from bot.cli.database import database
+from bot.cli.database import database, scripts
 from bot.cli.say import fail, say, t
 from bot.clock import SystemClock
 from bot.config import Settings
-from bot.texts import Scripts
 from db.models import BookingChannel, BookingKind, BookingStatus
 
 
@@ -75,7 +74,7 @@ async def _booking_add(settings: Settings, args: argparse.Namespace) -> int:
                                       rules=rules)
     if outcome.created and outcome.booking is not None:  # the running carebot sends it
         await booking_news.owe_confirmation(
-            Scripts(settings.scripts_dir), rules, booking=outcome.booking,
+            await scripts(settings), rules, booking=outcome.booking,
             customer=customer, vehicle=vehicle, phone=settings.dealer_phone, now=now)
     found = outcome.booking
     if found is None:

@@ -13,7 +13,7 @@ from typing import Any
 from jinja2 import TemplateError
 
 from bot.campaigns import audiences, content, policy, promotions
-from bot.cli.database import database
+from bot.cli.database import database, scripts
 from bot.cli.reach import telegram
 from bot.cli.say import fail, say, t, words
 from bot.clock import SystemClock
@@ -24,7 +24,6 @@ from bot.delivery.sender import Sender
 from bot.keyboards import keyboard
 from bot.owners import phone_to_e164
 from bot.templating import render_off_loop
-from bot.texts import Scripts
 from db.models import Campaign, Staff
 
 
@@ -110,7 +109,7 @@ async def _on_campaign(settings: Settings, args: argparse.Namespace, campaign: C
     action = args.action
     if action == "preview":
         _print(await promotions.preview(campaign, now=now, rules=rules,
-                                        scripts=Scripts(settings.scripts_dir),
+                                        scripts=await scripts(settings),
                                         settings=settings))
     elif action == "test":
         return await _test_send(settings, campaign, args.staff)
@@ -144,7 +143,7 @@ async def _test_send(settings: Settings, campaign: Any, staff_ref: str) -> int:
         fail("campaign", "campaign.no_token")
         return 1
     [message] = await render_off_loop(content.trial_messages, campaign, staff.name, settings,
-                                      Scripts(settings.scripts_dir))
+                                      await scripts(settings))
     async with telegram(settings) as bot:  # one line and exit 2 when Telegram is unreachable
         sender = Sender(bot, Limits(settings.send_rate), deadline=settings.reply_deadline,
                         record_failure=Failures(SystemClock()).record)

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from bot.cli.reach import open_db
 from bot.config import Settings
+from bot.texts import Scripts
 from db.setup import close_database
 
 
@@ -19,3 +20,11 @@ async def database(settings: Settings) -> AsyncIterator[None]:
         yield
     finally:
         await close_database()
+
+
+async def scripts(settings: Settings) -> Scripts:
+    """The scripts as the running carebot uses them: the packaged texts, the dealership's
+    folder and the console's edits (kept in the database, which must be open)."""
+    loaded = Scripts(settings.scripts_dir)
+    await loaded.refresh()
+    return loaded
