@@ -19,6 +19,7 @@ from telegram.error import NetworkError
 
 from bot.delivery.health import TelegramHealth, status_kind
 from bot.delivery.limits import Lane
+from bot.version import VERSION
 from db.setup import close_database, open_database
 from tests.conftest import BotEnv
 from tests.test_ops import parse, value
@@ -79,7 +80,7 @@ async def test_an_outage_degrades_healthz_drops_the_metrics_and_is_logged_once_e
     assert body["status"] == "degraded" and body["database"] == "ok"
     assert "Telegram Bot API unreachable for 90s" in str(body["reason"])
     assert "network" in str(body["reason"])
-    assert "version" in body
+    assert body["version"] == VERSION  # what runs (issue 20 point 2)
     s = await metrics(client)
     assert value(s, "carebot_telegram_up") == 0
     assert value(s, "carebot_telegram_last_success_age_seconds") == 90

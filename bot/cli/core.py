@@ -64,8 +64,10 @@ async def cmd_run(settings: Settings) -> int:
         me = carebot.application.bot
         how = t("run.webhook", url=settings.webhook_url) if settings.webhook_url \
             else t("run.polling")
-        say("run.running", username=me.username, how=how,
+        say("run.running", username=me.username, how=how, version=VERSION,
             web=f"http://{settings.web_host}:{settings.web_port}")
+        log.info("carebot %s running as @%s (%s)", VERSION, me.username,
+                 "webhook" if settings.webhook_url else "polling")
         await _wait_for_signal()
     finally:
         await carebot.stop()

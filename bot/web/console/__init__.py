@@ -33,6 +33,7 @@ from yarl import URL
 
 from bot import passwords
 from bot.services import Services
+from bot.version import VERSION
 from bot.web.console import access
 from bot.web.console.render import (
     HERE,
@@ -160,6 +161,7 @@ async def render(request: web.Request, template: str, status: int = 200,
         "now": console.services.clock.now(),
         "dealer": console.services.settings.dealer_name,
         "path": request.path_qs,
+        "version": VERSION,  # the footer's, for staff signed in (what runs, after an upgrade)
     }
     base.update(context)
     return html(console.env.get_template(template).render(**base), status)
