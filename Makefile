@@ -56,7 +56,8 @@ lint: $(STAMP)
 	$(BIN)/python -m mypy --explicit-package-bases tests
 
 # A wheel in dist/ for installing elsewhere (docs/deploy.md). build/ is removed first: setuptools
-# copies whatever a stale build/lib holds into the wheel, deleted modules included.
+# copies whatever a stale build/lib holds into the wheel, deleted modules included (the build
+# backend, tools/carebot_build.py, does it too, for a pip install from the source tree).
 wheel: $(STAMP)
 	rm -rf build *.egg-info
 	$(BIN)/python -m pip wheel --no-deps --wheel-dir dist .
