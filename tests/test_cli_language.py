@@ -32,6 +32,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("checks.py", "chmod 0750 {}"): "a command to type",
     ("checks.py", "chmod 0640 {}"): "a command to type",
     ("checks.py", "chown carebot:carebot {}"): "a command to type",
+    ("checks.py", "chmod -R o-w {}"): "a command to type",
 }
 # Calls whose string arguments a person reads.
 SPEAKING = {"print", "exit", "SystemExit", "error", "ArgumentTypeError", "getpass",

@@ -102,3 +102,19 @@ def test_doctor_checks_the_console_secrets() -> None:
     assert [f.text for f in found if f.problem] == [
         "CAREBOT_SESSION_SECRET is 5 characters (at least 32)",
         "CAREBOT_API_KEY has 4 characters (at least 24)"]
+
+
+def test_doctor_fails_a_scripts_folder_anyone_can_change(tmp_path: Path) -> None:
+    """What owners are sent must not be every local user's to rewrite (issue 20 point 2)."""
+    folder = tmp_path / "scripts"
+    (folder / "zh_CN").mkdir(parents=True)
+    os.chmod(folder, 0o755)
+    os.chmod(folder / "zh_CN", 0o755)
+    settings = Settings(_env_file=None, scripts_dir=folder)
+    assert not [f for f in checks.check_scripts_folder(settings) if f.problem]
+    os.chmod(folder / "zh_CN", 0o777)
+    [found] = checks.check_scripts_folder(settings)
+    assert found.problem and found.fix == f"chmod -R o-w {folder}"
+    assert found.text == (f"1 file(s) or folder(s) in {folder} can be changed by every local "
+                          f"user (first: {folder / 'zh_CN'}), and they decide what owners are "
+                          "sent")

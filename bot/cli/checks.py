@@ -206,7 +206,8 @@ def check_data_folder(settings: Settings) -> list[Finding]:
 
 
 def check_scripts_folder(settings: Settings) -> list[Finding]:
-    """The dealership's own scripts: there, readable, and every one renders."""
+    """The dealership's own scripts: there, writable by no other local user, and every one
+    renders."""
     area = "scripts"
     if settings.scripts_dir is None:
         return [Finding(area, t("doctor.builtin_scripts"))]
@@ -214,6 +215,12 @@ def check_scripts_folder(settings: Settings) -> list[Finding]:
     if not folder.is_dir():
         return [_fail(area, t("doctor.scripts_not_folder", folder=folder),
                       t("doctor.scripts_not_folder_fix"))]
+    # what owners are sent: changed by anyone on the machine, it is anyone's message
+    open_ = [p for p in (folder, *sorted(folder.rglob("*")))
+             if not p.is_symlink() and p.stat().st_mode & 0o002]
+    if open_:
+        return [_fail(area, t("doctor.scripts_open", n=len(open_), folder=folder,
+                              first=open_[0]), f"chmod -R o-w {folder}")]
     checked, problems = check_scripts(script_dirs(settings), feature_samples())
     if problems:
         return [_fail(area, t("doctor.script_problems", n=len(problems), first=problems[0]),
