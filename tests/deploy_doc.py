@@ -83,7 +83,7 @@ class Sandbox:
     env: dict[str, str]
     swaps: list[tuple[str, str | Callable[[re.Match[str]], str]]] = field(default_factory=list)
     said: list[str] = field(default_factory=list)  # everything every command printed
-    stdin: str = ""  # what is typed at a prompt (``read -rs PASSWORD``)
+    stdin: str = ""  # what is typed at a prompt (``read -rsp … PASSWORD``)
 
     def __post_init__(self) -> None:
         # What a Debian with systemd, nginx and Prometheus installed already has.

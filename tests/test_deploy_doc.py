@@ -26,7 +26,7 @@ from tests.deploy_doc import BIN, DEPLOY, ROOT, SKIPS, Line, Sandbox, base_swaps
 pytestmark = pytest.mark.slow  # processes: carebot, pg_dump, bash
 
 UNITS = sorted([*(ROOT / "examples").glob("*.service"), *(ROOT / "examples").glob("*.timer")])
-PASSWORD = "correct horse battery"  # the first admin's (read -rs PASSWORD)
+PASSWORD = "correct horse battery"  # the first admin's (read -rsp … PASSWORD)
 GROUP = "A dealer group: PostgreSQL, several instances, nginx, webhook"  # the rest: SQLite
 EXAMPLE_BACKUP = r"carebot-2026-11-02T033000Z\.(sqlite3|dump)"
 
@@ -158,7 +158,7 @@ def _counts(out: str) -> str:
 async def test_one_store_as_documented(tmp_path: Path, sqlite_template: Path,
                                        emulator) -> None:  # type: ignore[no-untyped-def]
     box = _sandbox(tmp_path, emulator, f"sqlite://{tmp_path}/var/lib/carebot/carebot.sqlite3")
-    box.stdin = PASSWORD + "\n"  # the first admin's, typed at `read -rs PASSWORD`
+    box.stdin = PASSWORD + "\n"  # the first admin's, typed at `read -rsp … PASSWORD`
     db = box.path("/var/lib/carebot/carebot.sqlite3")
     seen: dict[str, str] = {}
 
