@@ -30,6 +30,7 @@ from bot.services import SERVICES_KEY, Services
 from bot.setting_overrides import SettingOverrides
 from bot.startup import StartupError
 from bot.telegram_http import AiohttpRequest
+from bot.terminal_words import t
 from bot.texts import Scripts
 from bot.web import access_log
 from bot.web.access_log import AccessLog
@@ -153,10 +154,9 @@ class CareBot:
             try:
                 await site.start()
             except OSError as exc:  # taken, or a host this machine does not have
-                raise StartupError(
-                    f"cannot listen on {self.settings.web_host}:{self.settings.web_port} "
-                    f"({exc.strerror or exc}): check CAREBOT_WEB_HOST and CAREBOT_WEB_PORT "
-                    "(another carebot on that port?)") from exc
+                raise StartupError(t("startup.web_port_taken", host=self.settings.web_host,
+                                     port=self.settings.web_port,
+                                     why=exc.strerror or exc)) from exc
             log.info("web on http://%s:%s", self.settings.web_host, self.settings.web_port)
         if schedule:
             self.scheduler = AsyncIOScheduler(timezone=self.settings.tz)

@@ -38,6 +38,7 @@ from bot.journeys.mileage import parse_intervals
 from bot.journeys.timing import parse_day_list, parse_hhmm, parse_holidays, parse_weekdays
 from bot.kpi_targets import parse_targets
 from bot.startup import StartupError
+from bot.terminal_words import t
 
 # The settings, and the values behind their fields that callers reach here (bot.config_values).
 __all__ = ["DEFAULT_WEBHOOK_PATH", "TELEGRAM_API_URL", "ConfigError", "QuietHours", "Settings",
@@ -275,16 +276,14 @@ class Settings(BaseSettings):
     @classmethod
     def _host(cls, v: str) -> str:
         if not valid_host(v):
-            raise ValueError("not an IP address or a host name: use 127.0.0.1 (nginx on "
-                             "this server), 0.0.0.0 (every interface) or a host name")
+            raise ValueError(t("config.bad_host"))
         return v
 
     @field_validator("bot_token")
     @classmethod
     def _token(cls, v: str) -> str:
         if v and not _TOKEN.match(v):
-            raise ValueError("not a bot token (digits, ':', then letters, digits, _ and -): "
-                             "copy it again from @BotFather")
+            raise ValueError(t("config.bad_token"))
         return v
 
     @field_validator("followup_time", "visit_time", "first_service_time", "service_followup_time",
@@ -380,9 +379,7 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(
-                f"unknown time zone {v!r}; use an IANA name like Asia/Shanghai"
-            ) from exc
+            raise ValueError(t("config.bad_timezone", value=repr(v))) from exc
         return v
 
     @field_validator("quiet_hours")
@@ -395,31 +392,27 @@ class Settings(BaseSettings):
     @classmethod
     def _http_url(cls, v: str) -> str:
         if v and not v.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
+            raise ValueError(t("config.bad_url"))
         return v.rstrip("/")
 
     @field_validator("database_url")
     @classmethod
     def _db_scheme(cls, v: str) -> str:
         if not v.startswith(("sqlite://", "postgres://", "postgresql://", "asyncpg://")):
-            raise ValueError("use sqlite://PATH or postgres://user@host:port/db")
+            raise ValueError(t("config.bad_database_url"))
         return v
 
     @field_validator("webhook_secret")
     @classmethod
     def _telegram_secret(cls, v: str) -> str:
         if v and not _SECRET.match(v):
-            raise ValueError("Telegram accepts 1-256 characters of A-Z a-z 0-9 _ -")
+            raise ValueError(t("config.bad_secret"))
         return v
 
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> Settings:
         if self.webhook_url and not self.webhook_secret:
-            raise ValueError(
-                "CAREBOT_WEBHOOK_URL is set but CAREBOT_WEBHOOK_SECRET is empty: every webhook "
-                "must check its secret; set one, e.g. python3 -c 'import secrets; "
-                "print(secrets.token_urlsafe(32))'"
-            )
+            raise ValueError(t("config.webhook_needs_secret"))
         return self
 
     @property
@@ -452,15 +445,32 @@ def config_problems(exc: ValidationError) -> list[str]:
     """One line per wrong setting, naming its ``CAREBOT_`` variable; secrets not shown."""
     lines = []
     for err in exc.errors():
-        msg = str(err["msg"]).removeprefix("Value error, ")
+        msg = _why(err)
         if not err["loc"]:  # a rule across several variables names them itself
             lines.append(msg)
             continue
         field = "_".join(str(p) for p in err["loc"])
         got = "" if envfile.swallowed(str(err.get("input", ""))) else \
-            f" (got {shown(field, err.get('input'))})"
-        lines.append(f"CAREBOT_{field.upper()}: {msg}{got}")
+            t("config.got", value=shown(field, err.get("input")))
+        lines.append(t("config.problem", name=field.upper(), why=msg, got=got))
     return lines
+
+
+# pydantic's own refusals said in the terminal's language (bot/cli/i18n/*/startup.toml);
+# a rule of carebot's (a value_error) says its own words.
+OWN_WORDS = ("int_parsing", "float_parsing", "bool_parsing", "greater_than_equal",
+             "less_than_equal", "greater_than", "less_than", "literal_error", "missing")
+
+
+def _why(err: Any) -> str:
+    kind = str(err.get("type", ""))
+    if kind in OWN_WORDS:
+        ctx = {k: str(v) for k, v in (err.get("ctx") or {}).items()}
+        try:
+            return t(f"config.{kind}", **ctx)
+        except (KeyError, IndexError):  # a context this catalogue's text does not expect
+            pass
+    return str(err["msg"]).removeprefix("Value error, ")
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -469,6 +479,6 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigError("; ".join(config_problems(exc))) from None
+        raise ConfigError(t("config.separator").join(config_problems(exc))) from None
     except (envfile.EnvFileError, OSError) as exc:
-        raise ConfigError(f"environment file: {exc}") from None
+        raise ConfigError(t("config.env_file", why=exc)) from None

@@ -79,8 +79,19 @@ def test_the_scan_finds_an_english_literal(tmp_path: Path) -> None:
     assert english_literals(sample) == [(1, "no owner with phone {}"), (3, "carebot: bad")]
 
 
-@pytest.mark.parametrize("path", sorted(CLI.glob("*.py")), ids=lambda p: p.name)
+# Start-up outside bot/cli speaks from the same catalogue (bot/terminal_words.py): the web
+# port taken (bot.app), a wrong setting (bot.config), the sandbox's banner and port.
+START_UP = [ROOT / "bot" / "app.py", ROOT / "bot" / "config.py",
+            ROOT / "bot" / "sandbox" / "scene.py"]
+# carebot's rules for a setting that the console's Settings page shows too keep their words
+CONFIG_RULES = {"name at least one time of day, e.g. 10:00,15:00,19:00"}
+
+
+@pytest.mark.parametrize("path", [*sorted(CLI.glob("*.py")), *START_UP], ids=lambda p: p.name)
 def test_the_cli_prints_no_english_literal(path: Path) -> None:
+    if path.name == "config.py":
+        assert {text for _, text in english_literals(path)} <= CONFIG_RULES
+        return
     assert english_literals(path) == []
 
 
@@ -102,7 +113,7 @@ def _keys(lang: str) -> dict[str, str]:
 def _asked_for() -> set[str]:
     """The keys bot/cli asks for by a literal: t("k"), say("k"), fail("cmd", "k")."""
     asked = set()
-    for path in CLI.glob("*.py"):
+    for path in [*CLI.glob("*.py"), *START_UP]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call) and _name(node) in ("t", "say", "fail"):
                 where = 1 if _name(node) == "fail" else 0
@@ -117,6 +128,7 @@ def test_both_languages_have_every_key_the_cli_asks_for() -> None:
     assert en.keys() == zh.keys(), en.keys() ^ zh.keys()
     asked = _asked_for()
     assert len(asked) > 60 and not asked - en.keys(), asked - en.keys()
+    assert {"startup.web_port_taken", "config.problem", "sandbox.console"} <= asked
     for key, text in en.items():  # the same values to fill in, in both
         assert set(re.findall(r"\{(\w+)", text)) == set(re.findall(r"\{(\w+)", zh[key])), key
 
@@ -191,3 +203,58 @@ def test_the_doctors_report_in_chinese(monkeypatch: pytest.MonkeyPatch) -> None:
     assert lines[1].split() == ["正常", "数据库", "x"]
     assert lines[2].split() == ["失败", "数据目录", "y"] and lines[3].split() == ["->", "z"]
     assert lines[-1].startswith("1 个问题，0 条提示")
+
+
+def test_start_up_speaks_chinese_under_zh_cn(monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A wrong setting, a port taken (the web's, the emulator's) and the sandbox's banner,
+    raised or printed outside bot/cli, in the staff member's language."""
+    from bot.config import ConfigError, Settings, load_settings
+    from bot.sandbox.scene import DemoLogin, print_console_access, print_transcript
+    from db.models import StaffRole
+
+    monkeypatch.setenv("CAREBOT_LANGUAGE", "zh_CN")
+    monkeypatch.setenv("CAREBOT_WEB_PORT", "eighty")
+    monkeypatch.setenv("CAREBOT_TIMEZONE", "Mars/Olympus")
+    with pytest.raises(ConfigError) as err:
+        load_settings(_env_file=None)
+    assert str(err.value) == (
+        "设置 CAREBOT_TIMEZONE 有误：未知时区 'Mars/Olympus'；请用标准时区名称，如 `Asia/Shanghai`"
+        "（当前值：'Mars/Olympus'）；设置 CAREBOT_WEB_PORT 有误：不是整数（当前值：'eighty'）")
+    monkeypatch.delenv("CAREBOT_WEB_PORT")
+    monkeypatch.delenv("CAREBOT_TIMEZONE")
+    print_console_access(Settings(_env_file=None), [
+        DemoLogin("wang", "王主管", StaffRole.SUPERVISOR, "pw-1")])
+    print_transcript("王芳", [{"from_bot": True, "text": "您好"}, {"contact": {
+        "phone_number": "+8613800138000"}}])
+    out = capsys.readouterr().out
+    assert "控制台：http://127.0.0.1:8080（演示账号" in out
+    assert "账号 wang    密码 pw-1   （接待主管，王主管）" in out
+    assert "  机器人 │ 您好" in out and "  车主   │ [分享名片 +8613800138000]" in out
+    assert LETTERS.findall(out.replace("http://127.0.0.1:8080", "").replace(
+        "/sandbox/chat", "")) == ["wang", "pw"]
+
+
+async def test_the_web_port_taken_in_chinese(db: str, emulator, clock,  # type: ignore[no-untyped-def]
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from bot.app import create_app
+    from bot.startup import StartupError
+    from tests.conftest import make_settings
+
+    monkeypatch.setenv("CAREBOT_LANGUAGE", "zh_CN")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        app = create_app(make_settings(emulator, database_url=db, web_port=port), clock,
+                         pace=emulator.pace)
+        try:
+            with pytest.raises(StartupError) as err:
+                await app.start(receive_updates=False, schedule=False)
+        finally:
+            await app.stop()
+    assert str(err.value).startswith(f"无法在 127.0.0.1:{port} 上监听（")
+    assert str(err.value).endswith("：请检查 CAREBOT_WEB_HOST 和 CAREBOT_WEB_PORT"
+                                   "（该端口上是否已有另一个 carebot？）")

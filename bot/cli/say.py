@@ -4,57 +4,22 @@ The words live in ``bot/cli/i18n/<lang>/*.toml`` (flat ``key = "text"`` tables, 
 console reads its own: ``{name}`` fills in a value, a missing key falls back to Chinese).
 The language is ``CAREBOT_LANGUAGE`` (``zh_CN`` or ``en``), else the locale's
 (``LC_ALL``, ``LC_MESSAGES``, ``LANG``: ``zh…`` or ``en…``), else the dealership's default,
-Chinese. Machine output (CSV, JSON, a deep link, a table of codes) is printed as it is;
+Chinese (the catalogue is read by ``bot/terminal_words.py``, which start-up code outside
+the CLI uses too). Machine output (CSV, JSON, a deep link, a table of codes) is printed as it is;
 ``tests/test_cli_language.py`` fails on an English literal printed from ``bot/cli``.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-import unicodedata
-from collections.abc import Mapping
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-from bot.texts import DEFAULT_LANGUAGE
+from bot.terminal_words import CATALOGUES, LANGUAGE_VARIABLES, cli_language, ljust, t, width
 from bot.web.console.render import Translator, load_strings
 
-CATALOGUES = Path(__file__).parent / "i18n"
-LANGUAGE_VARIABLES = ("CAREBOT_LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
-
-
-def cli_language(environ: Mapping[str, str] = os.environ) -> str:
-    """``zh_CN`` or ``en``: the first of CAREBOT_LANGUAGE, LC_ALL, LC_MESSAGES, LANG that
-    names one of them (``zh_CN.UTF-8``, ``en_US.UTF-8``, ``zh``), else Chinese."""
-    for name in LANGUAGE_VARIABLES:
-        value = environ.get(name, "").strip().lower()
-        if value.startswith("zh"):
-            return "zh_CN"
-        if value.startswith("en"):
-            return "en"
-    return DEFAULT_LANGUAGE
-
-
-@lru_cache(maxsize=1)
-def _strings() -> dict[str, dict[str, str]]:
-    return load_strings(CATALOGUES)
-
-
-def t(key: str, **values: Any) -> str:
-    """The text for ``key`` in the CLI's language, ``{name}`` filled from ``values``."""
-    return Translator(_strings(), cli_language())(key, **values)
-
-
-def width(text: str) -> int:
-    """Columns ``text`` takes in a terminal: a Chinese character takes two."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
-def ljust(text: str, columns: int) -> str:
-    """``str.ljust`` by terminal columns, so Chinese labels line up."""
-    return text + " " * max(0, columns - width(text))
+__all__ = ["CATALOGUES", "LANGUAGE_VARIABLES", "cli_language", "fail", "ljust", "rjust", "say",
+           "t", "width", "words"]
 
 
 def rjust(text: str, columns: int) -> str:

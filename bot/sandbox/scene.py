@@ -36,6 +36,7 @@ from bot.sandbox.emulator import TelegramEmulator
 from bot.sandbox.live import DemoOwner, DueReport, MovableClock, Sandbox
 from bot.schedule import in_quiet_hours
 from bot.startup import StartupError
+from bot.terminal_words import ljust, t, width
 from bot.web.console import hash_password
 from db.models import Customer, Staff, StaffRole, Touchpoint
 from db.setup import close_database, open_database
@@ -183,7 +184,7 @@ async def create_demo_staff() -> list[DemoLogin]:
     three demo owners) with fresh random passwords. The sandbox database is new at every
     start, so are the passwords; nothing here is used outside the sandbox."""
     logins = [
-        DemoLogin("admin", "Demo admin", StaffRole.ADMIN, secrets.token_urlsafe(9)),
+        DemoLogin("admin", "周管理员", StaffRole.ADMIN, secrets.token_urlsafe(9)),
         DemoLogin("agent", "李娜", StaffRole.AGENT, secrets.token_urlsafe(9)),
     ]
     for demo in logins:
@@ -248,20 +249,31 @@ def _plain(text: str) -> str:
     return html.unescape(_TAG.sub("", text))
 
 
+def import_line(result: ImportResult) -> str:
+    """An import's counts in the terminal's language (the demo data has no problems to list;
+    ``carebot import`` prints them)."""
+    return t("import.summary", total=result.total, created=result.created,
+             updated=result.updated, unchanged=result.unchanged, failed=result.failed) + (
+        t("import.superseded", n=result.superseded) if result.superseded else "")
+
+
 def print_transcript(title: str, transcript: list[dict[str, Any]]) -> None:
-    print(f"\n── {title} " + "─" * max(0, 60 - len(title)))
+    print(f"\n── {title} " + "─" * max(0, 60 - width(title)))
+    bot, you = t("sandbox.bot"), t("sandbox.you")
+    columns = max(width(bot), width(you)) + 1
+    gap = " " * (columns + 2)
     for msg in transcript:
-        who = "bot " if msg.get("from_bot") else "you "
+        who = ljust(bot if msg.get("from_bot") else you, columns)
         body = msg.get("text") or msg.get("caption") or ""
         if msg.get("contact"):
-            body = f"[shares contact {msg['contact'].get('phone_number')}]"
+            body = t("sandbox.shares_contact", phone=msg["contact"].get("phone_number"))
         lines = _plain(body).splitlines() or [""]
         print(f"  {who}│ {lines[0]}")
         for line in lines[1:]:
-            print(f"      │ {line}")
+            print(f"{gap}│ {line}")
         markup = msg.get("reply_markup") or {}
         for row in markup.get("inline_keyboard", []):
-            print("      │ " + "  ".join(f"[{b.get('text')}]" for b in row))
+            print(f"{gap}│ " + "  ".join(f"[{b.get('text')}]" for b in row))
 
 
 async def _answer_surveys(owner1: Any, owner2: Any, poll: Any) -> None:
@@ -289,7 +301,7 @@ async def play_scene(
     """The scripted scene: link two owners two ways, refuse a forwarded contact, then walk
     the delivery journey (check-in, 3-day survey answered, 7-day visit, first service)."""
     result = await import_demo(None, clock, settings)
-    print(f"Imported the demo deliveries: {result.summary()}")
+    print(t("sandbox.imported", summary=import_line(result)))
 
     async def poll() -> None:
         while await carebot.poll_once():
@@ -321,25 +333,23 @@ async def play_scene(
             clock.advance(due - clock.now() + timedelta(minutes=1))
         report = await carebot.dispatcher.dispatch_due()
         if report.sent:
-            print(f"… {clock.now().astimezone(settings.tz):%Y-%m-%d %H:%M} "
-                  f"({settings.timezone}): {report.sent} message(s) sent")
+            print(t("sandbox.sent", when=f"{clock.now().astimezone(settings.tz):%Y-%m-%d %H:%M}",
+                    zone=settings.timezone, n=report.sent))
         await _answer_surveys(owner1, owner2, poll)
 
-    print_transcript("王芳 (linked with her personal deep link)", owner1.transcript())
-    print_transcript("Tom Lee (shared his phone number, English)", owner2.transcript())
-    print_transcript("A stranger forwarding 陈强's contact (refused)", stranger.transcript())
-    print("\n陈强 has not linked yet: his check-in waits for him, and expires if he never does.")
+    print_transcript(t("sandbox.wang"), owner1.transcript())
+    print_transcript(t("sandbox.tom", name="Tom Lee"), owner2.transcript())
+    print_transcript(t("sandbox.stranger"), stranger.transcript())
+    print("\n" + t("sandbox.chen_waits"))
 
 
 def print_console_access(settings: Settings, logins: list[DemoLogin]) -> None:
     base = f"http://{settings.web_host}:{settings.web_port}"
-    print(f"\nThe console: {base}  (demo accounts, new passwords at every start; "
-          "the sandbox only)")
+    print("\n" + t("sandbox.console", base=base))
     for demo in logins:
-        print(
-            f"  login {demo.login:<6} password {demo.password}   ({demo.role.value}, {demo.name})"
-        )
-    print(f"The sandbox chat (act as a demo owner, move time forward): {base}/sandbox/chat")
+        print(t("sandbox.login", login=f"{demo.login:<6}", password=demo.password,
+                role=t(f"sandbox.role.{demo.role.value}"), name=demo.name))
+    print(t("sandbox.chat", url=f"{base}/sandbox/chat"))
 
 
 async def start_emulator(port: int, host: str = "127.0.0.1") -> TelegramEmulator:
@@ -350,10 +360,8 @@ async def start_emulator(port: int, host: str = "127.0.0.1") -> TelegramEmulator
         await emu.start(host=host, port=port)
     except OSError as exc:
         await emu.stop()
-        raise StartupError(
-            f"the sandbox's Telegram emulator cannot listen on {host}:{port} "
-            f"({exc.strerror or exc}; another sandbox running?): stop it, or set "
-            "CAREBOT_SANDBOX_TELEGRAM_PORT to a free port (0: any free port)") from exc
+        raise StartupError(t("startup.emulator_port_taken", host=host, port=port,
+                             why=exc.strerror or exc)) from exc
     return emu
 
 
@@ -368,10 +376,8 @@ async def run_sandbox(settings: Settings) -> int:
     carebot = create_app(config, clock)
     try:
         await carebot.initialize()
-        print(
-            f"Sandbox: Telegram emulator at {emu.api_url}, "
-            f"dealership '{config.dealer_name}', database {SANDBOX_DB}"
-        )
+        print(t("sandbox.started", api=emu.api_url, dealer=config.dealer_name,
+                database=SANDBOX_DB))
         attach_sandbox(carebot, emu, clock)
         logins = await create_demo_staff()
         await play_scene(carebot, emu, clock, config)
@@ -379,15 +385,12 @@ async def run_sandbox(settings: Settings) -> int:
             fresh_deliveries(f"{clock.now().astimezone(config.tz):%Y-%m-%d %H:%M}"),
             clock, config)
         await create_demo_campaign(clock, config)
-        print(f"\nImported two more deliveries, now: {fresh.summary()}\n"
-              "赵敏 and Anna Smith have not linked yet: link as them in the sandbox chat "
-              "and move time forward.")
+        print("\n" + t("sandbox.imported_more", summary=import_line(fresh)))
+        print(t("sandbox.not_linked_yet", first="赵敏", second="Anna Smith") + "\n")
         await carebot.start()
         print_console_access(config, logins)
-        print(
-            f"\nStill serving: web on http://{settings.web_host}:{settings.web_port} "
-            f"(health: /healthz), emulator at {emu.api_url}. Ctrl-C stops."
-        )
+        print("\n" + t("sandbox.serving", api=emu.api_url,
+                        web=f"http://{settings.web_host}:{settings.web_port}"))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
