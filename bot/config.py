@@ -400,6 +400,11 @@ class Settings(BaseSettings):
     def _db_scheme(cls, v: str) -> str:
         if not v.startswith(("sqlite://", "postgres://", "postgresql://", "asyncpg://")):
             raise ValueError(t("config.bad_database_url"))
+        if not v.startswith("sqlite://"):
+            try:  # found here, not as a traceback where the database is first reached
+                urlsplit(v).port
+            except ValueError:
+                raise ValueError(t("config.bad_database_port")) from None
         return v
 
     @field_validator("webhook_secret")

@@ -73,3 +73,14 @@ def test_webhook_endpoint_and_route_agree(monkeypatch: pytest.MonkeyPatch, url: 
     s = load_settings(_env_file=None)
     assert s.webhook_endpoint == endpoint
     assert endpoint.endswith(webhook_path(s))
+
+
+@pytest.mark.parametrize("port", ["notaport", "70000"])
+def test_a_database_port_that_is_no_number_is_named_not_a_traceback(port: str) -> None:
+    """Issue 20 point 1: one line naming the setting (it was a traceback at the first
+    connection, from the migration lock); the password stays hidden."""
+    with pytest.raises(ConfigError) as err:
+        load_settings(_env_file=None, database_url=f"postgres://u:S3cret-pw@db.internal:{port}/c")
+    assert str(err.value).startswith("CAREBOT_DATABASE_URL: the port after the host is not a "
+                                     "number from 1 to 65535")
+    assert "S3cret-pw" not in str(err.value)
