@@ -402,9 +402,11 @@ class Settings(BaseSettings):
             raise ValueError(t("config.bad_database_url"))
         if not v.startswith("sqlite://"):
             try:  # found here, not as a traceback where the database is first reached
-                urlsplit(v).port
+                port = urlsplit(v).port
             except ValueError:
-                raise ValueError(t("config.bad_database_port")) from None
+                port = -1
+            if port is not None and not 1 <= port <= 65535:
+                raise ValueError(t("config.bad_database_port"))
         return v
 
     @field_validator("webhook_secret")

@@ -75,7 +75,7 @@ def test_webhook_endpoint_and_route_agree(monkeypatch: pytest.MonkeyPatch, url: 
     assert endpoint.endswith(webhook_path(s))
 
 
-@pytest.mark.parametrize("port", ["notaport", "70000"])
+@pytest.mark.parametrize("port", ["notaport", "70000", "0"])
 def test_a_database_port_that_is_no_number_is_named_not_a_traceback(port: str) -> None:
     """Issue 20 point 1: one line naming the setting (it was a traceback at the first
     connection, from the migration lock); the password stays hidden."""
