@@ -9,6 +9,7 @@ import pytest
 from bot.campaigns.audiences import count_audience, parse_audience
 from bot.campaigns.policy import campaign_rules
 from bot.clock import FakeClock
+from bot.consent import IMPORT_WORDING
 from db.models import AuditLog, ConsentRecord, Customer, Touchpoint, Vehicle
 from tests.browser.conftest import add_staff
 from tests.conftest import make_settings
@@ -171,3 +172,31 @@ async def test_resume_followups_and_the_timeline(site: str, clock: FakeClock) ->
             assert r.status == 200
     assert not (await Customer.get(id=cid)).followups_refused
     assert await AuditLog.filter(action="followups.resume").exists()
+
+
+async def test_consent_records_and_changes_read_in_chinese(site: str) -> None:  # noqa: F811
+    """Not "marketing_consent: False → True" nor "granted by … in the console" (issue 18,
+    point 1): the fixed forms the records keep are said in the reader's words."""
+    people = await seed()
+    await add_staff("mgr", "manager", name="钱经理", language="zh_CN")
+    cid = people["liu"].id
+    await ConsentRecord.create(customer_id=cid, granted=True, source="import",
+                               wording=IMPORT_WORDING, created_at=DELIVERED)
+    http = await signed_in(site, "mgr")
+    async with http:
+        token = await csrf(http, f"{site}/customers/{cid}")
+        async with http.post(f"{site}/customers/{cid}", data={
+                "_csrf": token, "action": "consent_withdraw",
+                "basis": "客户来电要求不再接收优惠"}) as r:
+            assert r.status == 200
+        async with http.post(f"{site}/customers/{cid}", data={
+                "_csrf": token, "action": "contact", "name": "刘洋", "phone": "137 1111 2222",
+                "language": "zh_CN"}) as r:
+            page = await r.text()
+    assert "由钱经理在控制台记录撤回：客户来电要求不再接收优惠" in page
+    assert "控制台（mgr）" in page and "经销店的导入文件注明车主同意接收营销信息。" in page
+    assert "同意接收营销信息：是 → 否" in page and "依据：客户来电要求不再接收优惠" in page
+    assert "手机号：" in page and "→ +8613711112222" in page
+    records = page[page.index('id="consent-history"'):]  # the history and the audit after it
+    for english in ("marketing_consent", "in the console", "basis", "import:", "phone:"):
+        assert english not in records, english

@@ -24,6 +24,11 @@ from bot.phones import PhoneError, normalize_phone
 from bot.texts import LANGUAGES
 from bot.web.console import access, console_of, forbidden, render, requires, staff_of
 from bot.web.console.pages.chat import load_chat
+from bot.web.console.pages.customer_records import (
+    audit_detail,
+    consent_source,
+    consent_wording,
+)
 from db.models import (
     AuditLog,
     Booking,
@@ -139,7 +144,9 @@ async def _show(request: web.Request, customer: Customer, *, status: int = 200,
     return await render(
         request, "customer.html", status=status, customer=customer, vehicles=vehicles,
         visits=visits, bookings=bookings, timeline=timeline, scores=scores, tickets=tickets,
-        consents=consents, tags=tags, audit=audit, errors=errors or {}, form=form or {},
+        consents=consents, tags=tags, audit=audit, audit_detail=audit_detail,
+        consent_source=consent_source, consent_wording=consent_wording,
+        errors=errors or {}, form=form or {},
         chat=await load_chat(customer),
         notice_key=notice_key, customer_languages=LANGUAGES,
         editable=access.can(staff, access.CUSTOMERS_EDIT),
