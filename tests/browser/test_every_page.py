@@ -209,3 +209,28 @@ async def test_a_marketer_inserts_variables_from_the_list(console: ConsoleEnv, p
     await page.click("#variables button:has-text('车主姓名')")
     assert await area.input_value() == "{{ customer.name }}您好，双十一保养八折。"
     assert "{{" not in await page.inner_text("#variables")  # labels, not code
+
+
+async def test_sign_in_and_the_error_page_speak_chinese_and_fit_a_phone(console: ConsoleEnv,
+                                                                        browser: Any) -> None:
+    """The pages the tour cannot reach from the menu: the sign-in page (the browser's
+    language) and the styled 404, signed out and signed in (issue 18, points 1, 2 and 7)."""
+    await add_staff("zhou", "admin", name="周主管", language="zh_CN")
+    context = await browser.new_context(viewport=PHONE, locale="zh-CN")
+    page = await context.new_page()
+    page.set_default_timeout(10_000)
+    problems: list[str] = []
+    try:
+        await page.goto(f"{console.base}/login")
+        await check_page(page, "/login", problems)
+        response = await page.goto(f"{console.base}/no-such-page")
+        assert response is not None and response.status == 404
+        assert await page.inner_text("#error-message") == "页面不存在。"
+        await check_page(page, "/not-found-signed-out", problems)
+        await sign_in(page, console.base, "zhou")
+        response = await page.goto(f"{console.base}/customers/999999")
+        assert response is not None and response.status == 404
+        await check_page(page, "/not-found", problems)
+    finally:
+        await context.close()
+    assert not problems, "\n".join(problems)
