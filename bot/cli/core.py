@@ -64,10 +64,11 @@ async def cmd_run(settings: Settings) -> int:
         me = carebot.application.bot
         how = t("run.webhook", url=settings.webhook_url) if settings.webhook_url \
             else t("run.polling")
-        say("run.running", username=me.username, how=how, version=VERSION,
-            web=f"http://{settings.web_host}:{settings.web_port}")
+        # the log's line first: once the banner is out, both are (a stop may follow at once)
         log.info("carebot %s running as @%s (%s)", VERSION, me.username,
                  "webhook" if settings.webhook_url else "polling")
+        say("run.running", username=me.username, how=how, version=VERSION,
+            web=f"http://{settings.web_host}:{settings.web_port}")
         await _wait_for_signal()
     finally:
         await carebot.stop()
