@@ -22,6 +22,7 @@ from bot import logs
 from bot.app import create_app
 from bot.cli import backup, bookings, campaigns, doctor, inbox, report, tickets, touchpoints
 from bot.cli.database import database
+from bot.cli.helptext import localize
 from bot.cli.reach import DATABASE_ERRORS, database_problem, explain, open_db, telegram
 from bot.cli.say import cli_language, fail, say, t
 from bot.clock import SystemClock
@@ -219,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(sub)
     for feature in FEATURE_COMMANDS:
         feature.add_commands(sub)
-    return parser
+    return localize(parser)
 
 
 def _settings(env_file: Path | None) -> Settings:
