@@ -213,6 +213,7 @@ def _check_template(
     for vehicle, greet in [(v, g) for v in vehicles for g in (True, False)]:
         context = _sample_context(kind, lang, vehicle, payload, names, extra)
         context["greet"] = greet
+        context["questions"] = 0 if greet else 7  # one score, and a questionnaire of seven
         try:
             text = render(template, context, max_chars=RUNAWAY_CAP)
         except Exception as exc:
@@ -259,6 +260,7 @@ def preview_template(source: str, key: str, lang: str) -> tuple[str, list[str]]:
         names = meta.find_undeclared_variables(env.parse(source))
         context = _sample_context(key, lang, _sample_vehicle(), payload, names, extra)
         context["greet"] = True
+        context["questions"] = 0
         text = render(env.get_template(path.name), context, max_chars=RUNAWAY_CAP)
     try:
         parse_html(text)

@@ -198,6 +198,7 @@ class Scripts:
         runaway is refused, :class:`bot.templating.TemplateOverBudget`)."""
         safe = script_context(context)
         safe.setdefault("greet", GREETING_DUE.get())
+        safe.setdefault("questions", 0)  # a survey asked as a questionnaire: how many
         for candidate in _languages(lang):
             try:
                 template = self._env(candidate).get_template(f"{key}.html")

@@ -49,6 +49,8 @@ async def test_seven_questions_with_a_skip_a_pause_and_a_resume(qenv: BotEnv) ->
     tp = await send_survey(qenv, customer, vehicle)
     first = owner.last_bot_message()
     assert "（1/7）" in first["text"] and "整洁" in first["text"]
+    # the script says what follows: seven questions, not "a number from 1 to 10"
+    assert "回答 7 个简短的问题" in first["text"] and "1 到 10" not in first["text"]
     assert _labels(first)[:4] == ["满意", "一般", "不满意", "跳过"]
     assert "（2/7）" in (await _press(qenv, owner, "满意"))["text"]
     assert "（3/7）" in (await _press(qenv, owner, "一般"))["text"]

@@ -166,9 +166,10 @@ def make_composer(services: Services) -> Any:
     """The composer of every survey kind: the kind's script plus the 1-10 keyboard, or the
     first question of its questionnaire (bot.surveys.answers)."""
     async def composer(tp: Touchpoint, customer: Customer, vehicle: Vehicle | None) -> Outgoing:
-        out = await render_off_loop(compose, tp, customer, vehicle, services.scripts,
-                                    services.settings)
         form = answers.questionnaire_of(tp, customer.language, services.settings)
+        out = await render_off_loop(compose, tp, customer, vehicle, services.scripts,
+                                    services.settings,
+                                    questions=len(form.questions) if form else 0)
         if form is None:
             return Outgoing(text=out.text, buttons=score_buttons(tp.id))
         # a questionnaire: the first question under the script, the others one at a time
