@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.cli import build_parser
-from bot.cli.helptext import parsers, table, texts
+from bot.cli.helptext import parsers, refusal, table, texts
 
 
 def english_texts() -> set[str]:
@@ -44,3 +44,38 @@ def test_help_under_en_stays_english(monkeypatch: pytest.MonkeyPatch) -> None:
     page = build_parser().format_help()
     assert page.startswith("usage: carebot")
     assert "show this help message and exit" in page and "apply database migrations" in page
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["booking", "add"], "carebot booking add：错误：缺少必需的参数：who, --day, --slot"),
+    (["import", "nope", "f.csv"],
+     "carebot import：错误：参数 what：无效的选项 'nope'（可选：'deliveries', 'visits'）"),
+    (["--bogus", "run"], "carebot：错误：无法识别的参数：--bogus"),
+    (["staff", "add", "--login"], "carebot staff add：错误：参数 --login：需要一个值"),
+])
+def test_argparse_refusals_under_zh_cn(monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str],
+                                       argv: list[str], said: str) -> None:
+    monkeypatch.setenv("CAREBOT_LANGUAGE", "zh_CN")
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(argv)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("用法：carebot") and err.splitlines()[-1] == said
+
+
+def test_argparse_refusals_under_en_are_argparses(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("CAREBOT_LANGUAGE", "en")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["booking", "add"])
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "carebot booking add: error: the following arguments are required: who, --day, --slot")
+
+
+def test_every_refusal_wording_has_its_chinese() -> None:
+    from bot.cli.helptext import _WORDINGS, _sections
+
+    words = _sections("zh_CN")["refusal"]
+    assert {key for key, _ in _WORDINGS} | {"error"} == set(words)
+    assert refusal("carebot 自己的话", "zh_CN") == "carebot 自己的话"  # passed through

@@ -22,7 +22,7 @@ from bot import logs
 from bot.app import create_app
 from bot.cli import backup, bookings, campaigns, doctor, inbox, report, tickets, touchpoints
 from bot.cli.database import database
-from bot.cli.helptext import localize
+from bot.cli.helptext import CarebotParser, localize
 from bot.cli.reach import DATABASE_ERRORS, database_problem, explain, open_db, telegram
 from bot.cli.say import cli_language, fail, say, t
 from bot.clock import SystemClock
@@ -193,7 +193,7 @@ async def _no_benchmarks(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="carebot", description=__doc__)
+    parser = CarebotParser(prog="carebot", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=f"carebot {VERSION}")
     parser.add_argument(

@@ -4,16 +4,19 @@ Each option's help is written in English where it is declared; rather than a key
 the English text is the key, as in gettext, so a declaration reads as it always did. The
 Chinese is in ``bot/cli/i18n/help.zh_CN.toml``; English needs no table. A help text added
 without its Chinese fails ``tests/test_cli_help.py``. argparse's own refusals ("the
-following arguments are required") stay in English: they are argparse's, not carebot's.
+following arguments are required: --day") are matched by their English and said in the
+same language (:class:`CarebotParser`).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import sys
 import tomllib
 from collections.abc import Iterator
 from functools import cache, partial
-from typing import Any
+from typing import Any, NoReturn
 
 from bot.terminal_words import CATALOGUES, cli_language
 
@@ -21,12 +24,66 @@ USAGE = "usage: "
 
 
 @cache
-def table(lang: str) -> dict[str, str]:
-    """English help text -> the language's (empty for English)."""
+def _sections(lang: str) -> dict[str, dict[str, str]]:
     path = CATALOGUES / f"help.{lang}.toml"
     if not path.exists():
         return {}
-    return {str(k): str(v) for k, v in tomllib.loads(path.read_text("utf-8"))["help"].items()}
+    data = tomllib.loads(path.read_text("utf-8"))
+    return {name: {str(k): str(v) for k, v in part.items()} for name, part in data.items()}
+
+
+def table(lang: str) -> dict[str, str]:
+    """English help text -> the language's (empty for English)."""
+    return _sections(lang).get("help", {})
+
+
+# argparse's refusals as it words them (Python 3.11-3.13), by the catalogue key that says
+# them again; ``why`` is itself a refusal (argparse nests "argument --day: <why>").
+_WORDINGS = (
+    ("argument", r"argument (?P<arg>[^:]+): (?P<why>.+)"),
+    ("required", r"the following arguments are required: (?P<args>.+)"),
+    ("unrecognized", r"unrecognized arguments: (?P<args>.+)"),
+    ("invalid_choice", r"invalid choice: (?P<value>.+?) \(choose from (?P<choices>.+)\)"),
+    ("invalid_value", r"invalid \S+ value: (?P<value>.+)"),
+    ("expected_one", r"expected one argument"),
+    ("expected_at_least_one", r"expected at least one argument"),
+    ("expected_at_most_one", r"expected at most one argument"),
+    ("expected_n", r"expected (?P<n>\d+) arguments?"),
+    ("not_allowed_with", r"not allowed with argument (?P<arg>.+)"),
+    ("one_of_required", r"one of the arguments (?P<args>.+) is required"),
+    ("ambiguous", r"ambiguous option: (?P<option>\S+) could match (?P<matches>.+)"),
+    ("cannot_open", r"can't open (?P<filename>'.+'): (?P<error>.+)"),
+    ("ignored", r"ignored explicit argument (?P<value>.+)"),
+)
+_REFUSALS = [(key, re.compile(pattern, re.S)) for key, pattern in _WORDINGS]
+
+
+def refusal(message: str, lang: str) -> str:
+    """argparse's refusal in ``lang``; carebot's own (already in the language) and any
+    wording not known here are returned as they are."""
+    words = _sections(lang).get("refusal", {})
+    for key, pattern in _REFUSALS:
+        found = pattern.fullmatch(message)
+        if found and key in words:
+            values = found.groupdict()
+            if "why" in values:
+                values["why"] = refusal(values["why"], lang)
+            return words[key].format(**values)
+    return message
+
+
+class CarebotParser(argparse.ArgumentParser):
+    """argparse's parser with its refusals in the terminal's language (its subcommands'
+    parsers are of the same class: argparse makes them with ``type(self)``)."""
+
+    def error(self, message: str) -> NoReturn:
+        lang = cli_language()
+        self.print_usage(sys.stderr)
+        words = _sections(lang).get("refusal", {})
+        text = refusal(message, lang)
+        line = words["error"].format(prog=self.prog, message=text) if "error" in words \
+            else f"{self.prog}: error: {text}"
+        self.exit(2, line + "\n")
 
 
 def translate(text: str | None, lang: str) -> str | None:
