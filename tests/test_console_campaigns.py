@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 
 from bot.campaigns import audiences, policy, promotions
+from bot.campaigns.content import TEXT_CAP
 from bot.clock import FakeClock
 from bot.web.console import access
 from db.models import (
@@ -610,3 +611,21 @@ async def test_an_agent_sees_no_press_list(site: Site) -> None:
     async with http, http.get(f"{site.base}/campaigns/{campaign.id}/presses/interested",
                               allow_redirects=False) as r:
         assert r.status == 403
+
+
+async def test_the_console_says_how_much_to_cut_and_keeps_the_text(site: Site) -> None:
+    await add_staff("mk", "marketing")
+    http = await signed_in(site.base, "mk")
+    text = "好" * (TEXT_CAP + 12)
+    async with http:
+        token = await csrf(http, f"{site.base}/campaigns/new")
+        form = editor_form(token, name="长文", message_zh_CN=text)
+        async with http.post(f"{site.base}/campaigns/new", data=form) as r:
+            assert r.status == 422
+            page = await r.text()
+    assert await Campaign.all().count() == 0
+    assert field_error(page, "message_zh_CN") == (
+        f"The text renders to {TEXT_CAP + 12} characters; a campaign takes "
+        f"{TEXT_CAP} (Telegram's 4,096 less room for the how-to-stop footer). "
+        "Shorten it by 12.")
+    assert text in unescape(page)  # what was typed is kept

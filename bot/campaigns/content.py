@@ -80,17 +80,28 @@ def sample_context(dealer: Mapping[str, str], *, with_car: bool = True) -> dict[
                             {"name": "sample", "event_date": None})
 
 
+# Telegram takes 4096 characters in one message; the how-to-stop footer (the dealership's
+# name and phone, ~100 characters) is added under every campaign text, so a text may take
+# what is left after room for it. Counted on the rendered text with its tags, which is never
+# shorter than what Telegram counts.
+FOOTER_ROOM = 300
+TEXT_CAP = OUTPUT_CAP - FOOTER_ROOM
+
+
 @dataclass(frozen=True)
 class MessageProblem:
-    """Why a campaign text cannot be saved: ``kind`` is render, budget or html."""
+    """Why a campaign text cannot be saved: ``kind`` is render, budget, html or length
+    (``size``: the characters it renders to, over :data:`TEXT_CAP`)."""
 
     kind: str
     detail: str
+    size: int = 0
 
     def __str__(self) -> str:
         lead = {"render": "the template does not render",
                 "budget": "the template is refused",
-                "html": "Telegram would refuse this message's HTML"}[self.kind]
+                "html": "Telegram would refuse this message's HTML",
+                "length": "the text is too long"}[self.kind]
         return f"{lead}: {self.detail}"
 
 
@@ -109,6 +120,11 @@ def check_message(text: str, dealer: Mapping[str, str]) -> MessageProblem | None
     with contextlib.suppress(TemplateError, ArithmeticError, LookupError, TypeError,
                              ValueError):
         bodies.append(render_message(text, **sample_context(dealer, with_car=False)))
+    longest = max(len(body) for body in bodies)
+    if longest > TEXT_CAP:
+        return MessageProblem("length", f"it renders to {longest} characters and a campaign "
+                              f"takes {TEXT_CAP} (Telegram's 4096 less room for the how-to-stop"
+                              f" footer): shorten it by {longest - TEXT_CAP}", size=longest)
     for body in bodies:
         try:
             parse_html(body)

@@ -121,7 +121,7 @@ def check_audience(form: dict[str, Any], t: Translator
 
 
 PROBLEM_KEYS = {"render": "campaigns.err.template", "budget": "campaigns.err.template_budget",
-                "html": "campaigns.err.template_html"}
+                "html": "campaigns.err.template_html", "length": "campaigns.err.template_length"}
 
 
 async def check_messages(texts: dict[str, str], dealer: dict[str, str],
@@ -130,7 +130,9 @@ async def check_messages(texts: dict[str, str], dealer: dict[str, str],
     and the CLI check them (sample owner, step budget, 4096 characters, Telegram's HTML),
     in a worker thread, so a template that loops too long never stalls the console."""
     problems = await render_off_loop(content.check_messages, texts, dealer)
-    return {f"message_{lang}": t(PROBLEM_KEYS[problem.kind], detail=problem.detail)
+    return {f"message_{lang}": t(PROBLEM_KEYS[problem.kind], detail=problem.detail,
+                                 n=problem.size, cap=content.TEXT_CAP,
+                                 over=problem.size - content.TEXT_CAP)
             for lang, problem in problems.items()}
 
 
