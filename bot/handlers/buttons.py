@@ -1,7 +1,8 @@
 """A pressed inline button: its answer and the edits of its message, through the sender.
 
-PTB's shortcuts (``query.answer()``, ``query.edit_message_text()``) would call Telegram
-directly; these go through :class:`bot.delivery.sender.Sender` (paced, retried, recorded).
+PTB's own shortcuts on a callback query would reach Telegram around the sender; the
+answer and the edits here go through :class:`bot.delivery.sender.Sender` (paced, retried,
+recorded), like every other Bot API call.
 
 **A finished step's buttons** (issue 18 point 6): when the owner answers, the step's
 keyboard is removed or replaced (by the chosen answer alone, or the next step's buttons)
