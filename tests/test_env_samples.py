@@ -15,8 +15,8 @@ from bot.config import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
-ONE_STORE = ROOT / "examples" / "carebot.env"
-GROUP = ROOT / "examples" / "carebot-group.env"
+ONE_STORE = ROOT / "examples" / "carebot.env.example"
+GROUP = ROOT / "examples" / "carebot-group.env.example"
 
 
 def documented_block(after: str) -> str:
