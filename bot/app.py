@@ -166,15 +166,14 @@ class CareBot:
                 self._tick_dispatch, "interval", seconds=self.settings.dispatch_interval,
                 id="dispatch", max_instances=1, coalesce=True,
             )
-            self.scheduler.add_job(self._refresh_scripts, "interval", seconds=SCRIPTS_EVERY,
-                                   id="scripts", max_instances=1, coalesce=True)
+            self.scheduler.add_job(self._refresh_console_changes, "interval",
+                                   seconds=SCRIPTS_EVERY, id="console_changes",
+                                   max_instances=1, coalesce=True)
             self.scheduler.add_job(self.tell_error_digests, "interval", seconds=ALERTS_EVERY,
                                    id="error_digests", max_instances=1, coalesce=True)
             if receive_updates and self.settings.webhook_url:
                 self.scheduler.add_job(self.probe_webhook, "interval", seconds=PROBE_EVERY,
                                        id="webhook_probe", max_instances=1, coalesce=True)
-            self.scheduler.add_job(self._refresh_settings, "interval", seconds=SCRIPTS_EVERY,
-                                   id="settings", max_instances=1, coalesce=True)
             for ticking in TICKING:
                 ticking.schedule(self.scheduler, self.services)
             self.scheduler.start()
@@ -187,13 +186,17 @@ class CareBot:
         except Exception:  # a failed count must not stop start-up or the scheduler
             log.exception("could not count the running instances; keeping the last share")
 
-    async def _refresh_scripts(self) -> None:
-        """A script edited in the console on any instance is used here within seconds."""
-        try:
-            if await self.services.scripts.refresh():
-                log.info("scripts: the console's edits reloaded")
-        except Exception:  # the database away: keep the scripts loaded, try again later
-            log.exception("could not check the console's script edits")
+    async def _refresh_console_changes(self) -> None:
+        """A script edited or a setting changed in the console on any instance is used here
+        within seconds (each append-only table read again only when its newest id moved)."""
+        checks = (("scripts", self.services.scripts.refresh),
+                  ("settings", self._overrides().refresh))
+        for what, refresh in checks:
+            try:
+                if await refresh():
+                    log.info("%s: the console's changes reloaded", what)
+            except Exception:  # the database away: keep what is loaded, try again later
+                log.exception("could not check the console's %s changes", what)
 
     async def tell_error_digests(self) -> None:
         """Error alert windows that closed: their counts told to the staff group, once."""
@@ -220,14 +223,6 @@ class CareBot:
     def _overrides(self) -> SettingOverrides:
         assert self.services.setting_overrides is not None  # set in __init__
         return self.services.setting_overrides
-
-    async def _refresh_settings(self) -> None:
-        """A setting changed in the console on any instance is used here within seconds."""
-        try:
-            if await self._overrides().refresh():
-                log.info("settings: the console's changes reloaded")
-        except Exception:  # the database away: keep the settings in use, try again later
-            log.exception("could not check the console's setting changes")
 
     async def _set_commands(self) -> None:
         await self.application.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])

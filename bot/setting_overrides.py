@@ -30,6 +30,7 @@ from bot.rules import parse_rules
 from bot.settings_catalogue import EDITABLE, text_of, typed
 from bot.startup import StartupError
 from db.models import AuditLog, SettingOverride
+from db.versions import newest_id
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +126,7 @@ class SettingOverrides:
     async def refresh(self) -> bool:
         """Take up changes saved on any instance: one indexed read of the newest row's id,
         and a reload only when it moved. True when something was read again."""
-        newest = await SettingOverride.all().order_by("-id").only("id").first()
-        stamp = newest.id if newest is not None else 0
+        stamp = await newest_id(SettingOverride)
         if stamp == self._stamp:
             return False
         latest: dict[str, str | None] = {}

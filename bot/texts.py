@@ -28,6 +28,7 @@ from tortoise.models import Model
 from bot.salutation import address
 from bot.templating import RUNAWAY_CAP, Fields, LimitedEnvironment, render, render_off_loop
 from db.models import Customer, ScriptEdit, Vehicle
+from db.versions import newest_id
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +124,7 @@ class Scripts:
         """Take up edits saved on any instance: one indexed read of the newest edit's id,
         and a reload only when it moved. Called by the dispatcher's every tick, a job every
         few seconds and the console after a save; True when something changed."""
-        newest = await ScriptEdit.all().order_by("-id").only("id").first()
-        stamp = newest.id if newest is not None else 0
+        stamp = await newest_id(ScriptEdit)
         if stamp == self._stamp:
             return False
         edits: dict[tuple[str, str], str] = {}
