@@ -1,9 +1,18 @@
 """What the console's action pages share about a posted form: a refusal that shows the page
-again with a message (what was typed kept), and one text field read and checked."""
+again with a message (what was typed kept), its text fields, and one text field read and
+checked."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from aiohttp import web
+
+
+async def posted_texts(request: web.Request) -> dict[str, str]:
+    """The posted form's text fields (files and the CSRF token left out)."""
+    return {k: v for k, v in (await request.post()).items()
+            if isinstance(v, str) and k != "_csrf"}
 
 
 class Refused(Exception):

@@ -20,7 +20,7 @@ from bot.booking_calendar import Slot
 from bot.bookings import BookingRate, BookingRules, Job, booking_rate
 from bot.delivery import notices
 from bot.web.console import access, console_of, render, requires, staff_of
-from bot.web.console.forms import Refused
+from bot.web.console.forms import Refused, posted_texts
 from db.models import AuditLog, Booking, BookingChannel, BookingKind, BookingStatus, Staff
 
 log = logging.getLogger(__name__)
@@ -174,8 +174,7 @@ async def _add(request: web.Request, form: dict[str, str]) -> Booking:
 
 @requires(access.BOOKINGS)
 async def add(request: web.Request) -> web.StreamResponse:
-    form = {k: v for k, v in (await request.post()).items()
-            if isinstance(v, str) and k != "_csrf"}
+    form = await posted_texts(request)
     try:
         booking = await _add(request, form)
     except Refused as refused:

@@ -23,7 +23,7 @@ from bot.delivery.dispatcher import dealer_context
 from bot.surveys import answers as survey_answers
 from bot.surveys.questionnaire import Questionnaire, overall
 from bot.web.console import access, console_of, render, requires, staff_of
-from bot.web.console.forms import Refused
+from bot.web.console.forms import Refused, posted_texts
 from db.models import (
     CallOutcome,
     Customer,
@@ -174,8 +174,7 @@ def _answers(form: dict[str, str], is_recall: bool,
 @requires(access.CALLS)
 async def record_outcome(request: web.Request) -> web.StreamResponse:
     call = await _call_of(request)
-    form = {k: v for k, v in (await request.post()).items()
-            if isinstance(v, str) and k != "_csrf"}
+    form = await posted_texts(request)
     console = console_of(request)
     try:
         try:

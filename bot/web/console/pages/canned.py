@@ -17,6 +17,7 @@ from aiohttp import web
 from bot import canned
 from bot.texts import LANGUAGES
 from bot.web.console import access, console_of, render, requires, staff_of
+from bot.web.console.forms import posted_texts
 from db.models import AuditLog, CannedReply, Customer, Staff, Vehicle
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,7 @@ async def _audit(request: web.Request, action: str, reply: CannedReply,
 
 async def _save(request: web.Request, reply: CannedReply | None) -> web.StreamResponse:
     staff = staff_of(request)
-    form = {k: v for k, v in (await request.post()).items()
-            if isinstance(v, str) and k != "_csrf"}
+    form = await posted_texts(request)
     before = (reply.name, reply.language, reply.title, reply.text) if reply else None
     try:
         saved = await canned.save(

@@ -24,7 +24,7 @@ from bot.handlers import thread_chat
 from bot.handlers.threads import owed_answers
 from bot.threads import OUTCOMES, ThreadError
 from bot.web.console import access, console_of, requires, staff_of
-from bot.web.console.forms import Refused, text_field
+from bot.web.console.forms import Refused, posted_texts, text_field
 from bot.web.console.pages.conversations import (
     ANSWER_LIMIT,
     TEXT_LIMIT,
@@ -237,8 +237,7 @@ async def conversation_action(request: web.Request) -> web.StreamResponse:
     if isinstance(found, web.Response):
         return found
     thread = found
-    form = {k: v for k, v in (await request.post()).items()
-            if isinstance(v, str) and k != "_csrf"}
+    form = await posted_texts(request)
     try:
         if action != "reopen" and thread.state != ThreadState.OPEN:
             raise ThreadError("threads.refused.done")

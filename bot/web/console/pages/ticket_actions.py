@@ -17,7 +17,7 @@ from bot.handlers import answers
 from bot.handlers.staff import StaffSide
 from bot.tickets import Outcome
 from bot.web.console import access, console_of, forbidden, requires, staff_of
-from bot.web.console.forms import Refused, text_field
+from bot.web.console.forms import Refused, posted_texts, text_field
 from bot.web.console.pages.tickets import (
     ACTIONS,
     ANSWER_LIMIT,
@@ -128,8 +128,7 @@ async def ticket_action(request: web.Request) -> web.StreamResponse:
     if isinstance(found, web.Response):
         return found
     ticket = found
-    form = {k: v for k, v in (await request.post()).items()
-            if isinstance(v, str) and k != "_csrf"}
+    form = await posted_texts(request)
     why = refusal(action, staff, ticket)
     if why == FORBIDDEN:
         log.info("ticket %s: %s refused to %s (%s) at level %s", ticket.number, action,
